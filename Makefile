@@ -1,0 +1,28 @@
+# `make run` and `make test` each set up .venv themselves on a fresh machine (Python 3.11+).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/civicvault demo
+
+test: $(STAMP)
+	$(BIN)/ruff check vault policy projections adapters keys tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/crypto.py
+	$(BIN)/python bench/append.py
+
+clean:
+	rm -rf $(VENV) .civicvault .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,106 @@
+"""Blob store on a local directory: atomic writes, fsync'd, no way out of the root."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from vault.ports import BlobInfo, BlobNotFound
+
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,127}){0,7}")
+_READ_BYTES = 256 * 1024
+
+
+class InvalidBlobKey(ValueError):
+    """A blob key that could name a path outside the store, or is otherwise malformed."""
+
+
+class LocalBlobStore:
+    """Each blob is a file under ``root``; a write is a temp file, fsync, rename, fsync of the folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def put(self, key: str, chunks: Iterable[bytes]) -> int:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex}")
+        written = 0
+        try:
+            with open(tmp, "xb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+                    written += len(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+        return written
+
+    def get(self, key: str) -> Iterator[bytes]:
+        try:
+            f = open(self._path(key), "rb")  # noqa: SIM115 - closed by the generator
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        return _read_and_close(f)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        _fsync_dir(path.parent)
+
+    def list(self) -> Iterator[BlobInfo]:
+        for folder, _, files in os.walk(self.root):
+            for name in files:
+                path = Path(folder, name)
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue
+                yield BlobInfo(
+                    key=path.relative_to(self.root).as_posix(),
+                    size=stat.st_size,
+                    modified_at=datetime.fromtimestamp(stat.st_mtime, UTC),
+                )
+
+    def check(self) -> None:
+        """Raise if the folder cannot be written (used by readiness checks)."""
+        probe = self.root / f".probe-{uuid.uuid4().hex}"
+        probe.write_bytes(b"")
+        probe.unlink()
+
+    def _path(self, key: str) -> Path:
+        if not isinstance(key, str) or not _KEY.fullmatch(key):
+            raise InvalidBlobKey(f"invalid blob key {key!r}")
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise InvalidBlobKey(f"blob key {key!r} leaves the store")
+        return path
+
+
+def _read_and_close(f: object) -> Iterator[bytes]:
+    with f:  # type: ignore[attr-defined]
+        while piece := f.read(_READ_BYTES):  # type: ignore[attr-defined]
+            yield piece
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,114 @@
+"""Blob store on any S3-compatible server (MinIO in production) through the ``minio`` SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from minio import Minio
+from minio.error import S3Error
+
+from vault.ports import BlobInfo, BlobNotFound
+
+PART_BYTES = 16 * 1024 * 1024
+_READ_BYTES = 256 * 1024
+_MISSING = {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}
+
+
+class S3BlobStore:
+    """Blobs as objects in one bucket; large objects go up in multipart, aborted on failure."""
+
+    def __init__(self, client: Minio, bucket: str, *, part_bytes: int = PART_BYTES) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.part_bytes = part_bytes
+        if not client.bucket_exists(bucket):
+            try:
+                client.make_bucket(bucket)
+            except S3Error as e:
+                if e.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    raise
+
+    @classmethod
+    def connect(
+        cls, endpoint: str, access_key: str, secret_key: str, bucket: str, *, secure: bool
+    ) -> S3BlobStore:
+        client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure)
+        return cls(client, bucket)
+
+    def put(self, key: str, chunks: Iterable[bytes]) -> int:
+        reader = _IterableReader(chunks)
+        self.client.put_object(
+            self.bucket,
+            key,
+            reader,
+            length=-1,
+            part_size=self.part_bytes,
+            content_type="application/octet-stream",
+        )
+        return reader.consumed
+
+    def get(self, key: str) -> Iterator[bytes]:
+        try:
+            response = self.client.get_object(self.bucket, key)
+        except S3Error as e:
+            if e.code in _MISSING:
+                raise BlobNotFound(key) from None
+            raise
+        return _stream_and_release(response)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.stat_object(self.bucket, key)
+        except S3Error as e:
+            if e.code in _MISSING:
+                return False
+            raise
+        return True
+
+    def delete(self, key: str) -> None:
+        self.client.remove_object(self.bucket, key)
+
+    def list(self) -> Iterator[BlobInfo]:
+        for obj in self.client.list_objects(self.bucket, recursive=True):
+            if obj.is_dir or obj.object_name is None:
+                continue
+            modified = obj.last_modified or datetime.now(UTC)
+            yield BlobInfo(key=obj.object_name, size=obj.size or 0, modified_at=modified)
+
+    def check(self) -> None:
+        """Raise if the bucket cannot be reached (used by readiness checks)."""
+        self.client.bucket_exists(self.bucket)
+
+
+class _IterableReader:
+    """Presents an iterable of byte chunks as a ``read(n)`` stream for the SDK."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buffer = bytearray()
+        self.consumed = 0
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if size < 0 or size >= len(self._buffer):
+            out = bytes(self._buffer)
+            self._buffer.clear()
+        else:
+            out = bytes(self._buffer[:size])
+            del self._buffer[:size]
+        self.consumed += len(out)
+        return out
+
+
+def _stream_and_release(response: Any) -> Iterator[bytes]:
+    try:
+        yield from response.stream(_READ_BYTES)
+    finally:
+        response.close()
+        response.release_conn()

@@ -1,0 +1,190 @@
+"""The ``civicvault`` command line: thin commands over the application service."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import NoReturn
+
+from pydantic import ValidationError
+
+from adapters.progress import Progress
+from adapters.settings import Settings
+from adapters.wiring import Services, open_services, pending_key_file
+from keys.errors import KeyLayerError
+from keys.master import MasterKey, write_key_file
+from keys.resident_keys import rotate_master
+from vault.errors import InvalidInput, VaultError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input on the command line: one line on stderr, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="civicvault", description="civicvault e-credential vault")
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the embedded database, blobs and key file live "
+        "(default: $CIVICVAULT_DATA_DIR, else ./.civicvault)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="a narrated walk through the vault on this data dir"
+    )
+    demo.set_defaults(run=_demo)
+
+    gc = commands.add_parser(
+        "gc", parents=[common], help="delete blobs that no event references"
+    )
+    gc.add_argument(
+        "--grace",
+        type=_non_negative_int,
+        default=None,
+        metavar="SECONDS",
+        help="keep unreferenced blobs younger than this (default: $CIVICVAULT_GC_GRACE_SECONDS, "
+        "else 86400)",
+    )
+    gc.set_defaults(run=_gc)
+
+    keys = commands.add_parser("keys", help="key management")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
+    rotate = key_commands.add_parser(
+        "rotate-master",
+        parents=[common],
+        help="re-wrap every resident and signing key under a new master key",
+    )
+    rotate.set_defaults(run=_rotate_master)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        settings = _settings(args.data_dir)
+        run: Callable[[argparse.Namespace, Settings], int] = args.run
+        return run(args, settings)
+    except UsageError as e:
+        return _fail(f"civicvault: error: {e}", EXIT_USAGE)
+    except InvalidInput as e:
+        return _fail(f"civicvault: invalid input: {e}", EXIT_USAGE)
+    except (VaultError, KeyLayerError) as e:
+        return _fail(f"civicvault: {type(e).__name__}: {e}", EXIT_FAILED)
+    except KeyboardInterrupt:
+        return _fail("civicvault: interrupted", 130)
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    try:
+        if data_dir is not None:
+            return Settings(data_dir=data_dir)
+        return Settings()
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise UsageError(f"CIVICVAULT_{field.upper()}: {first['msg']}") from None
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _fail(message: str, code: int) -> int:
+    print(message.replace("\n", " "), file=sys.stderr)
+    return code
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.demo import run_demo
+
+    services = open_services(settings)
+    try:
+        run_demo(services, out=sys.stdout)
+    finally:
+        services.close()
+    return EXIT_OK
+
+
+def _gc(args: argparse.Namespace, settings: Settings) -> int:
+    grace = args.grace if args.grace is not None else settings.gc_grace_seconds
+    services = open_services(settings)
+    try:
+        progress = Progress("gc: blobs examined", stream=sys.stderr)
+        report = services.vault.collect_garbage(timedelta(seconds=grace), progress=progress.update)
+        progress.done()
+    finally:
+        services.close()
+    print(
+        f"examined {report.examined} blobs: deleted {report.deleted} unreferenced, "
+        f"kept {report.referenced} referenced and {report.too_young} younger than {grace}s"
+    )
+    return EXIT_OK
+
+
+def _rotate_master(args: argparse.Namespace, settings: Settings) -> int:
+    from_environment = settings.master_key is not None
+    if from_environment:
+        if settings.new_master_key is None:
+            raise UsageError(
+                "the master key comes from CIVICVAULT_MASTER_KEY: set CIVICVAULT_NEW_MASTER_KEY "
+                "to the new key (32 bytes, base64) and run this again"
+            )
+        new_key = MasterKey.from_base64(settings.new_master_key.get_secret_value())
+    else:
+        pending = pending_key_file(settings)
+        # Resume an interrupted rotation with the key it already wrote down.
+        new_key = MasterKey.from_base64(pending.read_text()) if pending.exists() else None
+        if new_key is None:
+            new_key = MasterKey.generate()
+            write_key_file(pending, new_key)
+    services = open_services(settings)
+    try:
+        return _rewrap(services, new_key, from_environment)
+    finally:
+        services.close()
+
+
+def _rewrap(services: Services, new_key: MasterKey, from_environment: bool) -> int:
+    total = services.key_table.count_wrapped()
+    progress = Progress("keys re-wrapped", total=total, stream=sys.stderr)
+    done = rotate_master(services.key_table, services.master, new_key, progress.update)
+    progress.done()
+    if from_environment:
+        print(
+            f"re-wrapped {done} keys under master key {new_key.key_id}. "
+            "Now set CIVICVAULT_MASTER_KEY to the new key on every replica and unset "
+            "CIVICVAULT_NEW_MASTER_KEY."
+        )
+    else:
+        settings = services.settings
+        write_key_file(settings.master_key_file, new_key)
+        pending_key_file(settings).unlink()
+        print(
+            f"re-wrapped {done} keys under master key {new_key.key_id}; "
+            f"{settings.master_key_file} now holds it and the old key is gone"
+        )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Key tables: wrapped keys stored beside the events (same database), never in the event log."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.sqlite import SQLiteDatastore
+
+from keys.store import KeyKind, Rewrap, SigningKeyRecord, WrappedResidentKey
+
+RESIDENT_KEYS = "civicvault_resident_keys"
+SIGNING_KEYS = "civicvault_signing_keys"
+
+
+class SqlKeyTable:
+    """A :class:`keys.store.KeyTable` on the event store's own SQLite or PostgreSQL database."""
+
+    def __init__(self, datastore: Any) -> None:
+        self._datastore = datastore
+        self._sqlite = isinstance(datastore, SQLiteDatastore)
+        prefix = "" if self._sqlite else f'"{datastore.schema}".'
+        self._residents = prefix + RESIDENT_KEYS
+        self._signing = prefix + SIGNING_KEYS
+        blob = "BLOB" if self._sqlite else "BYTEA"
+        with self._transaction() as run:
+            run(
+                f"CREATE TABLE IF NOT EXISTS {self._residents} ("
+                "resident_id TEXT PRIMARY KEY, "
+                f"wrapped_key {blob}, "
+                "master_key_id TEXT NOT NULL, "
+                "created_at TEXT NOT NULL, "
+                "shredded_at TEXT)"
+            )
+            run(
+                f"CREATE TABLE IF NOT EXISTS {self._signing} ("
+                "kid TEXT PRIMARY KEY, "
+                "purpose TEXT NOT NULL, "
+                f"public_key {blob} NOT NULL, "
+                f"wrapped_private {blob} NOT NULL, "
+                "master_key_id TEXT NOT NULL, "
+                "created_at TEXT NOT NULL, "
+                "retired_at TEXT)"
+            )
+
+    @classmethod
+    def for_factory(cls, factory: InfrastructureFactory[Any]) -> SqlKeyTable:
+        datastore = getattr(factory, "datastore", None)
+        if datastore is None:
+            raise TypeError(f"{type(factory).__name__} has no SQL datastore")
+        return cls(datastore)
+
+    def add_resident_key(
+        self, resident_id: str, wrapped: bytes, master_key_id: str, at: datetime
+    ) -> bool:
+        with self._transaction() as run:
+            rows = run(
+                f"INSERT INTO {self._residents} "
+                "(resident_id, wrapped_key, master_key_id, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (resident_id) DO NOTHING RETURNING resident_id",
+                (resident_id, wrapped, master_key_id, at.isoformat()),
+            )
+        return bool(rows)
+
+    def resident_key(self, resident_id: str) -> WrappedResidentKey | None:
+        with self._transaction(commit=False) as run:
+            rows = run(
+                "SELECT resident_id, wrapped_key, master_key_id, created_at, shredded_at "
+                f"FROM {self._residents} WHERE resident_id = ?",
+                (resident_id,),
+            )
+        if not rows:
+            return None
+        row = rows[0]
+        return WrappedResidentKey(
+            resident_id=row[0],
+            wrapped=bytes(row[1]) if row[1] is not None else None,
+            master_key_id=row[2],
+            created_at=datetime.fromisoformat(row[3]),
+            shredded_at=datetime.fromisoformat(row[4]) if row[4] else None,
+        )
+
+    def shred_resident_key(self, resident_id: str, at: datetime) -> None:
+        with self._transaction() as run:
+            if self._sqlite:
+                # Overwrite freed pages with zeros rather than leaving the old bytes on disk.
+                run("PRAGMA secure_delete = ON")
+            run(
+                f"INSERT INTO {self._residents} "
+                "(resident_id, wrapped_key, master_key_id, created_at, shredded_at) "
+                "VALUES (?, NULL, '', ?, ?) "
+                "ON CONFLICT (resident_id) DO UPDATE SET wrapped_key = NULL, "
+                "shredded_at = excluded.shredded_at",
+                (resident_id, at.isoformat(), at.isoformat()),
+            )
+        self._purge_old_versions()
+
+    def add_signing_key(self, record: SigningKeyRecord) -> None:
+        with self._transaction() as run:
+            run(
+                f"INSERT INTO {self._signing} (kid, purpose, public_key, wrapped_private, "
+                "master_key_id, created_at, retired_at) VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    record.kid,
+                    record.purpose,
+                    record.public_key,
+                    record.wrapped_private,
+                    record.master_key_id,
+                    record.created_at.isoformat(),
+                ),
+            )
+
+    def signing_keys(self, purpose: str) -> list[SigningKeyRecord]:
+        with self._transaction(commit=False) as run:
+            rows = run(
+                "SELECT kid, purpose, public_key, wrapped_private, master_key_id, created_at, "
+                f"retired_at FROM {self._signing} WHERE purpose = ? ORDER BY created_at, kid",
+                (purpose,),
+            )
+        return [
+            SigningKeyRecord(
+                kid=r[0],
+                purpose=r[1],
+                public_key=bytes(r[2]),
+                wrapped_private=bytes(r[3]),
+                master_key_id=r[4],
+                created_at=datetime.fromisoformat(r[5]),
+                retired_at=datetime.fromisoformat(r[6]) if r[6] else None,
+            )
+            for r in rows
+        ]
+
+    def retire_signing_key(self, kid: str, at: datetime) -> None:
+        with self._transaction() as run:
+            run(
+                f"UPDATE {self._signing} SET retired_at = ? WHERE kid = ? AND retired_at IS NULL",
+                (at.isoformat(), kid),
+            )
+
+    def count_wrapped(self) -> int:
+        with self._transaction(commit=False) as run:
+            residents = run(f"SELECT COUNT(*) FROM {self._residents} WHERE wrapped_key IS NOT NULL")
+            signing = run(f"SELECT COUNT(*) FROM {self._signing}")
+        return int(residents[0][0]) + int(signing[0][0])
+
+    def rewrap_all(self, rewrap: Rewrap, progress: Callable[[int], None] | None = None) -> int:
+        lock = "" if self._sqlite else " FOR UPDATE"
+        done = 0
+        with self._transaction() as run:
+            residents = run(
+                f"SELECT resident_id, wrapped_key, master_key_id FROM {self._residents} "
+                f"WHERE wrapped_key IS NOT NULL ORDER BY resident_id{lock}"
+            )
+            signing = run(
+                f"SELECT kid, wrapped_private, master_key_id FROM {self._signing} "
+                f"ORDER BY kid{lock}"
+            )
+            plan: list[tuple[KeyKind, str, str, Any, str]] = [
+                ("resident", self._residents, "resident_id", *r) for r in residents
+            ]
+            plan += [("signing", self._signing, "kid", *r) for r in signing]
+            for kind, table, id_column, owner, wrapped, master_id in plan:
+                new_wrapped, new_master = rewrap(kind, owner, bytes(wrapped), master_id)
+                column = "wrapped_key" if kind == "resident" else "wrapped_private"
+                run(
+                    f"UPDATE {table} SET {column} = ?, master_key_id = ? WHERE {id_column} = ?",
+                    (new_wrapped, new_master, owner),
+                )
+                done += 1
+                if progress:
+                    progress(done)
+        self._purge_old_versions()
+        return done
+
+    def _transaction(
+        self, *, commit: bool = True
+    ) -> AbstractContextManager[Callable[..., list[Any]]]:
+        return _Transaction(self._datastore, sqlite=self._sqlite, commit=commit)
+
+    def _purge_old_versions(self) -> None:
+        """Best effort to drop superseded copies of key rows from the database files."""
+        if self._sqlite:
+            with self._datastore.get_connection(commit=True) as conn:
+                conn.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            with self._datastore.get_connection() as conn:
+                conn.execute(f"VACUUM {self._residents}")
+                conn.execute(f"VACUUM {self._signing}")
+
+
+class _Transaction:
+    """Runs statements written with ``?`` placeholders on either database."""
+
+    def __init__(self, datastore: Any, *, sqlite: bool, commit: bool) -> None:
+        self._context = datastore.transaction(commit=commit)
+        self._sqlite = sqlite
+
+    def __enter__(self) -> Callable[..., list[Any]]:
+        cursor = self._context.__enter__()
+
+        def run(statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
+            if not self._sqlite:
+                statement = statement.replace("?", "%s")
+            cursor.execute(statement, params)
+            if not self._sqlite and cursor.description is None:
+                return []
+            rows = cursor.fetchall()
+            return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows or []]
+
+        return run
+
+    def __exit__(self, *exc: object) -> None:
+        self._context.__exit__(*exc)
+
+
+class MemoryKeyTable:
+    """An in-process key table for unit tests and the in-memory persistence module."""
+
+    def __init__(self) -> None:
+        self._residents: dict[str, WrappedResidentKey] = {}
+        self._signing: dict[str, SigningKeyRecord] = {}
+        self._lock = threading.Lock()
+
+    def add_resident_key(
+        self, resident_id: str, wrapped: bytes, master_key_id: str, at: datetime
+    ) -> bool:
+        with self._lock:
+            if resident_id in self._residents:
+                return False
+            self._residents[resident_id] = WrappedResidentKey(
+                resident_id, wrapped, master_key_id, at, None
+            )
+            return True
+
+    def resident_key(self, resident_id: str) -> WrappedResidentKey | None:
+        return self._residents.get(resident_id)
+
+    def shred_resident_key(self, resident_id: str, at: datetime) -> None:
+        with self._lock:
+            row = self._residents.get(resident_id)
+            self._residents[resident_id] = (
+                replace(row, wrapped=None, shredded_at=at)
+                if row
+                else WrappedResidentKey(resident_id, None, "", at, at)
+            )
+
+    def add_signing_key(self, record: SigningKeyRecord) -> None:
+        with self._lock:
+            self._signing[record.kid] = record
+
+    def signing_keys(self, purpose: str) -> list[SigningKeyRecord]:
+        rows = [r for r in self._signing.values() if r.purpose == purpose]
+        return sorted(rows, key=lambda r: (r.created_at, r.kid))
+
+    def retire_signing_key(self, kid: str, at: datetime) -> None:
+        with self._lock:
+            if kid in self._signing and self._signing[kid].retired_at is None:
+                self._signing[kid] = replace(self._signing[kid], retired_at=at)
+
+    def count_wrapped(self) -> int:
+        return sum(r.wrapped is not None for r in self._residents.values()) + len(self._signing)
+
+    def rewrap_all(self, rewrap: Rewrap, progress: Callable[[int], None] | None = None) -> int:
+        with self._lock:
+            residents = dict(self._residents)
+            signing = dict(self._signing)
+            done = 0
+            for rid, row in residents.items():
+                if row.wrapped is None:
+                    continue
+                wrapped, master_id = rewrap("resident", rid, row.wrapped, row.master_key_id)
+                residents[rid] = replace(row, wrapped=wrapped, master_key_id=master_id)
+                done += 1
+                if progress:
+                    progress(done)
+            for kid, rec in signing.items():
+                wrapped, master_id = rewrap("signing", kid, rec.wrapped_private, rec.master_key_id)
+                signing[kid] = replace(rec, wrapped_private=wrapped, master_key_id=master_id)
+                done += 1
+                if progress:
+                    progress(done)
+            self._residents, self._signing = residents, signing
+            return done

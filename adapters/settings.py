@@ -1,0 +1,58 @@
+"""All configuration, read from ``CIVICVAULT_*``; the embedded defaults are written down here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path(".civicvault")
+
+
+class Settings(BaseSettings):
+    """Embedded defaults: an SQLite file and a blob folder under ``data_dir``,
+    a master key file created on first run. Set ``database_url`` for PostgreSQL
+    and ``s3_endpoint`` for an S3-compatible object store."""
+
+    model_config = SettingsConfigDict(env_prefix="CIVICVAULT_", extra="ignore")
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = Field(
+        default=None, description="postgresql://user:password@host:port/dbname[?schema=name]"
+    )
+    s3_endpoint: str | None = Field(default=None, description="host:port of the S3 server")
+    s3_access_key: str = ""
+    s3_secret_key: SecretStr = SecretStr("")
+    s3_bucket: str = "civicvault"
+    s3_secure: bool = True
+    master_key: SecretStr | None = Field(default=None, description="32 bytes, base64")
+    previous_master_key: SecretStr | None = Field(
+        default=None, description="still accepted while a master-key rotation rolls out"
+    )
+    new_master_key: SecretStr | None = Field(
+        default=None, description="target of `civicvault keys rotate-master` (base64)"
+    )
+    max_document_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    gc_grace_seconds: int = Field(default=24 * 3600, ge=0)
+    key_cache_seconds: float = Field(default=2.0, ge=0)
+    postgres_pool_size: int = Field(default=5, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value or None
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "vault.sqlite3"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def master_key_file(self) -> Path:
+        return self.data_dir / "master.key"

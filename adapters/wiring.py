@@ -1,0 +1,165 @@
+"""Builds a running vault from settings: event store, key table, blob store, signing keys."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.utils import Environment
+
+from adapters.blobs_local import LocalBlobStore
+from adapters.keytable import SqlKeyTable
+from adapters.settings import Settings
+from keys.master import MasterKey, MasterKeys, load_or_create_key_file
+from keys.receipts import ConsentTerms, sign_consent_receipt
+from keys.resident_keys import ResidentKeys
+from keys.signing import SigningKeys
+from vault.app import Vault
+from vault.ports import BlobStore, Clock
+
+NEXT_KEY_SUFFIX = ".next"
+
+
+@dataclass
+class Services:
+    """What one process holds: the vault and the pieces the CLI needs directly."""
+
+    settings: Settings
+    vault: Vault
+    key_table: SqlKeyTable
+    master: MasterKeys
+    signing: SigningKeys
+    blobs: BlobStore
+
+    def close(self) -> None:
+        self.vault.close()
+
+
+def open_services(settings: Settings, *, clock: Clock | None = None) -> Services:
+    """Connect to the configured stores and return a ready vault."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    master = master_keys(settings)
+    factory = InfrastructureFactory.construct(Environment("Vault", event_store_env(settings)))
+    key_table = SqlKeyTable.for_factory(factory)
+    keys = ResidentKeys(key_table, master, cache_seconds=settings.key_cache_seconds)
+    signing = SigningKeys(key_table, master)
+    blobs = blob_store(settings)
+
+    def sign_receipt(terms: ConsentTerms) -> str:
+        return sign_consent_receipt(signing.current("receipts"), terms)
+
+    vault = Vault(
+        factory=factory,
+        keys=keys,
+        blobs=blobs,
+        sign_receipt=sign_receipt,
+        clock=clock,
+        max_document_bytes=settings.max_document_bytes,
+    )
+    return Services(settings, vault, key_table, master, signing, blobs)
+
+
+def event_store_env(settings: Settings) -> dict[str, str]:
+    """The eventsourcing environment for the configured database."""
+    if not settings.database_url:
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(settings.sqlite_path),
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
+    url = urlparse(settings.database_url)
+    schema = parse_qs(url.query).get("schema", [""])[0]
+    if schema:
+        ensure_postgres_schema(settings.database_url, schema)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": unquote(url.path.lstrip("/")) or "postgres",
+        "POSTGRES_HOST": url.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(url.port or 5432),
+        "POSTGRES_USER": unquote(url.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(url.password or ""),
+        "POSTGRES_SCHEMA": schema,
+        "POSTGRES_POOL_SIZE": str(settings.postgres_pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(settings.postgres_pool_size * 2),
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_LOCK_TIMEOUT": "10",
+    }
+
+
+def ensure_postgres_schema(database_url: str, schema: str) -> None:
+    import psycopg  # the postgres extra
+    from psycopg import sql
+
+    url = urlparse(database_url)
+    with psycopg.connect(
+        dbname=unquote(url.path.lstrip("/")) or "postgres",
+        host=url.hostname or "127.0.0.1",
+        port=url.port or 5432,
+        user=unquote(url.username or "postgres"),
+        password=unquote(url.password or ""),
+        autocommit=True,
+        connect_timeout=10,
+    ) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    if not settings.s3_endpoint:
+        return LocalBlobStore(settings.blob_dir)
+    from adapters.blobs_s3 import S3BlobStore  # the s3 extra
+
+    return S3BlobStore.connect(
+        settings.s3_endpoint,
+        settings.s3_access_key,
+        settings.s3_secret_key.get_secret_value(),
+        settings.s3_bucket,
+        secure=settings.s3_secure,
+    )
+
+
+def master_keys(settings: Settings) -> MasterKeys:
+    """The master key ring: from the environment, or the key file on the embedded default."""
+    if settings.master_key is not None:
+        current = MasterKey.from_base64(settings.master_key.get_secret_value())
+        previous = tuple(
+            MasterKey.from_base64(s.get_secret_value())
+            for s in (settings.previous_master_key, settings.new_master_key)
+            if s is not None
+        )
+        return MasterKeys(current, previous)
+    path = settings.master_key_file
+    current, created = load_or_create_key_file(path)
+    if created:
+        print(
+            f"civicvault: WARNING: created a new master key at {path} (mode 0600). "
+            "Anyone with this file and the database can read every document; "
+            "set CIVICVAULT_MASTER_KEY from a secret store in production.",
+            file=sys.stderr,
+        )
+    # A rotation interrupted after re-wrapping leaves the next key beside the current one.
+    pending = _pending_key_file(path)
+    previous = (MasterKey.from_base64(pending.read_text()),) if pending.exists() else ()
+    return MasterKeys(current, previous)
+
+
+def _pending_key_file(path: Path) -> Path:
+    return path.with_name(path.name + NEXT_KEY_SUFFIX)
+
+
+def pending_key_file(settings: Settings) -> Path:
+    return _pending_key_file(settings.master_key_file)
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """Where this process keeps things, for people (no secrets)."""
+    return {
+        "database": "postgresql" if settings.database_url else str(settings.sqlite_path),
+        "blobs": f"s3://{settings.s3_endpoint}/{settings.s3_bucket}"
+        if settings.s3_endpoint
+        else str(settings.blob_dir),
+        "master_key": "environment" if settings.master_key else str(settings.master_key_file),
+    }

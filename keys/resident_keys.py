@@ -1,0 +1,129 @@
+"""Per-resident data keys: created at registration, destroyed at erasure."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from keys.errors import ResidentKeyShredded, UnknownResidentKey
+from keys.master import MasterKey, MasterKeys
+from keys.secrets import unwrap_key, wrap_key
+from keys.store import KeyKind, KeyTable, wrap_context
+
+
+class ResidentKeys:
+    """Each resident's data key, wrapped by the master key in a :class:`KeyTable`.
+
+    Unwrapped keys are cached in memory for ``cache_seconds`` so that replaying
+    many events does not hit the table for each one. Shredding clears this
+    process's cache at once; other processes sharing the table notice within
+    ``cache_seconds``.
+    """
+
+    def __init__(
+        self,
+        table: KeyTable,
+        master: MasterKeys,
+        *,
+        cache_seconds: float = 2.0,
+        cache_size: int = 4096,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._table = table
+        self._master = master
+        self._cache_seconds = cache_seconds
+        self._cache_size = cache_size
+        self._monotonic = monotonic
+        self._cache: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def create(self, resident_id: str) -> None:
+        """Give a resident a data key, unless they already have (or had) one."""
+        if self._table.resident_key(resident_id) is not None:
+            return
+        wrapped, master_id = self._master.wrap(
+            AESGCM.generate_key(bit_length=256), context=_resident_context(resident_id)
+        )
+        self._table.add_resident_key(resident_id, wrapped, master_id, datetime.now(UTC))
+
+    def data_key(self, resident_id: str) -> bytes:
+        """The resident's data key; raises if it was shredded or never created."""
+        now = self._monotonic()
+        with self._lock:
+            cached = self._cache.get(resident_id)
+            if cached is not None and now - cached[0] < self._cache_seconds:
+                self._cache.move_to_end(resident_id)
+                return cached[1]
+        row = self._table.resident_key(resident_id)
+        if row is None:
+            raise UnknownResidentKey(f"resident {resident_id} has no data key")
+        if row.wrapped is None:
+            raise ResidentKeyShredded(f"resident {resident_id} was erased")
+        key = self._master.unwrap(
+            row.wrapped, row.master_key_id, context=_resident_context(resident_id)
+        )
+        with self._lock:
+            self._cache[resident_id] = (now, key)
+            self._cache.move_to_end(resident_id)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return key
+
+    def is_shredded(self, resident_id: str) -> bool:
+        row = self._table.resident_key(resident_id)
+        return row is not None and row.wrapped is None
+
+    def shred(self, resident_id: str) -> None:
+        """Destroy the resident's data key for good (crypto-shredding)."""
+        with self._lock:
+            self._cache.pop(resident_id, None)
+        self._table.shred_resident_key(resident_id, datetime.now(UTC))
+        with self._lock:
+            self._cache.pop(resident_id, None)
+
+    def wrap_document_key(self, resident_id: str, document_id: str, document_key: bytes) -> bytes:
+        """Wrap a document's key under its owner's data key."""
+        return wrap_key(
+            self.data_key(resident_id),
+            document_key,
+            context=_document_context(resident_id, document_id),
+        )
+
+    def unwrap_document_key(self, resident_id: str, document_id: str, wrapped: bytes) -> bytes:
+        return unwrap_key(
+            self.data_key(resident_id),
+            wrapped,
+            context=_document_context(resident_id, document_id),
+        )
+
+
+def rotate_master(
+    table: KeyTable,
+    old: MasterKeys,
+    new: MasterKey,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Re-wrap every resident and signing key under ``new`` in one transaction.
+
+    Document keys are wrapped by resident keys, so documents are not touched.
+    """
+    target = MasterKeys(new, (old.current, *old.previous))
+
+    def rewrap(kind: KeyKind, owner: str, wrapped: bytes, master_id: str) -> tuple[bytes, str]:
+        context = wrap_context(kind, owner)
+        return target.wrap(old.unwrap(wrapped, master_id, context=context), context=context)
+
+    return table.rewrap_all(rewrap, progress)
+
+
+def _resident_context(resident_id: str) -> bytes:
+    return wrap_context("resident", resident_id)
+
+
+def _document_context(resident_id: str, document_id: str) -> bytes:
+    return f"document:{document_id}|resident:{resident_id}".encode()

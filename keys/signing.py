@@ -1,0 +1,85 @@
+"""Ed25519 signing keys with key ids, kept wrapped by the master key."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+from keys.master import MasterKeys
+from keys.store import KeyTable, SigningKeyRecord, wrap_context
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    private_key: Ed25519PrivateKey = field(repr=False)
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self.private_key.public_key()
+
+
+class SigningKeys:
+    """Signing keys by purpose (``receipts``, ``tokens``, ``checkpoints``).
+
+    The newest unretired key signs; every key, retired or not, still verifies
+    until it is removed, so rotation never breaks what was already signed.
+    """
+
+    def __init__(self, table: KeyTable, master: MasterKeys) -> None:
+        self._table = table
+        self._master = master
+
+    def current(self, purpose: str) -> SigningKey:
+        """The key that signs for ``purpose`` now, created on first use."""
+        live = [r for r in self._table.signing_keys(purpose) if r.retired_at is None]
+        record = live[-1] if live else self._create(purpose)
+        return SigningKey(record.kid, self._private(record))
+
+    def rotate(self, purpose: str) -> SigningKey:
+        """Start signing with a fresh key; older ones keep verifying."""
+        record = self._create(purpose)
+        return SigningKey(record.kid, self._private(record))
+
+    def retire(self, kid: str) -> None:
+        self._table.retire_signing_key(kid, datetime.now(UTC))
+
+    def public_keys(self, purpose: str) -> dict[str, Ed25519PublicKey]:
+        """Every key id for ``purpose`` with its public key."""
+        return {
+            r.kid: Ed25519PublicKey.from_public_bytes(r.public_key)
+            for r in self._table.signing_keys(purpose)
+        }
+
+    def _create(self, purpose: str) -> SigningKeyRecord:
+        private = Ed25519PrivateKey.generate()
+        public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        kid = f"{purpose}-{hashlib.sha256(public).hexdigest()[:16]}"
+        raw = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        wrapped, master_id = self._master.wrap(raw, context=wrap_context("signing", kid))
+        record = SigningKeyRecord(
+            kid=kid,
+            purpose=purpose,
+            public_key=public,
+            wrapped_private=wrapped,
+            master_key_id=master_id,
+            created_at=datetime.now(UTC),
+            retired_at=None,
+        )
+        self._table.add_signing_key(record)
+        return record
+
+    def _private(self, record: SigningKeyRecord) -> Ed25519PrivateKey:
+        raw = self._master.unwrap(
+            record.wrapped_private, record.master_key_id, context=wrap_context("signing", record.kid)
+        )
+        return Ed25519PrivateKey.from_private_bytes(raw)

@@ -1,0 +1,127 @@
+"""A resident's consent: one department, some document types, one purpose, a window, maybe a count."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from vault.errors import (
+    ConsentAlreadyRevoked,
+    ConsentExpired,
+    ConsentNotYetValid,
+    ConsentRevoked,
+    ConsentUsedUp,
+    ConsentWrongDepartment,
+    ConsentWrongDocType,
+    ConsentWrongPurpose,
+)
+
+
+class ConsentStatus(StrEnum):
+    ACTIVE = "active"
+    NOT_YET_VALID = "not-yet-valid"
+    EXPIRED = "expired"
+    USED_UP = "used-up"
+    REVOKED = "revoked"
+
+
+class Consent(Aggregate):
+    """Permission for one department to fetch certain documents for one purpose."""
+
+    @event("Granted")
+    def __init__(
+        self,
+        resident_id: str,
+        department: str,
+        doc_types: list[str],
+        purpose: str,
+        valid_from: datetime,
+        valid_until: datetime,
+        max_uses: int | None,
+        granted_at: datetime,
+    ) -> None:
+        self.resident_id = resident_id
+        self.department = department
+        self.doc_types = tuple(doc_types)
+        self.purpose = purpose
+        self.valid_from = valid_from
+        self.valid_until = valid_until
+        self.max_uses = max_uses
+        self.granted_at = granted_at
+        self.uses = 0
+        self.revoked_at: datetime | None = None
+
+    def status(self, now: datetime) -> ConsentStatus:
+        """The live status at ``now``; expiry is computed, never recorded."""
+        if self.revoked_at is not None:
+            return ConsentStatus.REVOKED
+        if self.max_uses is not None and self.uses >= self.max_uses:
+            return ConsentStatus.USED_UP
+        if now < self.valid_from:
+            return ConsentStatus.NOT_YET_VALID
+        if now >= self.valid_until:
+            return ConsentStatus.EXPIRED
+        return ConsentStatus.ACTIVE
+
+    @property
+    def uses_left(self) -> int | None:
+        return None if self.max_uses is None else max(0, self.max_uses - self.uses)
+
+    def check_allows(self, department: str, doc_type: str, purpose: str, now: datetime) -> None:
+        """Raise the first reason this consent does not allow the use; return if it does."""
+        status = self.status(now)
+        if status is ConsentStatus.REVOKED:
+            raise ConsentRevoked(f"consent {self.id} was revoked")
+        if status is ConsentStatus.USED_UP:
+            raise ConsentUsedUp(f"consent {self.id} has been used {self.uses} of {self.max_uses} times")
+        if status is ConsentStatus.NOT_YET_VALID:
+            raise ConsentNotYetValid(
+                f"consent {self.id} is valid from {self.valid_from.isoformat()}"
+            )
+        if status is ConsentStatus.EXPIRED:
+            raise ConsentExpired(f"consent {self.id} expired at {self.valid_until.isoformat()}")
+        if department != self.department:
+            raise ConsentWrongDepartment(f"consent {self.id} was given to {self.department}")
+        if doc_type not in self.doc_types:
+            raise ConsentWrongDocType(f"consent {self.id} does not cover {doc_type}")
+        if purpose != self.purpose:
+            raise ConsentWrongPurpose(f"consent {self.id} is for {self.purpose}, not {purpose}")
+
+    def use(
+        self,
+        *,
+        department: str,
+        doc_type: str,
+        purpose: str,
+        document_id: UUID,
+        request_id: str,
+        now: datetime,
+    ) -> None:
+        """Consume one use for fetching ``document_id``; raises if the consent does not allow it."""
+        self.check_allows(department, doc_type, purpose, now)
+        self._used(department, doc_type, purpose, document_id, request_id, now)
+
+    @event("Used")
+    def _used(
+        self,
+        department: str,
+        doc_type: str,
+        purpose: str,
+        document_id: UUID,
+        request_id: str,
+        at: datetime,
+    ) -> None:
+        self.uses += 1
+
+    def revoke(self, at: datetime) -> None:
+        """The resident withdraws consent; no later use can succeed."""
+        if self.revoked_at is not None:
+            raise ConsentAlreadyRevoked(f"consent {self.id} was already revoked")
+        self._revoked(at)
+
+    @event("Revoked")
+    def _revoked(self, at: datetime) -> None:
+        self.revoked_at = at

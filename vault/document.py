@@ -1,0 +1,190 @@
+"""A document in a resident's library: uploaded, issued, verified, superseded, revoked, withdrawn."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from policy.scales import TrustLevel
+from vault.errors import (
+    AlreadyTrusted,
+    DocumentRevoked,
+    DocumentSuperseded,
+    DocumentWithdrawn,
+    NotTheIssuer,
+)
+from vault.personal import Erased
+
+
+class DocumentStatus(StrEnum):
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"
+    REVOKED = "revoked"
+    WITHDRAWN = "withdrawn"
+
+
+class Document(Aggregate):
+    """The metadata of one sealed document; the bytes live, encrypted, in the blob store."""
+
+    class Filed(Aggregate.Created):
+        """Common shape of the two ways a document enters a library."""
+
+        personal_fields: ClassVar[tuple[str, ...]] = ("title", "filename", "content_sha256")
+        resident_id: str
+        doc_type: str
+        title: str
+        filename: str | None
+        content_type: str
+        size: int
+        content_sha256: str
+        blob_key: str
+        sealed_key: str
+        expires_at: datetime | None
+        trust_level: str
+        issuer: str | None
+        officer: str | None
+        replaces: UUID | None
+
+    class Submitted(Filed):
+        """The resident uploaded it (trust level C)."""
+
+    class Issued(Filed):
+        """A department issued it into the resident's library (trust level A)."""
+
+    def __init__(
+        self,
+        resident_id: str,
+        doc_type: str,
+        title: str,
+        filename: str | None,
+        content_type: str,
+        size: int,
+        content_sha256: str,
+        blob_key: str,
+        sealed_key: str,
+        expires_at: datetime | None,
+        trust_level: str,
+        issuer: str | None,
+        officer: str | None,
+        replaces: UUID | None,
+    ) -> None:
+        self.resident_id = resident_id
+        self.doc_type = doc_type
+        self.title: str | Erased = title
+        self.filename: str | Erased | None = filename
+        self.content_type = content_type
+        self.size = size
+        self.content_sha256: str | Erased = content_sha256
+        self.blob_key = blob_key
+        self.sealed_key = sealed_key
+        self.expires_at = expires_at
+        self.trust_level = TrustLevel(trust_level)
+        self.issuer = issuer
+        self.officer = officer
+        self.replaces = replaces
+        self.status = DocumentStatus.ACTIVE
+        self.superseded_by: UUID | None = None
+        self.verified_by: str | None = None
+        self.ended_at: datetime | None = None
+        self.end_reason: str | Erased | None = None
+
+    @classmethod
+    def submit(cls, document_id: UUID, **fields: Any) -> Document:
+        """A resident's own upload: trust level C, no issuer."""
+        return cls._create(
+            cls.Submitted,
+            id=document_id,
+            trust_level=TrustLevel.C.value,
+            issuer=None,
+            officer=None,
+            **fields,
+        )
+
+    @classmethod
+    def issue(cls, document_id: UUID, *, department: str, officer: str, **fields: Any) -> Document:
+        """Issued by the department that is the source of the record: trust level A."""
+        return cls._create(
+            cls.Issued,
+            id=document_id,
+            trust_level=TrustLevel.A.value,
+            issuer=department,
+            officer=officer,
+            **fields,
+        )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is DocumentStatus.ACTIVE
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def check_available(self) -> None:
+        """Raise the reason this document can no longer be used, if there is one."""
+        if self.status is DocumentStatus.WITHDRAWN:
+            raise DocumentWithdrawn(f"document {self.id} was withdrawn by its owner")
+        if self.status is DocumentStatus.REVOKED:
+            raise DocumentRevoked(f"document {self.id} was revoked by {self.issuer}")
+        if self.status is DocumentStatus.SUPERSEDED:
+            raise DocumentSuperseded(
+                f"document {self.id} was superseded by {self.superseded_by}"
+            )
+
+    def verify(self, department: str, officer: str, at: datetime) -> None:
+        """An officer checked it against the original: trust level B."""
+        self.check_available()
+        if self.trust_level.at_least(TrustLevel.B):
+            raise AlreadyTrusted(
+                f"document {self.id} is already at trust level {self.trust_level.value}"
+            )
+        self._verified(department, officer, at)
+
+    @event("Verified")
+    def _verified(self, department: str, officer: str, at: datetime) -> None:
+        self.trust_level = TrustLevel.B
+        self.verified_by = department
+
+    def supersede(self, by: UUID, at: datetime) -> None:
+        """A newer version of the same document replaces this one."""
+        self.check_available()
+        self._superseded(by, at)
+
+    @event("Superseded")
+    def _superseded(self, by: UUID, at: datetime) -> None:
+        self.status = DocumentStatus.SUPERSEDED
+        self.superseded_by = by
+        self.ended_at = at
+
+    def revoke(self, department: str, reason: str, at: datetime) -> None:
+        """The issuing department withdraws its document (e.g. it was cancelled at source)."""
+        if self.issuer != department:
+            raise NotTheIssuer(f"only the issuing department may revoke document {self.id}")
+        self.check_available()
+        self._revoked(self.resident_id, department, reason, at)
+
+    class Revoked(Aggregate.Event):
+        personal_fields: ClassVar[tuple[str, ...]] = ("reason",)
+        resident_id: str
+        department: str
+        reason: str
+        at: datetime
+
+    @event(Revoked)
+    def _revoked(self, resident_id: str, department: str, reason: str, at: datetime) -> None:
+        self.status = DocumentStatus.REVOKED
+        self.ended_at = at
+        self.end_reason = reason
+
+    def withdraw(self, at: datetime) -> None:
+        """The resident takes the document out of their library; no department can fetch it."""
+        self.check_available()
+        self._withdrawn(at)
+
+    @event("Withdrawn")
+    def _withdrawn(self, at: datetime) -> None:
+        self.status = DocumentStatus.WITHDRAWN
+        self.ended_at = at

@@ -1,0 +1,130 @@
+"""Named domain errors: every refused command says why, in words and as a stable code."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class VaultError(Exception):
+    """Base class; ``code`` is stable and machine-readable, the message is for people."""
+
+    code: ClassVar[str] = "vault-error"
+
+
+class InvalidInput(VaultError):
+    """A command argument is malformed; nothing was changed."""
+
+    code = "invalid-input"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class NotFound(VaultError):
+    code = "not-found"
+
+
+class ResidentNotFound(NotFound):
+    code = "resident-not-found"
+
+
+class DocumentNotFound(NotFound):
+    code = "document-not-found"
+
+
+class ConsentNotFound(NotFound):
+    code = "consent-not-found"
+
+
+class ResidentErased(VaultError):
+    """The resident asked to be erased; nothing of theirs can be read or added."""
+
+    code = "resident-erased"
+
+
+class DocumentUnavailable(VaultError):
+    """The document can no longer be used: withdrawn, revoked or superseded."""
+
+    code = "document-unavailable"
+
+
+class DocumentWithdrawn(DocumentUnavailable):
+    code = "document-withdrawn"
+
+
+class DocumentRevoked(DocumentUnavailable):
+    code = "document-revoked"
+
+
+class DocumentSuperseded(DocumentUnavailable):
+    code = "document-superseded"
+
+
+class NotTheIssuer(VaultError):
+    """Only the department that issued a document may revoke it."""
+
+    code = "not-the-issuer"
+
+
+class AlreadyTrusted(VaultError):
+    """Verification cannot raise a document that is already at trust level B or above."""
+
+    code = "already-trusted"
+
+
+class ConsentDenied(VaultError):
+    """A consent does not allow this use; ``code`` says which condition failed."""
+
+    code = "consent-denied"
+
+
+class ConsentRevoked(ConsentDenied):
+    code = "consent-revoked"
+
+
+class ConsentExpired(ConsentDenied):
+    code = "consent-expired"
+
+
+class ConsentNotYetValid(ConsentDenied):
+    code = "consent-not-yet-valid"
+
+
+class ConsentUsedUp(ConsentDenied):
+    code = "consent-used-up"
+
+
+class ConsentWrongDepartment(ConsentDenied):
+    code = "consent-wrong-department"
+
+
+class ConsentWrongDocType(ConsentDenied):
+    code = "consent-wrong-doc-type"
+
+
+class ConsentWrongPurpose(ConsentDenied):
+    code = "consent-wrong-purpose"
+
+
+class ConsentAlreadyRevoked(VaultError):
+    code = "consent-already-revoked"
+
+
+class ContentCorrupted(VaultError):
+    """Stored bytes no longer match what was sealed: an integrity failure, not bad input."""
+
+    code = "content-corrupted"
+
+
+class BlobMissing(VaultError):
+    """An event refers to a blob the store does not have: an integrity failure."""
+
+    code = "blob-missing"
+
+
+class Contention(VaultError):
+    """Too many concurrent writers on one record; the command was not applied. Retry later."""
+
+    code = "contention"

@@ -1,0 +1,48 @@
+"""Identifiers and the checks every input identifier passes."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from vault.errors import InvalidInput
+
+_RESIDENT_NAMESPACE = uuid.UUID("5a0b6d8e-3c1f-5e2a-9b47-c1a1c0f1e1d0")
+_RESIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+_MAX_IDENTIFIER = 64
+
+
+def resident_aggregate_id(resident_id: str) -> uuid.UUID:
+    """The aggregate id of a resident: derived, so registration is idempotent."""
+    return uuid.uuid5(_RESIDENT_NAMESPACE, resident_id)
+
+
+def check_resident_id(value: object) -> str:
+    """A resident id: 1–64 characters of letters, digits, '.', '_' or '-'."""
+    if not isinstance(value, str) or not _RESIDENT_ID.fullmatch(value):
+        raise InvalidInput(
+            "resident_id",
+            "must be 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
+    return value
+
+
+def check_identifier(field: str, value: object) -> str:
+    """Department, document type and purpose ids: lower-case ASCII words joined by hyphens."""
+    if (
+        not isinstance(value, str)
+        or len(value) > _MAX_IDENTIFIER
+        or not _IDENTIFIER.fullmatch(value)
+    ):
+        raise InvalidInput(field, "must be lower-case ASCII words joined by hyphens, e.g. id-card")
+    return value
+
+
+def parse_uuid(field: str, value: object) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise InvalidInput(field, "is not a valid id") from None

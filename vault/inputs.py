@@ -1,0 +1,123 @@
+"""Command inputs and their validation: every check runs before anything is written."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from policy.scales import Grade
+from vault.errors import InvalidInput
+from vault.ids import check_identifier, check_resident_id
+
+_CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_TITLE = 200
+MAX_FILENAME = 255
+MAX_USES_LIMIT = 1_000_000
+MAX_SEQUENCE = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class DocumentDetails:
+    """What describes a document besides its bytes."""
+
+    doc_type: str
+    title: str
+    content_type: str = "application/octet-stream"
+    filename: str | None = None
+    expires_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("doc_type", self.doc_type)
+        check_text("title", self.title, MAX_TITLE)
+        if not isinstance(self.content_type, str) or not _CONTENT_TYPE.fullmatch(
+            self.content_type
+        ):
+            raise InvalidInput("content_type", "must be a media type such as application/pdf")
+        if self.filename is not None:
+            check_text("filename", self.filename, MAX_FILENAME)
+            if "/" in self.filename or "\\" in self.filename:
+                raise InvalidInput("filename", "must be a bare file name, without folders")
+        if self.expires_at is not None:
+            check_aware("expires_at", self.expires_at)
+
+
+@dataclass(frozen=True)
+class ConsentRequest:
+    """What a resident grants: to whom, which document types, for what, and for how long."""
+
+    department: str
+    doc_types: tuple[str, ...]
+    purpose: str
+    valid_until: datetime
+    valid_from: datetime | None = None
+    max_uses: int | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("department", self.department)
+        check_identifier("purpose", self.purpose)
+        if isinstance(self.doc_types, str) or not isinstance(self.doc_types, Sequence):
+            raise InvalidInput("doc_types", "must be a list of document types")
+        if not self.doc_types:
+            raise InvalidInput("doc_types", "must name at least one document type")
+        for doc_type in self.doc_types:
+            check_identifier("doc_types", doc_type)
+        if len(set(self.doc_types)) != len(self.doc_types):
+            raise InvalidInput("doc_types", "lists a document type twice")
+        check_aware("valid_until", self.valid_until)
+        if self.valid_from is not None:
+            check_aware("valid_from", self.valid_from)
+            if self.valid_from >= self.valid_until:
+                raise InvalidInput("valid_until", "must be after valid_from")
+        if self.max_uses is not None and (
+            isinstance(self.max_uses, bool)
+            or not isinstance(self.max_uses, int)
+            or not 1 <= self.max_uses <= MAX_USES_LIMIT
+        ):
+            raise InvalidInput("max_uses", f"must be a whole number from 1 to {MAX_USES_LIMIT}")
+
+
+@dataclass(frozen=True)
+class GradeUpdate:
+    """One row pushed by the credit platform."""
+
+    resident_id: str
+    grade: Grade
+    effective_at: datetime
+    sequence: int
+
+
+def check_grade_updates(rows: Sequence[GradeUpdate]) -> None:
+    """Validate a whole batch; the first bad row rejects it, naming its index."""
+    for index, row in enumerate(rows):
+        try:
+            check_resident_id(row.resident_id)
+            if not isinstance(row.grade, Grade):
+                raise InvalidInput("grade", "must be one of A, B, C, D")
+            check_aware("effective_at", row.effective_at)
+            if (
+                isinstance(row.sequence, bool)
+                or not isinstance(row.sequence, int)
+                or not 0 <= row.sequence <= MAX_SEQUENCE
+            ):
+                raise InvalidInput("sequence", "must be a non-negative whole number")
+        except InvalidInput as e:
+            raise InvalidInput(f"updates[{index}].{e.field}", e.problem) from None
+
+
+def check_text(field: str, value: object, max_length: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(field, "must not be empty")
+    if len(value) > max_length:
+        raise InvalidInput(field, f"must be at most {max_length} characters")
+    if _CONTROL.search(value):
+        raise InvalidInput(field, "must not contain control characters")
+    return value
+
+
+def check_aware(field: str, value: object) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidInput(field, "must be a date-time with a time zone (RFC 3339)")
+    return value

@@ -1,0 +1,157 @@
+"""Personal fields in events, sealed with the owner's key so erasure can shred them.
+
+Event classes list their personal fields in ``personal_fields`` and carry the
+owner's ``resident_id`` in clear. The mapper below seals those fields into one
+``personal`` blob per event, bound to the event's topic, originator and
+version. Topic, originator id, version and every other field stay readable,
+so after erasure the log still replays and verifies, and the personal fields
+read back as :data:`ERASED`.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, ClassVar, Final
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import (
+    Cipher,
+    Compressor,
+    Mapper,
+    MapperDeserialisationError,
+    StoredEvent,
+    Transcoder,
+)
+from eventsourcing.utils import get_topic, resolve_topic
+
+from keys.errors import ResidentKeyShredded
+from keys.secrets import open_personal_fields, seal_personal_fields
+from vault.ports import DataKeys
+
+
+class Erased:
+    """What a personal field reads as once its owner has been erased."""
+
+    _instance: ClassVar[Erased | None] = None
+
+    def __new__(cls) -> Erased:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ERASED"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+ERASED: Final = Erased()
+
+_SEALED_KEY = "personal"
+
+
+class PersonalDataMapper(Mapper[UUID]):
+    """A mapper that seals each event's personal fields with its owner's data key."""
+
+    def __init__(
+        self,
+        transcoder: Transcoder,
+        keys: DataKeys,
+        compressor: Compressor | None = None,
+        cipher: Cipher | None = None,
+    ) -> None:
+        super().__init__(transcoder=transcoder, compressor=compressor, cipher=cipher)
+        self.keys = keys
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        cls = type(domain_event)
+        topic = get_topic(cls)
+        state = dict(vars(domain_event))
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        class_version = getattr(cls, "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        personal: tuple[str, ...] = getattr(cls, "personal_fields", ())
+        if personal:
+            owner = state["resident_id"]
+            secret = {name: state.pop(name) for name in personal}
+            sealed = seal_personal_fields(
+                self.keys.data_key(owner),
+                self.transcoder.encode(secret),
+                context=_context(topic, originator_id, originator_version),
+            )
+            state[_SEALED_KEY] = base64.b64encode(sealed).decode()
+        data = self.transcoder.encode(state)
+        if self.compressor:
+            data = self.compressor.compress(data)
+        if self.cipher:
+            data = self.cipher.encrypt(data)
+        return StoredEvent(
+            originator_id=originator_id,
+            originator_version=originator_version,
+            topic=topic,
+            state=data,
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        cls = resolve_topic(stored_event.topic)
+        originator_id = stored_event.originator_id
+        if not isinstance(originator_id, UUID):
+            originator_id = UUID(originator_id)
+        try:
+            data = stored_event.state
+            if self.cipher:
+                data = self.cipher.decrypt(data)
+            if self.compressor:
+                data = self.compressor.decompress(data)
+            state: dict[str, Any] = self.transcoder.decode(data)
+            sealed = state.pop(_SEALED_KEY, None)
+            if sealed is not None:
+                state.update(
+                    self._open_personal(
+                        cls, state["resident_id"], sealed, stored_event, originator_id
+                    )
+                )
+        except Exception as e:
+            msg = (
+                f"cannot read stored event {stored_event.topic} "
+                f"{originator_id} v{stored_event.originator_version}: {e}"
+            )
+            raise MapperDeserialisationError(msg) from e
+        state["originator_id"] = originator_id
+        state["originator_version"] = stored_event.originator_version
+        from_version = state.pop("class_version", 1)
+        while from_version < getattr(cls, "class_version", 1):
+            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+            from_version += 1
+        event: DomainEventProtocol[UUID] = object.__new__(cls)
+        object.__setattr__(event, "__dict__", state)
+        return event
+
+    def _open_personal(
+        self,
+        cls: type,
+        owner: str,
+        sealed: str,
+        stored_event: StoredEvent,
+        originator_id: UUID,
+    ) -> dict[str, Any]:
+        fields: tuple[str, ...] = getattr(cls, "personal_fields", ())
+        try:
+            key = self.keys.data_key(owner)
+        except ResidentKeyShredded:
+            return dict.fromkeys(fields, ERASED)
+        plaintext = open_personal_fields(
+            key,
+            base64.b64decode(sealed),
+            context=_context(stored_event.topic, originator_id, stored_event.originator_version),
+        )
+        opened: dict[str, Any] = self.transcoder.decode(plaintext)
+        return opened
+
+
+def _context(topic: str, originator_id: UUID, originator_version: int) -> bytes:
+    return f"{topic}|{originator_id}|{originator_version}".encode()

@@ -1,0 +1,84 @@
+"""A resident: registered on first use, graded by the credit platform, erasable."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from policy.scales import UNRATED, Grade
+from vault.errors import ResidentErased
+from vault.ids import resident_aggregate_id
+
+
+class Resident(Aggregate):
+    """One resident's identity, credit grade and the index of their library and consents."""
+
+    @staticmethod
+    def create_id(resident_id: str) -> UUID:
+        return resident_aggregate_id(resident_id)
+
+    @event("Registered")
+    def __init__(self, resident_id: str) -> None:
+        self.resident_id = resident_id
+        self.grade: Grade | None = None
+        self.grade_sequence: int | None = None
+        self.grade_effective_at: datetime | None = None
+        self.document_ids: list[UUID] = []
+        self.consent_ids: list[UUID] = []
+        self.erased_at: datetime | None = None
+
+    @property
+    def is_erased(self) -> bool:
+        return self.erased_at is not None
+
+    @property
+    def grade_label(self) -> str:
+        """The grade as shown to people: A–D, or ``unrated``."""
+        return self.grade.value if self.grade is not None else UNRATED
+
+    def record_grade(self, grade: Grade, sequence: int, effective_at: datetime) -> bool:
+        """Take a grade from the credit platform; an older or equal sequence is stale (False)."""
+        self._check_not_erased()
+        if self.grade_sequence is not None and sequence <= self.grade_sequence:
+            return False
+        self._grade_recorded(grade.value, sequence, effective_at)
+        return True
+
+    @event("GradeRecorded")
+    def _grade_recorded(self, grade: str, sequence: int, effective_at: datetime) -> None:
+        self.grade = Grade(grade)
+        self.grade_sequence = sequence
+        self.grade_effective_at = effective_at
+
+    def file_document(self, document_id: UUID) -> None:
+        """Add a document to the resident's library index."""
+        self._check_not_erased()
+        self._document_filed(document_id)
+
+    @event("DocumentFiled")
+    def _document_filed(self, document_id: UUID) -> None:
+        self.document_ids.append(document_id)
+
+    def file_consent(self, consent_id: UUID) -> None:
+        """Add a consent to the resident's index of consents."""
+        self._check_not_erased()
+        self._consent_filed(consent_id)
+
+    @event("ConsentFiled")
+    def _consent_filed(self, consent_id: UUID) -> None:
+        self.consent_ids.append(consent_id)
+
+    def erase(self, at: datetime) -> None:
+        """Mark the resident erased; their key is shredded right after."""
+        self._check_not_erased()
+        self._erased(at)
+
+    @event("Erased")
+    def _erased(self, at: datetime) -> None:
+        self.erased_at = at
+
+    def _check_not_erased(self) -> None:
+        if self.is_erased:
+            raise ResidentErased(f"resident {self.resident_id} was erased")
