@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench clean
+# The machine's PostgreSQL; each test run creates its own database there and drops it after.
+export CIVICVAULT_TEST_POSTGRES_DSN ?= postgresql://postgres@127.0.0.1:5432/test
+
+.PHONY: run test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -20,7 +20,7 @@ class InvalidBlobKey(ValueError):
 
 
 class LocalBlobStore:
-    """Each blob is a file under ``root``; a write is a temp file, fsync, rename, fsync of the folder."""
+    """Each blob is a file under ``root``; writes go to a temp file, fsync, rename, fsync folder."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from adapters.progress import Progress
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services, pending_key_file
-from keys.errors import KeyLayerError
+from keys.errors import BadMasterKey, KeyLayerError
 from keys.master import MasterKey, write_key_file
 from keys.resident_keys import rotate_master
 from vault.errors import InvalidInput, VaultError
@@ -82,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"civicvault: error: {e}", EXIT_USAGE)
     except InvalidInput as e:
         return _fail(f"civicvault: invalid input: {e}", EXIT_USAGE)
+    except BadMasterKey as e:
+        return _fail(f"civicvault: error: master key: {e}", EXIT_USAGE)
     except (VaultError, KeyLayerError) as e:
         return _fail(f"civicvault: {type(e).__name__}: {e}", EXIT_FAILED)
     except KeyboardInterrupt:
@@ -171,7 +173,7 @@ def _rewrap(services: Services, new_key: MasterKey, from_environment: bool) -> i
     progress.done()
     if from_environment:
         print(
-            f"re-wrapped {done} keys under master key {new_key.key_id}. "
+            f"re-wrapped keys: {done}, under master key {new_key.key_id}. "
             "Now set CIVICVAULT_MASTER_KEY to the new key on every replica and unset "
             "CIVICVAULT_NEW_MASTER_KEY."
         )
@@ -180,7 +182,7 @@ def _rewrap(services: Services, new_key: MasterKey, from_environment: bool) -> i
         write_key_file(settings.master_key_file, new_key)
         pending_key_file(settings).unlink()
         print(
-            f"re-wrapped {done} keys under master key {new_key.key_id}; "
+            f"re-wrapped keys: {done}, under master key {new_key.key_id}; "
             f"{settings.master_key_file} now holds it and the old key is gone"
         )
     return EXIT_OK

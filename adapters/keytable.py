@@ -24,7 +24,7 @@ class SqlKeyTable:
     def __init__(self, datastore: Any) -> None:
         self._datastore = datastore
         self._sqlite = isinstance(datastore, SQLiteDatastore)
-        prefix = "" if self._sqlite else f'"{datastore.schema}".'
+        prefix = "" if self._sqlite else _quoted(datastore.schema) + "."
         self._residents = prefix + RESIDENT_KEYS
         self._signing = prefix + SIGNING_KEYS
         blob = "BLOB" if self._sqlite else "BYTEA"
@@ -191,6 +191,10 @@ class SqlKeyTable:
             with self._datastore.get_connection() as conn:
                 conn.execute(f"VACUUM {self._residents}")
                 conn.execute(f"VACUUM {self._signing}")
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 class _Transaction:

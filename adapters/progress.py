@@ -18,7 +18,7 @@ class Progress:
         self.tty = stream.isatty()
         self.every = every if self.tty else 5.0
         self.started = time.monotonic()
-        self.last_drawn = 0.0
+        self.last_drawn = self.started
         self.count = 0
 
     def update(self, count: int) -> None:

@@ -15,7 +15,8 @@ a. single-event appends: each resident is loaded and given one pending ``GradeRe
 b. batched appends: ``vault.save(*residents)`` with 100 residents holding one pending event
    each; only the save is timed.
 c. baseline, same run, same database, same durability: raw INSERTs of rows the size of the
-   stored events of (a) (average ``length(state)`` read back from ``stored_events``) into a
+   stored events of (a) (average ``length(state)`` read back from the app's events table:
+   ``stored_events`` on SQLite, ``<schema>.vault_events`` on PostgreSQL) into a
    table shaped like the event table — one INSERT + COMMIT per row, and 100-row
    transactions. SQLite: stdlib ``sqlite3`` on a separate file in the same directory with
    WAL and the ``synchronous`` level that eventsourcing's own connection reports (printed).
@@ -254,10 +255,15 @@ def app_sqlite_pragmas(services: Services) -> tuple[str, int]:
     return journal_mode, synchronous
 
 
-def event_shape_sqlite(path: Path) -> tuple[str, int]:
+def events_table(services: Services) -> str:
+    recorder: Any = services.vault.recorder
+    return str(recorder.events_table_name)
+
+
+def event_shape_sqlite(path: Path, table: str) -> tuple[str, int]:
     with contextlib.closing(sqlite3.connect(path)) as conn:
         topic, size = conn.execute(
-            "SELECT topic, AVG(LENGTH(state)) FROM stored_events "
+            f"SELECT topic, AVG(LENGTH(state)) FROM {table} "
             "WHERE topic LIKE '%GradeRecorded' GROUP BY topic"
         ).fetchone()
     return str(topic), round(size)
@@ -271,7 +277,8 @@ def run_sqlite(root: Path, n_single: int, n_batches: int) -> BackendResult:
         journal_mode, synchronous = app_sqlite_pragmas(services)
         rids = register(services.vault, max(n_single, BATCH))
         single, command, batch = measure_app(services.vault, rids, n_single, n_batches)
-        topic, size = event_shape_sqlite(settings.sqlite_path)
+        table = events_table(services)
+        topic, size = event_shape_sqlite(settings.sqlite_path, table)
     finally:
         services.close()
     raw = RawSqlite(data_dir / "raw.sqlite3", synchronous)
@@ -287,7 +294,7 @@ def run_sqlite(root: Path, n_single: int, n_batches: int) -> BackendResult:
         f"synchronous={synchronous} ({SYNCHRONOUS.get(synchronous, '?')}); "
         f"raw connection: journal_mode={raw.journal_mode}, synchronous={raw.synchronous} "
         f"({SYNCHRONOUS.get(raw.synchronous, '?')})",
-        f"GradeRecorded stored state: {size} bytes on average; raw rows carry {size}-byte state",
+        f"GradeRecorded state in {table}: {size} B on average; raw rows carry {size}-B state",
     ]
     return BackendResult("SQLite", notes, single, command, batch, raw_single, raw_batch)
 
@@ -377,7 +384,7 @@ def app_synchronous_commit(services: Services) -> str:
     return str(row["synchronous_commit"])
 
 
-def event_shape_postgres(dsn: str, schema: str) -> tuple[str, int]:
+def event_shape_postgres(dsn: str, schema: str, table: str) -> tuple[str, int]:
     import psycopg
     from psycopg import sql
 
@@ -386,10 +393,10 @@ def event_shape_postgres(dsn: str, schema: str) -> tuple[str, int]:
             sql.SQL(
                 "SELECT topic, AVG(LENGTH(state)) FROM {} "
                 "WHERE topic LIKE '%%GradeRecorded' GROUP BY topic"
-            ).format(sql.Identifier(schema, "stored_events"))
+            ).format(sql.Identifier(schema, table))
         ).fetchone()
     if row is None:
-        raise RuntimeError(f"no GradeRecorded events in {schema}.stored_events")
+        raise RuntimeError(f"no GradeRecorded events in {schema}.{table}")
     return str(row[0]), round(row[1])
 
 
@@ -400,11 +407,12 @@ def run_postgres(dsn: str, server: str, root: Path, n_single: int, n_batches: in
         services = open_services(settings)
         try:
             synchronous_commit = app_synchronous_commit(services)
+            table = events_table(services)
             rids = register(services.vault, max(n_single, BATCH))
             single, command, batch = measure_app(services.vault, rids, n_single, n_batches)
         finally:
             services.close()
-        topic, size = event_shape_postgres(dsn, schema)
+        topic, size = event_shape_postgres(dsn, schema, table)
         raw = RawPostgres(dsn, schema, synchronous_commit)
         try:
             raw_single, raw_batch = measure_raw(
@@ -418,7 +426,7 @@ def run_postgres(dsn: str, server: str, root: Path, n_single: int, n_batches: in
         f"server {server} at {redact(dsn)}, schema {schema} (dropped at the end)",
         f"synchronous_commit: app connection {synchronous_commit}, "
         f"raw connection {raw.synchronous_commit}",
-        f"GradeRecorded stored state: {size} bytes on average; raw rows carry {size}-byte state",
+        f"GradeRecorded state in {table}: {size} B on average; raw rows carry {size}-B state",
     ]
     return BackendResult("PostgreSQL", notes, single, command, batch, raw_single, raw_batch)
 

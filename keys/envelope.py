@@ -68,12 +68,10 @@ def seal_document(
     binding = _binding(header, document_id, resident_id)
     prefix = header[-_PREFIX_BYTES:]
     yield header
-    index = 0
-    for chunk, final in _with_final_flag(_fixed_chunks(source, chunk_bytes)):
+    for index, (chunk, final) in enumerate(_with_final_flag(_fixed_chunks(source, chunk_bytes))):
         if index >= _MAX_CHUNKS:
             raise ValueError("document too large for one sealed stream")
         yield aead.encrypt(_nonce(prefix, index, final), chunk, _aad(binding, index, final))
-        index += 1
 
 
 def open_document(

@@ -79,7 +79,6 @@ class SigningKeys:
         return record
 
     def _private(self, record: SigningKeyRecord) -> Ed25519PrivateKey:
-        raw = self._master.unwrap(
-            record.wrapped_private, record.master_key_id, context=wrap_context("signing", record.kid)
-        )
+        context = wrap_context("signing", record.kid)
+        raw = self._master.unwrap(record.wrapped_private, record.master_key_id, context=context)
         return Ed25519PrivateKey.from_private_bytes(raw)

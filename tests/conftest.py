@@ -147,7 +147,7 @@ def _wait_for_s3(endpoint: str, process: subprocess.Popen[bytes], log: Path) -> 
         try:
             client.list_buckets()
             return
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:
             time.sleep(0.5)
     pytest.fail(f"SeaweedFS S3 did not become ready in 60 s:\n{log.read_text()[-2000:]}")
 
@@ -197,9 +197,8 @@ def fresh_settings(
         if postgres_url is None:
             return Settings(data_dir=data_dir, master_key=master)
         schemas.append(f"p_{uuid.uuid4().hex[:12]}")
-        return Settings(
-            data_dir=data_dir, master_key=master, database_url=f"{postgres_url}?schema={schemas[-1]}"
-        )
+        url = f"{postgres_url}?schema={schemas[-1]}"
+        return Settings(data_dir=data_dir, master_key=master, database_url=url)
 
     yield make
     if postgres_url is not None:

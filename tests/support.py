@@ -1,4 +1,4 @@
-"""Test doubles that stand in for servers in unit tests (the real ones are tested in integration)."""
+"""Test doubles standing in for servers in unit tests (the real ones are tested in integration)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from itertools import takewhile
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -27,8 +27,8 @@ from vault.document import Document
 from vault.errors import (
     BlobMissing,
     ConsentNotFound,
-    Contention,
     ContentCorrupted,
+    Contention,
     DocumentNotFound,
     InvalidInput,
     ResidentErased,
@@ -78,7 +78,7 @@ class GarbageReport:
     too_young: int
 
 
-class Vault(Application):
+class Vault(Application[UUID]):
     """Residents hand each document over once; departments reuse it only with consent."""
 
     name = "Vault"
@@ -391,12 +391,12 @@ class Vault(Application):
 
     def as_of(self, aggregate_id: UUID | str, at: datetime) -> Aggregate | None:
         """Any aggregate as it stood at ``at`` (None if it did not exist yet)."""
-        events = takewhile(
-            lambda e: e.timestamp <= at, self.events.get(parse_uuid("id", aggregate_id))
+        events = cast(
+            "Iterable[Aggregate.Event]", self.events.get(parse_uuid("id", aggregate_id))
         )
         state: Aggregate | None = None
-        for domain_event in events:
-            state = domain_event.mutate(state)  # type: ignore[attr-defined]
+        for domain_event in takewhile(lambda e: e.timestamp <= at, events):
+            state = domain_event.mutate(state)
         return state
 
     # Housekeeping
@@ -415,7 +415,10 @@ class Vault(Application):
     def collect_garbage(
         self, grace: timedelta, progress: Callable[[int], None] | None = None
     ) -> GarbageReport:
-        """Delete blobs no event refers to and older than ``grace`` (uploads still in flight are younger)."""
+        """Delete blobs that no event refers to and that are older than ``grace``.
+
+        Uploads still in flight have a blob but no event yet; they are younger than ``grace``.
+        """
         cutoff = self.clock.now() - grace
         candidates = list(self.blobs.list())
         referenced = self.referenced_blob_keys()
@@ -483,7 +486,9 @@ class Vault(Application):
             raise InvalidInput("replaces", f"is a {old.doc_type}, not a {doc_type}")
         return old
 
-    def _seal_and_store(self, resident_id: str, document_id: UUID, content: Source) -> dict[str, Any]:
+    def _seal_and_store(
+        self, resident_id: str, document_id: UUID, content: Source
+    ) -> dict[str, Any]:
         """Blob first: seal the bytes under a fresh document key and store them durably."""
         document_key = new_document_key()
         digest = hashlib.sha256()

@@ -1,4 +1,4 @@
-"""A resident's consent: one department, some document types, one purpose, a window, maybe a count."""
+"""A resident's consent: one department, some document types, one purpose, a window, a count."""
 
 from __future__ import annotations
 
@@ -76,7 +76,9 @@ class Consent(Aggregate):
         if status is ConsentStatus.REVOKED:
             raise ConsentRevoked(f"consent {self.id} was revoked")
         if status is ConsentStatus.USED_UP:
-            raise ConsentUsedUp(f"consent {self.id} has been used {self.uses} of {self.max_uses} times")
+            raise ConsentUsedUp(
+                f"consent {self.id} has been used {self.uses} of {self.max_uses} times"
+            )
         if status is ConsentStatus.NOT_YET_VALID:
             raise ConsentNotYetValid(
                 f"consent {self.id} is valid from {self.valid_from.isoformat()}"

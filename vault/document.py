@@ -1,4 +1,4 @@
-"""A document in a resident's library: uploaded, issued, verified, superseded, revoked, withdrawn."""
+"""A document in a resident's library: submitted or issued, verified, superseded, revoked."""
 
 from __future__ import annotations
 

@@ -133,7 +133,9 @@ def test_issue_verify_revoke_and_withdraw(services: Services) -> None:
     assert vault.library("r1") == []
 
 
-def test_consent_receipt_verifies_and_revoke_stops_use(services: Services, clock: MovableClock) -> None:
+def test_consent_receipt_verifies_and_revoke_stops_use(
+    services: Services, clock: MovableClock
+) -> None:
     document = services.vault.submit_document("r1", [b"card"], ID_CARD)
     granted = services.vault.grant_consent("r1", _consent(clock))
     claims = verify_consent_receipt(granted.receipt, services.signing.public_keys("receipts"))

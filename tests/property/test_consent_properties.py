@@ -1,4 +1,4 @@
-"""Consent use is allowed exactly when the consent is active, covers the request and has uses left."""
+"""Consent use is allowed exactly when the consent is active, covers the request, has uses left."""
 
 from __future__ import annotations
 

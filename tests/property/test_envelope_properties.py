@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import random
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from keys.envelope import CHUNK_BYTES, HEADER_BYTES, TAG_BYTES, open_document, seal_document
@@ -16,6 +16,7 @@ IDS = {"document_id": "doc-1", "resident_id": "res-1"}
 KEY = bytes(range(32))
 
 sizes = st.one_of(
+    st.just(MAX),
     st.integers(0, MAX),
     st.integers(1, MAX // CHUNK_BYTES).flatmap(
         lambda n: st.integers(n * CHUNK_BYTES - 2, n * CHUNK_BYTES + 2)
@@ -43,6 +44,8 @@ def _opens(sealed: bytes) -> bool:
 
 @settings(max_examples=40)
 @given(size=sizes, seed=st.integers(0, 2**32), piece=st.integers(1, 3 * CHUNK_BYTES))
+@example(size=MAX, seed=1, piece=1024 * 1024)
+@example(size=3 * CHUNK_BYTES, seed=2, piece=CHUNK_BYTES)
 def test_seal_then_open_gives_back_the_bytes(size: int, seed: int, piece: int) -> None:
     data = _plaintext(size, seed)
     sealed = _seal(data, piece)

@@ -24,7 +24,9 @@ from vault.personal import ERASED
 titles = st.text(
     alphabet=st.characters(codec="utf-8", categories=["L", "N"]), min_size=1, max_size=20
 ).map(lambda text: "证照" + text)
-documents = st.lists(st.tuples(titles, st.binary(min_size=1, max_size=3000)), min_size=1, max_size=3)
+documents = st.lists(
+    st.tuples(titles, st.binary(min_size=1, max_size=3000)), min_size=1, max_size=3
+)
 
 
 @settings(max_examples=10)

@@ -12,7 +12,9 @@ from tests.support import memory_vault
 from vault.inputs import GradeUpdate
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
-rows = st.tuples(st.sampled_from(["r1", "r2", "r3"]), st.sampled_from(list(Grade)), st.integers(0, 20))
+rows = st.tuples(
+    st.sampled_from(["r1", "r2", "r3"]), st.sampled_from(list(Grade)), st.integers(0, 20)
+)
 
 
 @settings(max_examples=60)

@@ -74,7 +74,11 @@ def _consent(**overrides: object) -> Consent:
 
 
 def _use(consent: Consent, now: datetime = NOW, **overrides: str) -> None:
-    args = {"department": "civil-affairs", "doc_type": "id-card", "purpose": "subsistence-allowance"}
+    args = {
+        "department": "civil-affairs",
+        "doc_type": "id-card",
+        "purpose": "subsistence-allowance",
+    }
     args.update(overrides)
     consent.use(document_id=uuid.uuid4(), request_id="req", now=now, **args)
 

@@ -1,0 +1,152 @@
+"""The command line, run as a real process: demo, gc, master-key rotation and bad input."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from adapters.settings import Settings
+from adapters.wiring import open_services
+from keys.master import MasterKey
+from vault.inputs import DocumentDetails
+
+
+def civicvault(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CIVICVAULT_")}
+    clean.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.cli", *args],
+        capture_output=True,
+        text=True,
+        env=clean,
+        timeout=120,
+        check=False,
+    )
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_demo_walks_through_the_vault(tmp_path: Path) -> None:
+    result = civicvault("demo", "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "WARNING: created a new master key" in result.stderr
+    assert (tmp_path / "master.key").stat().st_mode & 0o777 == 0o600
+    for expected in [
+        "trust level C → B",
+        "identical to the upload: True",
+        "stale 1, never overwrites B",
+        "denied: consent-revoked",
+        "replayed ID card title: ERASED",
+        "cannot be decrypted: resident-erased",
+    ]:
+        assert expected in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["frobnicate"], {}, "invalid choice"),
+        (["gc", "--grace", "-5"], {}, "must not be negative"),
+        (["gc", "--grace", "soon"], {}, "not a whole number"),
+        (["gc"], {"CIVICVAULT_DATABASE_URL": "mysql://x"}, "CIVICVAULT_DATABASE_URL"),
+        (["gc"], {"CIVICVAULT_MASTER_KEY": "c2hvcnQ="}, "master key"),
+        (["keys", "rotate-master"], {"CIVICVAULT_MASTER_KEY": MasterKey.generate().to_base64()},
+         "CIVICVAULT_NEW_MASTER_KEY"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(
+    tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    line = _one_line_error(civicvault(*args, "--data-dir", str(tmp_path), env=env))
+    assert message in line
+    assert not (tmp_path / "vault.sqlite3").exists()
+
+
+def test_gc_sweeps_old_orphans_and_keeps_documents(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    services = open_services(settings)
+    document = services.vault.submit_document(
+        "r1", io.BytesIO(b"kept"), DocumentDetails("id-card", "card")
+    )
+    services.close()
+    orphan = settings.blob_dir / "documents" / "zz" / "orphan"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"crashed upload")
+    old = time.time() - 3600
+    os.utime(orphan, (old, old))
+
+    result = civicvault("gc", "--grace", "60", "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "deleted 1 unreferenced, kept 1 referenced" in result.stdout
+    assert "gc: blobs examined: 2" in result.stderr
+    assert not orphan.exists()
+    assert (settings.blob_dir / document.blob_key).exists()
+
+
+def _file_and_read_back(settings: Settings) -> tuple[object, bytes]:
+    services = open_services(settings)
+    try:
+        document = services.vault.submit_document(
+            "r1", io.BytesIO(b"secret"), DocumentDetails("id-card", "card")
+        )
+        return document.id, b"".join(services.vault.read_document("r1", document.id))
+    finally:
+        services.close()
+
+
+def _read(settings: Settings, document_id: object) -> bytes:
+    services = open_services(settings)
+    try:
+        return b"".join(services.vault.read_document("r1", document_id))  # type: ignore[arg-type]
+    finally:
+        services.close()
+
+
+def test_rotating_the_key_file_keeps_documents_readable(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    document_id, content = _file_and_read_back(settings)
+    old_key = settings.master_key_file.read_text()
+    result = civicvault("keys", "rotate-master", "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "re-wrapped keys: 1," in result.stdout  # the resident key
+    assert settings.master_key_file.read_text() != old_key
+    assert not (tmp_path / "master.key.next").exists()
+    assert _read(settings, document_id) == content
+    old_only = Settings(data_dir=tmp_path, master_key=old_key.strip())
+    with pytest.raises(Exception, match="no configured master key"):
+        _read(old_only, document_id)
+
+
+def test_an_interrupted_rotation_is_resumed_with_the_same_new_key(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    document_id, content = _file_and_read_back(settings)
+    pending = MasterKey.generate()
+    (tmp_path / "master.key.next").write_text(pending.to_base64())
+    assert _read(settings, document_id) == content
+    result = civicvault("keys", "rotate-master", "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert MasterKey.from_base64(settings.master_key_file.read_text()) == pending
+    assert _read(settings, document_id) == content
+
+
+def test_rotating_an_environment_key(tmp_path: Path) -> None:
+    old, new = MasterKey.generate().to_base64(), MasterKey.generate().to_base64()
+    document_id, content = _file_and_read_back(Settings(data_dir=tmp_path, master_key=old))
+    result = civicvault(
+        "keys", "rotate-master", "--data-dir", str(tmp_path),
+        env={"CIVICVAULT_MASTER_KEY": old, "CIVICVAULT_NEW_MASTER_KEY": new},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Now set CIVICVAULT_MASTER_KEY" in result.stdout
+    assert _read(Settings(data_dir=tmp_path, master_key=new), document_id) == content
