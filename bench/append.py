@@ -15,17 +15,18 @@ a. single-event appends: each resident is loaded and given one pending ``GradeRe
 b. batched appends: ``vault.save(*residents)`` with 100 residents holding one pending event
    each; only the save is timed.
 c. baseline, same run, same database, same durability: raw INSERTs of rows the size of the
-   stored events of (a) (average ``length(state)`` read back from the app's events table:
-   ``stored_events`` on SQLite, ``<schema>.vault_events`` on PostgreSQL) into a
-   table shaped like the event table — one INSERT + COMMIT per row, and 100-row
-   transactions. SQLite: stdlib ``sqlite3`` on a separate file in the same directory with
-   WAL and the ``synchronous`` level that eventsourcing's own connection reports (printed).
-   PostgreSQL: psycopg, autocommit off, in the same schema, with the app connection's
-   ``synchronous_commit`` (printed).
+   app's stored ``GradeRecorded`` events (average ``length(state)`` read back from the app's
+   events table after an untimed warm-up: ``stored_events`` on SQLite,
+   ``<schema>.vault_events`` on PostgreSQL) into a table shaped like the event table — one
+   INSERT + COMMIT per row, and 100-row transactions. SQLite: stdlib ``sqlite3`` on a
+   separate file in the same directory, WAL, and the ``synchronous`` level that
+   eventsourcing's own connection reports (printed). PostgreSQL: psycopg, autocommit off, in
+   the same schema, with the app connection's ``synchronous_commit`` (printed).
 
-Events/s, per-call latency, and the ratio app / raw are printed. Goal: single-event appends
-reach >= 0.5 of raw single-row inserts (the batched and full-command ratios are shown for
-information).
+The app and raw loops run interleaved in blocks (rotating which goes first), so drift in
+fsync latency over the run hits both sides alike. Events/s, per-call latency and the ratio
+app / raw are printed. Goal: single-event appends reach >= 0.5 of raw single-row inserts
+(the full-command and batched ratios are shown for information).
 
 Run from the project root::
 
@@ -67,8 +68,10 @@ if TYPE_CHECKING:
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 BATCH = 100
+BLOCK = 100  # single-event calls per interleaved block
 GOAL_RATIO = 0.5
-WARMUP_ROWS = 20
+WARMUP = 20
+SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 Row = tuple[Any, int, str, bytes]
 
 
@@ -79,6 +82,12 @@ class Timing:
     label: str
     events_per_call: int
     latencies: list[float] = field(default_factory=list)
+
+    def run(self, calls: Sequence[Callable[[], object]]) -> None:
+        for call in calls:
+            start = time.perf_counter()
+            call()
+            self.latencies.append(time.perf_counter() - start)
 
     @property
     def events(self) -> int:
@@ -97,28 +106,26 @@ class Timing:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def timed(label: str, events_per_call: int, calls: Sequence[Callable[[], object]]) -> Timing:
-    timing = Timing(label, events_per_call)
-    for call in calls:
-        start = time.perf_counter()
-        call()
-        timing.latencies.append(time.perf_counter() - start)
-    return timing
+@dataclass
+class Measured:
+    app_single: Timing
+    app_command: Timing
+    app_batch: Timing
+    raw_single: Timing
+    raw_batch: Timing
+    state_bytes: int  # average GradeRecorded state after the warm-up: the raw row size
+    final_state_bytes: int  # the same average over every GradeRecorded event of the run
 
 
 @dataclass
 class BackendResult:
     name: str
     notes: list[str]
-    app_single: Timing
-    app_command: Timing
-    app_batch: Timing
-    raw_single: Timing
-    raw_batch: Timing
+    measured: Measured
 
     @property
     def single_ratio(self) -> float:
-        return self.app_single.rate / self.raw_single.rate
+        return self.measured.app_single.rate / self.measured.raw_single.rate
 
     @property
     def goal_met(self) -> bool:
@@ -133,7 +140,17 @@ class RawStore(Protocol):
     def close(self) -> None: ...
 
 
-# The vault side
+@dataclass
+class Target:
+    """One backend: the running vault, the raw table beside it, and how to read event sizes."""
+
+    vault: Vault
+    raw: RawStore
+    event_shape: Callable[[], tuple[str, int]]  # (GradeRecorded topic, average state bytes)
+    make_id: Callable[[], Any]
+
+
+# The measurement, shared by both backends
 
 
 def register(vault: Vault, count: int) -> list[str]:
@@ -149,65 +166,66 @@ def with_pending_grade(residents: Sequence[Resident], seq: Iterator[int]) -> Non
         resident.record_grade(Grade.A, next(seq), now)
 
 
-def measure_app(
-    vault: Vault, rids: list[str], n_single: int, n_batches: int
-) -> tuple[Timing, Timing, Timing]:
+def raw_rows(target: Target, topic: str, state_bytes: int, count: int) -> list[Row]:
+    return [(target.make_id(), 1, topic, os.urandom(state_bytes)) for _ in range(count)]
+
+
+def measure(target: Target, n_single: int, n_batches: int) -> Measured:
+    vault = target.vault
     seq = itertools.count(1)
+    rids = register(vault, max(n_single, BATCH))
+
+    warm = [vault.resident(rid) for rid in rids[:WARMUP]]
+    with_pending_grade(warm, seq)
+    for resident in warm:
+        vault.save(resident)
+    topic, state_bytes = target.event_shape()
+    for row in raw_rows(target, topic, state_bytes, WARMUP):
+        target.raw.insert([row])
+
+    app_single = Timing("app: vault.save(resident), 1 event", 1)
+    app_command = Timing("app: vault.record_grades([1 update])", 1)
+    raw_single = Timing("raw: INSERT + COMMIT per row", 1)
     residents = [vault.resident(rid) for rid in rids[:n_single]]
     with_pending_grade(residents, seq)
-    single = timed(
-        "app: vault.save(resident), 1 event",
-        1,
-        [partial(vault.save, r) for r in residents],
-    )
-
     now = datetime.now(UTC)
-    updates = [[GradeUpdate(rid, Grade.B, now, next(seq))] for rid in rids[:n_single]]
-    command = timed(
-        "app: vault.record_grades([1 update])",
-        1,
-        [partial(vault.record_grades, u) for u in updates],
-    )
+    # Within a block the saves run before the commands on the same residents (the commands
+    # read the stored state afresh), so each step gets its own list and its own order.
+    saves = [partial(vault.save, r) for r in residents]
+    commands = [
+        partial(vault.record_grades, [GradeUpdate(rid, Grade.B, now, next(seq))])
+        for rid in rids[:n_single]
+    ]
+    singles = [
+        partial(target.raw.insert, [row]) for row in raw_rows(target, topic, state_bytes, n_single)
+    ]
+    for start in range(0, n_single, BLOCK):
+        block = slice(start, start + BLOCK)
+        first, second = (
+            (app_single, raw_single) if (start // BLOCK) % 2 == 0 else (raw_single, app_single)
+        )
+        for timing in (first, second):
+            timing.run(saves[block] if timing is app_single else singles[block])
+        app_command.run(commands[block])
 
+    app_batch = Timing(f"app: vault.save(*{BATCH} residents)", BATCH)
+    raw_batch = Timing(f"raw: {BATCH}-row transactions", BATCH)
     everyone = [vault.resident(rid) for rid in rids]
     groups = [everyone[i : i + BATCH] for i in range(0, len(everyone) - BATCH + 1, BATCH)]
-    batch = Timing(f"app: vault.save(*{BATCH} residents)", BATCH)
     for b in range(n_batches):
         group = groups[b % len(groups)]
         with_pending_grade(group, seq)
-        start = time.perf_counter()
-        vault.save(*group)
-        batch.latencies.append(time.perf_counter() - start)
-    return single, command, batch
+        app = partial(app_batch.run, [partial(vault.save, *group)])
+        raw = partial(
+            raw_batch.run, [partial(target.raw.insert, raw_rows(target, topic, state_bytes, BATCH))]
+        )
+        for step in (app, raw) if b % 2 == 0 else (raw, app):
+            step()
 
-
-def measure_raw(
-    store: RawStore,
-    topic: str,
-    state_size: int,
-    n_single: int,
-    n_batches: int,
-    *,
-    make_id: Callable[[], Any],
-) -> tuple[Timing, Timing]:
-    def rows(count: int) -> list[Row]:
-        return [(make_id(), 1, topic, os.urandom(state_size)) for _ in range(count)]
-
-    for row in rows(WARMUP_ROWS):
-        store.insert([row])
-    single_rows = rows(n_single)
-    single = timed(
-        "raw: INSERT + COMMIT per row",
-        1,
-        [partial(store.insert, [r]) for r in single_rows],
+    _, final_state_bytes = target.event_shape()
+    return Measured(
+        app_single, app_command, app_batch, raw_single, raw_batch, state_bytes, final_state_bytes
     )
-    batches = [rows(BATCH) for _ in range(n_batches)]
-    batch = timed(
-        f"raw: {BATCH}-row transactions",
-        BATCH,
-        [partial(store.insert, b) for b in batches],
-    )
-    return single, batch
 
 
 def settings_for(data_dir: Path, database_url: str | None) -> Settings:
@@ -219,15 +237,28 @@ def settings_for(data_dir: Path, database_url: str | None) -> Settings:
     )
 
 
+def events_table(services: Services) -> str:
+    recorder: Any = services.vault.recorder
+    return str(recorder.events_table_name)
+
+
+def size_note(table: str, measured: Measured) -> str:
+    return (
+        f"GradeRecorded state in {table}: {measured.state_bytes} B on average after the "
+        f"warm-up ({measured.final_state_bytes} B over the whole run); "
+        f"raw rows carry {measured.state_bytes} B"
+    )
+
+
 # SQLite
 
 
 class RawSqlite:
     def __init__(self, path: Path, synchronous: int) -> None:
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.journal_mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        self.journal_mode = str(self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
         self.conn.execute(f"PRAGMA synchronous={int(synchronous)}")
-        self.synchronous = self.conn.execute("PRAGMA synchronous").fetchone()[0]
+        self.synchronous = int(self.conn.execute("PRAGMA synchronous").fetchone()[0])
         self.conn.execute(
             "CREATE TABLE raw_events (originator_id TEXT, originator_version INTEGER, "
             "topic TEXT, state BLOB, PRIMARY KEY (originator_id, originator_version))"
@@ -242,9 +273,6 @@ class RawSqlite:
         self.conn.close()
 
 
-SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
-
-
 def app_sqlite_pragmas(services: Services) -> tuple[str, int]:
     factory: Any = services.vault.factory
     with factory.datastore.transaction(commit=False) as cursor:
@@ -253,11 +281,6 @@ def app_sqlite_pragmas(services: Services) -> tuple[str, int]:
         cursor.execute("PRAGMA synchronous")
         synchronous = int(cursor.fetchone()[0])
     return journal_mode, synchronous
-
-
-def events_table(services: Services) -> str:
-    recorder: Any = services.vault.recorder
-    return str(recorder.events_table_name)
 
 
 def event_shape_sqlite(path: Path, table: str) -> tuple[str, int]:
@@ -275,28 +298,29 @@ def run_sqlite(root: Path, n_single: int, n_batches: int) -> BackendResult:
     services = open_services(settings)
     try:
         journal_mode, synchronous = app_sqlite_pragmas(services)
-        rids = register(services.vault, max(n_single, BATCH))
-        single, command, batch = measure_app(services.vault, rids, n_single, n_batches)
         table = events_table(services)
-        topic, size = event_shape_sqlite(settings.sqlite_path, table)
+        raw = RawSqlite(data_dir / "raw.sqlite3", synchronous)
+        try:
+            target = Target(
+                services.vault,
+                raw,
+                partial(event_shape_sqlite, settings.sqlite_path, table),
+                lambda: uuid.uuid4().hex,
+            )
+            measured = measure(target, n_single, n_batches)
+        finally:
+            raw.close()
     finally:
         services.close()
-    raw = RawSqlite(data_dir / "raw.sqlite3", synchronous)
-    try:
-        raw_single, raw_batch = measure_raw(
-            raw, topic, size, n_single, n_batches, make_id=lambda: uuid.uuid4().hex
-        )
-    finally:
-        raw.close()
     notes = [
         f"files in {data_dir} (sqlite {sqlite3.sqlite_version})",
         f"eventsourcing connection: journal_mode={journal_mode}, "
         f"synchronous={synchronous} ({SYNCHRONOUS.get(synchronous, '?')}); "
         f"raw connection: journal_mode={raw.journal_mode}, synchronous={raw.synchronous} "
         f"({SYNCHRONOUS.get(raw.synchronous, '?')})",
-        f"GradeRecorded state in {table}: {size} B on average; raw rows carry {size}-B state",
+        size_note(table, measured),
     ]
-    return BackendResult("SQLite", notes, single, command, batch, raw_single, raw_batch)
+    return BackendResult("SQLite", notes, measured)
 
 
 # PostgreSQL
@@ -311,7 +335,8 @@ class RawPostgres:
         self.conn.execute(
             sql.SQL("SET synchronous_commit = {}").format(sql.Literal(synchronous_commit))
         )
-        self.synchronous_commit = str(self.conn.execute("SHOW synchronous_commit").fetchone()[0])
+        row = self.conn.execute("SHOW synchronous_commit").fetchone()
+        self.synchronous_commit = str(row[0]) if row else "?"
         table = sql.Identifier(schema, "raw_events")
         self.conn.execute(
             sql.SQL(
@@ -408,27 +433,28 @@ def run_postgres(dsn: str, server: str, root: Path, n_single: int, n_batches: in
         try:
             synchronous_commit = app_synchronous_commit(services)
             table = events_table(services)
-            rids = register(services.vault, max(n_single, BATCH))
-            single, command, batch = measure_app(services.vault, rids, n_single, n_batches)
+            raw = RawPostgres(dsn, schema, synchronous_commit)
+            try:
+                target = Target(
+                    services.vault,
+                    raw,
+                    partial(event_shape_postgres, dsn, schema, table),
+                    uuid.uuid4,
+                )
+                measured = measure(target, n_single, n_batches)
+            finally:
+                raw.close()
         finally:
             services.close()
-        topic, size = event_shape_postgres(dsn, schema, table)
-        raw = RawPostgres(dsn, schema, synchronous_commit)
-        try:
-            raw_single, raw_batch = measure_raw(
-                raw, topic, size, n_single, n_batches, make_id=uuid.uuid4
-            )
-        finally:
-            raw.close()
     finally:
         drop_schema(dsn, schema)
     notes = [
         f"server {server} at {redact(dsn)}, schema {schema} (dropped at the end)",
         f"synchronous_commit: app connection {synchronous_commit}, "
         f"raw connection {raw.synchronous_commit}",
-        f"GradeRecorded state in {table}: {size} B on average; raw rows carry {size}-B state",
+        size_note(table, measured),
     ]
-    return BackendResult("PostgreSQL", notes, single, command, batch, raw_single, raw_batch)
+    return BackendResult("PostgreSQL", notes, measured)
 
 
 # Output
@@ -437,8 +463,8 @@ def run_postgres(dsn: str, server: str, root: Path, n_single: int, n_batches: in
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     line = "  ".join(
-        h.ljust(w) if i == 0 else h.rjust(w)
-        for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+        [headers[0].ljust(widths[0])]
+        + [h.rjust(w) for h, w in zip(headers[1:], widths[1:], strict=True)]
     )
     print(line)
     print("-" * len(line))
@@ -449,17 +475,11 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
 
 
 def report(result: BackendResult) -> None:
+    m = result.measured
     print(f"== {result.name} ==")
     for note in result.notes:
         print(f"  {note}")
     print()
-    timings = [
-        result.app_single,
-        result.app_command,
-        result.app_batch,
-        result.raw_single,
-        result.raw_batch,
-    ]
     print_table(
         ["measure", "events", "seconds", "events/s", "p50 ms/call", "p99 ms/call"],
         [
@@ -471,14 +491,14 @@ def report(result: BackendResult) -> None:
                 f"{t.percentile_ms(0.5):.3f}",
                 f"{t.percentile_ms(0.99):.3f}",
             ]
-            for t in timings
+            for t in (m.app_single, m.app_command, m.app_batch, m.raw_single, m.raw_batch)
         ],
     )
     print()
     comparisons = [
-        ("single event (save)", result.app_single, result.raw_single, True),
-        ("single event (full command)", result.app_command, result.raw_single, False),
-        (f"{BATCH}-event batch (save)", result.app_batch, result.raw_batch, False),
+        ("single event (save)", m.app_single, m.raw_single, True),
+        ("single event (full command)", m.app_command, m.raw_single, False),
+        (f"{BATCH}-event batch (save)", m.app_batch, m.raw_batch, False),
     ]
     rows = []
     for label, app, raw, has_goal in comparisons:
@@ -511,8 +531,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"civicvault append benchmark — eventsourcing {version('eventsourcing')}, "
-        f"{n_single} single appends and {n_batches} batches of {BATCH} per backend"
-        f"{' (quick)' if args.quick else ''}"
+        f"{n_single} single appends and {n_batches} batches of {BATCH} per backend, "
+        f"app and raw interleaved in blocks{' (quick)' if args.quick else ''}"
     )
     print()
     results: list[BackendResult] = []

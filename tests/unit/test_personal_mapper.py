@@ -1,0 +1,94 @@
+"""The personal-data mapper: personal fields sealed per owner, everything else in clear."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from eventsourcing.persistence import MapperDeserialisationError
+from eventsourcing.utils import get_topic
+
+from tests.support import memory_vault
+from vault.document import Document
+from vault.personal import ERASED, Erased, PersonalDataMapper
+from vault.resident import Resident
+
+
+def _mapper() -> PersonalDataMapper:
+    vault = memory_vault()
+    mapper = vault.mapper
+    assert isinstance(mapper, PersonalDataMapper)
+    return mapper
+
+
+def _revoked_event(resident_id: str = "r1") -> Document.Revoked:
+    return Document.Revoked(
+        originator_id=uuid.uuid4(),
+        originator_version=2,
+        timestamp=datetime.now(UTC),
+        resident_id=resident_id,
+        department="public-security",
+        reason="张伟 moved away",
+        at=datetime.now(UTC),
+    )
+
+
+def _state(stored: bytes) -> dict[str, object]:
+    return dict(json.loads(stored))
+
+
+def test_personal_fields_are_sealed_and_the_rest_stays_clear() -> None:
+    mapper = _mapper()
+    mapper.keys.create("r1")
+    stored = mapper.to_stored_event(_revoked_event())
+    state = _state(stored.state)
+    assert "reason" not in state
+    assert "张伟".encode() not in stored.state
+    assert state["department"] == "public-security"
+    assert state["resident_id"] == "r1"
+    assert stored.topic == get_topic(Document.Revoked)
+    restored = mapper.to_domain_event(stored)
+    assert restored.reason == "张伟 moved away"  # type: ignore[attr-defined]
+
+
+def test_after_shredding_personal_fields_read_as_erased() -> None:
+    mapper = _mapper()
+    mapper.keys.create("r1")
+    stored = mapper.to_stored_event(_revoked_event())
+    mapper.keys.shred("r1")
+    restored = mapper.to_domain_event(stored)
+    assert restored.reason is ERASED  # type: ignore[attr-defined]
+    assert restored.department == "public-security"  # type: ignore[attr-defined]
+    assert Erased() is ERASED
+    assert not ERASED
+
+
+def test_sealed_fields_moved_to_another_event_do_not_open() -> None:
+    mapper = _mapper()
+    mapper.keys.create("r1")
+    stored = mapper.to_stored_event(_revoked_event())
+    moved = replace(stored, originator_version=3)
+    with pytest.raises(MapperDeserialisationError):
+        mapper.to_domain_event(moved)
+
+
+def test_altered_sealed_fields_do_not_open() -> None:
+    mapper = _mapper()
+    mapper.keys.create("r1")
+    stored = mapper.to_stored_event(_revoked_event())
+    state = _state(stored.state)
+    sealed = str(state["personal"])
+    state["personal"] = sealed[:-4] + ("AAAA" if not sealed.endswith("AAAA") else "BBBB")
+    with pytest.raises(MapperDeserialisationError):
+        mapper.to_domain_event(replace(stored, state=json.dumps(state).encode()))
+
+
+def test_events_without_personal_fields_need_no_key() -> None:
+    mapper = _mapper()
+    registered = Resident(resident_id="no-key-was-ever-made").collect_events()[0]
+    stored = mapper.to_stored_event(registered)
+    assert "personal" not in _state(stored.state)
+    assert mapper.to_domain_event(stored) == registered
