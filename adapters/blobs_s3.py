@@ -12,7 +12,7 @@ from minio.error import S3Error
 from vault.ports import BlobInfo, BlobNotFound
 
 PART_BYTES = 16 * 1024 * 1024
-_READ_BYTES = 256 * 1024
+READ_BYTES = 1024 * 1024  # sealed chunks span piece ends rarely, so few get copied
 _MISSING = {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}
 
 
@@ -108,7 +108,7 @@ class _IterableReader:
 
 def _stream_and_release(response: Any) -> Iterator[bytes]:
     try:
-        yield from response.stream(_READ_BYTES)
+        yield from response.stream(READ_BYTES)
     finally:
         response.close()
         response.release_conn()

@@ -22,6 +22,8 @@ from vault.app import Vault
 from vault.ports import BlobStore, Clock
 
 NEXT_KEY_SUFFIX = ".next"
+# Imported by eventsourcing only when PostgreSQL is configured (psycopg is an optional extra).
+POSTGRES_RECORDER_TOPIC = "adapters.postgres_recorder:OrderedPostgresApplicationRecorder"
 
 
 @dataclass
@@ -87,6 +89,9 @@ def event_store_env(settings: Settings) -> dict[str, str]:
         "POSTGRES_MAX_OVERFLOW": str(settings.postgres_pool_size * 2),
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_LOCK_TIMEOUT": "10",
+        # One round trip per save, with the table lock that keeps notification ids in order.
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
+        "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER_TOPIC,
     }
 
 

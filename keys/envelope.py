@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -29,6 +30,9 @@ _HEADER = struct.Struct(">4sI7s")
 HEADER_BYTES = _HEADER.size
 _MAX_CHUNKS = 2**32
 _AAD_LABEL = b"civicvault/document/v1"
+
+
+Chunk = bytes | memoryview
 
 
 class Readable(Protocol):
@@ -61,17 +65,16 @@ def seal_document(
 ) -> Iterator[bytes]:
     """Encrypt ``source`` chunk by chunk, yielding the header then each sealed chunk."""
     _check_key(key)
-    if not 16 <= chunk_bytes <= 16 * 1024 * 1024:
+    if not _MIN_CHUNK <= chunk_bytes <= _MAX_CHUNK:
         raise ValueError("chunk size must be between 16 B and 16 MiB")
     header = _HEADER.pack(_MAGIC, chunk_bytes, os.urandom(_PREFIX_BYTES))
-    aead = AESGCM(key)
+    encrypt = AESGCM(key).encrypt
     binding = _binding(header, document_id, resident_id)
     prefix = header[-_PREFIX_BYTES:]
     yield header
-    for index, (chunk, final) in enumerate(_with_final_flag(_fixed_chunks(source, chunk_bytes))):
-        if index >= _MAX_CHUNKS:
-            raise ValueError("document too large for one sealed stream")
-        yield aead.encrypt(_nonce(prefix, index, final), chunk, _aad(binding, index, final))
+    for index, chunk, final in _numbered(_cut(_pieces(source, chunk_bytes), chunk_bytes)):
+        tail = _TAIL.pack(index, final)
+        yield encrypt(prefix + tail, chunk, binding + tail)
 
 
 def open_document(
@@ -88,29 +91,33 @@ def open_document(
     (a missing end is only known once the input ends).
     """
     _check_key(key)
-    reader = _ChunkReader(sealed)
-    header = reader.take(HEADER_BYTES)
-    if len(header) != HEADER_BYTES:
-        raise TamperedDocument("sealed document is shorter than its header")
+    pieces = _pieces(sealed, CHUNK_BYTES + TAG_BYTES)
+    header, rest = _split_header(pieces)
     magic, chunk_bytes, prefix = _HEADER.unpack(header)
     if magic != _MAGIC:
         raise TamperedDocument("not a civicvault sealed document")
-    if not 16 <= chunk_bytes <= 16 * 1024 * 1024:
+    if not _MIN_CHUNK <= chunk_bytes <= _MAX_CHUNK:
         raise TamperedDocument("sealed document header is corrupt")
-    aead = AESGCM(key)
+    decrypt = AESGCM(key).decrypt
     binding = _binding(header, document_id, resident_id)
-    sealed_chunks = _with_final_flag(reader.chunks(chunk_bytes + TAG_BYTES))
-    saw_final = False
-    for index, (chunk, final) in enumerate(sealed_chunks):
+    sealed_chunks = _cut(chain((rest,), pieces), chunk_bytes + TAG_BYTES)
+    for index, chunk, final in _numbered(sealed_chunks):
+        if final and not chunk and index == 0:
+            raise TamperedDocument("sealed document has no chunks")
         if len(chunk) < TAG_BYTES:
             raise TamperedDocument(f"chunk {index} is truncated")
         try:
-            yield aead.decrypt(_nonce(prefix, index, final), chunk, _aad(binding, index, final))
+            tail = _TAIL.pack(index, final)
+            yield decrypt(prefix + tail, chunk, binding + tail)
         except InvalidTag:
             raise TamperedDocument(f"chunk {index} failed authentication") from None
-        saw_final = final
-    if not saw_final:
-        raise TamperedDocument("sealed document has no chunks")
+
+
+_MIN_CHUNK = 16
+_MAX_CHUNK = 16 * 1024 * 1024
+_LENGTH = struct.Struct(">I")
+# Nonce tail and associated-data tail: the chunk index and the final-chunk flag.
+_TAIL = struct.Struct(">I?")
 
 
 def _check_key(key: bytes) -> None:
@@ -120,86 +127,67 @@ def _check_key(key: bytes) -> None:
 
 def _binding(header: bytes, document_id: str, resident_id: str) -> bytes:
     parts = (_AAD_LABEL, header, document_id.encode(), resident_id.encode())
-    return b"".join(struct.pack(">I", len(p)) + p for p in parts)
+    return b"".join(_LENGTH.pack(len(p)) + p for p in parts)
 
 
-def _nonce(prefix: bytes, index: int, final: bool) -> bytes:
-    return prefix + struct.pack(">I?", index, final)
-
-
-def _aad(binding: bytes, index: int, final: bool) -> bytes:
-    return binding + struct.pack(">Q?", index, final)
-
-
-def _with_final_flag(chunks: Iterator[bytes]) -> Iterator[tuple[bytes, bool]]:
-    """Pair each chunk with whether it is the last; an empty input gives one empty final chunk."""
-    previous = next(chunks, None)
-    if previous is None:
-        yield b"", True
-        return
+def _numbered(chunks: Iterator[Chunk]) -> Iterator[tuple[int, Chunk, bool]]:
+    """Each chunk with its index and whether it is the last; no input gives one empty last chunk."""
+    previous: Chunk = next(chunks, b"")
+    index = 0
     for chunk in chunks:
-        yield previous, False
+        yield index, previous, False
         previous = chunk
-    yield previous, True
+        index += 1
+        if index >= _MAX_CHUNKS:
+            raise ValueError("document too large for one sealed stream")
+    yield index, previous, True
 
 
-def _fixed_chunks(source: Source, size: int) -> Iterator[bytes]:
-    """Re-cut any source into chunks of exactly ``size`` bytes (the last may be shorter)."""
-    return _ChunkReader(source).chunks(size)
+def _pieces(source: Source, read_size: int) -> Iterator[bytes]:
+    read = getattr(source, "read", None)
+    if read is not None:
+        return iter(lambda: read(read_size), b"")
+    return iter(source)  # type: ignore[arg-type]
 
 
-class _ChunkReader:
-    """Reads exact byte counts from a file-like object or an iterable of pieces."""
+def _split_header(pieces: Iterator[bytes]) -> tuple[bytes, memoryview]:
+    """The header bytes, and what is left of the piece that completed it."""
+    header = bytearray()
+    for piece in pieces:
+        missing = HEADER_BYTES - len(header)
+        header += piece[:missing]
+        if len(header) == HEADER_BYTES:
+            return bytes(header), _frozen(piece)[missing:]
+    raise TamperedDocument("sealed document is shorter than its header")
 
-    def __init__(self, source: Source) -> None:
-        self._read = getattr(source, "read", None)
-        self._pieces: Iterator[bytes] | None = (
-            None if self._read is not None else iter(source)  # type: ignore[arg-type]
-        )
-        self._buffer = bytearray()
 
-    def take(self, size: int) -> bytes:
-        """Up to ``size`` bytes; fewer only at the end of the input."""
-        if not self._buffer:
-            if self._read is not None:
-                return self._read_fully(size)
-            piece = self._next_piece(size)
-            if len(piece) == size or not piece:
-                return piece
-            self._buffer += piece
-        while len(self._buffer) < size:
-            piece = self._next_piece(size - len(self._buffer))
-            if not piece:
-                break
-            self._buffer += piece
-        out = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return out
+def _cut(pieces: Iterable[bytes | memoryview], size: int) -> Iterator[Chunk]:
+    """Re-cut pieces into chunks of exactly ``size`` bytes (the last may be shorter).
 
-    def chunks(self, size: int) -> Iterator[bytes]:
-        while chunk := self.take(size):
-            yield chunk
+    A chunk inside one piece is a zero-copy view; only a chunk spanning two
+    pieces is copied.
+    """
+    carry = bytearray()  # the start of a chunk that spans pieces
+    for piece in pieces:
+        view = _frozen(piece)
+        start, end = 0, len(view)
+        if carry:
+            start = min(size - len(carry), end)
+            carry += view[:start]
+            if len(carry) < size:
+                continue
+            yield bytes(carry)
+            carry.clear()
+        while end - start >= size:
+            yield view[start : start + size]
+            start += size
+        carry += view[start:]
+    if carry:
+        yield bytes(carry)
 
-    def _read_fully(self, size: int) -> bytes:
-        assert self._read is not None
-        first = self._read(size)
-        if len(first) == size or not first:
-            return bytes(first)
-        parts = [first]
-        missing = size - len(first)
-        while missing:
-            more = self._read(missing)
-            if not more:
-                break
-            parts.append(more)
-            missing -= len(more)
-        return b"".join(parts)
 
-    def _next_piece(self, wanted: int) -> bytes:
-        if self._read is not None:
-            return bytes(self._read(wanted))
-        assert self._pieces is not None
-        for piece in self._pieces:
-            if piece:
-                return bytes(piece)
-        return b""
+def _frozen(piece: bytes | memoryview | bytearray) -> memoryview:
+    """A view that cannot change under us: mutable buffers are copied once."""
+    if type(piece) is bytes or (isinstance(piece, memoryview) and type(piece.obj) is bytes):
+        return memoryview(piece)
+    return memoryview(bytes(piece))
