@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import random
 import time
@@ -476,8 +477,19 @@ class Vault(Application[UUID]):
         try:
             return self._retrying(file)
         except BaseException:
-            self.blobs.delete(stored["blob_key"])
+            self._discard_unfiled_blob(document_id, stored["blob_key"])
             raise
+
+    def _discard_unfiled_blob(self, document_id: UUID, blob_key: str) -> None:
+        """Delete the blob of a document whose event was not written.
+
+        A failure can come after a commit (a connection lost on the way back), so
+        the blob goes only once the store confirms there is no event; if that
+        cannot be confirmed, the blob stays for ``collect_garbage`` to judge.
+        """
+        with contextlib.suppress(Exception):  # the original error is the one to report
+            if not self.recorder.select_events(document_id, limit=1):
+                self.blobs.delete(blob_key)
 
     def _check_replaceable(self, resident_id: str, document_id: UUID, doc_type: str) -> Document:
         old = self.document(resident_id, document_id)

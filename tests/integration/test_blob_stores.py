@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,11 @@ from pathlib import Path
 import pytest
 
 from adapters.blobs_local import InvalidBlobKey, LocalBlobStore
+from adapters.settings import Settings
+from adapters.wiring import open_services
+from keys.master import MasterKey
+from tests.support import MovableClock
+from vault.inputs import DocumentDetails
 from vault.ports import BlobNotFound, BlobStore
 
 
@@ -118,3 +124,33 @@ def test_local_store_follows_no_symlink_out_of_its_root(tmp_path: Path) -> None:
     with pytest.raises(InvalidBlobKey):
         store.put("link/file", [b"x"])
     assert list(outside.iterdir()) == []
+
+
+def test_the_vault_keeps_documents_on_s3(s3_endpoint: str, tmp_path: Path) -> None:
+    clock = MovableClock()
+    services = open_services(
+        Settings(
+            data_dir=tmp_path,
+            master_key=MasterKey.generate().to_base64(),
+            s3_endpoint=s3_endpoint,
+            s3_access_key="any",
+            s3_secret_key="any",
+            s3_bucket=f"vault-{uuid.uuid4().hex[:12]}",
+            s3_secure=False,
+        ),
+        clock=clock,
+    )
+    try:
+        content = b"".join(_pieces(3 * 1024 * 1024))
+        document = services.vault.submit_document(
+            "r1", io.BytesIO(content), DocumentDetails("diploma", "毕业证书")
+        )
+        assert not (tmp_path / "blobs").exists()
+        assert b"".join(services.vault.read_document("r1", document.id)) == content
+        services.blobs.put("documents/zz/orphan", [b"left behind"])
+        clock.advance(timedelta(days=2))
+        report = services.vault.collect_garbage(timedelta(days=1))
+        assert (report.deleted, report.referenced) == (1, 1)
+        assert services.blobs.exists(document.blob_key)
+    finally:
+        services.close()
