@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 from pydantic import SecretStr
+from tables import print_table  # bench/ is on sys.path when a script runs
 
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services
@@ -463,20 +464,6 @@ def run_postgres(dsn: str, server: str, root: Path, n_single: int, n_batches: in
 
 
 # Output
-
-
-def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  ".join(
-        [headers[0].ljust(widths[0])]
-        + [h.rjust(w) for h, w in zip(headers[1:], widths[1:], strict=True)]
-    )
-    print(line)
-    print("-" * len(line))
-    for row in rows:
-        cells = [row[0].ljust(widths[0])]
-        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        print("  ".join(cells))
 
 
 def report(result: BackendResult) -> None:

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 
 import psutil  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from tables import print_table  # bench/ is on sys.path when a script runs
 
 from adapters.blobs_local import READ_BYTES
 from keys.envelope import CHUNK_BYTES, new_document_key, open_document, seal_document
@@ -231,17 +232,6 @@ def measure_stream(size: int) -> StreamResult:
 
 def human(size: int) -> str:
     return f"{size // (1024 * MiB)} GiB" if size >= 1024 * MiB else f"{size // MiB} MiB"
-
-
-def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    print(line)
-    print("-" * len(line))
-    for row in rows:
-        cells = [row[0].ljust(widths[0])]
-        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        print("  ".join(cells))
 
 
 def report_throughput(results: list[Throughput]) -> bool:
