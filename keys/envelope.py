@@ -32,7 +32,7 @@ _MAX_CHUNKS = 2**32
 _AAD_LABEL = b"civicvault/document/v1"
 
 
-Chunk = bytes | memoryview
+Chunk = bytes | bytearray | memoryview
 
 
 class Readable(Protocol):
@@ -164,8 +164,8 @@ def _split_header(pieces: Iterator[bytes]) -> tuple[bytes, memoryview]:
 def _cut(pieces: Iterable[bytes | memoryview], size: int) -> Iterator[Chunk]:
     """Re-cut pieces into chunks of exactly ``size`` bytes (the last may be shorter).
 
-    A chunk inside one piece is a zero-copy view; only a chunk spanning two
-    pieces is copied.
+    A chunk inside one piece is a zero-copy view; a chunk spanning pieces is
+    copied once, into a buffer of its own.
     """
     carry = bytearray()  # the start of a chunk that spans pieces
     for piece in pieces:
@@ -176,14 +176,14 @@ def _cut(pieces: Iterable[bytes | memoryview], size: int) -> Iterator[Chunk]:
             carry += view[:start]
             if len(carry) < size:
                 continue
-            yield bytes(carry)
-            carry.clear()
+            yield carry  # handed over whole: the next carry is a new buffer
+            carry = bytearray()
         while end - start >= size:
             yield view[start : start + size]
             start += size
         carry += view[start:]
     if carry:
-        yield bytes(carry)
+        yield carry
 
 
 def _frozen(piece: bytes | memoryview | bytearray) -> memoryview:
