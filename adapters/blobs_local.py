@@ -77,11 +77,6 @@ class LocalBlobStore:
                     modified_at=datetime.fromtimestamp(stat.st_mtime, UTC),
                 )
 
-    def check(self) -> None:
-        """Raise if the folder cannot be written (used by readiness checks)."""
-        probe = self.root / f".probe-{uuid.uuid4().hex}"
-        probe.write_bytes(b"")
-        probe.unlink()
 
     def _path(self, key: str) -> Path:
         if not isinstance(key, str) or not _KEY.fullmatch(key):

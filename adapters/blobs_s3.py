@@ -77,9 +77,6 @@ class S3BlobStore:
             modified = obj.last_modified or datetime.now(UTC)
             yield BlobInfo(key=obj.object_name, size=obj.size or 0, modified_at=modified)
 
-    def check(self) -> None:
-        """Raise if the bucket cannot be reached (used by readiness checks)."""
-        self.client.bucket_exists(self.bucket)
 
 
 class _IterableReader:

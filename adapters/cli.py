@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from adapters.progress import Progress
 from adapters.settings import Settings
-from adapters.wiring import Services, open_services, pending_key_file
+from adapters.wiring import Services, next_key_file, open_services, previous_key_file
 from keys.errors import BadMasterKey, KeyLayerError
 from keys.master import MasterKey, write_key_file
 from keys.resident_keys import rotate_master
@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-wrap every resident and signing key under a new master key",
     )
     rotate.set_defaults(run=_rotate_master)
+    retire = key_commands.add_parser(
+        "retire-previous",
+        parents=[common],
+        help="finish a rotation: re-wrap stragglers under the current key, retire the old one",
+    )
+    retire.set_defaults(run=_retire_previous)
     return parser
 
 
@@ -144,48 +150,96 @@ def _gc(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rotate_master(args: argparse.Namespace, settings: Settings) -> int:
-    from_environment = settings.master_key is not None
-    if from_environment:
+    if settings.master_key is not None:
         if settings.new_master_key is None:
             raise UsageError(
-                "the master key comes from CIVICVAULT_MASTER_KEY: set CIVICVAULT_NEW_MASTER_KEY "
-                "to the new key (32 bytes, base64) and run this again"
+                "the master key comes from CIVICVAULT_MASTER_KEY: give every replica "
+                "CIVICVAULT_NEW_MASTER_KEY (32 bytes, base64), then run this again"
             )
         new_key = MasterKey.from_base64(settings.new_master_key.get_secret_value())
+        done = _rewrap_under(settings, new_key)
+        print(
+            f"re-wrapped keys: {done}, under master key {new_key.key_id}. Next, on every "
+            "replica: CIVICVAULT_MASTER_KEY=<the new key>, CIVICVAULT_PREVIOUS_MASTER_KEY=<the "
+            "old key>, no CIVICVAULT_NEW_MASTER_KEY; restart; then run "
+            "`civicvault keys retire-previous`."
+        )
+        return EXIT_OK
+    previous = previous_key_file(settings)
+    if previous.exists():
+        raise UsageError(
+            f"{previous} is still there from the last rotation: run "
+            "`civicvault keys retire-previous` first"
+        )
+    pending = next_key_file(settings)
+    # An interrupted rotation resumes with the key it already wrote down.
+    if pending.exists():
+        new_key = MasterKey.from_base64(pending.read_text())
     else:
-        pending = pending_key_file(settings)
-        # Resume an interrupted rotation with the key it already wrote down.
-        new_key = MasterKey.from_base64(pending.read_text()) if pending.exists() else None
-        if new_key is None:
-            new_key = MasterKey.generate()
-            write_key_file(pending, new_key)
+        new_key = MasterKey.generate()
+        write_key_file(pending, new_key)
+    done = _rewrap_under(settings, new_key)
+    old_key = MasterKey.from_base64(settings.master_key_file.read_text())
+    write_key_file(previous, old_key)
+    write_key_file(settings.master_key_file, new_key)
+    pending.unlink()
+    print(
+        f"re-wrapped keys: {done}, under master key {new_key.key_id}, now in "
+        f"{settings.master_key_file}. The old key waits in {previous}: restart running "
+        "civicvault processes, then run `civicvault keys retire-previous`."
+    )
+    return EXIT_OK
+
+
+def _retire_previous(args: argparse.Namespace, settings: Settings) -> int:
+    from_environment = settings.master_key is not None
+    previous = previous_key_file(settings)
+    if from_environment and settings.previous_master_key is None:
+        raise UsageError("CIVICVAULT_PREVIOUS_MASTER_KEY is not set: there is nothing to retire")
+    if not from_environment and not previous.exists():
+        raise UsageError(f"{previous} does not exist: there is nothing to retire")
     services = open_services(settings)
     try:
-        return _rewrap(services, new_key, from_environment)
+        current = services.master.current
+        done = _rewrap(services, current)
+        left = services.key_table.count_wrapped(except_under=current.key_id)
+    finally:
+        services.close()
+    if left:
+        print(f"{left} keys are still wrapped by another master key; nothing was retired")
+        return EXIT_FAILED
+    if from_environment:
+        print(
+            f"re-wrapped keys: {done}; every key is under master key {current.key_id}. "
+            "Unset CIVICVAULT_PREVIOUS_MASTER_KEY on every replica and destroy the old key."
+        )
+    else:
+        previous.unlink()
+        print(
+            f"re-wrapped keys: {done}; every key is under master key {current.key_id}. "
+            f"The old key ({previous}) is destroyed."
+        )
+    return EXIT_OK
+
+
+def _rewrap_under(settings: Settings, target: MasterKey) -> int:
+    services = open_services(settings)
+    try:
+        return _rewrap(services, target)
     finally:
         services.close()
 
 
-def _rewrap(services: Services, new_key: MasterKey, from_environment: bool) -> int:
-    total = services.key_table.count_wrapped()
-    progress = Progress("keys re-wrapped", total=total, stream=sys.stderr)
-    done = rotate_master(services.key_table, services.master, new_key, progress.update)
+def _rewrap(services: Services, target: MasterKey) -> int:
+    table = services.key_table
+    progress = Progress(
+        "keys re-wrapped",
+        total=table.count_wrapped(except_under=target.key_id),
+        stream=sys.stderr,
+    )
+    done = rotate_master(table, services.master, target, progress.update)
     progress.done()
-    if from_environment:
-        print(
-            f"re-wrapped keys: {done}, under master key {new_key.key_id}. "
-            "Now set CIVICVAULT_MASTER_KEY to the new key on every replica and unset "
-            "CIVICVAULT_NEW_MASTER_KEY."
-        )
-    else:
-        settings = services.settings
-        write_key_file(settings.master_key_file, new_key)
-        pending_key_file(settings).unlink()
-        print(
-            f"re-wrapped keys: {done}, under master key {new_key.key_id}; "
-            f"{settings.master_key_file} now holds it and the old key is gone"
-        )
-    return EXIT_OK
+    return done
 
 
 if __name__ == "__main__":

@@ -5,22 +5,22 @@ from __future__ import annotations
 import hashlib
 import io
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TextIO
+from uuid import UUID
 
 from adapters.samples import sample_pdf, sample_png
 from adapters.wiring import Services, describe
 from keys.receipts import verify_consent_receipt
 from policy.scales import Grade
-from vault.errors import VaultError
+from vault.document import Document
+from vault.errors import AccessDenied, VaultError
 from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
 
 
 def run_demo(services: Services, out: TextIO) -> None:
-    """Register a resident, file documents, consent, grade, revoke, erase: saying each step."""
-    vault = services.vault
-    now = vault.clock.now
-    resident_id = f"zhang-wei-{secrets.token_hex(3)}"
+    """Register a resident, file documents, consent, fetch, grade, revoke, erase: saying each."""
 
     def say(step: str, detail: str = "") -> None:
         print(f"\n▶ {step}", file=out)
@@ -28,6 +28,21 @@ def run_demo(services: Services, out: TextIO) -> None:
             for line in detail.splitlines():
                 print(f"  {line}", file=out)
 
+    resident_id = f"zhang-wei-{secrets.token_hex(3)}"
+    id_card, household, id_card_bytes = _file_documents(services, resident_id, say)
+    consent_id = _consent_and_fetch(services, resident_id, id_card, id_card_bytes, say)
+    _grades_then_revoke(services, resident_id, consent_id, household, say)
+    _erase(services, resident_id, id_card, say)
+    say("Done. Run `make test` for the full suite; see README.md for the model.")
+
+
+Say = Callable[..., None]
+
+
+def _file_documents(
+    services: Services, resident_id: str, say: Say
+) -> tuple[Document, Document, bytes]:
+    vault = services.vault
     where = describe(services.settings)
     say(
         "civicvault demo — 让信息多走路，让市民少跑腿",
@@ -77,6 +92,13 @@ def run_demo(services: Services, out: TextIO) -> None:
         "An officer of 民政局 (civil-affairs) checks the ID card against the original",
         f"trust level {id_card.trust_level} → {verified.trust_level}",
     )
+    return verified, household, id_card_bytes
+
+
+def _consent_and_fetch(
+    services: Services, resident_id: str, id_card: Document, id_card_bytes: bytes, say: Say
+) -> UUID:
+    vault = services.vault
 
     granted = vault.grant_consent(
         resident_id,
@@ -84,7 +106,7 @@ def run_demo(services: Services, out: TextIO) -> None:
             department="civil-affairs",
             doc_types=("id-card", "household-register"),
             purpose="subsistence-allowance",
-            valid_until=now() + timedelta(days=30),
+            valid_until=vault.clock.now() + timedelta(days=30),
             max_uses=3,
         ),
     )
@@ -97,21 +119,43 @@ def run_demo(services: Services, out: TextIO) -> None:
         f"{claims['consentReceiptID']}",
     )
 
-    vault.use_consent(
-        granted.consent.id,
+    fetch = vault.fetch_document(
+        officer="officer-li",
         department="civil-affairs",
-        doc_type="id-card",
-        purpose="subsistence-allowance",
+        resident_id=resident_id,
         document_id=id_card.id,
-        request_id="demo-1",
+        purpose="subsistence-allowance",
     )
-    fetched = b"".join(vault.document_content(vault.document(resident_id, id_card.id)))
+    fetched = b"".join(fetch.content)
     same = hashlib.sha256(fetched).digest() == hashlib.sha256(id_card_bytes).digest()
     say(
         "民政局 reuses the ID card instead of asking 张伟 to bring it again",
-        f"one use consumed ({granted.consent.max_uses} allowed); "
-        f"{len(fetched)} bytes decrypted, identical to the upload: {same}",
+        f"allowed by: {fetch.access.rule}\n"
+        f"access event {fetch.access.id} recorded before any byte was sent\n"
+        f"one use of the consent consumed; {len(fetched)} bytes decrypted, "
+        f"identical to the upload: {same}",
     )
+
+    try:
+        vault.fetch_document(
+            officer="officer-zhao",
+            department="housing",
+            resident_id=resident_id,
+            document_id=id_card.id,
+            purpose="housing-subsidy",
+        )
+        outcome = "allowed (this would be a bug)"
+    except AccessDenied as e:
+        outcome = "denied, and recorded:\n" + "\n".join(f"- {r}" for r in e.reasons)
+    say("住建局 (housing) asks for the ID card for 住房补贴 without consent", outcome)
+    return granted.consent.id
+
+
+def _grades_then_revoke(
+    services: Services, resident_id: str, consent_id: UUID, household: Document, say: Say
+) -> None:
+    vault = services.vault
+    now = vault.clock.now
 
     first = vault.record_grades(
         [GradeUpdate(resident_id, Grade.B, now(), sequence=2)]
@@ -119,27 +163,33 @@ def run_demo(services: Services, out: TextIO) -> None:
     late = vault.record_grades(
         [GradeUpdate(resident_id, Grade.D, now() - timedelta(days=1), sequence=1)]
     )
+    tracks = vault.tracks_for(resident_id, "residence-permit")
     say(
         "The credit platform pushes grades",
         f"grade B, sequence 2 → applied {first.applied}\n"
         f"grade D, sequence 1 arrives late → stale {late.stale}, never overwrites B\n"
-        f"张伟's grade is now {vault.resident(resident_id).grade_label}",
+        f"张伟's grade is now {vault.resident(resident_id).grade_label}; fast-track for "
+        f"居住证办理 (residence-permit): {', '.join(tracks.tracks) or 'none'}",
     )
 
-    vault.revoke_consent(resident_id, granted.consent.id)
+    vault.revoke_consent(resident_id, consent_id)
     try:
-        vault.use_consent(
-            granted.consent.id,
+        vault.fetch_document(
+            officer="officer-li",
             department="civil-affairs",
-            doc_type="household-register",
-            purpose="subsistence-allowance",
+            resident_id=resident_id,
             document_id=household.id,
-            request_id="demo-2",
+            purpose="subsistence-allowance",
         )
         outcome = "allowed (this would be a bug)"
-    except VaultError as e:
-        outcome = f"denied: {e.code} — {e}"
+    except AccessDenied as e:
+        outcome = "denied: " + "; ".join(e.reasons)
     say("张伟 revokes the consent; 民政局 tries again", outcome)
+
+
+def _erase(services: Services, resident_id: str, id_card: Document, say: Say) -> None:
+    vault = services.vault
+    now = vault.clock.now
 
     events_before = vault.recorder.max_notification_id() or 0
     vault.erase_resident(resident_id)
@@ -155,4 +205,3 @@ def run_demo(services: Services, out: TextIO) -> None:
         f"replayed ID card title: {getattr(replayed, 'title', None)!r}\n"
         f"ID card bytes: {readable}",
     )
-    say("Done. Run `make test` for the full suite; see README.md for the model.")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -58,14 +56,24 @@ class SqlKeyTable:
     def add_resident_key(
         self, resident_id: str, wrapped: bytes, master_key_id: str, at: datetime
     ) -> bool:
+        return self.add_resident_keys(
+            [WrappedResidentKey(resident_id, wrapped, master_key_id, at, None)]
+        ) == 1
+
+    def add_resident_keys(self, keys: Sequence[WrappedResidentKey]) -> int:
+        inserted = 0
         with self._transaction() as run:
-            rows = run(
-                f"INSERT INTO {self._residents} "
-                "(resident_id, wrapped_key, master_key_id, created_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (resident_id) DO NOTHING RETURNING resident_id",
-                (resident_id, wrapped, master_key_id, at.isoformat()),
-            )
-        return bool(rows)
+            for key in keys:
+                row = (key.resident_id, key.wrapped, key.master_key_id, key.created_at.isoformat())
+                inserted += len(
+                    run(
+                        f"INSERT INTO {self._residents} "
+                        "(resident_id, wrapped_key, master_key_id, created_at) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT (resident_id) DO NOTHING RETURNING resident_id",
+                        row,
+                    )
+                )
+        return inserted
 
     def resident_key(self, resident_id: str) -> WrappedResidentKey | None:
         with self._transaction(commit=False) as run:
@@ -142,23 +150,41 @@ class SqlKeyTable:
                 (at.isoformat(), kid),
             )
 
-    def count_wrapped(self) -> int:
+    def count_wrapped(self, *, except_under: str | None = None) -> int:
+        other = "" if except_under is None else " AND master_key_id <> ?"
+        params = () if except_under is None else (except_under,)
         with self._transaction(commit=False) as run:
-            residents = run(f"SELECT COUNT(*) FROM {self._residents} WHERE wrapped_key IS NOT NULL")
-            signing = run(f"SELECT COUNT(*) FROM {self._signing}")
+            residents = run(
+                f"SELECT COUNT(*) FROM {self._residents} WHERE wrapped_key IS NOT NULL{other}",
+                params,
+            )
+            signing = run(f"SELECT COUNT(*) FROM {self._signing} WHERE 1 = 1{other}", params)
         return int(residents[0][0]) + int(signing[0][0])
 
-    def rewrap_all(self, rewrap: Rewrap, progress: Callable[[int], None] | None = None) -> int:
-        lock = "" if self._sqlite else " FOR UPDATE"
+    def rewrap_all(
+        self,
+        rewrap: Rewrap,
+        *,
+        except_under: str,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
         done = 0
         with self._transaction() as run:
+            # Hold off every other key writer until the re-wrap commits, so no key
+            # created meanwhile stays under the old master key unnoticed.
+            if self._sqlite:
+                run(f"UPDATE {self._signing} SET kid = kid WHERE 0 = 1")
+            else:
+                run(f"LOCK TABLE {self._residents}, {self._signing} IN SHARE ROW EXCLUSIVE MODE")
             residents = run(
                 f"SELECT resident_id, wrapped_key, master_key_id FROM {self._residents} "
-                f"WHERE wrapped_key IS NOT NULL ORDER BY resident_id{lock}"
+                "WHERE wrapped_key IS NOT NULL AND master_key_id <> ? ORDER BY resident_id",
+                (except_under,),
             )
             signing = run(
                 f"SELECT kid, wrapped_private, master_key_id FROM {self._signing} "
-                f"ORDER BY kid{lock}"
+                "WHERE master_key_id <> ? ORDER BY kid",
+                (except_under,),
             )
             plan: list[tuple[KeyKind, str, str, Any, str]] = [
                 ("resident", self._residents, "resident_id", *r) for r in residents
@@ -220,73 +246,3 @@ class _Transaction:
 
     def __exit__(self, *exc: object) -> None:
         self._context.__exit__(*exc)
-
-
-class MemoryKeyTable:
-    """An in-process key table for unit tests and the in-memory persistence module."""
-
-    def __init__(self) -> None:
-        self._residents: dict[str, WrappedResidentKey] = {}
-        self._signing: dict[str, SigningKeyRecord] = {}
-        self._lock = threading.Lock()
-
-    def add_resident_key(
-        self, resident_id: str, wrapped: bytes, master_key_id: str, at: datetime
-    ) -> bool:
-        with self._lock:
-            if resident_id in self._residents:
-                return False
-            self._residents[resident_id] = WrappedResidentKey(
-                resident_id, wrapped, master_key_id, at, None
-            )
-            return True
-
-    def resident_key(self, resident_id: str) -> WrappedResidentKey | None:
-        return self._residents.get(resident_id)
-
-    def shred_resident_key(self, resident_id: str, at: datetime) -> None:
-        with self._lock:
-            row = self._residents.get(resident_id)
-            self._residents[resident_id] = (
-                replace(row, wrapped=None, shredded_at=at)
-                if row
-                else WrappedResidentKey(resident_id, None, "", at, at)
-            )
-
-    def add_signing_key(self, record: SigningKeyRecord) -> None:
-        with self._lock:
-            self._signing[record.kid] = record
-
-    def signing_keys(self, purpose: str) -> list[SigningKeyRecord]:
-        rows = [r for r in self._signing.values() if r.purpose == purpose]
-        return sorted(rows, key=lambda r: (r.created_at, r.kid))
-
-    def retire_signing_key(self, kid: str, at: datetime) -> None:
-        with self._lock:
-            if kid in self._signing and self._signing[kid].retired_at is None:
-                self._signing[kid] = replace(self._signing[kid], retired_at=at)
-
-    def count_wrapped(self) -> int:
-        return sum(r.wrapped is not None for r in self._residents.values()) + len(self._signing)
-
-    def rewrap_all(self, rewrap: Rewrap, progress: Callable[[int], None] | None = None) -> int:
-        with self._lock:
-            residents = dict(self._residents)
-            signing = dict(self._signing)
-            done = 0
-            for rid, row in residents.items():
-                if row.wrapped is None:
-                    continue
-                wrapped, master_id = rewrap("resident", rid, row.wrapped, row.master_key_id)
-                residents[rid] = replace(row, wrapped=wrapped, master_key_id=master_id)
-                done += 1
-                if progress:
-                    progress(done)
-            for kid, rec in signing.items():
-                wrapped, master_id = rewrap("signing", kid, rec.wrapped_private, rec.master_key_id)
-                signing[kid] = replace(rec, wrapped_private=wrapped, master_key_id=master_id)
-                done += 1
-                if progress:
-                    progress(done)
-            self._residents, self._signing = residents, signing
-            return done

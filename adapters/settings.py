@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         default=None, description="target of `civicvault keys rotate-master` (base64)"
     )
     max_document_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
-    gc_grace_seconds: int = Field(default=24 * 3600, ge=0)
+    gc_grace_seconds: int = Field(default=24 * 3600, ge=300)
     key_cache_seconds: float = Field(default=2.0, ge=0)
     postgres_pool_size: int = Field(default=5, ge=1)
 

@@ -14,6 +14,7 @@ from eventsourcing.utils import Environment
 from adapters.blobs_local import LocalBlobStore
 from adapters.keytable import SqlKeyTable
 from adapters.settings import Settings
+from keys.errors import BadMasterKey
 from keys.master import MasterKey, MasterKeys, load_or_create_key_file
 from keys.receipts import ConsentTerms, sign_consent_receipt
 from keys.resident_keys import ResidentKeys
@@ -21,7 +22,6 @@ from keys.signing import SigningKeys
 from vault.app import Vault
 from vault.ports import BlobStore, Clock
 
-NEXT_KEY_SUFFIX = ".next"
 # Imported by eventsourcing only when PostgreSQL is configured (psycopg is an optional extra).
 POSTGRES_RECORDER_TOPIC = "adapters.postgres_recorder:OrderedPostgresApplicationRecorder"
 
@@ -126,8 +126,18 @@ def blob_store(settings: Settings) -> BlobStore:
     )
 
 
+class MasterKeyRequired(BadMasterKey):
+    """A shared database needs the master key from the environment, not a local file."""
+
+
 def master_keys(settings: Settings) -> MasterKeys:
-    """The master key ring: from the environment, or the key file on the embedded default."""
+    """The master key ring: from the environment, or the key file on the embedded default.
+
+    The ring holds the current key (it wraps new keys) and any key a rotation
+    still needs to read: ``CIVICVAULT_PREVIOUS_MASTER_KEY`` and
+    ``CIVICVAULT_NEW_MASTER_KEY``, or ``master.key.previous`` and
+    ``master.key.next`` beside the key file.
+    """
     if settings.master_key is not None:
         current = MasterKey.from_base64(settings.master_key.get_secret_value())
         previous = tuple(
@@ -136,6 +146,11 @@ def master_keys(settings: Settings) -> MasterKeys:
             if s is not None
         )
         return MasterKeys(current, previous)
+    if settings.database_url:
+        raise MasterKeyRequired(
+            "CIVICVAULT_MASTER_KEY must be set when CIVICVAULT_DATABASE_URL is: every replica "
+            "needs the same master key"
+        )
     path = settings.master_key_file
     current, created = load_or_create_key_file(path)
     if created:
@@ -145,18 +160,20 @@ def master_keys(settings: Settings) -> MasterKeys:
             "set CIVICVAULT_MASTER_KEY from a secret store in production.",
             file=sys.stderr,
         )
-    # A rotation interrupted after re-wrapping leaves the next key beside the current one.
-    pending = _pending_key_file(path)
-    previous = (MasterKey.from_base64(pending.read_text()),) if pending.exists() else ()
-    return MasterKeys(current, previous)
+    others = (next_key_file(settings), previous_key_file(settings))
+    return MasterKeys(
+        current, tuple(MasterKey.from_base64(p.read_text()) for p in others if p.exists())
+    )
 
 
-def _pending_key_file(path: Path) -> Path:
-    return path.with_name(path.name + NEXT_KEY_SUFFIX)
+def next_key_file(settings: Settings) -> Path:
+    """Where a rotation writes the new key before re-wrapping (so an interrupted one resumes)."""
+    return settings.master_key_file.with_name(settings.master_key_file.name + ".next")
 
 
-def pending_key_file(settings: Settings) -> Path:
-    return _pending_key_file(settings.master_key_file)
+def previous_key_file(settings: Settings) -> Path:
+    """Where a rotation keeps the old key until ``keys retire-previous`` finds nothing uses it."""
+    return settings.master_key_file.with_name(settings.master_key_file.name + ".previous")
 
 
 def describe(settings: Settings) -> dict[str, Any]:

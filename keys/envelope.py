@@ -72,7 +72,7 @@ def seal_document(
     binding = _binding(header, document_id, resident_id)
     prefix = header[-_PREFIX_BYTES:]
     yield header
-    for index, chunk, final in _numbered(_cut(_pieces(source, chunk_bytes), chunk_bytes)):
+    for index, chunk, final in _numbered(_cut(read_pieces(source, chunk_bytes), chunk_bytes)):
         tail = _TAIL.pack(index, final)
         yield encrypt(prefix + tail, chunk, binding + tail)
 
@@ -91,7 +91,7 @@ def open_document(
     (a missing end is only known once the input ends).
     """
     _check_key(key)
-    pieces = _pieces(sealed, CHUNK_BYTES + TAG_BYTES)
+    pieces = read_pieces(sealed, CHUNK_BYTES + TAG_BYTES)
     header, rest = _split_header(pieces)
     magic, chunk_bytes, prefix = _HEADER.unpack(header)
     if magic != _MAGIC:
@@ -143,7 +143,8 @@ def _numbered(chunks: Iterator[Chunk]) -> Iterator[tuple[int, Chunk, bool]]:
     yield index, previous, True
 
 
-def _pieces(source: Source, read_size: int) -> Iterator[bytes]:
+def read_pieces(source: Source, read_size: int) -> Iterator[bytes]:
+    """The source as an iterator of byte pieces (a file-like one read ``read_size`` at a time)."""
     read = getattr(source, "read", None)
     if read is not None:
         return iter(lambda: read(read_size), b"")

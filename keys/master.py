@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,29 +68,49 @@ class MasterKeys:
 
 
 def load_or_create_key_file(path: Path) -> tuple[MasterKey, bool]:
-    """Read the master key file, creating it (mode 0600) if absent; returns (key, created)."""
+    """Read the master key file, creating it (mode 0600) if absent; returns (key, created).
+
+    Two processes starting at once agree on one key: the file is created with a
+    hard link that fails if it exists, and the loser reads the winner's key.
+    """
     try:
         return MasterKey.from_base64(path.read_text()), False
     except FileNotFoundError:
         pass
     key = MasterKey.generate()
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_key_file(path, key)
+    tmp = path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
+    _write_private(tmp, key)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return MasterKey.from_base64(path.read_text()), False
+    finally:
+        tmp.unlink()
+    _fsync_dir(path.parent)
     return key, True
 
 
 def write_key_file(path: Path, key: MasterKey) -> None:
-    """Write a key file atomically with mode 0600 (temp file, fsync, rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write a key file atomically with mode 0600 (fresh temp file, fsync, rename)."""
+    tmp = path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
+    _write_private(tmp, key)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _write_private(path: Path, key: MasterKey) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, (key.to_base64() + "\n").encode())
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
+        os.fsync(fd)
     finally:
-        os.close(dir_fd)
+        os.close(fd)

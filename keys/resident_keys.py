@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -13,16 +13,17 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from keys.errors import ResidentKeyShredded, UnknownResidentKey
 from keys.master import MasterKey, MasterKeys
 from keys.secrets import unwrap_key, wrap_key
-from keys.store import KeyKind, KeyTable, wrap_context
+from keys.store import KeyKind, KeyTable, WrappedResidentKey, wrap_context
 
 
 class ResidentKeys:
     """Each resident's data key, wrapped by the master key in a :class:`KeyTable`.
 
     Unwrapped keys are cached in memory for ``cache_seconds`` so that replaying
-    many events does not hit the table for each one. Shredding clears this
-    process's cache at once; other processes sharing the table notice within
-    ``cache_seconds``.
+    many events does not hit the table for each one. Once :meth:`shred` returns,
+    this process neither holds nor caches the key again (a read that raced the
+    shred may still finish, but is not cached); other processes sharing the
+    table notice within ``cache_seconds``.
     """
 
     def __init__(
@@ -41,6 +42,7 @@ class ResidentKeys:
         self._monotonic = monotonic
         self._cache: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._lock = threading.Lock()
+        self._shreds = 0  # bumped around every shred, so a racing read is not cached
 
     def create(self, resident_id: str) -> None:
         """Give a resident a data key, unless they already have (or had) one."""
@@ -51,6 +53,18 @@ class ResidentKeys:
         )
         self._table.add_resident_key(resident_id, wrapped, master_id, datetime.now(UTC))
 
+    def create_many(self, resident_ids: Iterable[str]) -> None:
+        """Give many residents data keys in one transaction (those who have one keep it)."""
+        now = datetime.now(UTC)
+        rows = []
+        for resident_id in resident_ids:
+            wrapped, master_id = self._master.wrap(
+                AESGCM.generate_key(bit_length=256), context=_resident_context(resident_id)
+            )
+            rows.append(WrappedResidentKey(resident_id, wrapped, master_id, now, None))
+        if rows:
+            self._table.add_resident_keys(rows)
+
     def data_key(self, resident_id: str) -> bytes:
         """The resident's data key; raises if it was shredded or never created."""
         now = self._monotonic()
@@ -59,6 +73,7 @@ class ResidentKeys:
             if cached is not None and now - cached[0] < self._cache_seconds:
                 self._cache.move_to_end(resident_id)
                 return cached[1]
+            shreds = self._shreds
         row = self._table.resident_key(resident_id)
         if row is None:
             raise UnknownResidentKey(f"resident {resident_id} has no data key")
@@ -68,10 +83,11 @@ class ResidentKeys:
             row.wrapped, row.master_key_id, context=_resident_context(resident_id)
         )
         with self._lock:
-            self._cache[resident_id] = (now, key)
-            self._cache.move_to_end(resident_id)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            if self._shreds == shreds:
+                self._cache[resident_id] = (now, key)
+                self._cache.move_to_end(resident_id)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
         return key
 
     def is_shredded(self, resident_id: str) -> bool:
@@ -81,9 +97,11 @@ class ResidentKeys:
     def shred(self, resident_id: str) -> None:
         """Destroy the resident's data key for good (crypto-shredding)."""
         with self._lock:
+            self._shreds += 1
             self._cache.pop(resident_id, None)
         self._table.shred_resident_key(resident_id, datetime.now(UTC))
         with self._lock:
+            self._shreds += 1
             self._cache.pop(resident_id, None)
 
     def wrap_document_key(self, resident_id: str, document_id: str, document_key: bytes) -> bytes:
@@ -104,21 +122,22 @@ class ResidentKeys:
 
 def rotate_master(
     table: KeyTable,
-    old: MasterKeys,
-    new: MasterKey,
+    ring: MasterKeys,
+    target: MasterKey,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Re-wrap every resident and signing key under ``new`` in one transaction.
+    """Re-wrap every resident and signing key not yet under ``target``, in one transaction.
 
-    Document keys are wrapped by resident keys, so documents are not touched.
+    ``ring`` must hold every master key the keys are wrapped by now. Document
+    keys are wrapped by resident keys, so documents are not touched.
     """
-    target = MasterKeys(new, (old.current, *old.previous))
+    keys = MasterKeys(target, (ring.current, *ring.previous))
 
     def rewrap(kind: KeyKind, owner: str, wrapped: bytes, master_id: str) -> tuple[bytes, str]:
         context = wrap_context(kind, owner)
-        return target.wrap(old.unwrap(wrapped, master_id, context=context), context=context)
+        return keys.wrap(keys.unwrap(wrapped, master_id, context=context), context=context)
 
-    return table.rewrap_all(rewrap, progress)
+    return table.rewrap_all(rewrap, except_under=target.key_id, progress=progress)
 
 
 def _resident_context(resident_id: str) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -48,6 +48,11 @@ class KeyTable(Protocol):
         """Insert a resident key unless one exists; True if this call inserted it."""
         ...
 
+    def add_resident_keys(self, keys: Sequence[WrappedResidentKey]) -> int:
+        """Insert many resident keys in one transaction, skipping existing ones; returns how many
+        were inserted."""
+        ...
+
     def resident_key(self, resident_id: str) -> WrappedResidentKey | None: ...
 
     def shred_resident_key(self, resident_id: str, at: datetime) -> None:
@@ -62,10 +67,18 @@ class KeyTable(Protocol):
 
     def retire_signing_key(self, kid: str, at: datetime) -> None: ...
 
-    def count_wrapped(self) -> int:
-        """How many live wrapped keys (resident and signing) there are."""
+    def count_wrapped(self, *, except_under: str | None = None) -> int:
+        """How many live wrapped keys (resident and signing) there are, leaving out those
+        wrapped by master key ``except_under``."""
         ...
 
-    def rewrap_all(self, rewrap: Rewrap, progress: Callable[[int], None] | None = None) -> int:
-        """Re-wrap every live key in one transaction; returns how many were re-wrapped."""
+    def rewrap_all(
+        self,
+        rewrap: Rewrap,
+        *,
+        except_under: str,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Re-wrap every live key not already under master key ``except_under``, in one
+        transaction that keeps other key writers out; returns how many were re-wrapped."""
         ...

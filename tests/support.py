@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
-from adapters.keytable import MemoryKeyTable
 from keys.master import MasterKey, MasterKeys
 from keys.receipts import ConsentTerms, sign_consent_receipt
 from keys.resident_keys import ResidentKeys
 from keys.signing import SigningKeys
+from keys.store import Rewrap, SigningKeyRecord, WrappedResidentKey
 from vault.app import Vault
 from vault.ports import BlobInfo, BlobNotFound
 
@@ -61,6 +62,88 @@ class MemoryBlobStore:
     def list(self) -> Iterator[BlobInfo]:
         for key, (data, at) in list(self.blobs.items()):
             yield BlobInfo(key, len(data), at)
+
+
+class MemoryKeyTable:
+    """An in-process key table for unit tests on the in-memory event store."""
+
+    def __init__(self) -> None:
+        self._residents: dict[str, WrappedResidentKey] = {}
+        self._signing: dict[str, SigningKeyRecord] = {}
+        self._lock = threading.Lock()
+
+    def add_resident_key(
+        self, resident_id: str, wrapped: bytes, master_key_id: str, at: datetime
+    ) -> bool:
+        return self.add_resident_keys(
+            [WrappedResidentKey(resident_id, wrapped, master_key_id, at, None)]
+        ) == 1
+
+    def add_resident_keys(self, keys: Sequence[WrappedResidentKey]) -> int:
+        with self._lock:
+            new = [k for k in keys if k.resident_id not in self._residents]
+            self._residents.update((k.resident_id, k) for k in new)
+            return len(new)
+
+    def resident_key(self, resident_id: str) -> WrappedResidentKey | None:
+        return self._residents.get(resident_id)
+
+    def shred_resident_key(self, resident_id: str, at: datetime) -> None:
+        with self._lock:
+            row = self._residents.get(resident_id)
+            self._residents[resident_id] = (
+                replace(row, wrapped=None, shredded_at=at)
+                if row
+                else WrappedResidentKey(resident_id, None, "", at, at)
+            )
+
+    def add_signing_key(self, record: SigningKeyRecord) -> None:
+        with self._lock:
+            self._signing[record.kid] = record
+
+    def signing_keys(self, purpose: str) -> list[SigningKeyRecord]:
+        rows = [r for r in self._signing.values() if r.purpose == purpose]
+        return sorted(rows, key=lambda r: (r.created_at, r.kid))
+
+    def retire_signing_key(self, kid: str, at: datetime) -> None:
+        with self._lock:
+            if kid in self._signing and self._signing[kid].retired_at is None:
+                self._signing[kid] = replace(self._signing[kid], retired_at=at)
+
+    def count_wrapped(self, *, except_under: str | None = None) -> int:
+        masters = [r.master_key_id for r in self._residents.values() if r.wrapped is not None]
+        masters += [r.master_key_id for r in self._signing.values()]
+        return sum(except_under is None or m != except_under for m in masters)
+
+    def rewrap_all(
+        self,
+        rewrap: Rewrap,
+        *,
+        except_under: str,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        with self._lock:
+            residents = dict(self._residents)
+            signing = dict(self._signing)
+            done = 0
+            for rid, row in residents.items():
+                if row.wrapped is None or row.master_key_id == except_under:
+                    continue
+                wrapped, master_id = rewrap("resident", rid, row.wrapped, row.master_key_id)
+                residents[rid] = replace(row, wrapped=wrapped, master_key_id=master_id)
+                done += 1
+                if progress:
+                    progress(done)
+            for kid, rec in signing.items():
+                if rec.master_key_id == except_under:
+                    continue
+                wrapped, master_id = rewrap("signing", kid, rec.wrapped_private, rec.master_key_id)
+                signing[kid] = replace(rec, wrapped_private=wrapped, master_key_id=master_id)
+                done += 1
+                if progress:
+                    progress(done)
+            self._residents, self._signing = residents, signing
+            return done
 
 
 def memory_vault(clock: MovableClock | None = None, **overrides: Any) -> Vault:

@@ -70,6 +70,12 @@ class Consent(Aggregate):
     def uses_left(self) -> int | None:
         return None if self.max_uses is None else max(0, self.max_uses - self.uses)
 
+    def covers(self, department: str, doc_type: str, purpose: str) -> bool:
+        """Whether the consent's terms name this department, document type and purpose."""
+        return (
+            department == self.department and doc_type in self.doc_types and purpose == self.purpose
+        )
+
     def check_allows(self, department: str, doc_type: str, purpose: str, now: datetime) -> None:
         """Raise the first reason this consent does not allow the use; return if it does."""
         status = self.status(now)

@@ -91,6 +91,7 @@ class Document(Aggregate):
         self.verified_by: str | None = None
         self.ended_at: datetime | None = None
         self.end_reason: str | Erased | None = None
+        self.reuse_count = 0
 
     @classmethod
     def submit(cls, document_id: UUID, **fields: Any) -> Document:
@@ -147,6 +148,15 @@ class Document(Aggregate):
     def _verified(self, department: str, officer: str, at: datetime) -> None:
         self.trust_level = TrustLevel.B
         self.verified_by = department
+
+    def reuse(self, department: str, purpose: str, access_id: UUID, at: datetime) -> None:
+        """A department fetched it instead of asking the resident to hand it over again."""
+        self.check_available()
+        self._reused(department, purpose, access_id, at)
+
+    @event("Reused")
+    def _reused(self, department: str, purpose: str, access_id: UUID, at: datetime) -> None:
+        self.reuse_count += 1
 
     def supersede(self, by: UUID, at: datetime) -> None:
         """A newer version of the same document replaces this one."""

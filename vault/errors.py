@@ -22,6 +22,17 @@ class InvalidInput(VaultError):
         self.problem = problem
 
 
+class InvalidPolicy(VaultError):
+    """A policy file that cannot be published; names its first bad line."""
+
+    code = "invalid-policy"
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line}: {reason}")
+        self.line = line
+        self.reason = reason
+
+
 class NotFound(VaultError):
     code = "not-found"
 
@@ -122,6 +133,19 @@ class BlobMissing(VaultError):
     """An event refers to a blob the store does not have: an integrity failure."""
 
     code = "blob-missing"
+
+
+class AccessDenied(VaultError):
+    """A department's fetch was refused; the attempt was recorded with every reason."""
+
+    code = "access-denied"
+
+    def __init__(self, message: str, reason_codes: tuple[str, ...], reasons: tuple[str, ...],
+                 access_id: object) -> None:  # fmt: skip
+        super().__init__(message)
+        self.reason_codes = reason_codes
+        self.reasons = reasons
+        self.access_id = access_id
 
 
 class Contention(VaultError):

@@ -76,14 +76,19 @@ class PersonalDataMapper(Mapper[UUID]):
             state["class_version"] = class_version
         personal: tuple[str, ...] = getattr(cls, "personal_fields", ())
         if personal:
-            owner = state["resident_id"]
             secret = {name: state.pop(name) for name in personal}
-            sealed = seal_personal_fields(
-                self.keys.data_key(owner),
-                self.transcoder.encode(secret),
-                context=_context(topic, originator_id, originator_version),
-            )
-            state[_SEALED_KEY] = base64.b64encode(sealed).decode()
+            try:
+                key = self.keys.data_key(state["resident_id"])
+            except ResidentKeyShredded:
+                # The owner is erased: their personal fields are not written at all.
+                state[_SEALED_KEY] = None
+            else:
+                sealed = seal_personal_fields(
+                    key,
+                    self.transcoder.encode(secret),
+                    context=_context(topic, originator_id, originator_version),
+                )
+                state[_SEALED_KEY] = base64.b64encode(sealed).decode()
         data = self.transcoder.encode(state)
         if self.compressor:
             data = self.compressor.compress(data)
@@ -108,11 +113,11 @@ class PersonalDataMapper(Mapper[UUID]):
             if self.compressor:
                 data = self.compressor.decompress(data)
             state: dict[str, Any] = self.transcoder.decode(data)
-            sealed = state.pop(_SEALED_KEY, None)
-            if sealed is not None:
+            if _SEALED_KEY in state:
                 state.update(
                     self._open_personal(
-                        cls, state["resident_id"], sealed, stored_event, originator_id
+                        cls, state["resident_id"], state.pop(_SEALED_KEY), stored_event,
+                        originator_id,
                     )
                 )
         except Exception as e:
@@ -135,11 +140,13 @@ class PersonalDataMapper(Mapper[UUID]):
         self,
         cls: type,
         owner: str,
-        sealed: str,
+        sealed: str | None,
         stored_event: StoredEvent,
         originator_id: UUID,
     ) -> dict[str, Any]:
         fields: tuple[str, ...] = getattr(cls, "personal_fields", ())
+        if sealed is None:
+            return dict.fromkeys(fields, ERASED)
         try:
             key = self.keys.data_key(owner)
         except ResidentKeyShredded:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -10,6 +11,7 @@ from eventsourcing.domain import Aggregate, event
 from policy.scales import UNRATED, Grade
 from vault.errors import ResidentErased
 from vault.ids import resident_aggregate_id
+from vault.personal import Erased
 
 
 class Resident(Aggregate):
@@ -43,12 +45,24 @@ class Resident(Aggregate):
         self._check_not_erased()
         if self.grade_sequence is not None and sequence <= self.grade_sequence:
             return False
-        self._grade_recorded(grade.value, sequence, effective_at)
+        self._grade_recorded(self.resident_id, grade.value, sequence, effective_at)
         return True
 
-    @event("GradeRecorded")
-    def _grade_recorded(self, grade: str, sequence: int, effective_at: datetime) -> None:
-        self.grade = Grade(grade)
+    class GradeRecorded(Aggregate.Event):
+        """A credit grade is personal: it is sealed with the resident's key."""
+
+        personal_fields: ClassVar[tuple[str, ...]] = ("grade",)
+        resident_id: str
+        grade: str
+        sequence: int
+        effective_at: datetime
+
+    @event(GradeRecorded)
+    def _grade_recorded(
+        self, resident_id: str, grade: str | Erased, sequence: int, effective_at: datetime
+    ) -> None:
+        # After erasure the sealed grade reads back as ERASED; the sequence still orders.
+        self.grade = Grade(grade) if isinstance(grade, str) else None
         self.grade_sequence = sequence
         self.grade_effective_at = effective_at
 

@@ -46,7 +46,7 @@ def test_demo_walks_through_the_vault(tmp_path: Path) -> None:
         "trust level C → B",
         "identical to the upload: True",
         "stale 1, never overwrites B",
-        "denied: consent-revoked",
+        "denied: consent",
         "replayed ID card title: ERASED",
         "cannot be decrypted: resident-erased",
     ]:
@@ -86,7 +86,7 @@ def test_gc_sweeps_old_orphans_and_keeps_documents(tmp_path: Path) -> None:
     old = time.time() - 3600
     os.utime(orphan, (old, old))
 
-    result = civicvault("gc", "--grace", "60", "--data-dir", str(tmp_path))
+    result = civicvault("gc", "--grace", "600", "--data-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "deleted 1 unreferenced, kept 1 referenced" in result.stdout
     assert "gc: blobs examined: 2" in result.stderr
@@ -94,13 +94,13 @@ def test_gc_sweeps_old_orphans_and_keeps_documents(tmp_path: Path) -> None:
     assert (settings.blob_dir / document.blob_key).exists()
 
 
-def _file_and_read_back(settings: Settings) -> tuple[object, bytes]:
+def _file_and_read_back(settings: Settings, resident_id: str = "r1") -> tuple[object, bytes]:
     services = open_services(settings)
     try:
         document = services.vault.submit_document(
-            "r1", io.BytesIO(b"secret"), DocumentDetails("id-card", "card")
+            resident_id, io.BytesIO(b"secret"), DocumentDetails("id-card", "card")
         )
-        return document.id, b"".join(services.vault.read_document("r1", document.id))
+        return document.id, b"".join(services.vault.read_document(resident_id, document.id))
     finally:
         services.close()
 
@@ -113,19 +113,32 @@ def _read(settings: Settings, document_id: object) -> bytes:
         services.close()
 
 
-def test_rotating_the_key_file_keeps_documents_readable(tmp_path: Path) -> None:
+def test_rotating_the_key_file_then_retiring_the_old_key(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     document_id, content = _file_and_read_back(settings)
-    old_key = settings.master_key_file.read_text()
-    result = civicvault("keys", "rotate-master", "--data-dir", str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    assert "re-wrapped keys: 1," in result.stdout  # the resident key
-    assert settings.master_key_file.read_text() != old_key
+    old_key = settings.master_key_file.read_text().strip()
+
+    rotated = civicvault("keys", "rotate-master", "--data-dir", str(tmp_path))
+    assert rotated.returncode == 0, rotated.stderr
+    assert "re-wrapped keys: 1," in rotated.stdout  # the resident key
+    assert settings.master_key_file.read_text().strip() != old_key
+    assert (tmp_path / "master.key.previous").read_text().strip() == old_key
     assert not (tmp_path / "master.key.next").exists()
     assert _read(settings, document_id) == content
-    old_only = Settings(data_dir=tmp_path, master_key=old_key.strip())
+
+    again = civicvault("keys", "rotate-master", "--data-dir", str(tmp_path))
+    assert "retire-previous" in _one_line_error(again)
+
+    # A process that still ran with the old key registered someone meanwhile.
+    _file_and_read_back(Settings(data_dir=tmp_path, master_key=old_key), resident_id="r2")
+
+    retired = civicvault("keys", "retire-previous", "--data-dir", str(tmp_path))
+    assert retired.returncode == 0, retired.stderr
+    assert "re-wrapped keys: 1;" in retired.stdout  # the straggler
+    assert not (tmp_path / "master.key.previous").exists()
+    assert _read(settings, document_id) == content
     with pytest.raises(Exception, match="no configured master key"):
-        _read(old_only, document_id)
+        _read(Settings(data_dir=tmp_path, master_key=old_key), document_id)
 
 
 def test_an_interrupted_rotation_is_resumed_with_the_same_new_key(tmp_path: Path) -> None:
@@ -148,5 +161,22 @@ def test_rotating_an_environment_key(tmp_path: Path) -> None:
         env={"CIVICVAULT_MASTER_KEY": old, "CIVICVAULT_NEW_MASTER_KEY": new},
     )
     assert result.returncode == 0, result.stderr
-    assert "Now set CIVICVAULT_MASTER_KEY" in result.stdout
+    assert "CIVICVAULT_PREVIOUS_MASTER_KEY=<the old key>" in result.stdout
+    retired = civicvault(
+        "keys", "retire-previous", "--data-dir", str(tmp_path),
+        env={"CIVICVAULT_MASTER_KEY": new, "CIVICVAULT_PREVIOUS_MASTER_KEY": old},
+    )
+    assert retired.returncode == 0, retired.stderr
+    assert "Unset CIVICVAULT_PREVIOUS_MASTER_KEY" in retired.stdout
     assert _read(Settings(data_dir=tmp_path, master_key=new), document_id) == content
+
+
+def test_a_shared_database_needs_the_master_key_from_the_environment(tmp_path: Path) -> None:
+    line = _one_line_error(
+        civicvault(
+            "gc", "--data-dir", str(tmp_path),
+            env={"CIVICVAULT_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
+        )
+    )
+    assert "CIVICVAULT_MASTER_KEY must be set" in line
+    assert not (tmp_path / "master.key").exists()

@@ -6,6 +6,7 @@ import io
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 import pytest
 
@@ -13,13 +14,13 @@ from adapters.wiring import Services
 from keys.receipts import verify_consent_receipt
 from policy.scales import Grade, TrustLevel
 from tests.support import MovableClock
+from vault.app import Fetched
 from vault.document import DocumentStatus
 from vault.errors import (
+    AccessDenied,
     AlreadyTrusted,
     BlobMissing,
     ConsentNotFound,
-    ConsentRevoked,
-    ConsentUsedUp,
     ContentCorrupted,
     DocumentNotFound,
     DocumentSuperseded,
@@ -49,13 +50,13 @@ def _consent(clock: MovableClock, **overrides: object) -> ConsentRequest:
     return ConsentRequest(**args)  # type: ignore[arg-type]
 
 
-def _use(services: Services, consent_id: object, document_id: object, request_id: str = "r"):  # type: ignore[no-untyped-def]
-    return services.vault.use_consent(
-        consent_id,  # type: ignore[arg-type]
+def _fetch(services: Services, document_id: UUID, request_id: str = "r") -> Fetched:
+    return services.vault.fetch_document(
+        officer="officer-li",
         department="civil-affairs",
-        doc_type="id-card",
+        resident_id="r1",
+        document_id=document_id,
         purpose="subsistence-allowance",
-        document_id=document_id,  # type: ignore[arg-type]
         request_id=request_id,
     )
 
@@ -140,10 +141,11 @@ def test_consent_receipt_verifies_and_revoke_stops_use(
     granted = services.vault.grant_consent("r1", _consent(clock))
     claims = verify_consent_receipt(granted.receipt, services.signing.public_keys("receipts"))
     assert claims["consentReceiptID"] == str(granted.consent.id)
-    assert _use(services, granted.consent.id, document.id).uses == 1
+    assert b"".join(_fetch(services, document.id).content) == b"card"
     services.vault.revoke_consent("r1", granted.consent.id)
-    with pytest.raises(ConsentRevoked):
-        _use(services, granted.consent.id, document.id)
+    with pytest.raises(AccessDenied) as denied:
+        _fetch(services, document.id)
+    assert denied.value.reason_codes == ("consent-revoked",)
     assert [c.id for c in services.vault.consents("r1")] == [granted.consent.id]
 
 
@@ -172,17 +174,17 @@ def test_max_uses_one_with_32_concurrent_uses_allows_exactly_one(
     def attempt(n: int) -> None:
         barrier.wait()
         try:
-            _use(services, consent.id, document.id, f"req-{n}")
+            _fetch(services, document.id, f"req-{n}")
             outcomes.append("allowed")
-        except ConsentUsedUp:
-            outcomes.append("used-up")
+        except AccessDenied as e:
+            outcomes.append(",".join(e.reason_codes))
 
     threads = [threading.Thread(target=attempt, args=(n,)) for n in range(32)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(outcomes) == ["allowed"] + ["used-up"] * 31
+    assert sorted(outcomes) == ["allowed"] + ["consent-used-up"] * 31
     assert services.vault.consent("r1", consent.id).uses == 1
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from adapters.keytable import MemoryKeyTable
 from keys.envelope import (
     CHUNK_BYTES,
     HEADER_BYTES,
@@ -33,6 +32,7 @@ from keys.receipts import ConsentTerms, InvalidReceipt, sign_consent_receipt, ve
 from keys.resident_keys import ResidentKeys, rotate_master
 from keys.secrets import open_personal_fields, seal_personal_fields, unwrap_key, wrap_key
 from keys.signing import SigningKey, SigningKeys
+from tests.support import MemoryKeyTable
 
 IDS = {"document_id": "d1", "resident_id": "r1"}
 
