@@ -17,7 +17,7 @@ from adapters.wiring import Services, next_key_file, open_services, previous_key
 from keys.errors import BadMasterKey, KeyLayerError
 from keys.master import MasterKey, write_key_file
 from keys.resident_keys import rotate_master
-from vault.errors import InvalidInput, VaultError
+from vault.errors import InvalidInput, InvalidPolicy, VaultError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -61,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gc.set_defaults(run=_gc)
 
+    policy = commands.add_parser("policy", help="access policy")
+    policy_commands = policy.add_subparsers(
+        dest="policy_command", required=True, parser_class=_Parser
+    )
+    publish = policy_commands.add_parser(
+        "publish", parents=[common], help="record a policy file as the new version in force"
+    )
+    publish.add_argument("file", type=Path, help="a Casbin policy CSV for policy/model.conf")
+    publish.set_defaults(run=_publish_policy)
+
     keys = commands.add_parser("keys", help="key management")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
     rotate = key_commands.add_parser(
@@ -78,22 +88,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# How each kind of failure is told: bad input exits 2, a refused operation 1.
+_FAILURES: tuple[tuple[type[BaseException], str, int], ...] = (
+    (UsageError, "error", EXIT_USAGE),
+    (InvalidInput, "invalid input", EXIT_USAGE),
+    (InvalidPolicy, "invalid policy", EXIT_USAGE),
+    (BadMasterKey, "error: master key", EXIT_USAGE),
+    (VaultError, "refused", EXIT_FAILED),
+    (KeyLayerError, "key error", EXIT_FAILED),
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         settings = _settings(args.data_dir)
         run: Callable[[argparse.Namespace, Settings], int] = args.run
         return run(args, settings)
-    except UsageError as e:
-        return _fail(f"civicvault: error: {e}", EXIT_USAGE)
-    except InvalidInput as e:
-        return _fail(f"civicvault: invalid input: {e}", EXIT_USAGE)
-    except BadMasterKey as e:
-        return _fail(f"civicvault: error: master key: {e}", EXIT_USAGE)
-    except (VaultError, KeyLayerError) as e:
-        return _fail(f"civicvault: {type(e).__name__}: {e}", EXIT_FAILED)
     except KeyboardInterrupt:
         return _fail("civicvault: interrupted", 130)
+    except tuple(kind for kind, _, _ in _FAILURES) as e:
+        label, code = next((lbl, c) for kind, lbl, c in _FAILURES if isinstance(e, kind))
+        return _fail(f"civicvault: {label}: {e}", code)
 
 
 def _settings(data_dir: Path | None) -> Settings:
@@ -130,6 +146,24 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         run_demo(services, out=sys.stdout)
     finally:
         services.close()
+    return EXIT_OK
+
+
+def _publish_policy(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        text = args.file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read {args.file}: {e}") from None
+    services = open_services(settings)
+    try:
+        before = services.vault.current_policy_version()
+        version = services.vault.publish_policy(text)
+    finally:
+        services.close()
+    if version == before:
+        print(f"policy {version} was already in force; nothing changed")
+    else:
+        print(f"policy {version} is now in force (was {before})")
     return EXIT_OK
 
 

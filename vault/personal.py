@@ -25,7 +25,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
-from keys.errors import ResidentKeyShredded
+from keys.errors import ResidentKeyShredded, UnknownResidentKey
 from keys.secrets import open_personal_fields, seal_personal_fields
 from vault.ports import DataKeys
 
@@ -79,8 +79,9 @@ class PersonalDataMapper(Mapper[UUID]):
             secret = {name: state.pop(name) for name in personal}
             try:
                 key = self.keys.data_key(state["resident_id"])
-            except ResidentKeyShredded:
-                # The owner is erased: their personal fields are not written at all.
+            except (ResidentKeyShredded, UnknownResidentKey):
+                # No key to seal with (the owner is erased, or was never registered, as
+                # for a fetch naming an unknown resident): the fields are not written.
                 state[_SEALED_KEY] = None
             else:
                 sealed = seal_personal_fields(

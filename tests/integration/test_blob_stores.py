@@ -83,7 +83,7 @@ def test_list_shows_every_blob_with_size_and_time(store: BlobStore) -> None:
 
 def test_a_failed_write_leaves_nothing_behind(store: BlobStore) -> None:
     def failing() -> Iterator[bytes]:
-        yield from _pieces(12 * 1024 * 1024)
+        yield from _pieces(20 * 1024 * 1024)  # past one S3 part, so a multipart upload aborts
         raise RuntimeError("client went away")
 
     with pytest.raises(RuntimeError):

@@ -279,3 +279,25 @@ def test_role_chains_are_followed_exactly_as_deep_as_casbin_follows(length: int)
         assert _ours(DecisionPoint(policy, "chain"), request) == _casbin_decision(
             casbin_enforcer(policy), request
         ), rule.role
+
+
+# Monotonicity: a better grade or a more trusted document never turns an allow into a deny.
+
+
+@settings(max_examples=150)
+@given(policy=small_policies(), requests=st.lists(small_requests, min_size=20, max_size=20))
+def test_raising_grade_or_trust_never_turns_allow_into_deny(
+    policy: PolicyRules, requests: list[tuple[Any, ...]]
+) -> None:
+    point = DecisionPoint(policy, "generated")
+    for officer, department, doc_type, purpose, _, _ in requests:
+        for grade in [None, *Grade]:
+            for trust in TrustLevel:
+                if not _ours(point, (officer, department, doc_type, purpose, grade, trust))[0]:
+                    continue
+                effective = grade or UNRATED_GRADE_FOR_ACCESS
+                for better_grade in (g for g in Grade if g.at_least(effective)):
+                    for better_trust in (t for t in TrustLevel if t.at_least(trust)):
+                        request = (officer, department, doc_type, purpose, better_grade,
+                                   better_trust)
+                        assert _ours(point, request)[0], request

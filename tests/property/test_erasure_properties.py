@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,10 +15,12 @@ from hypothesis import strategies as st
 from adapters.settings import Settings
 from adapters.wiring import open_services
 from keys.errors import ResidentKeyShredded
+from policy.scales import Grade
 from tests.property.test_replay_properties import fold_log
 from tests.support import MovableClock
 from vault.errors import ResidentErased
-from vault.inputs import DocumentDetails
+from vault.ids import resident_aggregate_id
+from vault.inputs import DocumentDetails, GradeUpdate
 from vault.personal import ERASED
 
 # The CJK prefix keeps a title from ever matching field names or topics in the stored JSON.
@@ -43,23 +46,35 @@ def test_erasure_shreds_personal_fields_and_bytes_but_replay_still_works(
     vault = services.vault
     try:
         filed: dict[str, list[tuple[Any, str, bytes]]] = {}
+        revocations: dict[str, tuple[Any, str]] = {}
         for n, docs in enumerate(holdings):
             resident_id = f"resident-{n}"
             for title, content in docs:
                 document = vault.submit_document(
-                    resident_id, [content], DocumentDetails(doc_type="diploma", title=title)
+                    resident_id,
+                    [content],
+                    DocumentDetails(doc_type="diploma", title=title, filename=f"{title}.pdf"),
                 )
                 filed.setdefault(resident_id, []).append((document.id, title, content))
+            issued = vault.issue_document(
+                "public-security", "o", resident_id, [b"card"], DocumentDetails("id-card", "身份证")
+            )
+            reason = f"注销原因 {resident_id}"
+            vault.revoke_document("public-security", issued.id, reason)
+            revocations[resident_id] = (issued.id, reason)
+            vault.record_grades([GradeUpdate(resident_id, Grade.D, datetime.now(UTC), 1)])
         erased = {r for n, r in enumerate(filed) if erase_mask[n]}
         for resident_id in erased:
             vault.erase_resident(resident_id)
 
         folded = fold_log(vault)  # replay from zero still works
+        _check_revocations_and_grades(folded, revocations, erased)
         for resident_id, docs in filed.items():
             for document_id, title, content in docs:
                 document: Any = folded[document_id]
                 if resident_id in erased:
                     assert document.title is ERASED
+                    assert document.filename is ERASED
                     assert document.content_sha256 is ERASED
                     with pytest.raises(ResidentErased):
                         b"".join(vault.document_content(document))
@@ -76,5 +91,23 @@ def test_erasure_shreds_personal_fields_and_bytes_but_replay_still_works(
             for _, title, content in docs:
                 assert title.encode() not in stored
                 assert hashlib.sha256(content).hexdigest().encode() not in stored
+        for _, reason in revocations.values():
+            assert reason.encode() not in stored
+        assert b'"grade"' not in stored  # grades are sealed, never stored in clear
     finally:
         services.close()
+
+
+def _check_revocations_and_grades(
+    folded: dict[Any, Any], revocations: dict[str, tuple[Any, str]], erased: set[str]
+) -> None:
+    for resident_id, (issued_id, reason) in revocations.items():
+        revoked = folded[issued_id]
+        resident = folded[resident_aggregate_id(resident_id)]
+        if resident_id in erased:
+            assert revoked.end_reason is ERASED
+            assert resident.grade is None
+            assert resident.grade_sequence == 1  # ordering survives, the grade does not
+        else:
+            assert revoked.end_reason == reason
+            assert resident.grade is Grade.D

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -282,3 +283,29 @@ def test_tampered_or_foreign_receipts_are_refused() -> None:
     with pytest.raises(InvalidReceipt):
         verify_consent_receipt("not-a-jws", key.public_key)
     assert payload
+
+
+def test_a_read_racing_a_shred_is_not_cached() -> None:
+    table = MemoryKeyTable()
+    keys = ResidentKeys(table, MasterKeys(MasterKey.generate()), cache_seconds=3600)
+    keys.create("a")
+    row_read = threading.Event()
+    shredded = threading.Event()
+    real_read = table.resident_key
+
+    def slow_read(resident_id: str) -> object:
+        row = real_read(resident_id)
+        row_read.set()
+        shredded.wait(5)
+        return row
+
+    table.resident_key = slow_read  # type: ignore[method-assign]
+    reader = threading.Thread(target=keys.data_key, args=("a",))
+    reader.start()
+    row_read.wait(5)
+    table.resident_key = real_read  # type: ignore[method-assign]
+    keys.shred("a")
+    shredded.set()
+    reader.join()
+    with pytest.raises(ResidentKeyShredded):
+        keys.data_key("a")

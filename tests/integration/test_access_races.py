@@ -1,0 +1,166 @@
+"""Invariant 2 under real concurrency, on SQLite and PostgreSQL: once a revoke or a withdrawal
+is acknowledged, no fetch racing it succeeds."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from adapters.wiring import Services
+from tests.support import MovableClock
+from vault.consent import Consent
+from vault.document import Document
+from vault.errors import AccessDenied, ResidentErased
+from vault.inputs import ConsentRequest, DocumentDetails
+from vault.personal import ERASED
+
+FETCHERS = 8
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _race(
+    services: Services, document: Document, stop_everything: Callable[[], object]
+) -> list[tuple[bool, bool]]:
+    """Fetch from many threads; halfway, stop everything. Returns (started after ack, allowed)."""
+    acknowledged = threading.Event()
+    done = threading.Event()
+    outcomes: list[tuple[bool, bool]] = []
+    lock = threading.Lock()
+
+    def fetcher() -> None:
+        while not done.is_set():
+            after = acknowledged.is_set()
+            try:
+                fetched = services.vault.fetch_document(
+                    officer="o",
+                    department="civil-affairs",
+                    resident_id="r1",
+                    document_id=document.id,
+                    purpose="subsistence-allowance",
+                )
+                b"".join(fetched.content)
+                allowed = True
+            except AccessDenied:
+                allowed = False
+            with lock:
+                outcomes.append((after, allowed))
+
+    threads = [threading.Thread(target=fetcher) for _ in range(FETCHERS)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while not any(allowed for _, allowed in outcomes) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop_everything()
+    acknowledged.set()
+    time.sleep(0.3)
+    done.set()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def _setup(services: Services, clock: MovableClock) -> tuple[Document, Consent]:
+    document = services.vault.submit_document(
+        "r1", [b"card"], DocumentDetails(doc_type="id-card", title="居民身份证")
+    )
+    consent = services.vault.grant_consent(
+        "r1",
+        ConsentRequest(
+            department="civil-affairs",
+            doc_types=("id-card",),
+            purpose="subsistence-allowance",
+            valid_until=clock.now() + timedelta(days=1),
+        ),
+    ).consent
+    return document, consent
+
+
+def _names(services: Services, aggregate_id: Any) -> list[str]:
+    return [type(e).__name__ for e in services.vault.events.get(aggregate_id)]
+
+
+def test_no_fetch_succeeds_after_an_acknowledged_revoke(
+    services: Services, clock: MovableClock
+) -> None:
+    document, consent = _setup(services, clock)
+    outcomes = _race(services, document, lambda: services.vault.revoke_consent("r1", consent.id))
+    assert any(allowed for _, allowed in outcomes), "the race never had a fetch allowed"
+    assert not [o for o in outcomes if o == (True, True)]
+    history = _names(services, consent.id)
+    assert "Used" not in history[history.index("Revoked") :]
+
+
+def test_no_fetch_succeeds_after_an_acknowledged_withdrawal(
+    services: Services, clock: MovableClock
+) -> None:
+    document, _ = _setup(services, clock)
+    outcomes = _race(
+        services, document, lambda: services.vault.withdraw_document("r1", document.id)
+    )
+    assert any(allowed for _, allowed in outcomes), "the race never had a fetch allowed"
+    assert not [o for o in outcomes if o == (True, True)]
+    history = _names(services, document.id)
+    assert "Reused" not in history[history.index("Withdrawn") :]
+
+
+def test_concurrent_first_requests_register_the_resident_once(services: Services) -> None:
+    barrier = threading.Barrier(16)
+    ids: list[Any] = []
+
+    def register() -> None:
+        barrier.wait()
+        ids.append(services.vault.register_resident("newcomer").id)
+
+    threads = [threading.Thread(target=register) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(ids)) == 1
+    assert _names(services, ids[0]) == ["Registered"]
+
+
+def test_erasure_racing_uploads_leaves_nothing_readable_and_no_orphan_blob(
+    services: Services,
+) -> None:
+    vault = services.vault
+    vault.register_resident("r1")
+    started = threading.Event()
+    stop = threading.Event()
+
+    def upload() -> None:
+        while not stop.is_set():
+            try:
+                vault.submit_document("r1", [b"x" * 200_000], DocumentDetails("diploma", "证书"))
+            except ResidentErased:
+                return
+            started.set()
+
+    threads = [threading.Thread(target=upload) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    started.wait(10)
+    vault.erase_resident("r1")
+    stop.set()
+    for thread in threads:
+        thread.join()
+    with pytest.raises(ResidentErased):
+        vault.library("r1")
+    documents = [e for e in _all_events(services) if isinstance(e, Document.Submitted)]
+    assert documents
+    for event in documents:
+        assert event.title is ERASED
+        with pytest.raises(ResidentErased):
+            b"".join(vault.document_content(vault.as_of(event.originator_id, FAR_FUTURE)))  # type: ignore[arg-type]
+    assert {b.key for b in services.blobs.list()} == vault.referenced_blob_keys()
+
+
+def _all_events(services: Services) -> list[Any]:
+    notifications = services.vault.recorder.select_notifications(1, 100_000)
+    return [services.vault.mapper.to_domain_event(n) for n in notifications]

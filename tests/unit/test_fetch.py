@@ -1,0 +1,333 @@
+"""Department fetches: every reason a fetch can be denied, each recorded as one access event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from eventsourcing.utils import get_topic
+
+from policy.scales import Grade, TrustLevel
+from tests.support import MovableClock, memory_vault
+from vault.access import AccessAttempt
+from vault.app import Vault
+from vault.errors import AccessDenied, InvalidInput, InvalidPolicy, ResidentErased
+from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
+
+ID_CARD = DocumentDetails(doc_type="id-card", title="居民身份证")
+CIVIL = {"department": "civil-affairs", "purpose": "subsistence-allowance"}
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def vault(clock: MovableClock) -> Vault:
+    return memory_vault(clock)
+
+
+def _grant(vault: Vault, clock: MovableClock, resident: str = "r1", **overrides: Any) -> Any:
+    terms: dict[str, Any] = {
+        "department": "civil-affairs",
+        "doc_types": ("id-card",),
+        "purpose": "subsistence-allowance",
+        "valid_until": clock.now() + timedelta(days=30),
+    }
+    terms.update(overrides)
+    return vault.grant_consent(resident, ConsentRequest(**terms)).consent
+
+
+def _fetch(vault: Vault, document_id: Any, resident: str = "r1", **overrides: str) -> Any:
+    args = {"officer": "officer-li", "resident_id": resident, "document_id": document_id, **CIVIL}
+    args.update(overrides)
+    return vault.fetch_document(**args)
+
+
+def _accesses(vault: Vault) -> list[AccessAttempt]:
+    topic = get_topic(AccessAttempt.Recorded)
+    notifications = vault.recorder.select_notifications(1, 10_000, topics=[topic])
+    return [vault.repository.get(n.originator_id) for n in notifications]
+
+
+def _denied_for(vault: Vault, document_id: Any, **overrides: str) -> tuple[str, ...]:
+    before = len(_accesses(vault))
+    with pytest.raises(AccessDenied) as denied:
+        _fetch(vault, document_id, **overrides)
+    accesses = _accesses(vault)
+    assert len(accesses) == before + 1, "a denied fetch records exactly one access event"
+    assert not accesses[-1].allowed
+    assert accesses[-1].reason_codes == denied.value.reason_codes
+    return denied.value.reason_codes
+
+
+def test_allowed_fetch_streams_the_bytes_and_records_the_access(
+    vault: Vault, clock: MovableClock
+) -> None:
+    document = vault.submit_document("r1", [b"card bytes"], ID_CARD)
+    consent = _grant(vault, clock)
+    fetched = _fetch(vault, document.id, request_id="req-1")
+    [access] = _accesses(vault)
+    assert access.allowed
+    assert (access.officer, access.department, access.purpose) == ("officer-li", *CIVIL.values())
+    assert (access.document_id, access.doc_type, access.consent_id) == (
+        document.id, "id-card", consent.id
+    )
+    assert (access.grade, access.trust_level, access.request_id) == ("unrated", "C", "req-1")
+    assert access.rule == "p, caseworker, civil-affairs, id-card, subsistence-allowance, C, C"
+    assert access.policy_version == vault.current_policy_version()
+    assert b"".join(fetched.content) == b"card bytes"
+    assert vault.consent("r1", consent.id).uses == 1
+    assert vault.document("r1", document.id).reuse_count == 1
+
+
+def test_the_access_event_is_committed_before_any_byte(vault: Vault, clock: MovableClock) -> None:
+    document = vault.submit_document("r1", [b"card"], ID_CARD)
+    _grant(vault, clock)
+    fetched = _fetch(vault, document.id)
+    assert len(_accesses(vault)) == 1  # the content iterator has not been read yet
+    assert b"".join(fetched.content) == b"card"
+
+
+def test_unknown_resident_is_denied(vault: Vault) -> None:
+    assert _denied_for(vault, "00000000-0000-0000-0000-000000000001", resident_id="nobody") == (
+        "resident-not-found", "document-not-found"
+    )
+
+
+def test_erased_resident_is_denied(vault: Vault, clock: MovableClock) -> None:
+    document = vault.submit_document("r1", [b"card"], ID_CARD)
+    _grant(vault, clock)
+    vault.erase_resident("r1")
+    codes = _denied_for(vault, document.id)
+    assert codes[0] == "resident-erased"
+    assert "no-consent" in codes
+
+
+def test_another_residents_document_is_not_found(vault: Vault, clock: MovableClock) -> None:
+    theirs = vault.submit_document("r2", [b"card"], ID_CARD)
+    _grant(vault, clock)
+    assert _denied_for(vault, theirs.id) == ("document-not-found",)
+
+
+@pytest.mark.parametrize("how", ["withdrawn", "revoked", "superseded"])
+def test_an_unavailable_document_is_denied(vault: Vault, clock: MovableClock, how: str) -> None:
+    if how == "revoked":
+        document = vault.issue_document("public-security", "o1", "r1", [b"card"], ID_CARD)
+        vault.revoke_document("public-security", document.id, "cancelled at source")
+    else:
+        document = vault.submit_document("r1", [b"card"], ID_CARD)
+        if how == "withdrawn":
+            vault.withdraw_document("r1", document.id)
+        else:
+            vault.submit_document("r1", [b"newer"], ID_CARD, replaces=document.id)
+    _grant(vault, clock)
+    assert _denied_for(vault, document.id) == (f"document-{how}",)
+
+
+def test_an_expired_document_is_denied(vault: Vault, clock: MovableClock) -> None:
+    details = DocumentDetails("id-card", "居民身份证", expires_at=clock.now() + timedelta(days=1))
+    document = vault.submit_document("r1", [b"card"], details)
+    _grant(vault, clock, valid_until=clock.now() + timedelta(days=30))
+    clock.advance(timedelta(days=2))
+    assert _denied_for(vault, document.id) == ("document-expired",)
+
+
+def test_without_consent_the_fetch_is_denied(vault: Vault) -> None:
+    document = vault.submit_document("r1", [b"card"], ID_CARD)
+    assert _denied_for(vault, document.id) == ("no-consent",)
+
+
+@pytest.mark.parametrize(
+    ("setup", "code"),
+    [
+        ("revoke", "consent-revoked"),
+        ("expire", "consent-expired"),
+        ("future", "consent-not-yet-valid"),
+        ("use-up", "consent-used-up"),
+    ],
+)
+def test_a_consent_that_no_longer_allows_is_named(
+    vault: Vault, clock: MovableClock, setup: str, code: str
+) -> None:
+    document = vault.submit_document("r1", [b"card"], ID_CARD)
+    if setup == "future":
+        _grant(vault, clock, valid_from=clock.now() + timedelta(days=1))
+    else:
+        consent = _grant(vault, clock, max_uses=1)
+        if setup == "revoke":
+            vault.revoke_consent("r1", consent.id)
+        elif setup == "expire":
+            clock.advance(timedelta(days=31))
+        else:
+            _fetch(vault, document.id)
+    assert _denied_for(vault, document.id) == (code,)
+
+
+def test_a_consent_for_another_department_or_purpose_does_not_count(
+    vault: Vault, clock: MovableClock
+) -> None:
+    document = vault.submit_document("r1", [b"card"], ID_CARD)
+    _grant(vault, clock, department="housing", purpose="housing-subsidy")
+    assert _denied_for(vault, document.id) == ("no-consent",)
+
+
+def test_no_rule_for_the_department_document_or_purpose(vault: Vault, clock: MovableClock) -> None:
+    document = vault.submit_document("r1", [b"diploma"], DocumentDetails("diploma", "毕业证书"))
+    _grant(vault, clock, doc_types=("diploma",))
+    assert _denied_for(vault, document.id) == ("no-rule",)
+
+
+def test_an_officer_without_a_role_is_denied(vault: Vault, clock: MovableClock) -> None:
+    policy = (
+        "g, li-ming, caseworker, civil-affairs\n"
+        "p, caseworker, civil-affairs, id-card, subsistence-allowance, C, C\n"
+    )
+    vault.publish_policy(policy)
+    document = vault.submit_document("r1", [b"card"], ID_CARD)
+    _grant(vault, clock)
+    assert _denied_for(vault, document.id, officer="wang-fang") == ("no-role",)
+    assert b"".join(_fetch(vault, document.id, officer="li-ming").content) == b"card"
+
+
+def test_grade_and_trust_below_the_rule_are_both_named(vault: Vault, clock: MovableClock) -> None:
+    document = vault.submit_document("r1", [b"card"], ID_CARD)
+    _grant(vault, clock, department="housing", purpose="housing-subsidy")
+    vault.record_grades([GradeUpdate("r1", Grade.C, clock.now(), 1)])
+    codes = _denied_for(
+        vault, document.id, department="housing", purpose="housing-subsidy"
+    )
+    assert codes == ("grade-too-low", "trust-too-low")
+    [*_, access] = _accesses(vault)
+    assert access.reasons == (
+        "credit grade C is below the B housing-subsidy requires",
+        "document trust level C is below the B housing-subsidy requires",
+    )
+
+
+def test_verification_and_a_better_grade_turn_the_denial_into_an_allow(
+    vault: Vault, clock: MovableClock
+) -> None:
+    document = vault.submit_document("r1", [b"card"], ID_CARD)
+    _grant(vault, clock, department="housing", purpose="housing-subsidy")
+    vault.verify_document("housing", "o2", document.id)
+    vault.record_grades([GradeUpdate("r1", Grade.B, clock.now(), 1)])
+    fetched = _fetch(vault, document.id, department="housing", purpose="housing-subsidy")
+    assert fetched.access.allowed
+
+
+def test_unrated_residents_are_judged_as_grade_c(vault: Vault, clock: MovableClock) -> None:
+    document = vault.submit_document("r1", [b"card"], ID_CARD)
+    _grant(vault, clock)
+    assert _fetch(vault, document.id).access.grade == "unrated"
+
+
+def test_bad_input_is_refused_without_an_access_event(vault: Vault) -> None:
+    for overrides in ({"department": "Civil Affairs"}, {"purpose": ""}, {"officer": " "}):
+        with pytest.raises(InvalidInput):
+            _fetch(vault, "00000000-0000-0000-0000-000000000001", **overrides)
+    with pytest.raises(InvalidInput):
+        _fetch(vault, "not-an-id")
+    assert _accesses(vault) == []
+
+
+def test_fetchable_documents_lists_only_what_may_be_fetched(
+    vault: Vault, clock: MovableClock
+) -> None:
+    card = vault.submit_document("r1", [b"card"], ID_CARD)
+    vault.submit_document("r1", [b"diploma"], DocumentDetails("diploma", "毕业证书"))
+    income = vault.submit_document("r1", [b"income"], DocumentDetails("income-proof", "收入证明"))
+    _grant(vault, clock, doc_types=("id-card", "diploma"))
+    listed = vault.fetchable_documents(officer="officer-li", resident_id="r1", **CIVIL)
+    assert [d.id for d in listed] == [card.id]
+    assert income.id not in [d.id for d in listed]
+    assert _accesses(vault) == []
+
+
+# Fast-track tracks
+
+
+def test_tracks_follow_the_grade_at_once(vault: Vault, clock: MovableClock) -> None:
+    vault.register_resident("r1")
+    assert vault.tracks_for("r1", "residence-permit").tracks == ()
+    vault.record_grades([GradeUpdate("r1", Grade.A, clock.now(), 1)])
+    assert vault.tracks_for("r1", "residence-permit").tracks == (
+        "reuse", "missing-allowed", "priority"
+    )
+    vault.record_grades([GradeUpdate("r1", Grade.C, clock.now(), 2)])
+    assert vault.tracks_for("r1", "residence-permit").tracks == ("reuse",)
+    vault.record_grades([GradeUpdate("r1", Grade.D, clock.now(), 3)])
+    decision = vault.tracks_for("r1", "residence-permit")
+    assert decision.tracks == ()
+    assert "needs grade C or better, the resident has D" in decision.reasons[0].text
+
+
+def test_tracks_for_an_erased_resident_are_refused(vault: Vault) -> None:
+    vault.register_resident("r1")
+    vault.erase_resident("r1")
+    with pytest.raises(ResidentErased):
+        vault.tracks_for("r1", "residence-permit")
+
+
+# Policy versions
+
+
+def test_publishing_changes_the_version_and_old_versions_can_be_rebuilt(vault: Vault) -> None:
+    first = vault.current_policy_version()
+    stricter = "p, caseworker, civil-affairs, id-card, subsistence-allowance, A, A\n"
+    second = vault.publish_policy(stricter + "g, officer, caseworker, civil-affairs\n")
+    assert second != first
+    assert vault.current_policy_version() == second
+    request: dict[str, Any] = {
+        "officer": "o",
+        "department": "civil-affairs",
+        "doc_type": "id-card",
+        "purpose": "subsistence-allowance",
+        "grade": Grade.C,
+        "trust": TrustLevel.C,
+    }
+    assert vault.decision_point(first).decide(**request).allowed
+    assert not vault.decision_point(second).decide(**request).allowed
+    assert vault.publish_policy(stricter + "g, officer, caseworker, civil-affairs\n") == second
+
+
+def test_a_bad_policy_is_refused_with_its_line_and_changes_nothing(vault: Vault) -> None:
+    before = vault.current_policy_version()
+    events = vault.recorder.max_notification_id()
+    with pytest.raises(InvalidPolicy) as refused:
+        vault.publish_policy("p, caseworker, civil-affairs, id-card, x, C, C\np, bad\n")
+    assert refused.value.line == 2
+    assert vault.current_policy_version() == before
+    assert vault.recorder.max_notification_id() == events
+
+
+# Grade pushes
+
+
+def test_ten_thousand_grade_updates_take_few_transactions(
+    vault: Vault, clock: MovableClock
+) -> None:
+    writes: list[int] = []
+    key_batches: list[int] = []
+    insert, create_many = vault.recorder.insert_events, vault.keys.create_many
+
+    def counting_insert(stored_events: Any, **kwargs: Any) -> Any:
+        writes.append(len(stored_events))
+        return insert(stored_events, **kwargs)
+
+    def counting_keys(resident_ids: Any) -> None:
+        key_batches.append(len(list(resident_ids)))
+        create_many(resident_ids)
+
+    vault.recorder.insert_events = counting_insert  # type: ignore[method-assign]
+    vault.keys.create_many = counting_keys  # type: ignore[method-assign]
+    vault.keys.create = None  # type: ignore[assignment,method-assign]  # one at a time: never
+    now = clock.now()
+    outcome = vault.record_grades([GradeUpdate(f"r{n}", Grade.B, now, 1) for n in range(10_000)])
+    assert (outcome.applied, outcome.stale) == (10_000, 0)
+    assert len(writes) == 20  # 500 residents a transaction
+    assert sum(writes) == 20_000  # each: registered, then graded
+    assert key_batches == [500] * 20
+    assert vault.resident("r9999").grade is Grade.B
