@@ -51,8 +51,8 @@ def policy_version(model: str, rules: str) -> str:
 class PolicyError(ValueError):
     """A policy file that cannot be published; names the line and the reason."""
 
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(f"line {line}: {reason}")
+    def __init__(self, line: int | None, reason: str) -> None:
+        super().__init__(reason if line is None else f"line {line}: {reason}")
         self.line = line
         self.reason = reason
 
@@ -129,7 +129,7 @@ def parse_policy(text: str) -> PolicyRules:
         else:
             links.append(_role_link(number, fields))
     if not access:
-        raise PolicyError(0, "the policy has no access (p) rules")
+        raise PolicyError(None, "the policy has no access (p) rules")
     return PolicyRules(tuple(access), tuple(tracks), tuple(links))
 
 

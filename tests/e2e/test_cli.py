@@ -180,3 +180,47 @@ def test_a_shared_database_needs_the_master_key_from_the_environment(tmp_path: P
     )
     assert "CIVICVAULT_MASTER_KEY must be set" in line
     assert not (tmp_path / "master.key").exists()
+
+
+def test_publishing_a_policy_file(tmp_path: Path) -> None:
+    stricter = tmp_path / "stricter.csv"
+    stricter.write_text(
+        "g, officer, caseworker, civil-affairs\n"
+        "p, caseworker, civil-affairs, id-card, subsistence-allowance, A, B\n"
+    )
+    first = civicvault("policy", "publish", str(stricter), "--data-dir", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    assert "is now in force" in first.stdout
+    again = civicvault("policy", "publish", str(stricter), "--data-dir", str(tmp_path))
+    assert "already in force; nothing changed" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("p, caseworker, civil-affairs, id-card, x, C, C\np, caseworker, x\n", "line 2: a p rule"),
+        ("p, caseworker, civil-affairs, id-card, x, E, C\n", "line 1: min_grade 'E'"),
+        ("# only a comment\n", "no access (p) rules"),
+    ],
+)
+def test_a_bad_policy_file_is_refused_and_nothing_changes(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    settings = Settings(data_dir=tmp_path)
+    services = open_services(settings)
+    before = services.vault.current_policy_version()
+    services.close()
+    bad = tmp_path / "bad.csv"
+    bad.write_text(text)
+    line = _one_line_error(civicvault("policy", "publish", str(bad), "--data-dir", str(tmp_path)))
+    assert message in line
+    services = open_services(settings)
+    assert services.vault.current_policy_version() == before
+    services.close()
+
+
+def test_a_missing_policy_file_is_refused(tmp_path: Path) -> None:
+    line = _one_line_error(
+        civicvault("policy", "publish", str(tmp_path / "nope.csv"), "--data-dir", str(tmp_path))
+    )
+    assert "cannot read" in line

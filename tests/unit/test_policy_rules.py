@@ -1,0 +1,46 @@
+"""Policy files: every line checked, the first bad one named."""
+
+from __future__ import annotations
+
+import pytest
+
+from policy.decision import DecisionPoint
+from policy.rules import PolicyError, default_policy_text, model_text, parse_policy, policy_version
+from policy.scales import Grade, TrustLevel
+
+
+def test_the_default_policy_holds_the_reference_rules() -> None:
+    rules = parse_policy(default_policy_text())
+    table = {
+        (r.department, r.doc_type, r.purpose): (r.min_grade, r.min_trust) for r in rules.access
+    }
+    civil = ("civil-affairs", "income-proof", "subsistence-allowance")
+    assert table[civil] == (Grade.C, TrustLevel.C)
+    assert table[("housing", "property-cert", "housing-subsidy")] == (Grade.B, TrustLevel.B)
+    assert table[("public-security", "birth-cert", "residence-permit")] == (Grade.D, TrustLevel.C)
+    assert table[("human-resources", "diploma", "employment-subsidy")] == (Grade.C, TrustLevel.C)
+    assert len(table) == 12
+
+
+def test_version_is_the_hash_of_model_and_rules() -> None:
+    point = DecisionPoint.from_text(default_policy_text())
+    assert point.version == policy_version(model_text(), default_policy_text())
+    assert point.version != policy_version(model_text(), default_policy_text() + "\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("q, a, b\n", "line 1: unknown rule type 'q'"),
+        ("p, caseworker, housing\n", "line 1: a p rule has 6 fields"),
+        ("\n# c\np, Case, housing, id-card, x, B, B\n", "line 3: role 'Case'"),
+        ("p, caseworker, housing, id-card, x, B, Z\n", "line 1: min_trust 'Z'"),
+        ("p2, x, A, fly\n", "line 1: track 'fly' is not one of"),
+        ("g, li ming, caseworker, housing\n", "line 1: member 'li ming'"),
+        ("g, li, officer, housing\n", "line 1: 'officer' is every officer"),
+        ("p2, x, A, reuse\n", "the policy has no access (p) rules"),
+    ],
+)
+def test_bad_lines_are_named(text: str, message: str) -> None:
+    with pytest.raises(PolicyError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        parse_policy(text)
