@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from policy.catalogue import catalogue, display_name
 from policy.decision import DecisionPoint
-from policy.rules import PolicyError, default_policy_text, model_text, parse_policy, policy_version
+from policy.rules import (
+    TRACKS,
+    PolicyError,
+    default_policy_text,
+    model_text,
+    parse_policy,
+    policy_version,
+)
 from policy.scales import Grade, TrustLevel
 
 
@@ -44,3 +52,15 @@ def test_version_is_the_hash_of_model_and_rules() -> None:
 def test_bad_lines_are_named(text: str, message: str) -> None:
     with pytest.raises(PolicyError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         parse_policy(text)
+
+
+def test_everything_the_default_policy_names_has_a_display_name() -> None:
+    rules = parse_policy(default_policy_text())
+    named = {("department", r.department) for r in rules.access}
+    named |= {("doc_type", r.doc_type) for r in rules.access}
+    named |= {("service", r.purpose) for r in rules.access}
+    named |= {("service", t.service) for t in rules.tracks}
+    named |= {("track", t) for t in TRACKS}
+    assert named <= set(catalogue())
+    assert display_name("department", "civil-affairs") == "民政局 (civil-affairs)"
+    assert display_name("doc_type", "unknown-thing") == "unknown-thing"
