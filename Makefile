@@ -24,8 +24,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python bench/crypto.py
-	$(BIN)/python bench/append.py
+	$(BIN)/python -m bench.crypto
+	$(BIN)/python -m bench.append
+	$(BIN)/python -m bench.policy
+	$(BIN)/python -m bench.fetch
 
 clean:
 	rm -rf $(VENV) .civicvault .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -30,9 +30,9 @@ app / raw are printed. Goal: single-event appends reach >= 0.5 of raw single-row
 
 Run from the project root::
 
-    .venv/bin/python bench/append.py            # 2000 single appends, 100 batches of 100
-    .venv/bin/python bench/append.py --quick    # 200 and 10: a smoke test, well under 30 s
-    CIVICVAULT_TEST_POSTGRES_DSN=postgresql://user:pw@host:5432/db .venv/bin/python bench/append.py
+    .venv/bin/python -m bench.append            # 2000 single appends, 100 batches of 100
+    .venv/bin/python -m bench.append --quick    # 200 and 10: a smoke test, well under 30 s
+    CIVICVAULT_TEST_POSTGRES_DSN=postgresql://user:pw@host:5432/db .venv/bin/python -m bench.append
 """
 
 from __future__ import annotations
@@ -56,10 +56,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 from pydantic import SecretStr
-from tables import print_table  # bench/ is on sys.path when a script runs
 
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services
+from bench.tables import print_table
 from keys.master import MasterKey
 from policy.scales import Grade
 from vault.app import Vault

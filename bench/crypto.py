@@ -30,8 +30,8 @@ What is measured
 
 Run from the project root::
 
-    .venv/bin/python bench/crypto.py            # full: 1 MiB and 64 MiB, 1 GiB streamed
-    .venv/bin/python bench/crypto.py --quick    # smoke test, well under 30 s
+    .venv/bin/python -m bench.crypto            # full: 1 MiB and 64 MiB, 1 GiB streamed
+    .venv/bin/python -m bench.crypto --quick    # smoke test, well under 30 s
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ from dataclasses import dataclass
 
 import psutil  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from tables import print_table  # bench/ is on sys.path when a script runs
 
 from adapters.blobs_local import READ_BYTES
+from bench.tables import print_table
 from keys.envelope import CHUNK_BYTES, new_document_key, open_document, seal_document
 
 MiB = 1024 * 1024

@@ -33,9 +33,9 @@ ratio; the goal column says "(info)".
 
 Run from the project root::
 
-    .venv/bin/python bench/fetch.py            # 500 fetches per backend
-    .venv/bin/python bench/fetch.py --quick    # 50: a smoke test, well under 30 s
-    CIVICVAULT_TEST_POSTGRES_DSN=postgresql://user:pw@host:5432/db .venv/bin/python bench/fetch.py
+    .venv/bin/python -m bench.fetch            # 500 fetches per backend
+    .venv/bin/python -m bench.fetch --quick    # 50: a smoke test, well under 30 s
+    CIVICVAULT_TEST_POSTGRES_DSN=postgresql://user:pw@host:5432/db .venv/bin/python -m bench.fetch
 """
 
 from __future__ import annotations
@@ -56,10 +56,10 @@ from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 from uuid import UUID
 
 from pydantic import SecretStr
-from tables import print_table  # bench/ is on sys.path when a script runs
 
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services
+from bench.tables import print_table
 from keys.master import MasterKey
 from vault.app import Vault
 from vault.document import Document

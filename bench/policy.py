@@ -47,8 +47,8 @@ for information. Goals: ours >= 50,000 decisions/s at every size, and ours >=
 
 Run from the project root::
 
-    .venv/bin/python bench/decisions.py            # 10,000 requests per policy
-    .venv/bin/python bench/decisions.py --quick    # 2,000 requests, short budgets: < 30 s
+    .venv/bin/python -m bench.policy            # 10,000 requests per policy
+    .venv/bin/python -m bench.policy --quick    # 2,000 requests, short budgets: < 30 s
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ from importlib.metadata import version
 from typing import Any
 
 from casbin.model import fast_policy_filter
-from tables import print_table  # bench/ is on sys.path when a script runs
 
+from bench.tables import print_table
 from policy.casbin_oracle import casbin_enforcer
 from policy.decision import DecisionPoint
 from policy.rules import (
