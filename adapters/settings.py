@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     gc_grace_seconds: int = Field(default=24 * 3600, ge=300)
     key_cache_seconds: float = Field(default=2.0, ge=0)
     postgres_pool_size: int = Field(default=5, ge=1)
+    aggregate_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="aggregates kept in memory per process and brought up to date on each read "
+        "(0 turns the cache off)",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -67,11 +67,19 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> Services
 
 def event_store_env(settings: Settings) -> dict[str, str]:
     """The eventsourcing environment for the configured database."""
+    # Cached aggregates are fast-forwarded with the events stored since (one query), so reads
+    # stay strongly consistent while a consent used thousands of times is not replayed whole.
+    cache = (
+        {"AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size)}
+        if settings.aggregate_cache_size
+        else {}
+    )
     if not settings.database_url:
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(settings.sqlite_path),
             "SQLITE_LOCK_TIMEOUT": "30",
+            **cache,
         }
     url = urlparse(settings.database_url)
     schema = parse_qs(url.query).get("schema", [""])[0]
@@ -92,6 +100,7 @@ def event_store_env(settings: Settings) -> dict[str, str]:
         # One round trip per save, with the table lock that keeps notification ids in order.
         "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
         "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER_TOPIC,
+        **cache,
     }
 
 

@@ -64,7 +64,7 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
             judgement = judge_fetch(
                 resident=resident,
                 document=document,
-                consents=self._consents_of(resident),
+                consents=self._consents_of(resident, department, purpose),
                 officer=officer,
                 department=department,
                 purpose=purpose,
@@ -124,7 +124,7 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
         check_identifier("department", department)
         check_identifier("purpose", purpose)
         resident = self._active_resident(resident_id)
-        consents = [self._consent(c) for c in resident.consent_ids]
+        consents = self._consents_of(resident, department, purpose)
         point = self.decision_point()
         now = self.clock.now()
         documents = (self._document(d) for d in resident.document_ids)
@@ -149,10 +149,12 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
         resident = self._active_resident(resident_id)
         return self.decision_point().tracks(service, resident.grade)
 
-    def _consents_of(self, resident: Resident | None) -> list[Consent]:
+    def _consents_of(
+        self, resident: Resident | None, department: str, purpose: str
+    ) -> list[Consent]:
         if resident is None or resident.is_erased:
             return []
-        return [self._consent(c) for c in resident.consent_ids]
+        return [self._consent(c) for c in resident.consents_for(department, purpose)]
 
     def _resident_or_none(self, resident_id: str) -> Resident | None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -114,6 +115,15 @@ class VaultBase(Application[UUID]):
         if not isinstance(aggregate, kind):
             raise missing(f"{kind.__name__.lower()} {aggregate_id} not found")
         return aggregate
+
+    def _forget(self, *aggregate_ids: UUID) -> None:
+        """Drop aggregates from this process's cache."""
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for aggregate_id in aggregate_ids:
+            with contextlib.suppress(KeyError):
+                cache.get(aggregate_id, evict=True)
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
         """Run a read-decide-save step, again on a concurrent write, with jittered back-off.

@@ -41,7 +41,7 @@ class ConsentCommands(ResidentCommands, VaultBase):
                 max_uses=request.max_uses,
                 granted_at=now,
             )
-            resident.file_consent(consent.id)
+            resident.file_consent(consent.id, consent.department, consent.purpose)
             self.save(resident, consent)
             return consent
 

@@ -29,6 +29,7 @@ class Resident(Aggregate):
         self.grade_effective_at: datetime | None = None
         self.document_ids: list[UUID] = []
         self.consent_ids: list[UUID] = []
+        self.consent_scopes: dict[UUID, tuple[str, str]] = {}
         self.erased_at: datetime | None = None
 
     @property
@@ -75,14 +76,19 @@ class Resident(Aggregate):
     def _document_filed(self, document_id: UUID) -> None:
         self.document_ids.append(document_id)
 
-    def file_consent(self, consent_id: UUID) -> None:
+    def file_consent(self, consent_id: UUID, department: str, purpose: str) -> None:
         """Add a consent to the resident's index of consents."""
         self._check_not_erased()
-        self._consent_filed(consent_id)
+        self._consent_filed(consent_id, department, purpose)
 
     @event("ConsentFiled")
-    def _consent_filed(self, consent_id: UUID) -> None:
+    def _consent_filed(self, consent_id: UUID, department: str, purpose: str) -> None:
         self.consent_ids.append(consent_id)
+        self.consent_scopes[consent_id] = (department, purpose)
+
+    def consents_for(self, department: str, purpose: str) -> list[UUID]:
+        """The consents given to this department for this purpose (whatever their state)."""
+        return [c for c in self.consent_ids if self.consent_scopes[c] == (department, purpose)]
 
     def erase(self, at: datetime) -> None:
         """Mark the resident erased; their key is shredded right after."""

@@ -91,8 +91,10 @@ class ResidentCommands(VaultBase):
         The key goes first: once it is gone nothing personal can be read, even if
         the process dies before the event is written; asking again completes it.
         """
-        self.resident(resident_id)
+        resident = self.resident(resident_id)
         self.keys.shred(resident_id)
+        # Cached aggregates hold decrypted personal fields: drop them from this process now.
+        self._forget(resident.id, *resident.document_ids, *resident.consent_ids)
 
         def record() -> None:
             resident = self.resident(resident_id)

@@ -10,7 +10,7 @@ from uuid import UUID
 
 import pytest
 
-from adapters.wiring import Services
+from adapters.wiring import Services, open_services
 from keys.receipts import verify_consent_receipt
 from policy.scales import Grade, TrustLevel
 from tests.support import MovableClock
@@ -263,3 +263,30 @@ def test_gc_deletes_only_old_unreferenced_blobs(services: Services, clock: Movab
     assert (swept.deleted, swept.referenced) == (1, 1)
     assert not services.blobs.exists("documents/zz/orphan")
     assert services.blobs.exists(document.blob_key)
+
+
+def test_erasure_drops_the_residents_aggregates_from_the_cache(services: Services) -> None:
+    vault = services.vault
+    document = vault.submit_document("r1", [b"card"], ID_CARD)
+    vault.library("r1")  # loads, and caches, the resident and the document
+    cache = vault.repository.cache
+    assert cache is not None
+    cached = cache.get(document.id)
+    assert cached.title == "居民身份证"
+    vault.erase_resident("r1")
+    with pytest.raises(KeyError):
+        cache.get(document.id)
+
+
+def test_a_cached_aggregate_is_brought_up_to_date_by_a_write_elsewhere(
+    services: Services, clock: MovableClock
+) -> None:
+    document = services.vault.submit_document("r1", [b"card"], ID_CARD)
+    services.vault.library("r1")  # cached here
+    elsewhere = open_services(services.settings, clock=clock)
+    try:
+        elsewhere.vault.withdraw_document("r1", document.id)
+    finally:
+        elsewhere.close()
+    assert services.vault.document("r1", document.id).status is DocumentStatus.WITHDRAWN
+    assert services.vault.library("r1") == []

@@ -121,7 +121,7 @@ def test_erased_resident_refuses_grades_documents_and_consents() -> None:
     with pytest.raises(ResidentErased):
         resident.file_document(uuid.uuid4())
     with pytest.raises(ResidentErased):
-        resident.file_consent(uuid.uuid4())
+        resident.file_consent(uuid.uuid4(), "housing", "housing-subsidy")
     with pytest.raises(ResidentErased):
         resident.erase(NOW)
 
@@ -131,9 +131,11 @@ def test_resident_indexes_documents_and_consents_in_order() -> None:
     first, second, consent = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     resident.file_document(first)
     resident.file_document(second)
-    resident.file_consent(consent)
+    resident.file_consent(consent, "housing", "housing-subsidy")
     assert resident.document_ids == [first, second]
     assert resident.consent_ids == [consent]
+    assert resident.consents_for("housing", "housing-subsidy") == [consent]
+    assert resident.consents_for("housing", "subsistence-allowance") == []
 
 
 # Document
