@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from minio import Minio
 from minio.error import S3Error
@@ -42,7 +42,7 @@ class S3BlobStore:
         self.client.put_object(
             self.bucket,
             key,
-            reader,
+            cast(BinaryIO, reader),  # minio only calls read(n)
             length=-1,
             part_size=self.part_bytes,
             content_type="application/octet-stream",

@@ -186,7 +186,7 @@ class SqlKeyTable:
                 "WHERE master_key_id <> ? ORDER BY kid",
                 (except_under,),
             )
-            plan: list[tuple[KeyKind, str, str, Any, str]] = [
+            plan: list[tuple[KeyKind, str, str, str, Any, str]] = [
                 ("resident", self._residents, "resident_id", *r) for r in residents
             ]
             plan += [("signing", self._signing, "kid", *r) for r in signing]

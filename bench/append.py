@@ -43,7 +43,6 @@ import itertools
 import os
 import secrets
 import sqlite3
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -53,12 +52,13 @@ from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 from pydantic import SecretStr
 
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services
+from bench.backends import on_each_backend
+from bench.postgres import drop_schema, redact, with_schema
 from bench.tables import print_table
 from keys.master import MasterKey
 from policy.scales import Grade
@@ -69,7 +69,6 @@ from vault.resident import Resident
 if TYPE_CHECKING:
     import psycopg
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 BATCH = 100
 BLOCK = 100  # single-event calls per interleaved block
 GOAL_RATIO = 0.5
@@ -370,44 +369,6 @@ class RawPostgres:
         self.conn.close()
 
 
-def postgres_reachable(dsn: str) -> str | None:
-    """The server version, or None (with the reason printed) if it cannot be reached."""
-    try:
-        import psycopg
-    except ImportError:
-        print("PostgreSQL: skipped (psycopg is not installed; install the postgres extra)")
-        return None
-    try:
-        with psycopg.connect(dsn, connect_timeout=5) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-            return str(row[0]) if row else "?"
-    except psycopg.Error as e:
-        print(f"PostgreSQL: skipped, {redact(dsn)} is unreachable: {str(e).strip()}")
-        return None
-
-
-def redact(dsn: str) -> str:
-    url = urlparse(dsn)
-    if url.password:
-        netloc = url.netloc.replace(f":{url.password}@", ":***@")
-        return urlunparse(url._replace(netloc=netloc))
-    return dsn
-
-
-def with_schema(dsn: str, schema: str) -> str:
-    url = urlparse(dsn)
-    query = [*parse_qsl(url.query), ("schema", schema)]
-    return urlunparse(url._replace(query=urlencode(query)))
-
-
-def drop_schema(dsn: str, schema: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
 def app_synchronous_commit(services: Services) -> str:
     factory: Any = services.vault.factory
     with factory.datastore.get_connection() as conn:
@@ -519,7 +480,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n_single: int = args.single or (200 if args.quick else 2000)
     n_batches: int = args.batches or (10 if args.quick else 100)
-    dsn = os.environ.get("CIVICVAULT_TEST_POSTGRES_DSN", DEFAULT_DSN)
 
     print(
         f"civicvault append benchmark — eventsourcing {version('eventsourcing')}, "
@@ -527,16 +487,12 @@ def main(argv: list[str] | None = None) -> int:
         f"app and raw interleaved in blocks{' (quick)' if args.quick else ''}"
     )
     print()
-    results: list[BackendResult] = []
-    with tempfile.TemporaryDirectory(prefix="civicvault-bench-") as tmp:
-        results.append(run_sqlite(Path(tmp), n_single, n_batches))
-        report(results[-1])
-        server = None if args.no_postgres else postgres_reachable(dsn)
-        if server is not None:
-            results.append(run_postgres(dsn, server, Path(tmp), n_single, n_batches))
-            report(results[-1])
-        elif args.no_postgres:
-            print("PostgreSQL: skipped (--no-postgres)")
+    results = on_each_backend(
+        lambda root: run_sqlite(root, n_single, n_batches),
+        lambda dsn, server, root: run_postgres(dsn, server, root, n_single, n_batches),
+        report,
+        with_postgres=not args.no_postgres,
+    )
     met = all(r.goal_met for r in results)
     backends = ", ".join(r.name for r in results)
     print(

@@ -44,7 +44,6 @@ import argparse
 import io
 import os
 import secrets
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -52,20 +51,20 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 from uuid import UUID
 
 from pydantic import SecretStr
 
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services
+from bench.backends import on_each_backend
+from bench.postgres import drop_schema, redact, with_schema
 from bench.tables import print_table
 from keys.master import MasterKey
 from vault.app import Vault
 from vault.document import Document
 from vault.inputs import ConsentRequest, DocumentDetails
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 KiB = 1024
 DOCUMENT_BYTES = 256 * KiB
 RESIDENT = "bench-resident-0001"
@@ -243,44 +242,6 @@ def run_sqlite(root: Path, n_fetches: int, block: int) -> BackendResult:
 # PostgreSQL
 
 
-def postgres_reachable(dsn: str) -> str | None:
-    """The server version, or None (with the reason printed) if it cannot be reached."""
-    try:
-        import psycopg
-    except ImportError:
-        print("PostgreSQL: skipped (psycopg is not installed; install the postgres extra)")
-        return None
-    try:
-        with psycopg.connect(dsn, connect_timeout=5) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-            return str(row[0]) if row else "?"
-    except psycopg.Error as e:
-        print(f"PostgreSQL: skipped, {redact(dsn)} is unreachable: {str(e).strip()}")
-        return None
-
-
-def redact(dsn: str) -> str:
-    url = urlparse(dsn)
-    if url.password:
-        netloc = url.netloc.replace(f":{url.password}@", ":***@")
-        return urlunparse(url._replace(netloc=netloc))
-    return dsn
-
-
-def with_schema(dsn: str, schema: str) -> str:
-    url = urlparse(dsn)
-    query = [*parse_qsl(url.query), ("schema", schema)]
-    return urlunparse(url._replace(query=urlencode(query)))
-
-
-def drop_schema(dsn: str, schema: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
 def run_postgres(dsn: str, server: str, root: Path, n_fetches: int, block: int) -> BackendResult:
     schema = f"bench_{secrets.token_hex(4)}"
     try:
@@ -352,7 +313,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n_fetches: int = args.fetches or (50 if args.quick else 500)
     block: int = args.block or (10 if args.quick else 50)
-    dsn = os.environ.get("CIVICVAULT_TEST_POSTGRES_DSN", DEFAULT_DSN)
 
     print(
         f"civicvault fetch benchmark — eventsourcing {version('eventsourcing')}, "
@@ -360,16 +320,12 @@ def main(argv: list[str] | None = None) -> int:
         f"fetch and baseline interleaved in blocks of {block}{' (quick)' if args.quick else ''}"
     )
     print()
-    results: list[BackendResult] = []
-    with tempfile.TemporaryDirectory(prefix="civicvault-bench-") as tmp:
-        results.append(run_sqlite(Path(tmp), n_fetches, block))
-        report(results[-1])
-        server = None if args.no_postgres else postgres_reachable(dsn)
-        if server is not None:
-            results.append(run_postgres(dsn, server, Path(tmp), n_fetches, block))
-            report(results[-1])
-        elif args.no_postgres:
-            print("PostgreSQL: skipped (--no-postgres)")
+    results = on_each_backend(
+        lambda root: run_sqlite(root, n_fetches, block),
+        lambda dsn, server, root: run_postgres(dsn, server, root, n_fetches, block),
+        report,
+        with_postgres=not args.no_postgres,
+    )
     backends = ", ".join(r.name for r in results)
     print(
         f"goal met: n/a (no numeric goal is set for fetch / baseline; the figures for {backends} "
