@@ -82,16 +82,20 @@ class SqlKeyTable:
                 f"FROM {self._residents} WHERE resident_id = ?",
                 (resident_id,),
             )
-        if not rows:
-            return None
-        row = rows[0]
-        return WrappedResidentKey(
-            resident_id=row[0],
-            wrapped=bytes(row[1]) if row[1] is not None else None,
-            master_key_id=row[2],
-            created_at=datetime.fromisoformat(row[3]),
-            shredded_at=datetime.fromisoformat(row[4]) if row[4] else None,
-        )
+        return _resident_row(rows[0]) if rows else None
+
+    def resident_keys(self, resident_ids: Sequence[str]) -> list[WrappedResidentKey]:
+        rows: list[Any] = []
+        with self._transaction(commit=False) as run:
+            for start in range(0, len(resident_ids), 500):
+                batch = tuple(resident_ids[start : start + 500])
+                rows += run(
+                    "SELECT resident_id, wrapped_key, master_key_id, created_at, shredded_at "
+                    f"FROM {self._residents} WHERE resident_id IN "
+                    f"({', '.join('?' * len(batch))})",
+                    batch,
+                )
+        return [_resident_row(row) for row in rows]
 
     def shred_resident_key(self, resident_id: str, at: datetime) -> None:
         with self._transaction() as run:
@@ -217,6 +221,16 @@ class SqlKeyTable:
             with self._datastore.get_connection() as conn:
                 conn.execute(f"VACUUM {self._residents}")
                 conn.execute(f"VACUUM {self._signing}")
+
+
+def _resident_row(row: Any) -> WrappedResidentKey:
+    return WrappedResidentKey(
+        resident_id=row[0],
+        wrapped=bytes(row[1]) if row[1] is not None else None,
+        master_key_id=row[2],
+        created_at=datetime.fromisoformat(row[3]),
+        shredded_at=datetime.fromisoformat(row[4]) if row[4] else None,
+    )
 
 
 def _quoted(identifier: str) -> str:

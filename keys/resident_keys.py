@@ -64,6 +64,8 @@ class ResidentKeys:
             rows.append(WrappedResidentKey(resident_id, wrapped, master_id, now, None))
         if rows:
             self._table.add_resident_keys(rows)
+            # Cache what the table now holds (a concurrent creator's key may have won).
+            self.prefetch([row.resident_id for row in rows])
 
     def data_key(self, resident_id: str) -> bytes:
         """The resident's data key; raises if it was shredded or never created."""
@@ -82,13 +84,34 @@ class ResidentKeys:
         key = self._master.unwrap(
             row.wrapped, row.master_key_id, context=_resident_context(resident_id)
         )
+        self._remember({resident_id: key}, now, shreds)
+        return key
+
+    def prefetch(self, resident_ids: Iterable[str]) -> None:
+        """Read many residents' keys in one query into the cache, ahead of sealing or opening."""
         with self._lock:
-            if self._shreds == shreds:
+            shreds = self._shreds
+        now = self._monotonic()
+        rows = self._table.resident_keys(list(resident_ids))
+        keys = {
+            row.resident_id: self._master.unwrap(
+                row.wrapped, row.master_key_id, context=_resident_context(row.resident_id)
+            )
+            for row in rows
+            if row.wrapped is not None
+        }
+        self._remember(keys, now, shreds)
+
+    def _remember(self, keys: dict[str, bytes], now: float, shreds: int) -> None:
+        """Cache keys read while no shred happened (a read racing a shred is not kept)."""
+        with self._lock:
+            if self._shreds != shreds:
+                return
+            for resident_id, key in keys.items():
                 self._cache[resident_id] = (now, key)
                 self._cache.move_to_end(resident_id)
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return key
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
     def is_shredded(self, resident_id: str) -> bool:
         row = self._table.resident_key(resident_id)

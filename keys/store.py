@@ -55,6 +55,10 @@ class KeyTable(Protocol):
 
     def resident_key(self, resident_id: str) -> WrappedResidentKey | None: ...
 
+    def resident_keys(self, resident_ids: Sequence[str]) -> list[WrappedResidentKey]:
+        """The rows of those residents that have one, in one query."""
+        ...
+
     def shred_resident_key(self, resident_id: str, at: datetime) -> None:
         """Destroy the wrapped key for good, keeping a tombstone that says when."""
         ...

@@ -88,6 +88,9 @@ class MemoryKeyTable:
     def resident_key(self, resident_id: str) -> WrappedResidentKey | None:
         return self._residents.get(resident_id)
 
+    def resident_keys(self, resident_ids: Sequence[str]) -> list[WrappedResidentKey]:
+        return [self._residents[r] for r in resident_ids if r in self._residents]
+
     def shred_resident_key(self, resident_id: str, at: datetime) -> None:
         with self._lock:
             row = self._residents.get(resident_id)

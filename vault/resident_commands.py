@@ -66,6 +66,7 @@ class ResidentCommands(VaultBase):
         applied = stale = erased = 0
         changed: list[Resident] = []
         new: list[str] = []
+        self.keys.prefetch(batch)  # grades are sealed: one key query for the whole batch
         for resident_id, rows in batch.items():
             try:
                 resident = self.resident(resident_id)
