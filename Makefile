@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/civicvault demo
+	$(BIN)/civicvault serve --demo
 
 test: $(STAMP)
 	$(BIN)/ruff check vault policy projections adapters keys tests bench

@@ -17,7 +17,9 @@ from adapters.wiring import Services, next_key_file, open_services, previous_key
 from keys.errors import BadMasterKey, KeyLayerError
 from keys.master import MasterKey, write_key_file
 from keys.resident_keys import rotate_master
+from keys.tokens import ROLES, issue_token
 from vault.errors import InvalidInput, InvalidPolicy, VaultError
+from vault.ids import check_identifier
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -42,6 +44,24 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: $CIVICVAULT_DATA_DIR, else ./.civicvault)",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = commands.add_parser("serve", parents=[common], help="run the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on")
+    serve.add_argument(
+        "--demo", action="store_true", help="seed a demo community and print tokens to try it"
+    )
+    serve.set_defaults(run=_serve)
+
+    token = commands.add_parser(
+        "token", parents=[common], help="print one signed bearer token (JWT) on stdout"
+    )
+    token.add_argument("role", choices=ROLES)
+    token.add_argument("subject", help="resident id, officer id, auditor or platform name")
+    token.add_argument("--dept", help="the officer's department (required for officers)")
+    token.add_argument("--ttl", type=_positive_int, default=None, metavar="SECONDS",
+                       help="lifetime (default: $CIVICVAULT_TOKEN_TTL_SECONDS, else 3600)")
+    token.set_defaults(run=_token)
 
     demo = commands.add_parser(
         "demo", parents=[common], help="a narrated walk through the vault on this data dir"
@@ -123,6 +143,20 @@ def _settings(data_dir: Path | None) -> Settings:
         raise UsageError(f"CIVICVAULT_{field.upper()}: {first['msg']}") from None
 
 
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a port from 1 to 65535")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -136,6 +170,52 @@ def _non_negative_int(text: str) -> int:
 def _fail(message: str, code: int) -> int:
     print(message.replace("\n", " "), file=sys.stderr)
     return code
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from adapters.community import print_welcome, seed
+    from adapters.http.app import create_app
+
+    services = open_services(settings)
+    try:
+        app = create_app(services)
+        if args.demo:
+            seeded = seed(services)
+            print(
+                "civicvault: demo community " + ("seeded" if seeded else "already there"),
+                file=sys.stderr,
+            )
+            print_welcome(services, f"http://{args.host}:{args.port}", sys.stdout)
+        uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
+    finally:
+        services.close()
+    return EXIT_OK
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    if args.role == "officer" and not args.dept:
+        raise UsageError("an officer's token needs --dept DEPARTMENT")
+    if args.dept is not None:
+        check_identifier("dept", args.dept)
+    ttl = args.ttl if args.ttl is not None else settings.token_ttl_seconds
+    services = open_services(settings)
+    try:
+        token = issue_token(
+            services.signing.current("tokens"),
+            role=args.role,
+            subject=args.subject,
+            department=args.dept,
+            ttl=timedelta(seconds=ttl),
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+            now=services.vault.clock.now(),
+        )
+    finally:
+        services.close()
+    print(token)
+    return EXIT_OK
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:

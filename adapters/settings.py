@@ -37,6 +37,17 @@ class Settings(BaseSettings):
     gc_grace_seconds: int = Field(default=24 * 3600, ge=300)
     key_cache_seconds: float = Field(default=2.0, ge=0)
     postgres_pool_size: int = Field(default=5, ge=1)
+    token_issuer: str = "civicvault"  # noqa: S105 - a name, not a secret
+    token_audience: str = "civicvault-api"  # noqa: S105 - a name, not a secret
+    token_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    token_ttl_seconds: int = Field(default=3600, gt=0)
+    external_issuer: str | None = Field(
+        default=None, description="an identity provider whose tokens are also accepted"
+    )
+    external_audience: str | None = None
+    external_jwks_file: Path | None = Field(default=None, description="its JWKS, from a file")
+    external_jwks_url: str | None = Field(default=None, description="or fetched at start-up")
+    log_level: str = "INFO"
     aggregate_cache_size: int = Field(
         default=10_000,
         ge=0,

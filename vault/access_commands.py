@@ -108,11 +108,9 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
 
         access, document = self._retrying(attempt)
         if not access.allowed or document is None:
+            reasons = access.reasons if isinstance(access.reasons, tuple) else ()
             raise AccessDenied(
-                "; ".join(access.reason_codes),
-                access.reason_codes,
-                tuple(access.reasons) if isinstance(access.reasons, tuple) else (),
-                access.id,
+                "; ".join(reasons or access.reason_codes), access.reason_codes, reasons, access.id
             )
         return Fetched(access, document, self.document_content(document))
 

@@ -4,6 +4,7 @@ the credit platform, each module one concern (see ``*_commands.py``)."""
 from __future__ import annotations
 
 from vault.access_commands import AccessCommands, Fetched
+from vault.audit_commands import AuditCommands, ResidentReplay
 from vault.base import DEFAULT_MAX_DOCUMENT_BYTES, ReceiptSigner
 from vault.consent_commands import GrantedConsent
 from vault.document_commands import MIN_GC_GRACE, GarbageReport
@@ -17,11 +18,12 @@ __all__ = [
     "GradeOutcome",
     "GrantedConsent",
     "ReceiptSigner",
+    "ResidentReplay",
     "Vault",
 ]
 
 
-class Vault(AccessCommands):
+class Vault(AccessCommands, AuditCommands):
     """Residents hand each document over once; departments reuse it only with consent."""
 
     name = "Vault"

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Mapper
+from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Mapper, Recording
 
 from keys.errors import ResidentKeyShredded
 from keys.receipts import ConsentTerms
@@ -61,7 +61,13 @@ class VaultBase(Application[UUID]):
         self.clock = clock or SystemClock()
         self.max_document_bytes = max_document_bytes
         self.max_attempts = max_attempts
+        self.on_recorded: list[Callable[[int], None]] = []
+        """Called with the number of events each save appended (for metrics)."""
         super().__init__(env=factory.env.copy())
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        for observer in self.on_recorded:
+            observer(len(recordings))
 
     def construct_factory(self, env: Any) -> InfrastructureFactory[Any]:
         return self._factory

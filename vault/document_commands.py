@@ -116,6 +116,10 @@ class DocumentCommands(ResidentCommands, VaultBase):
 
         return self._retrying(revoke)
 
+    def find_document(self, document_id: UUID | str) -> Document:
+        """Any document by id, whoever it belongs to (for departments and auditors)."""
+        return self._document(document_id)
+
     def document(self, resident_id: str, document_id: UUID | str) -> Document:
         """One of the resident's own documents; another resident's is 'not found'."""
         document = self._document(document_id)

@@ -1,0 +1,150 @@
+"""A believable demo community for `civicvault serve --demo`: residents, departments,
+documents, consents and grades, seeded once, plus tokens and curl lines to try it with."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TextIO
+
+from adapters.samples import sample_pdf, sample_png
+from adapters.wiring import Services
+from keys.tokens import Role, issue_token
+from policy.catalogue import display_name
+from policy.scales import Grade
+from vault.document import Document
+from vault.errors import ResidentNotFound
+from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
+
+
+@dataclass(frozen=True)
+class Person:
+    resident_id: str
+    name: str
+    grade: Grade | None
+
+
+PEOPLE = (
+    Person("zhang-wei", "张伟", Grade.A),
+    Person("li-na", "李娜", Grade.B),
+    Person("wang-fang", "王芳", Grade.D),
+    Person("chen-jie", "陈杰", None),
+)
+
+
+def seed(services: Services) -> bool:
+    """Seed the community unless it is already there; True if it was seeded now."""
+    vault = services.vault
+    try:
+        vault.resident(PEOPLE[0].resident_id)
+        return False
+    except ResidentNotFound:
+        pass
+    now = vault.clock.now()
+    vault.record_grades(
+        [GradeUpdate(p.resident_id, p.grade, now, 1) for p in PEOPLE if p.grade is not None]
+    )
+    for n, person in enumerate(PEOPLE):
+        id_card = vault.issue_document(
+            "public-security", "officer-zhao", person.resident_id,
+            io.BytesIO(sample_png(seed=n)),
+            DocumentDetails("id-card", f"居民身份证 {person.name}", "image/png", "id-card.png",
+                            expires_at=now + timedelta(days=3650)),
+        )
+        household = vault.submit_document(
+            person.resident_id,
+            io.BytesIO(sample_pdf(f"Household register {person.resident_id}")),
+            DocumentDetails("household-register", f"户口簿 {person.name}", "application/pdf",
+                            "hukou.pdf"),
+        )
+        if person.grade in (Grade.A, Grade.B):
+            vault.verify_document("civil-affairs", "officer-li", household.id)
+        del id_card
+    vault.submit_document(
+        "zhang-wei", io.BytesIO(sample_pdf("Income proof 2026")),
+        DocumentDetails("income-proof", "收入证明 张伟 2026", "application/pdf", "income.pdf"),
+    )
+    vault.submit_document(
+        "li-na", io.BytesIO(sample_pdf("Property certificate")),
+        DocumentDetails("property-cert", "不动产权证书 李娜", "application/pdf", "property.pdf"),
+    )
+    vault.submit_document(
+        "chen-jie", io.BytesIO(sample_pdf("Diploma")),
+        DocumentDetails("diploma", "毕业证书 陈杰", "application/pdf", "diploma.pdf"),
+    )
+    month = now + timedelta(days=30)
+    for resident_id, department, doc_types, purpose in (
+        ("zhang-wei", "civil-affairs", ("id-card", "household-register", "income-proof"),
+         "subsistence-allowance"),
+        ("li-na", "housing", ("id-card", "property-cert"), "housing-subsidy"),
+        ("wang-fang", "housing", ("id-card",), "housing-subsidy"),
+        ("chen-jie", "human-resources", ("id-card", "diploma"), "employment-subsidy"),
+    ):
+        vault.grant_consent(
+            resident_id,
+            ConsentRequest(department, doc_types, purpose, valid_until=month),
+        )
+    return True
+
+
+def print_welcome(services: Services, base_url: str, out: TextIO) -> None:
+    """URLs, a token per actor, and three curl lines to try."""
+    settings = services.settings
+    vault = services.vault
+    key = services.signing.current("tokens")
+    ttl = timedelta(hours=12)
+
+    def token(role: Role, subject: str, department: str | None = None) -> str:
+        return issue_token(
+            key, role=role, subject=subject, department=department, ttl=ttl,
+            issuer=settings.token_issuer, audience=settings.token_audience, now=vault.clock.now(),
+        )
+
+    tokens = {
+        "resident 张伟 (zhang-wei)": token("resident", "zhang-wei"),
+        "officer of 民政局 (civil-affairs)": token("officer", "officer-li", "civil-affairs"),
+        "officer of 住建局 (housing)": token("officer", "officer-zhou", "housing"),
+        "auditor": token("auditor", "auditor-sun"),
+        "credit platform": token("credit-platform", "credit-platform"),
+    }
+    id_card = _first(vault.library("zhang-wei"), "id-card")
+    wang_card = _first(vault.library("wang-fang"), "id-card")
+    print(f"\ncivicvault is serving on {base_url}", file=out)
+    print(f"  API docs:   {base_url}/docs", file=out)
+    print(f"  OpenAPI:    {base_url}/openapi.json", file=out)
+    print(f"  health:     {base_url}/healthz  {base_url}/readyz  {base_url}/metrics", file=out)
+    print("\nDemo tokens (valid 12 hours):", file=out)
+    for who, value in tokens.items():
+        print(f"  {who}:\n    {value}", file=out)
+    civil, housing, resident = (
+        tokens["officer of 民政局 (civil-affairs)"],
+        tokens["officer of 住建局 (housing)"],
+        tokens["resident 张伟 (zhang-wei)"],
+    )
+    purpose = display_name("service", "subsistence-allowance")
+    print("\nTry:", file=out)
+    print(f"  # 民政局 fetches 张伟's ID card for {purpose} — allowed, and recorded", file=out)
+    print(
+        f"  curl -sS -o id-card.png -w '%{{http_code}}\\n' -H 'Authorization: Bearer {civil}' "
+        f"'{base_url}/v1/residents/zhang-wei/documents/{id_card.id}/content"
+        "?purpose=subsistence-allowance'",
+        file=out,
+    )
+    print("  # 住建局 asks for 王芳's ID card for 住房补贴 — denied: her grade is D", file=out)
+    print(
+        f"  curl -sS -H 'Authorization: Bearer {housing}' "
+        f"'{base_url}/v1/residents/wang-fang/documents/{wang_card.id}/content"
+        "?purpose=housing-subsidy'",
+        file=out,
+    )
+    print("  # 张伟 sees who touched his data", file=out)
+    print(
+        f"  curl -sS -H 'Authorization: Bearer {resident}' '{base_url}/v1/me/access-log'",
+        file=out,
+    )
+    out.flush()
+
+
+def _first(documents: list[Document], doc_type: str) -> Document:
+    return next(d for d in documents if d.doc_type == doc_type)

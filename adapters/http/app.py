@@ -1,0 +1,61 @@
+"""The FastAPI application: one router per actor, problem responses, metrics, tokens."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from adapters.http import audit, credit, departments, open, residents
+from adapters.http.observability import Metrics, configure_logging, observe
+from adapters.http.problems import install_problem_handlers
+from adapters.settings import Settings
+from adapters.wiring import Services
+from keys.tokens import ExternalIssuer, TokenVerifier
+
+
+def create_app(services: Services) -> FastAPI:
+    """The HTTP service over an open vault."""
+    settings = services.settings
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="civicvault",
+        version="1.0",
+        description="电子证照库 — residents hand each document over once; departments reuse it "
+        "with consent, as policy and credit grades allow; every access is recorded.",
+    )
+    metrics = Metrics()
+    app.state.services = services
+    app.state.metrics = metrics
+    app.state.verifier = token_verifier(services, settings)
+    services.vault.on_recorded.append(metrics.events.inc)
+    install_problem_handlers(app)
+    app.middleware("http")(observe(metrics))
+    for router in (residents.router, departments.router, credit.router, audit.router, open.router):
+        app.include_router(router)
+    return app
+
+
+def token_verifier(services: Services, settings: Settings) -> TokenVerifier:
+    """Our own keys (every unremoved one verifies), plus an external issuer if configured."""
+    external = None
+    if settings.external_issuer:
+        if settings.external_jwks_file is not None:
+            jwks = json.loads(settings.external_jwks_file.read_text())
+        elif settings.external_jwks_url:
+            with urllib.request.urlopen(settings.external_jwks_url, timeout=10) as response:  # noqa: S310
+                jwks = json.loads(response.read())
+        else:
+            raise ValueError("CIVICVAULT_EXTERNAL_ISSUER needs a JWKS file or URL")
+        external = ExternalIssuer(
+            settings.external_issuer, settings.external_audience or settings.token_audience, jwks
+        )
+    return TokenVerifier(
+        lambda: services.signing.public_keys("tokens"),
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        leeway=timedelta(seconds=settings.token_leeway_seconds),
+        external=external,
+    )

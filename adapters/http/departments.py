@@ -1,0 +1,132 @@
+"""Departments: an officer acts for the department named in their token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from adapters.http.deps import CurrentOfficer, VaultDep
+from adapters.http.downloads import content_response
+from adapters.http.observability import Metrics
+from adapters.http.residents import UPLOAD_BODY, Cursor, Limit, document_details
+from adapters.http.schemas import DocumentOut, Page, TracksOut, document_out, page, tracks_out
+from adapters.http.uploads import ACCEPTED_TYPES, read_upload
+from vault.errors import AccessDenied, DocumentNotFound
+
+router = APIRouter(tags=["departments"])
+Purpose = Annotated[
+    str, Query(min_length=1, max_length=64, description="the service, e.g. subsistence-allowance")
+]
+
+
+class Revocation(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.get("/v1/residents/{resident_id}/documents")
+def fetchable_documents(
+    resident_id: str,
+    purpose: Purpose,
+    officer: CurrentOfficer,
+    vault: VaultDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[DocumentOut]:
+    """The resident's documents this department may fetch now for the purpose."""
+    documents = vault.fetchable_documents(
+        officer=officer.officer_id, department=officer.department,
+        resident_id=resident_id, purpose=purpose,
+    )
+    items, next_cursor = page(documents, limit, cursor)
+    return Page(items=[document_out(d) for d in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/residents/{resident_id}/documents/{document_id}/content",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {t: {} for t in ACCEPTED_TYPES}},
+        206: {"description": "a range"},
+        403: {"description": "denied, with the reason; the attempt is recorded"},
+    },
+)
+def fetch_document(
+    resident_id: str,
+    document_id: str,
+    purpose: Purpose,
+    request: Request,
+    officer: CurrentOfficer,
+    vault: VaultDep,
+) -> StreamingResponse:
+    """Fetch a document for a purpose; the access event is committed before any byte is sent."""
+    metrics: Metrics = request.app.state.metrics
+    try:
+        fetched = vault.fetch_document(
+            officer=officer.officer_id,
+            department=officer.department,
+            resident_id=resident_id,
+            document_id=document_id,
+            purpose=purpose,
+            request_id=request.state.request_id,
+        )
+    except AccessDenied as denied:
+        metrics.decided(False, denied.reason_codes)
+        raise
+    metrics.decided(True, ())
+    headers = {"X-Access-Id": str(fetched.access.id)}
+    return content_response(request, fetched.document, fetched.content, headers)
+
+
+@router.post("/v1/residents/{resident_id}/documents", status_code=201, openapi_extra=UPLOAD_BODY)
+async def issue_document(
+    resident_id: str, request: Request, officer: CurrentOfficer, vault: VaultDep
+) -> DocumentOut:
+    """Issue a document into the resident's library (trust level A)."""
+    upload = await read_upload(request, vault.max_document_bytes)
+    try:
+        details = document_details(upload)
+        document = await run_in_threadpool(
+            vault.issue_document, officer.department, officer.officer_id, resident_id,
+            upload.stream(), details,
+        )
+    finally:
+        upload.close()
+    return document_out(document)
+
+
+@router.post("/v1/residents/{resident_id}/documents/{document_id}/verify")
+def verify_document(
+    resident_id: str, document_id: str, officer: CurrentOfficer, vault: VaultDep
+) -> DocumentOut:
+    """Checked against the original by an officer: trust level B."""
+    _belongs(vault, resident_id, document_id)
+    return document_out(vault.verify_document(officer.department, officer.officer_id, document_id))
+
+
+@router.post("/v1/residents/{resident_id}/documents/{document_id}/revoke")
+def revoke_document(
+    resident_id: str, document_id: str, body: Revocation, officer: CurrentOfficer, vault: VaultDep
+) -> DocumentOut:
+    """The issuing department revokes a document it issued (e.g. cancelled at source)."""
+    _belongs(vault, resident_id, document_id)
+    return document_out(vault.revoke_document(officer.department, document_id, body.reason))
+
+
+@router.get("/v1/services/{service_id}/tracks")
+def tracks(
+    service_id: str,
+    resident_id: Annotated[str, Query(min_length=1, max_length=64)],
+    officer: CurrentOfficer,
+    vault: VaultDep,
+) -> TracksOut:
+    """The fast-track tracks (reuse, missing-allowed, commitment, priority) that apply now."""
+    return tracks_out(resident_id, service_id, vault.tracks_for(resident_id, service_id))
+
+
+def _belongs(vault: VaultDep, resident_id: str, document_id: str) -> None:
+    if vault.find_document(document_id).resident_id != resident_id:
+        raise DocumentNotFound(f"document {document_id} not found")

@@ -1,0 +1,104 @@
+"""Declared dependencies: the vault, and the principal each route requires."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from adapters.http.problems import Problem
+from keys.tokens import InvalidToken, Principal, Role, TokenVerifier
+from vault.app import Vault
+from vault.errors import InvalidInput
+from vault.ids import check_identifier, check_resident_id
+
+
+def get_vault(request: Request) -> Vault:
+    vault: Vault = request.app.state.services.vault
+    return vault
+
+
+VaultDep = Annotated[Vault, Depends(get_vault)]
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(
+        401,
+        "invalid-token",
+        "Not authenticated",
+        detail,
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+
+
+def current_principal(
+    request: Request,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Principal:
+    """The principal of the bearer token; any doubt about the token is a 401."""
+    if not authorization:
+        raise Problem(
+            401, "missing-token", "Not authenticated", "a bearer token is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("use the Bearer scheme")
+    verifier: TokenVerifier = request.app.state.verifier
+    try:
+        principal = verifier.verify(token.strip())
+    except InvalidToken as e:
+        request.state.auth_failure = str(e)
+        raise _unauthorized("the token is not valid") from None
+    request.state.role = principal.role
+    return principal
+
+
+def _requiring(role: Role) -> object:
+    def dependency(
+        principal: Annotated[Principal, Depends(current_principal)],
+    ) -> Principal:
+        if principal.role != role:
+            raise Problem(
+                403, "wrong-role", "Forbidden", f"this route is for the {role} role"
+            )
+        return principal
+
+    return dependency
+
+
+def current_resident(
+    principal: Annotated[Principal, Depends(_requiring("resident"))], vault: VaultDep
+) -> str:
+    """The resident acting on their own data, registered on their first request."""
+    try:
+        check_resident_id(principal.subject)
+    except InvalidInput:
+        raise _unauthorized("the token's subject is not a valid resident id") from None
+    vault.register_resident(principal.subject)
+    return principal.subject
+
+
+@dataclass(frozen=True)
+class Officer:
+    """An officer acting for the department their token names."""
+
+    officer_id: str
+    department: str
+
+
+def current_officer(
+    principal: Annotated[Principal, Depends(_requiring("officer"))],
+) -> Officer:
+    try:
+        department = check_identifier("dept", principal.department)
+    except InvalidInput:
+        raise _unauthorized("the token's department is not a valid department id") from None
+    return Officer(principal.subject, department)
+
+
+CurrentResident = Annotated[str, Depends(current_resident)]
+CurrentOfficer = Annotated[Officer, Depends(current_officer)]
+CurrentAuditor = Annotated[Principal, Depends(_requiring("auditor"))]
+CurrentCreditPlatform = Annotated[Principal, Depends(_requiring("credit-platform"))]

@@ -1,0 +1,55 @@
+"""Open endpoints: liveness, readiness, metrics and the public keys that verify our tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from keys.tokens import public_jwk
+
+router = APIRouter(tags=["open"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "a store is unreachable"}})
+def readyz(request: Request) -> JSONResponse:
+    """The database and the blob store answer; 503 names whichever does not."""
+    services = request.app.state.services
+    checks: dict[str, str] = {}
+    for name, probe in (
+        ("database", services.vault.recorder.max_notification_id),
+        ("blobs", lambda: next(iter(services.blobs.list()), None)),
+    ):
+        try:
+            probe()
+            checks[name] = "ok"
+        except Exception as e:  # any failure means not ready
+            checks[name] = f"unavailable: {type(e).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus text format."""
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )
+
+
+@router.get("/.well-known/jwks.json")
+def jwks(request: Request) -> dict[str, Any]:
+    """The public keys that verify this vault's tokens (RFC 7517, OKP/Ed25519)."""
+    keys = request.app.state.services.signing.public_keys("tokens")
+    return {"keys": [public_jwk(kid, key) for kid, key in keys.items()]}

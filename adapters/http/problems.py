@@ -1,0 +1,134 @@
+"""RFC 9457 problem details: every error the API gives, in one shape."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vault import errors
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("civicvault.http")
+
+
+class Problem(Exception):
+    """An error raised by the HTTP layer itself (authentication, uploads, ranges)."""
+
+    def __init__(
+        self, status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+
+
+# Domain errors by class, most specific first: (status, title).
+_STATUS: tuple[tuple[type[errors.VaultError], int, str], ...] = (
+    (errors.InvalidInput, 422, "Invalid input"),
+    (errors.InvalidPolicy, 422, "Invalid policy"),
+    (errors.NotFound, 404, "Not found"),
+    (errors.ResidentErased, 410, "Resident erased"),
+    (errors.AccessDenied, 403, "Access denied"),
+    (errors.NotTheIssuer, 403, "Not the issuer"),
+    (errors.DocumentUnavailable, 409, "Document unavailable"),
+    (errors.AlreadyTrusted, 409, "Already trusted"),
+    (errors.ConsentAlreadyRevoked, 409, "Consent already revoked"),
+    (errors.ConsentDenied, 409, "Consent does not allow this"),
+    (errors.Contention, 503, "Busy"),
+    (errors.ContentCorrupted, 500, "Stored content failed its integrity check"),
+    (errors.BlobMissing, 500, "Stored content is missing"),
+)
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:civicvault:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+        request_id = getattr(request.state, "request_id", None)
+        if request_id:
+            body["request_id"] = request_id
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Map every failure to a problem response; bad input never becomes a 5xx."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(
+            exc.status, exc.code, exc.title, exc.detail, request, headers=exc.headers
+        )
+
+    @app.exception_handler(errors.VaultError)
+    async def _vault_error(request: Request, exc: errors.VaultError) -> JSONResponse:
+        status, title = next(
+            ((s, t) for kind, s, t in _STATUS if isinstance(exc, kind)), (500, "Vault error")
+        )
+        extra: dict[str, Any] = {}
+        if isinstance(exc, errors.AccessDenied):
+            extra = {
+                "reason": exc.reason_codes[0] if exc.reason_codes else exc.code,
+                "reasons": list(exc.reason_codes),
+                "explanations": list(exc.reasons),
+                "access_id": str(exc.access_id),
+            }
+        elif isinstance(exc, errors.InvalidInput):
+            extra = {"field": exc.field}
+        if status >= 500:
+            log.error("integrity failure: %s", exc.code)
+        headers = {"Retry-After": "1"} if isinstance(exc, errors.Contention) else None
+        return problem_response(status, exc.code, title, str(exc), request, headers, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
+            for e in exc.errors()
+        ]
+        first = problems[0] if problems else {"field": "request", "problem": "is invalid"}
+        return problem_response(
+            422,
+            "invalid-input",
+            "Invalid input",
+            f"{first['field']}: {first['problem']}",
+            request,
+            errors=problems,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        return problem_response(
+            exc.status_code, code, str(exc.detail), str(exc.detail), request,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return problem_response(
+            500, "internal-error", "Internal error", "an unexpected error occurred", request
+        )

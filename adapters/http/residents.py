@@ -1,0 +1,177 @@
+"""Residents, acting on their own data only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from adapters.http.deps import CurrentResident, VaultDep
+from adapters.http.downloads import content_response
+from adapters.http.schemas import (
+    MAX_PAGE,
+    AccessOut,
+    ConsentIn,
+    ConsentOut,
+    DocumentOut,
+    GrantedConsentOut,
+    Page,
+    access_out,
+    consent_out,
+    document_out,
+    page,
+)
+from adapters.http.uploads import ACCEPTED_TYPES, Upload, read_upload
+from vault.errors import InvalidInput
+from vault.inputs import ConsentRequest, DocumentDetails
+
+router = APIRouter(prefix="/v1/me", tags=["residents"])
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "doc_type", "title"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": f"one of {', '.join(ACCEPTED_TYPES)}",
+                        },
+                        "doc_type": {"type": "string", "example": "id-card"},
+                        "title": {"type": "string", "example": "居民身份证"},
+                        "expires_at": {"type": "string", "format": "date-time"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+class Erasure(BaseModel):
+    resident_id: str
+    erased: bool
+
+
+def document_details(upload: Upload) -> DocumentDetails:
+    """Check an upload's form fields (the file's type against its bytes) as document details."""
+    expires = upload.fields.get("expires_at")
+    try:
+        expires_at = datetime.fromisoformat(expires) if expires else None
+    except ValueError:
+        raise InvalidInput("expires_at", "must be an RFC 3339 date-time") from None
+    return DocumentDetails(
+        doc_type=upload.fields.get("doc_type", ""),
+        title=upload.fields.get("title", ""),
+        content_type=upload.content_type(),
+        filename=upload.filename,
+        expires_at=expires_at,
+    )
+
+
+@router.post("/documents", status_code=201, openapi_extra=UPLOAD_BODY)
+async def upload_document(
+    request: Request, resident: CurrentResident, vault: VaultDep
+) -> DocumentOut:
+    """Hand a document over once; it joins the library at trust level C."""
+    upload = await read_upload(request, vault.max_document_bytes)
+    try:
+        details = document_details(upload)
+        document = await run_in_threadpool(
+            vault.submit_document, resident, upload.stream(), details
+        )
+    finally:
+        upload.close()
+    return document_out(document)
+
+
+@router.get("/documents")
+def library(
+    resident: CurrentResident, vault: VaultDep, limit: Limit = 50, cursor: Cursor = None
+) -> Page[DocumentOut]:
+    """The library: current documents, newest first."""
+    items, next_cursor = page(vault.library(resident), limit, cursor)
+    return Page(items=[document_out(d) for d in items], next_cursor=next_cursor)
+
+
+@router.get("/documents/{document_id}")
+def document(document_id: str, resident: CurrentResident, vault: VaultDep) -> DocumentOut:
+    return document_out(vault.document(resident, document_id))
+
+
+@router.get(
+    "/documents/{document_id}/content",
+    response_class=StreamingResponse,
+    responses={200: {"content": {t: {} for t in ACCEPTED_TYPES}}, 206: {"description": "a range"}},
+)
+def document_content(
+    document_id: str, request: Request, resident: CurrentResident, vault: VaultDep
+) -> StreamingResponse:
+    found = vault.document(resident, document_id)
+    return content_response(request, found, vault.document_content(found), {})
+
+
+@router.delete("/documents/{document_id}")
+def withdraw_document(document_id: str, resident: CurrentResident, vault: VaultDep) -> DocumentOut:
+    """Withdraw a document: no department can fetch it again."""
+    return document_out(vault.withdraw_document(resident, document_id))
+
+
+@router.post("/consents", status_code=201)
+def grant_consent(body: ConsentIn, resident: CurrentResident, vault: VaultDep) -> GrantedConsentOut:
+    """Let one department fetch some document types for one purpose, until a time."""
+    granted = vault.grant_consent(
+        resident,
+        ConsentRequest(
+            department=body.department,
+            doc_types=tuple(body.doc_types),
+            purpose=body.purpose,
+            valid_until=body.expires_at,
+            valid_from=body.valid_from,
+            max_uses=body.max_uses,
+        ),
+    )
+    out = consent_out(granted.consent, vault.clock.now())
+    return GrantedConsentOut(**out.model_dump(), receipt=granted.receipt)
+
+
+@router.get("/consents")
+def consents(
+    resident: CurrentResident, vault: VaultDep, limit: Limit = 50, cursor: Cursor = None
+) -> Page[ConsentOut]:
+    now = vault.clock.now()
+    items, next_cursor = page(vault.consents(resident), limit, cursor)
+    return Page(items=[consent_out(c, now) for c in items], next_cursor=next_cursor)
+
+
+@router.post("/consents/{consent_id}/revoke")
+def revoke_consent(consent_id: str, resident: CurrentResident, vault: VaultDep) -> ConsentOut:
+    """Once this answers, no fetch under the consent succeeds."""
+    return consent_out(vault.revoke_consent(resident, consent_id), vault.clock.now())
+
+
+@router.get("/access-log")
+def access_log(
+    resident: CurrentResident, vault: VaultDep, limit: Limit = 50, cursor: Cursor = None
+) -> Page[AccessOut]:
+    """Every access attempt on my data: who, which department, purpose, document, outcome."""
+    attempts = list(reversed(vault.access_attempts(resident_id=resident)))
+    items, next_cursor = page(attempts, limit, cursor)
+    return Page(items=[access_out(a) for a in items], next_cursor=next_cursor)
+
+
+@router.post("/erase")
+def erase(resident: CurrentResident, vault: VaultDep) -> Erasure:
+    """Crypto-shred everything personal: nothing of mine can be read again."""
+    vault.erase_resident(resident)
+    return Erasure(resident_id=resident, erased=True)

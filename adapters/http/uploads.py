@@ -1,0 +1,178 @@
+"""Multipart uploads parsed as they stream in: the file is spooled (memory stays small), the
+size limit is enforced while receiving, and the declared type is checked against the bytes."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
+
+from fastapi import Request
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from adapters.http.problems import Problem
+
+SPOOL_IN_MEMORY = 1024 * 1024
+MAX_FIELD_BYTES = 8 * 1024
+_MAGIC = {
+    "application/pdf": (b"%PDF-",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "application/ofd": (b"PK\x03\x04",),
+    "application/zip": (b"PK\x03\x04",),
+}
+ACCEPTED_TYPES = tuple(_MAGIC)
+
+
+@dataclass
+class Upload:
+    """The form fields and the spooled file of one multipart request."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    file: IO[bytes] | None = None
+    filename: str | None = None
+    declared_type: str | None = None
+    size: int = 0
+    head: bytes = b""
+
+    def stream(self) -> IO[bytes]:
+        """The spooled file, rewound."""
+        if self.file is None:
+            raise Problem(422, "invalid-input", "Invalid input", "file: is required")
+        self.file.seek(0)
+        return self.file
+
+    def content_type(self) -> str:
+        """The file's media type: the declared one if the bytes bear it out, else 415."""
+        sniffed = next(
+            (t for t, starts in _MAGIC.items() if self.head.startswith(starts)), None
+        )
+        declared = (self.declared_type or "").lower()
+        if declared in ("", "application/octet-stream"):
+            if sniffed is None:
+                raise _unsupported("the file is not a PDF, PNG, JPEG or OFD/ZIP document")
+            return sniffed
+        if declared not in _MAGIC:
+            raise _unsupported(f"{declared} is not accepted; send one of {', '.join(_MAGIC)}")
+        if not any(self.head.startswith(m) for m in _MAGIC[declared]):
+            raise _unsupported(f"the file was declared {declared} but its bytes are not")
+        return declared
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _unsupported(detail: str) -> Problem:
+    return Problem(415, "unsupported-media-type", "Unsupported media type", detail)
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(413, "too-large", "Payload too large", f"the file is over {limit} bytes")
+
+
+async def read_upload(request: Request, limit: int) -> Upload:
+    """Parse a ``multipart/form-data`` body with one ``file`` part and small text fields."""
+    media_type, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if media_type != b"multipart/form-data" or not boundary:
+        raise _unsupported("send the document as multipart/form-data")
+    declared_length = request.headers.get("content-length", "")
+    if declared_length.isdigit() and int(declared_length) > limit + 64 * 1024:
+        raise _too_large(limit)
+    receiver = _Receiver(limit)
+    parser = MultipartParser(boundary, receiver.callbacks())
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+    except Problem:
+        receiver.upload.close()
+        raise
+    except Exception as e:  # the parser's own errors: a malformed body
+        receiver.upload.close()
+        raise Problem(400, "malformed-body", "Malformed body", f"multipart body: {e}") from None
+    receiver.upload.stream()  # a body without a file part is refused here, before any work
+    return receiver.upload
+
+
+class _Receiver:
+    """Collects the parts of one multipart body as the parser finds them."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.upload = Upload()
+        self.headers: dict[bytes, bytes] = {}
+        self.header_name = b""
+        self.header_value = b""
+        self.name = ""
+        self.field = b""
+
+    def callbacks(self) -> MultipartCallbacks:
+        return {
+            "on_part_begin": self.part_begin,
+            "on_header_field": self.header_field,
+            "on_header_value": self.header_value_data,
+            "on_header_end": self.header_end,
+            "on_headers_finished": self.headers_finished,
+            "on_part_data": self.part_data,
+            "on_part_end": self.part_end,
+        }
+
+    def part_begin(self) -> None:
+        self.headers, self.name, self.field = {}, "", b""
+
+    def header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header_name += data[start:end]
+
+    def header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self.header_value += data[start:end]
+
+    def header_end(self) -> None:
+        self.headers[self.header_name.lower()] = self.header_value
+        self.header_name = self.header_value = b""
+
+    def headers_finished(self) -> None:
+        _, disposition = parse_options_header(self.headers.get(b"content-disposition", b""))
+        self.name = disposition.get(b"name", b"").decode(errors="replace")
+        if self.name != "file":
+            return
+        upload = self.upload
+        if upload.file is not None:
+            raise Problem(422, "invalid-input", "Invalid input", "send exactly one file")
+        filename = disposition.get(b"filename", b"").decode(errors="replace")
+        upload.filename = filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1] or None
+        declared = self.headers.get(b"content-type", b"").decode(errors="replace")
+        upload.declared_type = declared.split(";")[0].strip() or None
+        upload.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+
+    def part_data(self, data: bytes, start: int, end: int) -> None:
+        piece = data[start:end]
+        upload = self.upload
+        if self.name == "file" and upload.file is not None:
+            upload.size += len(piece)
+            if upload.size > self.limit:
+                raise _too_large(self.limit)
+            if len(upload.head) < 16:
+                upload.head += piece[: 16 - len(upload.head)]
+            upload.file.write(piece)
+            return
+        self.field += piece
+        if len(self.field) > MAX_FIELD_BYTES:
+            raise Problem(
+                413, "too-large", "Payload too large",
+                f"form field {self.name!r} is over {MAX_FIELD_BYTES} bytes",
+            )
+
+    def part_end(self) -> None:
+        if not self.name or self.name == "file":
+            return
+        try:
+            self.upload.fields[self.name] = self.field.decode()
+        except UnicodeDecodeError:
+            raise Problem(
+                422, "invalid-input", "Invalid input", f"form field {self.name!r} is not UTF-8"
+            ) from None

@@ -1,0 +1,176 @@
+"""Bearer tokens: EdDSA JWTs the vault signs for itself, checked strictly.
+
+The vault signs with its own Ed25519 keys (``SigningKeys`` purpose ``tokens``),
+each with a ``kid``; every key that is not removed keeps verifying, so tokens
+signed before a rotation stay good until they expire. A deployment may also
+trust an external identity provider through its JWKS.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from keys.signing import SigningKey
+
+Role = Literal["resident", "officer", "auditor", "credit-platform"]
+ROLES: tuple[Role, ...] = ("resident", "officer", "auditor", "credit-platform")
+OWN_ALGORITHMS: tuple[str, ...] = ("EdDSA",)
+EXTERNAL_ALGORITHMS: tuple[str, ...] = ("EdDSA", "ES256", "RS256")
+_REQUIRED = ["exp", "iat", "nbf", "iss", "aud", "sub"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a valid token speaks for."""
+
+    subject: str
+    role: Role
+    department: str | None
+    token_id: str | None
+
+
+class InvalidToken(Exception):
+    """The token is not one this vault accepts; the message says why (for logs, not clients)."""
+
+
+def issue_token(
+    key: SigningKey,
+    *,
+    role: Role,
+    subject: str,
+    department: str | None = None,
+    ttl: timedelta,
+    issuer: str,
+    audience: str,
+    now: datetime,
+) -> str:
+    """A signed token for one principal, valid from ``now`` for ``ttl``."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if role == "officer" and not department:
+        raise ValueError("an officer's token needs a department")
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "role": role,
+        "iat": int(now.timestamp()),
+        "nbf": int(now.timestamp()),
+        "exp": int((now + ttl).timestamp()),
+        "jti": uuid.uuid4().hex,
+    }
+    if department:
+        claims["dept"] = department
+    return jwt.encode(claims, key.private_key, algorithm="EdDSA", headers={"kid": key.kid})
+
+
+class TokenVerifier:
+    """Checks tokens: algorithm allow-list, signature by a known ``kid``, ``exp``, ``nbf``,
+    ``iat``, ``iss``, ``aud``, and the claims each role needs."""
+
+    def __init__(
+        self,
+        own_keys: Callable[[], Mapping[str, Ed25519PublicKey]],
+        *,
+        issuer: str,
+        audience: str,
+        leeway: timedelta = timedelta(seconds=30),
+        external: ExternalIssuer | None = None,
+    ) -> None:
+        self._own_keys = own_keys
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway
+        self._external = external
+
+    def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as e:
+            raise InvalidToken(f"malformed token: {e}") from None
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise InvalidToken("the token names no key id")
+        external = self._external
+        if external is not None and unverified.get("iss") == external.issuer:
+            key: Any = external.key(kid)
+            algorithms, issuer, audience = EXTERNAL_ALGORITHMS, external.issuer, external.audience
+        else:
+            key = self._own_keys().get(kid)
+            algorithms, issuer, audience = OWN_ALGORITHMS, self._issuer, self._audience
+        if key is None:
+            raise InvalidToken(f"unknown key id {kid!r}")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=list(algorithms),
+                issuer=issuer,
+                audience=audience,
+                leeway=self._leeway,
+                options={"require": _REQUIRED, "strict_aud": True},
+            )
+        except jwt.PyJWTError as e:
+            raise InvalidToken(str(e)) from None
+        return _principal(claims)
+
+
+def _principal(claims: Mapping[str, Any]) -> Principal:
+    role = claims.get("role")
+    if role not in ROLES:
+        raise InvalidToken(f"role {role!r} is not one of {', '.join(ROLES)}")
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not subject:
+        raise InvalidToken("sub must be a non-empty string")
+    department = claims.get("dept")
+    if role == "officer" and (not isinstance(department, str) or not department):
+        raise InvalidToken("an officer's token must name its department (dept)")
+    jti = claims.get("jti")
+    return Principal(
+        subject=subject,
+        role=role,
+        department=department if role == "officer" else None,
+        token_id=jti if isinstance(jti, str) else None,
+    )
+
+
+class ExternalIssuer:
+    """An identity provider this vault also trusts, by its JWKS document."""
+
+    def __init__(self, issuer: str, audience: str, jwks: Mapping[str, Any]) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self._keys = {
+            jwk["kid"]: jwt.PyJWK(jwk).key for jwk in jwks.get("keys", []) if "kid" in jwk
+        }
+
+    @classmethod
+    def from_json(cls, issuer: str, audience: str, text: str) -> ExternalIssuer:
+        return cls(issuer, audience, json.loads(text))
+
+    def key(self, kid: str) -> Any:
+        return self._keys.get(kid)
+
+
+def public_jwk(kid: str, key: Ed25519PublicKey) -> dict[str, str]:
+    """An Ed25519 public key as a JWK (RFC 8037)."""
+    raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode(),
+        "kid": kid,
+        "use": "sig",
+        "alg": "EdDSA",
+    }
