@@ -61,8 +61,11 @@ def test_demo_walks_through_the_vault(tmp_path: Path) -> None:
         (["gc", "--grace", "soon"], {}, "not a whole number"),
         (["gc"], {"CIVICVAULT_DATABASE_URL": "mysql://x"}, "CIVICVAULT_DATABASE_URL"),
         (["gc"], {"CIVICVAULT_MASTER_KEY": "c2hvcnQ="}, "master key"),
-        (["keys", "rotate-master"], {"CIVICVAULT_MASTER_KEY": MasterKey.generate().to_base64()},
-         "CIVICVAULT_NEW_MASTER_KEY"),
+        (
+            ["keys", "rotate-master"],
+            {"CIVICVAULT_MASTER_KEY": MasterKey.generate().to_base64()},
+            "CIVICVAULT_NEW_MASTER_KEY",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(
@@ -157,13 +160,19 @@ def test_rotating_an_environment_key(tmp_path: Path) -> None:
     old, new = MasterKey.generate().to_base64(), MasterKey.generate().to_base64()
     document_id, content = _file_and_read_back(Settings(data_dir=tmp_path, master_key=old))
     result = civicvault(
-        "keys", "rotate-master", "--data-dir", str(tmp_path),
+        "keys",
+        "rotate-master",
+        "--data-dir",
+        str(tmp_path),
         env={"CIVICVAULT_MASTER_KEY": old, "CIVICVAULT_NEW_MASTER_KEY": new},
     )
     assert result.returncode == 0, result.stderr
     assert "CIVICVAULT_PREVIOUS_MASTER_KEY=<the old key>" in result.stdout
     retired = civicvault(
-        "keys", "retire-previous", "--data-dir", str(tmp_path),
+        "keys",
+        "retire-previous",
+        "--data-dir",
+        str(tmp_path),
         env={"CIVICVAULT_MASTER_KEY": new, "CIVICVAULT_PREVIOUS_MASTER_KEY": old},
     )
     assert retired.returncode == 0, retired.stderr
@@ -174,7 +183,9 @@ def test_rotating_an_environment_key(tmp_path: Path) -> None:
 def test_a_shared_database_needs_the_master_key_from_the_environment(tmp_path: Path) -> None:
     line = _one_line_error(
         civicvault(
-            "gc", "--data-dir", str(tmp_path),
+            "gc",
+            "--data-dir",
+            str(tmp_path),
             env={"CIVICVAULT_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
         )
     )

@@ -1,0 +1,96 @@
+"""A real HTTP server on a loopback port, over a vault on the embedded default."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from adapters.http.app import create_app
+from adapters.settings import Settings
+from adapters.wiring import Services, open_services
+from keys.master import MasterKey
+from keys.tokens import Role, issue_token
+
+
+@dataclass
+class LiveApi:
+    base_url: str
+    services: Services
+    app: Any
+
+    def token(
+        self, role: Role, subject: str, department: str | None = None, **overrides: Any
+    ) -> str:
+        settings = self.services.settings
+        args: dict[str, Any] = {
+            "role": role,
+            "subject": subject,
+            "department": department,
+            "ttl": timedelta(minutes=10),
+            "issuer": settings.token_issuer,
+            "audience": settings.token_audience,
+            "now": self.services.vault.clock.now(),
+        }
+        args.update(overrides)
+        return issue_token(self.services.signing.current("tokens"), **args)
+
+    def client(
+        self, role: Role | None = None, subject: str = "", department: str | None = None
+    ) -> httpx.Client:
+        headers = {}
+        if role is not None:
+            headers["Authorization"] = f"Bearer {self.token(role, subject, department)}"
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+
+
+def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, access_log=False, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the HTTP server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def live_api_factory(tmp_path: Path) -> Iterator[Callable[..., LiveApi]]:
+    started: list[tuple[uvicorn.Server, threading.Thread, Services]] = []
+
+    def start(**settings: Any) -> LiveApi:
+        services = open_services(
+            Settings(
+                data_dir=tmp_path / f"api-{len(started)}",
+                master_key=MasterKey.generate().to_base64(),
+                **settings,
+            )
+        )
+        app = create_app(services)
+        server, thread, url = _serve(app)
+        started.append((server, thread, services))
+        return LiveApi(url, services, app)
+
+    yield start
+    for server, thread, services in started:
+        server.should_exit = True
+        thread.join(10)
+        services.close()
+
+
+@pytest.fixture
+def api(live_api_factory: Callable[..., LiveApi]) -> LiveApi:
+    return live_api_factory()

@@ -1,0 +1,271 @@
+"""Authentication attacks all get 401; the authorization matrix covers every route and role."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from adapters.samples import sample_pdf
+from keys.signing import SigningKey
+from keys.tokens import issue_token
+from tests.e2e.conftest import LiveApi
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _claims(api: LiveApi, **overrides: Any) -> dict[str, Any]:
+    now = int(datetime.now(UTC).timestamp())
+    claims: dict[str, Any] = {
+        "iss": api.services.settings.token_issuer,
+        "aud": api.services.settings.token_audience,
+        "sub": "officer-li",
+        "role": "officer",
+        "dept": "civil-affairs",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+    }
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def _signed(api: LiveApi, **overrides: Any) -> str:
+    key = api.services.signing.current("tokens")
+    return jwt.encode(
+        _claims(api, **overrides), key.private_key, algorithm="EdDSA", headers={"kid": key.kid}
+    )
+
+
+def _attacks(api: LiveApi) -> dict[str, str]:
+    key = api.services.signing.current("tokens")
+    good = _signed(api)
+    header, payload, signature = good.split(".")
+    public = key.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    none_header = _b64(json.dumps({"alg": "none", "typ": "JWT", "kid": key.kid}).encode())
+    hs_header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": key.kid}).encode())
+    hs_body = _b64(json.dumps(_claims(api)).encode())
+    hs_signature = _b64(
+        __import__("hmac").new(public, f"{hs_header}.{hs_body}".encode(), "sha256").digest()
+    )
+    tampered = _b64(json.dumps(_claims(api, dept="housing")).encode())
+    stranger = SigningKey("tokens-stranger", Ed25519PrivateKey.generate())
+    now = datetime.now(UTC)
+    return {
+        "alg none": f"{none_header}.{payload}.",
+        "HS256 keyed with the public key": f"{hs_header}.{hs_body}.{hs_signature}",
+        "expired": _signed(api, exp=int((now - timedelta(minutes=5)).timestamp())),
+        "not yet valid": _signed(api, nbf=int((now + timedelta(minutes=5)).timestamp())),
+        "wrong audience": _signed(api, aud="someone-else"),
+        "wrong issuer": _signed(api, iss="evil"),
+        "unknown kid": issue_token(
+            stranger,
+            role="officer",
+            subject="o",
+            department="civil-affairs",
+            ttl=timedelta(minutes=5),
+            issuer=api.services.settings.token_issuer,
+            audience=api.services.settings.token_audience,
+            now=now,
+        ),
+        "signed by an unknown key under our kid": jwt.encode(
+            _claims(api),
+            Ed25519PrivateKey.generate(),
+            algorithm="EdDSA",
+            headers={"kid": key.kid},
+        ),
+        "tampered payload": f"{header}.{tampered}.{signature}",
+        "officer without dept": _signed(api, dept=None),
+        "no exp": _signed(api, exp=None),
+        "no sub": _signed(api, sub=None),
+        "unknown role": _signed(api, role="admin"),
+        "garbage": "not.a.token",
+    }
+
+
+def test_every_token_attack_gets_401(api: LiveApi) -> None:
+    client = httpx.Client(base_url=api.base_url)
+    ok = client.get(
+        "/v1/services/residence-permit/tracks",
+        params={"resident_id": "nobody"},
+        headers={"Authorization": f"Bearer {_signed(api)}"},
+    )
+    assert ok.status_code == 404  # the good token gets past authentication
+    for name, token in _attacks(api).items():
+        response = client.get(
+            "/v1/services/residence-permit/tracks",
+            params={"resident_id": "nobody"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 401, name
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert response.json()["code"] == "invalid-token", name
+    for header in (None, "Basic dXNlcjpwYXNz", "Token abc", "bearer"):
+        response = client.get(
+            "/v1/me/documents", headers={"Authorization": header} if header else {}
+        )
+        assert response.status_code == 401, header
+
+
+def test_a_rotated_signing_key_keeps_verifying_until_retired(api: LiveApi) -> None:
+    old = api.token("resident", "r1")
+    api.services.signing.rotate("tokens")
+    client = httpx.Client(base_url=api.base_url)
+    new = api.token("resident", "r1")
+    for token in (old, new):
+        assert (
+            client.get("/v1/me/documents", headers={"Authorization": f"Bearer {token}"}).status_code
+            == 200
+        )
+    kid = jwt.get_unverified_header(old)["kid"]
+    assert kid in {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}
+
+
+# The authorization matrix: every route, every role, own and others' resources.
+
+DOC = "{document_id}"
+ROLES = ["none", "resident", "other-resident", "officer", "other-officer", "auditor", "credit"]
+# (method, path template) -> expected status per role. "officer" is civil-affairs, which holds
+# r1's consent; "other-officer" is housing, which holds none; "other-resident" is r2.
+MATRIX: dict[tuple[str, str], dict[str, int]] = {
+    ("POST", "/v1/me/documents"): {"resident": 201, "other-resident": 201},
+    ("GET", "/v1/me/documents"): {"resident": 200, "other-resident": 200},
+    ("GET", "/v1/me/documents/{document_id}"): {"resident": 200, "other-resident": 404},
+    ("GET", "/v1/me/documents/{document_id}/content"): {"resident": 200, "other-resident": 404},
+    ("DELETE", "/v1/me/documents/{document_id}"): {"resident": 200, "other-resident": 404},
+    ("POST", "/v1/me/consents"): {"resident": 201, "other-resident": 201},
+    ("GET", "/v1/me/consents"): {"resident": 200, "other-resident": 200},
+    ("POST", "/v1/me/consents/{consent_id}/revoke"): {"resident": 200, "other-resident": 404},
+    ("GET", "/v1/me/access-log"): {"resident": 200, "other-resident": 200},
+    ("POST", "/v1/me/erase"): {"resident": 200, "other-resident": 200},
+    ("GET", "/v1/residents/{resident_id}/documents"): {"officer": 200, "other-officer": 200},
+    ("GET", "/v1/residents/{resident_id}/documents/{document_id}/content"): {
+        "officer": 200,
+        "other-officer": 403,
+    },
+    ("POST", "/v1/residents/{resident_id}/documents"): {"officer": 201, "other-officer": 201},
+    ("POST", "/v1/residents/{resident_id}/documents/{document_id}/verify"): {
+        "officer": 200,
+        "other-officer": 200,
+    },
+    ("POST", "/v1/residents/{resident_id}/documents/{document_id}/revoke"): {
+        "officer": 403,
+        "other-officer": 403,
+    },
+    ("GET", "/v1/services/{service_id}/tracks"): {"officer": 200, "other-officer": 200},
+    ("POST", "/v1/credit/grades"): {"credit": 200},
+    ("GET", "/v1/audit/accesses"): {"auditor": 200},
+    ("GET", "/v1/audit/replay"): {"auditor": 200},
+    ("GET", "/healthz"): dict.fromkeys(ROLES, 200),
+    ("GET", "/readyz"): dict.fromkeys(ROLES, 200),
+    ("GET", "/metrics"): dict.fromkeys(ROLES, 200),
+    ("GET", "/.well-known/jwks.json"): dict.fromkeys(ROLES, 200),
+}
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/.well-known/jwks.json"}
+
+
+def _expected(method: str, path: str, role: str) -> int:
+    row = MATRIX[(method, path)]
+    if role in row:
+        return row[role]
+    return 401 if role == "none" else 403
+
+
+def test_every_route_has_a_row_in_the_matrix(api: LiveApi) -> None:
+    paths = httpx.get(f"{api.base_url}/openapi.json").json()["paths"]
+    routes = {(method.upper(), path) for path, item in paths.items() for method in item}
+    assert routes == set(MATRIX)
+
+
+def _fresh_world(api: LiveApi, n: int) -> dict[str, str]:
+    """A resident with a document and a consent for civil-affairs, and another resident."""
+    resident, other = f"r{n}", f"other-{n}"
+    r1 = api.client("resident", resident)
+    document = r1.post(
+        "/v1/me/documents",
+        data={"doc_type": "id-card", "title": "居民身份证"},
+        files={"file": ("id.pdf", sample_pdf(), "application/pdf")},
+    ).json()["document_id"]
+    consent = r1.post(
+        "/v1/me/consents",
+        json={
+            "department": "civil-affairs",
+            "doc_types": ["id-card"],
+            "purpose": "subsistence-allowance",
+            "expires_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        },
+    ).json()["consent_id"]
+    api.client("resident", other).get("/v1/me/documents")
+    return {
+        "document_id": document,
+        "consent_id": consent,
+        "resident_id": resident,
+        "other_id": other,
+        "service_id": "residence-permit",
+    }
+
+
+def _call(client: httpx.Client, method: str, path: str, world: dict[str, str]) -> httpx.Response:
+    url = path.format(**world)
+    if method == "POST" and path.endswith("/documents"):
+        return client.post(
+            url,
+            data={"doc_type": "id-card", "title": "x"},
+            files={"file": ("x.pdf", sample_pdf(), "application/pdf")},
+        )
+    bodies: dict[str, Any] = {
+        "/v1/me/consents": {
+            "department": "housing",
+            "doc_types": ["id-card"],
+            "purpose": "housing-subsidy",
+            "expires_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        },
+        "/v1/credit/grades": {"updates": []},
+        "/v1/residents/{resident_id}/documents/{document_id}/revoke": {"reason": "x"},
+    }
+    params = {
+        "/v1/residents/{resident_id}/documents": {"purpose": "subsistence-allowance"},
+        "/v1/residents/{resident_id}/documents/{document_id}/content": {
+            "purpose": "subsistence-allowance"
+        },
+        "/v1/services/{service_id}/tracks": {"resident_id": world["resident_id"]},
+        "/v1/audit/replay": {
+            "resident_id": world["resident_id"],
+            "at": datetime.now(UTC).isoformat(),
+        },
+    }
+    return client.request(method, url, json=bodies.get(path), params=params.get(path))
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_authorization_matrix(live_api_factory: Any, role: str) -> None:
+    api = live_api_factory()
+    for n, (method, path) in enumerate(MATRIX):
+        world = _fresh_world(api, n)
+        clients = {
+            "none": api.client(),
+            "resident": api.client("resident", world["resident_id"]),
+            "other-resident": api.client("resident", world["other_id"]),
+            "officer": api.client("officer", "officer-li", "civil-affairs"),
+            "other-officer": api.client("officer", "officer-zhou", "housing"),
+            "auditor": api.client("auditor", "auditor-sun"),
+            "credit": api.client("credit-platform", "credit-platform"),
+        }
+        response = _call(clients[role], method, path, world)
+        assert response.status_code == _expected(method, path, role), (
+            role,
+            method,
+            path,
+            response.text,
+        )
+        if path not in PUBLIC and response.status_code >= 400:
+            assert response.headers["content-type"].startswith("application/problem+json")

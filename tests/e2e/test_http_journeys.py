@@ -1,0 +1,316 @@
+"""Each actor's journeys over real HTTP, and bad input answered with clear 4xx problems."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from adapters.samples import sample_pdf, sample_png
+from keys.receipts import verify_consent_receipt
+from tests.e2e.conftest import LiveApi
+
+PDF = sample_pdf("a resident's document")
+
+
+def _upload(client: httpx.Client, url: str = "/v1/me/documents", **fields: Any) -> httpx.Response:
+    content = fields.pop("content", PDF)
+    content_type = fields.pop("content_type", "application/pdf")
+    data = {"doc_type": "id-card", "title": "居民身份证 张伟", **fields}
+    return client.post(url, data=data, files={"file": ("id.pdf", content, content_type)})
+
+
+def _problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"].startswith("urn:civicvault:problem:")
+    assert body["title"]
+    assert body["detail"]
+    if code is not None:
+        assert body["code"] == code
+    return body
+
+
+def _consent(client: httpx.Client, **overrides: Any) -> httpx.Response:
+    body = {
+        "department": "civil-affairs",
+        "doc_types": ["id-card"],
+        "purpose": "subsistence-allowance",
+        "expires_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+        **overrides,
+    }
+    return client.post("/v1/me/consents", json=body)
+
+
+def test_a_residents_journey(api: LiveApi) -> None:
+    me = api.client("resident", "zhang-wei")
+    uploaded = _upload(me)
+    assert uploaded.status_code == 201, uploaded.text
+    document = uploaded.json()
+    assert (document["trust_level"], document["doc_type_name"]) == ("C", "居民身份证 (id-card)")
+    assert document["sha256"] == hashlib.sha256(PDF).hexdigest()
+
+    library = me.get("/v1/me/documents").json()
+    assert [d["document_id"] for d in library["items"]] == [document["document_id"]]
+    assert library["next_cursor"] is None
+
+    content = me.get(f"/v1/me/documents/{document['document_id']}/content")
+    assert content.content == PDF
+    assert content.headers["content-length"] == str(len(PDF))
+    assert content.headers["etag"] == f'"{document["sha256"]}"'
+    assert content.headers["content-type"] == "application/pdf"
+
+    ranged = me.get(
+        f"/v1/me/documents/{document['document_id']}/content", headers={"Range": "bytes=5-14"}
+    )
+    assert ranged.status_code == 206
+    assert ranged.content == PDF[5:15]
+    assert ranged.headers["content-range"] == f"bytes 5-14/{len(PDF)}"
+    tail = me.get(
+        f"/v1/me/documents/{document['document_id']}/content", headers={"Range": "bytes=-4"}
+    )
+    assert tail.content == PDF[-4:]
+    _problem(
+        me.get(
+            f"/v1/me/documents/{document['document_id']}/content",
+            headers={"Range": f"bytes={len(PDF)}-"},
+        ),
+        416,
+    )
+
+    granted = _consent(me)
+    assert granted.status_code == 201, granted.text
+    consent = granted.json()
+    claims = verify_consent_receipt(
+        consent["receipt"], api.services.signing.public_keys("receipts")
+    )
+    assert claims["consentReceiptID"] == consent["consent_id"]
+    assert me.get("/v1/me/consents").json()["items"][0]["status"] == "active"
+    revoked = me.post(f"/v1/me/consents/{consent['consent_id']}/revoke")
+    assert revoked.json()["status"] == "revoked"
+    _problem(me.post(f"/v1/me/consents/{consent['consent_id']}/revoke"), 409)
+
+    withdrawn = me.delete(f"/v1/me/documents/{document['document_id']}")
+    assert withdrawn.json()["status"] == "withdrawn"
+    assert me.get("/v1/me/documents").json()["items"] == []
+
+    assert me.post("/v1/me/erase").json() == {"resident_id": "zhang-wei", "erased": True}
+    _problem(me.get("/v1/me/documents"), 410, "resident-erased")
+
+
+def test_a_departments_journey(api: LiveApi) -> None:
+    civil = api.client("officer", "officer-li", "civil-affairs")
+    housing = api.client("officer", "officer-zhou", "housing")
+    security = api.client("officer", "officer-zhao", "public-security")
+    me = api.client("resident", "zhang-wei")
+
+    issued = _upload(
+        security,
+        "/v1/residents/zhang-wei/documents",
+        content=sample_png(),
+        content_type="image/png",
+    )
+    assert issued.status_code == 201, issued.text
+    card = issued.json()
+    assert (card["trust_level"], card["issuer"]) == ("A", "public-security")
+    household = _upload(me, doc_type="household-register", title="户口簿").json()
+    verified = civil.post(f"/v1/residents/zhang-wei/documents/{household['document_id']}/verify")
+    assert verified.json()["trust_level"] == "B"
+
+    _consent(me, doc_types=["id-card", "household-register"])
+    listed = civil.get(
+        "/v1/residents/zhang-wei/documents", params={"purpose": "subsistence-allowance"}
+    )
+    assert {d["document_id"] for d in listed.json()["items"]} == {
+        card["document_id"],
+        household["document_id"],
+    }
+    assert (
+        housing.get(
+            "/v1/residents/zhang-wei/documents", params={"purpose": "housing-subsidy"}
+        ).json()["items"]
+        == []
+    )
+
+    fetched = civil.get(
+        f"/v1/residents/zhang-wei/documents/{card['document_id']}/content",
+        params={"purpose": "subsistence-allowance"},
+    )
+    assert fetched.status_code == 200, fetched.text
+    assert fetched.content == sample_png()
+    assert fetched.headers["x-access-id"]
+
+    denied = _problem(
+        housing.get(
+            f"/v1/residents/zhang-wei/documents/{card['document_id']}/content",
+            params={"purpose": "housing-subsidy"},
+        ),
+        403,
+        "access-denied",
+    )
+    assert denied["reason"] == "no-consent"
+    assert "grade-too-low" in denied["reasons"]
+    assert any("below the B" in text for text in denied["explanations"])
+
+    tracks = civil.get("/v1/services/residence-permit/tracks", params={"resident_id": "zhang-wei"})
+    assert tracks.json()["tracks"] == []
+    assert tracks.json()["reasons"][0]["code"] == "unrated"
+
+    log = me.get("/v1/me/access-log").json()["items"]
+    assert [(a["department"], a["decision"]) for a in log] == [
+        ("housing", "denied"),
+        ("civil-affairs", "allowed"),
+    ]
+
+
+def test_the_credit_platforms_and_the_auditors_journeys(api: LiveApi) -> None:
+    platform = api.client("credit-platform", "credit-platform")
+    now = datetime.now(UTC).isoformat()
+    pushed = platform.post(
+        "/v1/credit/grades",
+        json={
+            "updates": [
+                {"resident_id": "li-na", "grade": "A", "effective_at": now, "sequence": 2},
+                {"resident_id": "li-na", "grade": "D", "effective_at": now, "sequence": 1},
+            ]
+        },
+    )
+    assert pushed.json() == {"applied": 1, "stale": 1, "erased": 0}
+    again = platform.post(
+        "/v1/credit/grades",
+        json={
+            "updates": [{"resident_id": "li-na", "grade": "A", "effective_at": now, "sequence": 2}]
+        },
+    )
+    assert again.json() == {"applied": 0, "stale": 1, "erased": 0}
+    bad = _problem(
+        platform.post(
+            "/v1/credit/grades",
+            json={
+                "updates": [
+                    {"resident_id": "new-one", "grade": "B", "effective_at": now, "sequence": 1},
+                    {"resident_id": "new-two", "grade": "Z", "effective_at": now, "sequence": 1},
+                ]
+            },
+        ),
+        422,
+        "invalid-input",
+    )
+    assert bad["field"] == "updates[1].grade"
+    civil = api.client("officer", "officer-li", "civil-affairs")
+    assert civil.get(
+        "/v1/services/residence-permit/tracks", params={"resident_id": "li-na"}
+    ).json()["tracks"] == ["reuse", "missing-allowed", "priority"]
+    _problem(
+        civil.get("/v1/services/residence-permit/tracks", params={"resident_id": "new-one"}), 404
+    )
+
+    me = api.client("resident", "li-na")
+    document = _upload(me).json()
+    before_consent = datetime.now(UTC)
+    _consent(me)
+    civil.get(
+        f"/v1/residents/li-na/documents/{document['document_id']}/content",
+        params={"purpose": "subsistence-allowance"},
+    )
+
+    auditor = api.client("auditor", "auditor-sun")
+    accesses = auditor.get("/v1/audit/accesses", params={"resident_id": "li-na"}).json()["items"]
+    assert [a["decision"] for a in accesses] == ["allowed"]
+    assert auditor.get("/v1/audit/accesses", params={"department": "housing"}).json()["items"] == []
+    replay = auditor.get(
+        "/v1/audit/replay", params={"resident_id": "li-na", "at": before_consent.isoformat()}
+    ).json()
+    assert replay["grade"] == "A"
+    assert [d["document_id"] for d in replay["documents"]] == [document["document_id"]]
+    assert replay["consents"] == []
+
+
+def test_open_endpoints(api: LiveApi) -> None:
+    anyone = api.client()
+    assert anyone.get("/healthz").json() == {"status": "ok"}
+    ready = anyone.get("/readyz")
+    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "blobs": "ok"}}
+    api.client("resident", "r1").get("/v1/me/documents")
+    metrics = anyone.get("/metrics").text
+    assert (
+        'civicvault_http_requests_total{method="GET",route="/v1/me/documents",status="200"}'
+        in metrics
+    )
+    assert "civicvault_events_appended_total" in metrics
+    jwks = anyone.get("/.well-known/jwks.json").json()["keys"]
+    assert jwks[0]["kty"] == "OKP"
+    assert jwks[0]["crv"] == "Ed25519"
+    assert anyone.get("/openapi.json").json()["info"]["title"] == "civicvault"
+
+
+def test_readiness_names_the_store_that_is_down(api: LiveApi) -> None:
+    def broken() -> Any:
+        raise OSError("disk gone")
+
+    api.services.blobs.list = broken  # type: ignore[method-assign]
+    ready = api.client().get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {"database": "ok", "blobs": "unavailable: OSError"}
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "status", "code"),
+    [
+        ({"content": b"%PDF" + b"x" * 2000}, 413, "too-large"),
+        ({"content": b"GIF89a......", "content_type": "image/gif"}, 415, "unsupported-media-type"),
+        (
+            {"content": b"not a pdf at all", "content_type": "application/pdf"},
+            415,
+            "unsupported-media-type",
+        ),
+        ({"doc_type": "ID Card"}, 422, "invalid-input"),
+        ({"title": ""}, 422, "invalid-input"),
+        ({"expires_at": "next tuesday"}, 422, "invalid-input"),
+    ],
+)
+def test_bad_uploads_get_clear_4xx_and_change_nothing(
+    live_api_factory: Any, request_kwargs: dict[str, Any], status: int, code: str
+) -> None:
+    api = live_api_factory(max_document_bytes=1000)
+    me = api.client("resident", "r1")
+    me.get("/v1/me/documents")
+    events = api.services.vault.recorder.max_notification_id()
+    _problem(_upload(me, **request_kwargs), status, code)
+    assert api.services.vault.recorder.max_notification_id() == events
+    assert list(api.services.blobs.list()) == []
+
+
+def test_other_bad_requests_get_clear_4xx(api: LiveApi) -> None:
+    me = api.client("resident", "r1")
+    _problem(me.post("/v1/me/documents", content=b"x", headers={"Content-Type": "text/plain"}), 415)
+    _problem(
+        me.post(
+            "/v1/me/documents",
+            data={"doc_type": "id-card", "title": "t"},
+            files={"other": ("x", b"x")},
+        ),
+        422,
+    )
+    _problem(me.get("/v1/me/documents/not-a-uuid"), 422, "invalid-input")
+    _problem(me.get("/v1/me/documents/00000000-0000-0000-0000-000000000000"), 404)
+    _problem(me.get("/v1/me/documents", params={"cursor": "garbage"}), 422, "invalid-input")
+    _problem(me.get("/v1/me/documents", params={"limit": 0}), 422, "invalid-input")
+    _problem(_consent(me, expires_at="2020-01-01T00:00:00+00:00"), 422, "invalid-input")
+    _problem(_consent(me, expires_at="2030-01-01T00:00:00"), 422, "invalid-input")
+    _problem(
+        me.post(
+            "/v1/me/consents", content=b"{not json", headers={"Content-Type": "application/json"}
+        ),
+        422,
+    )
+    civil = api.client("officer", "officer-li", "civil-affairs")
+    _problem(civil.get("/v1/residents/r1/documents"), 422)
+    _problem(civil.get("/v1/residents/r1/documents", params={"purpose": "Not A Purpose"}), 422)
+    _problem(api.client().get("/nowhere"), 404, "not-found")
+    _problem(me.put("/v1/me/documents"), 405)
