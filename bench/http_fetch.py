@@ -395,7 +395,7 @@ def load(
     clients: int, warmup: float, duration: float,
 ) -> Run:
     run = asyncio.run(_load(label, server, targets, headers, clients, warmup, duration))
-    print(f"  {label}, {clients} clients: {run.rate:,.0f} req/s", flush=True)
+    print(f"  {label}, {clients} client(s): {run.rate:,.0f} req/s", flush=True)
     return run
 
 
@@ -554,7 +554,7 @@ def report(results: Results) -> bool:
     met = ratio_met and tail_met and clean
     print(
         f"goal met: {'yes' if met else 'no'}"
-        + ("" if clean else f" ({goal.ours.failed} failed requests for ours)")
+        + ("" if clean else f" (ours had {goal.ours.failed} failed request(s))")
     )
     return met
 
