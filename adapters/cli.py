@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=8000, help="port to listen on")
     serve.add_argument(
         "--demo", action="store_true", help="seed a demo community and print tokens to try it"
+    )
+    serve.add_argument(
+        "--workers", type=_positive_int, default=1, help="worker processes (default 1)"
     )
     serve.set_defaults(run=_serve)
 
@@ -180,7 +184,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     services = open_services(settings)
     try:
-        app = create_app(services)
         if args.demo:
             seeded = seed(services)
             print(
@@ -188,9 +191,20 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
             print_welcome(services, f"http://{args.host}:{args.port}", sys.stdout)
-        uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
+        if args.workers == 1:
+            uvicorn.run(
+                create_app(services), host=args.host, port=args.port,
+                access_log=False, log_level="warning",
+            )
+            return EXIT_OK
     finally:
         services.close()
+    # Each worker opens the same stores from the same settings.
+    os.environ["CIVICVAULT_DATA_DIR"] = str(settings.data_dir)
+    uvicorn.run(
+        "adapters.http.app:app_from_environment", factory=True, workers=args.workers,
+        host=args.host, port=args.port, access_log=False, log_level="warning",
+    )
     return EXIT_OK
 
 

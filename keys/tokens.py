@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -88,6 +89,8 @@ class TokenVerifier:
         external: ExternalIssuer | None = None,
     ) -> None:
         self._own_keys = own_keys
+        self._cached_keys: Mapping[str, Ed25519PublicKey] = {}
+        self._keys_read_at = self._unknown_kid_read_at = -1e9
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway
@@ -96,18 +99,22 @@ class TokenVerifier:
     def verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
+            claimed_issuer = (
+                jwt.decode(token, options={"verify_signature": False}).get("iss")
+                if self._external is not None
+                else None
+            )
         except jwt.PyJWTError as e:
             raise InvalidToken(f"malformed token: {e}") from None
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise InvalidToken("the token names no key id")
         external = self._external
-        if external is not None and unverified.get("iss") == external.issuer:
+        if external is not None and claimed_issuer == external.issuer:
             key: Any = external.key(kid)
             algorithms, issuer, audience = EXTERNAL_ALGORITHMS, external.issuer, external.audience
         else:
-            key = self._own_keys().get(kid)
+            key = self._own_key(kid)
             algorithms, issuer, audience = OWN_ALGORITHMS, self._issuer, self._audience
         if key is None:
             raise InvalidToken(f"unknown key id {kid!r}")
@@ -124,6 +131,23 @@ class TokenVerifier:
         except jwt.PyJWTError as e:
             raise InvalidToken(str(e)) from None
         return _principal(claims)
+
+
+    def _own_key(self, kid: str) -> Ed25519PublicKey | None:
+        """Our public key by id, read from the key table at most every few seconds (and
+        again, at most once a second, for a key id not seen yet: a fresh rotation)."""
+        now = time.monotonic()
+        unknown = kid not in self._cached_keys
+        if unknown and now - self._unknown_kid_read_at > 1.0:
+            self._unknown_kid_read_at = now  # forged key ids cannot make us read on every call
+        elif now - self._keys_read_at <= KEYS_FRESH_SECONDS:
+            return self._cached_keys.get(kid)
+        self._cached_keys = dict(self._own_keys())
+        self._keys_read_at = now
+        return self._cached_keys.get(kid)
+
+
+KEYS_FRESH_SECONDS = 5.0
 
 
 def _principal(claims: Mapping[str, Any]) -> Principal:

@@ -106,7 +106,11 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
             self.save(judgement.consent, document, access)
             return access, document
 
-        access, document = self._retrying(attempt)
+        # Fetches for one resident in this process take turns: they would otherwise conflict
+        # on the same consent and document and retry against each other. Other processes
+        # still serialise through the event store's optimistic concurrency.
+        with self._resident_locks.lock_for(resident_id):
+            access, document = self._retrying(attempt)
         if not access.allowed or document is None:
             reasons = access.reasons if isinstance(access.reasons, tuple) else ()
             raise AccessDenied(

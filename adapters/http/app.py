@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
 
 from adapters.http import audit, credit, departments, open, residents
-from adapters.http.observability import Metrics, configure_logging, observe
+from adapters.http.observability import Metrics, Observe, configure_logging
 from adapters.http.problems import install_problem_handlers
 from adapters.settings import Settings
-from adapters.wiring import Services
+from adapters.wiring import Services, open_services
 from keys.tokens import ExternalIssuer, TokenVerifier
 
 
@@ -32,9 +34,23 @@ def create_app(services: Services) -> FastAPI:
     app.state.verifier = token_verifier(services, settings)
     services.vault.on_recorded.append(metrics.events.inc)
     install_problem_handlers(app)
-    app.middleware("http")(observe(metrics))
+    app.add_middleware(Observe, metrics=metrics)
     for router in (residents.router, departments.router, credit.router, audit.router, open.router):
         app.include_router(router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The service configured from ``CIVICVAULT_*`` alone (for uvicorn workers)."""
+    services = open_services(Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.close()
+
+    app = create_app(services)
+    app.router.lifespan_context = lifespan
     return app
 
 

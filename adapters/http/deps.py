@@ -14,7 +14,7 @@ from vault.errors import InvalidInput
 from vault.ids import check_identifier, check_resident_id
 
 
-def get_vault(request: Request) -> Vault:
+async def get_vault(request: Request) -> Vault:
     vault: Vault = request.app.state.services.vault
     return vault
 
@@ -32,7 +32,7 @@ def _unauthorized(detail: str) -> Problem:
     )
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
@@ -56,7 +56,7 @@ def current_principal(
 
 
 def _requiring(role: Role) -> object:
-    def dependency(
+    async def dependency(
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> Principal:
         if principal.role != role:
@@ -88,7 +88,7 @@ class Officer:
     department: str
 
 
-def current_officer(
+async def current_officer(
     principal: Annotated[Principal, Depends(_requiring("officer"))],
 ) -> Officer:
     try:

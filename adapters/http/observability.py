@@ -8,12 +8,11 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 log = logging.getLogger("civicvault.access")
@@ -71,36 +70,59 @@ def configure_logging(level: str) -> None:
     root.propagate = False
 
 
-Next = Callable[[Request], Awaitable[Response]]
+class Observe:
+    """ASGI middleware: give each request an id, time it, count it, log one line about it."""
 
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
 
-def observe(metrics: Metrics) -> Callable[[Request, Next], Awaitable[Response]]:
-    """Middleware: give each request an id, time it, count it, log one line about it."""
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode(
+            "latin-1"
+        )
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 500
 
-    async def middleware(request: Request, call_next: Next) -> Response:
-        given = request.headers.get("x-request-id", "")
-        request.state.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
         started = time.perf_counter()
-        response = await call_next(request)
-        elapsed = time.perf_counter() - started
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
-        metrics.latency.labels(request.method, route).observe(elapsed)
-        response.headers["X-Request-ID"] = request.state.request_id
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._record(scope, state, request_id, status, time.perf_counter() - started)
+
+    def _record(
+        self, scope: Scope, state: dict[str, Any], request_id: str, status: int, elapsed: float
+    ) -> None:
+        method = scope["method"]
+        route = getattr(scope.get("route"), "path", "unmatched")
+        self.metrics.requests.labels(method, route, str(status)).inc()
+        self.metrics.latency.labels(method, route).observe(elapsed)
         # Route templates only: paths carry resident and document ids, which are personal.
         log.info(
             "request",
             extra={
                 "fields": {
-                    "request_id": request.state.request_id,
-                    "method": request.method,
+                    "request_id": request_id,
+                    "method": method,
                     "route": route,
-                    "status": response.status_code,
+                    "status": status,
                     "ms": round(elapsed * 1000, 2),
-                    "role": getattr(request.state, "role", None),
+                    "role": state.get("role"),
                 }
             },
         )
-        return response
-
-    return middleware

@@ -1,0 +1,82 @@
+"""Bearer tokens: issued with a kid, verified strictly, keys read sparingly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from keys.signing import SigningKey
+from keys.tokens import InvalidToken, Principal, TokenVerifier, issue_token, public_jwk
+
+NOW = datetime.now(UTC)
+
+
+def _token(key: SigningKey, **overrides: object) -> str:
+    args: dict[str, object] = {
+        "role": "officer",
+        "subject": "officer-li",
+        "department": "civil-affairs",
+        "ttl": timedelta(minutes=5),
+        "issuer": "civicvault",
+        "audience": "api",
+        "now": NOW,
+    }
+    args.update(overrides)
+    return issue_token(key, **args)  # type: ignore[arg-type]
+
+
+class KeyTable:
+    def __init__(self, *keys: SigningKey) -> None:
+        self.keys = {k.kid: k.public_key for k in keys}
+        self.reads = 0
+
+    def __call__(self) -> dict[str, Ed25519PublicKey]:
+        self.reads += 1
+        return dict(self.keys)
+
+
+def test_a_token_names_its_principal() -> None:
+    key = SigningKey("k1", Ed25519PrivateKey.generate())
+    verifier = TokenVerifier(KeyTable(key), issuer="civicvault", audience="api")
+    principal = verifier.verify(_token(key))
+    assert principal == Principal("officer-li", "officer", "civil-affairs", principal.token_id)
+    assert principal.token_id
+    resident = verifier.verify(_token(key, role="resident", subject="r1", department=None))
+    assert (resident.role, resident.department) == ("resident", None)
+
+
+def test_officers_need_a_department_and_roles_are_known() -> None:
+    key = SigningKey("k1", Ed25519PrivateKey.generate())
+    with pytest.raises(ValueError, match="department"):
+        _token(key, department=None)
+    with pytest.raises(ValueError, match="role"):
+        _token(key, role="admin")
+
+
+def test_keys_are_read_sparingly_but_a_new_key_is_found_at_once() -> None:
+    old = SigningKey("k1", Ed25519PrivateKey.generate())
+    table = KeyTable(old)
+    verifier = TokenVerifier(table, issuer="civicvault", audience="api")
+    for _ in range(20):
+        verifier.verify(_token(old))
+    assert table.reads == 1
+    forged = SigningKey("forged", Ed25519PrivateKey.generate())
+    for _ in range(20):
+        with pytest.raises(InvalidToken, match="unknown key id"):
+            verifier.verify(_token(forged))
+    assert table.reads == 1  # no extra read for forged key ids within a second of the last
+    new = SigningKey("k2", Ed25519PrivateKey.generate())
+    table.keys[new.kid] = new.public_key
+    table.reads = 0
+    verifier._unknown_kid_read_at -= 2  # the last look for an unknown kid was a while ago
+    assert verifier.verify(_token(new)).subject == "officer-li"
+    assert table.reads == 1
+
+
+def test_public_jwk_is_an_okp_key() -> None:
+    key = SigningKey("k1", Ed25519PrivateKey.generate())
+    jwk = public_jwk(key.kid, key.public_key)
+    assert (jwk["kty"], jwk["crv"], jwk["alg"], jwk["kid"]) == ("OKP", "Ed25519", "EdDSA", "k1")
+    assert len(jwk["x"]) == 43
