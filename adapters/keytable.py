@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from eventsourcing.persistence import InfrastructureFactory
-from eventsourcing.sqlite import SQLiteDatastore
 
 from keys.store import KeyKind, Rewrap, SigningKeyRecord, WrappedResidentKey
+from projections.sql import Database, Run
 
 RESIDENT_KEYS = "civicvault_resident_keys"
 SIGNING_KEYS = "civicvault_signing_keys"
@@ -20,12 +20,12 @@ class SqlKeyTable:
     """A :class:`keys.store.KeyTable` on the event store's own SQLite or PostgreSQL database."""
 
     def __init__(self, datastore: Any) -> None:
+        self._db = Database(datastore)
         self._datastore = datastore
-        self._sqlite = isinstance(datastore, SQLiteDatastore)
-        prefix = "" if self._sqlite else _quoted(datastore.schema) + "."
-        self._residents = prefix + RESIDENT_KEYS
-        self._signing = prefix + SIGNING_KEYS
-        blob = "BLOB" if self._sqlite else "BYTEA"
+        self._sqlite = self._db.sqlite
+        self._residents = self._db.table(RESIDENT_KEYS)
+        self._signing = self._db.table(SIGNING_KEYS)
+        blob = self._db.blob
         with self._transaction() as run:
             run(
                 f"CREATE TABLE IF NOT EXISTS {self._residents} ("
@@ -207,10 +207,8 @@ class SqlKeyTable:
         self._purge_old_versions()
         return done
 
-    def _transaction(
-        self, *, commit: bool = True
-    ) -> AbstractContextManager[Callable[..., list[Any]]]:
-        return _Transaction(self._datastore, sqlite=self._sqlite, commit=commit)
+    def _transaction(self, *, commit: bool = True) -> AbstractContextManager[Run]:
+        return self._db.transaction(commit=commit)
 
     def _purge_old_versions(self) -> None:
         """Best effort to drop superseded copies of key rows from the database files."""
@@ -231,32 +229,3 @@ def _resident_row(row: Any) -> WrappedResidentKey:
         created_at=datetime.fromisoformat(row[3]),
         shredded_at=datetime.fromisoformat(row[4]) if row[4] else None,
     )
-
-
-def _quoted(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-class _Transaction:
-    """Runs statements written with ``?`` placeholders on either database."""
-
-    def __init__(self, datastore: Any, *, sqlite: bool, commit: bool) -> None:
-        self._context = datastore.transaction(commit=commit)
-        self._sqlite = sqlite
-
-    def __enter__(self) -> Callable[..., list[Any]]:
-        cursor = self._context.__enter__()
-
-        def run(statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
-            if not self._sqlite:
-                statement = statement.replace("?", "%s")
-            cursor.execute(statement, params)
-            if not self._sqlite and cursor.description is None:
-                return []
-            rows = cursor.fetchall()
-            return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows or []]
-
-        return run
-
-    def __exit__(self, *exc: object) -> None:
-        self._context.__exit__(*exc)

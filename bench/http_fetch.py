@@ -12,24 +12,31 @@ consent for ``subsistence-allowance`` valid for one day; the default policy is p
 The services are closed before any server starts.
 
 Two servers, each in its own process (this module re-run with the hidden ``--serve`` option),
-both started by ``uvicorn.run(app, host="127.0.0.1", port=<free port>, access_log=False,
-log_level="warning")`` — the call ``civicvault serve`` makes: one worker, uvicorn's default
-loop and HTTP parser (uvloop and httptools when installed):
+both started with the same settings by ``uvicorn.run("<module>:<factory>", factory=True,
+workers=N, host="127.0.0.1", port=<free port>, access_log=False, log_level="warning")`` — the
+call ``civicvault serve --workers N`` makes; N is ``--workers`` (default 1; with 1, uvicorn
+serves in that process itself, as ``civicvault serve`` does; with more, a supervisor process and
+N spawned workers sharing the listening socket); uvicorn's default loop and HTTP parser (uvloop
+and httptools when installed):
 
-a. ours: ``adapters.http.app.create_app(open_services(Settings()))`` on the same data directory
-   (``CIVICVAULT_DATA_DIR`` and the same ``CIVICVAULT_MASTER_KEY`` in its environment, no other
-   ``CIVICVAULT_*`` variable), serving
+a. ours: the factory ``adapters.http.app:app_from_environment`` (``create_app(open_services(
+   Settings()))``, one per worker) on the same data directory (``CIVICVAULT_DATA_DIR`` and the
+   same ``CIVICVAULT_MASTER_KEY`` in its environment, no other ``CIVICVAULT_*`` variable), serving
    ``GET /v1/residents/{rid}/documents/{id}/content?purpose=subsistence-allowance`` with the
    bearer token: middleware (request id, metrics, one JSON log line per request — to a file in
    the temporary directory), token check, policy + consent decision, the consent's ``Used``,
    the document's ``Reused`` and the ``AccessAttempt``'s ``Recorded`` committed in one
-   transaction, then key unwrap, blob read and decryption streamed out in 64 KiB chunks.
-b. bare, the baseline: a FastAPI app with one ``async`` GET route returning
-   ``Response(content=<the first resident's 256 KiB, held in memory>,
-   media_type="application/pdf")``.
+   transaction (fetches for one resident take turns within a worker process), then key unwrap,
+   blob read and decryption streamed out in pieces of about 1 MiB.
+b. bare, the baseline: the factory ``bench.http_fetch:bare_app``, a FastAPI app with one
+   ``async`` GET route returning ``Response(content=<the first resident's 256 KiB, read once
+   per worker and held in memory>, media_type="application/pdf")``.
 
-Each server must answer (``GET /healthz`` for ours, the route for bare) before it is measured;
-both are stopped by their pids at the end (terminate, then kill after 10 s), even on error.
+Each server must answer (``GET /healthz`` for ours, the route for bare) before it is measured,
+and with several workers, every worker must have accepted a probe connection (checked with
+psutil), since a keep-alive connection stays with the worker that accepted it; both are
+stopped by their pids at the end (terminate, then kill after 10 s; then any worker left
+behind), even on error.
 
 Load, from this process: for 1, 16 and 64 concurrent clients, that many asyncio tasks, each
 with its own ``httpx.AsyncClient`` holding one keep-alive connection (one shared pool of 64
@@ -43,21 +50,25 @@ time-out), warm-up included, is counted as failed and printed — for ours it mu
 is per request, from send to the last body byte, as the client sees it. The order alternates
 between levels (ours first at 1 and 64 clients, bare first at 16) to spread drift. Printed per
 level: requests/s, p50 and p99 latency for both, the ratio ours/bare of requests/s, and the CPU
-time each side spent per request (server process from psutil, client from
-``time.process_time``), since server and client share the machine's cores.
+time each side spent per request (server: its process tree from psutil, supervisor and workers,
+reaped children included; client: ``time.process_time``), since servers and client share the
+machine's cores. With several workers, how the clients' connections fell on the workers is
+printed per run (counted with psutil after the warm-up).
 
 One more run of ours, for information, at 64 clients after the 64-client pair: each client
 fetches a different resident's document under that resident's consent, so concurrent fetches
-no longer append to the same consent and document (optimistic concurrency makes same-consent
-fetches conflict and retry); its ratio is taken against the bare route at 64 clients.
+no longer touch the same consent and document (same-resident fetches take turns within a
+process, and conflict and retry across worker processes); its ratio is taken against the bare
+route at 64 clients.
 
-Goals, at 64 clients on the same document: ours >= 0.5 x the bare route's requests/s, and
-ours' p99 < 5 x its p50 (with no failed request).
+Goals, at 64 clients on the same document, both servers with the same number of workers: ours
+>= 0.5 x the bare route's requests/s, and ours' p99 < 5 x its p50 (with no failed request).
 
 Run from the project root::
 
-    .venv/bin/python -m bench.http_fetch            # 2 s warm-up + 8 s per server and level
-    .venv/bin/python -m bench.http_fetch --quick    # 0.5 s + 2 s: a smoke test, about 30 s
+    .venv/bin/python -m bench.http_fetch              # 2 s warm-up + 8 s per server and level
+    .venv/bin/python -m bench.http_fetch --workers 2  # both servers with 2 uvicorn workers
+    .venv/bin/python -m bench.http_fetch --quick      # 0.5 s + 2 s: a smoke test, about 30 s
 """
 
 from __future__ import annotations
@@ -78,6 +89,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import psutil  # type: ignore[import-untyped]
@@ -89,6 +101,9 @@ from bench.tables import print_table
 from keys.master import MasterKey
 from keys.tokens import issue_token
 from vault.inputs import ConsentRequest, DocumentDetails
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 KiB = 1024
 DOCUMENT_BYTES = 256 * KiB
@@ -105,6 +120,10 @@ BARE_PATH = "/bare"
 READY_SECONDS = 60.0
 STOP_SECONDS = 10.0
 REQUEST_TIMEOUT = 60.0
+OURS_FACTORY = "adapters.http.app:app_from_environment"
+BARE_FACTORY = "bench.http_fetch:bare_app"
+BARE_FILE_ENV = "BENCH_HTTP_FETCH_BARE_FILE"  # the bare route's bytes, for every bare worker
+PROBES_PER_WORKER = 8  # probe connections opened per worker per round while waiting for all
 
 
 # Set-up
@@ -185,49 +204,98 @@ def set_up(root: Path) -> Fixture:
 # The servers, each in its own process
 
 
-def serve_ours(port: int) -> None:
-    """The vault's HTTP service as ``civicvault serve`` runs it, configured from the environment."""
-    import uvicorn
+def bare_app() -> FastAPI:
+    """The baseline, built in each worker: one FastAPI route returning the same bytes from memory.
 
-    from adapters.http.app import create_app
-
-    services = open_services(Settings())
-    try:
-        app = create_app(services)
-        uvicorn.run(app, host=HOST, port=port, access_log=False, log_level="warning")
-    finally:
-        services.close()
-
-
-def serve_bare(port: int, content_file: Path) -> None:
-    """One FastAPI route returning the same bytes from memory."""
-    import uvicorn
+    The bytes are read from the file named by ``BENCH_HTTP_FETCH_BARE_FILE``.
+    """
     from fastapi import FastAPI, Response
 
-    content = content_file.read_bytes()
+    content = Path(os.environ[BARE_FILE_ENV]).read_bytes()
     app = FastAPI()
 
     @app.get(BARE_PATH)
     async def bare() -> Response:
         return Response(content=content, media_type="application/pdf")
 
-    uvicorn.run(app, host=HOST, port=port, access_log=False, log_level="warning")
+    return app
+
+
+def serve(factory: str, port: int, workers: int) -> None:
+    """``uvicorn.run`` as ``civicvault serve --workers N`` calls it, for either server."""
+    import uvicorn
+
+    uvicorn.run(
+        factory, factory=True, workers=workers, host=HOST, port=port,
+        access_log=False, log_level="warning",
+    )
 
 
 @dataclass
 class Server:
     name: str
     process: subprocess.Popen[bytes]
-    base_url: str
+    port: int
+    workers: int
     log: Path
     ps: psutil.Process = field(init=False)
 
     def __post_init__(self) -> None:
         self.ps = psutil.Process(self.process.pid)
 
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def children(self) -> list[psutil.Process]:
+        try:
+            children: list[psutil.Process] = self.ps.children(recursive=True)
+            return children
+        except psutil.NoSuchProcess:
+            return []
+
     def cpu_seconds(self) -> float:
-        times = self.ps.cpu_times()
-        return float(times.user + times.system)
+        """CPU seconds of the whole process tree: itself, its live children, reaped children."""
+        total = 0.0
+        for n, process in enumerate([self.ps, *self.children()]):
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+            if n == 0:
+                total += times.children_user + times.children_system
+        return total
+
+    def worker_processes(self) -> list[psutil.Process]:
+        """The processes that serve requests: uvicorn's spawned workers, or the server itself."""
+        if self.workers == 1:
+            return [self.ps]
+        workers = []
+        for child in self.children():
+            try:
+                if any("spawn_main" in part for part in child.cmdline()):
+                    workers.append(child)
+            except psutil.NoSuchProcess:
+                continue
+        return workers
+
+    def connections_per_worker(self) -> list[int]:
+        """Established client connections each worker holds, most first."""
+        counts = []
+        for worker in self.worker_processes():
+            try:
+                connections = worker.net_connections(kind="tcp")
+            except psutil.NoSuchProcess:
+                continue
+            counts.append(
+                sum(
+                    1
+                    for c in connections
+                    if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == self.port
+                )
+            )
+        return sorted(counts, reverse=True)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -252,24 +320,32 @@ def server_env(extra: dict[str, str]) -> dict[str, str]:
 
 @contextmanager
 def running(
-    name: str, args: list[str], env: dict[str, str], ready_path: str, log: Path
+    name: str, workers: int, env: dict[str, str], ready_path: str, log: Path
 ) -> Iterator[Server]:
     """Start ``python -m bench.http_fetch --serve ...``; wait until it answers; stop it after."""
     port = free_port()
+    args = ["--serve", name, "--workers", str(workers), "--port", str(port)]
     with open(log, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bench.http_fetch", *args, "--port", str(port)],
+            [sys.executable, "-m", "bench.http_fetch", *args],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
+    server: Server | None = None
     try:
-        server = Server(name, process, f"http://{HOST}:{port}", log)
+        server = Server(name, process, port, workers, log)
         wait_ready(server, ready_path)
+        if workers > 1:
+            wait_all_workers(server, ready_path)
         yield server
     finally:
+        children = server.children() if server is not None else []
         stop(process)
+        for child in children:  # only if the supervisor was killed before it stopped them
+            if child.is_running():
+                child.kill()
 
 
 def wait_ready(server: Server, ready_path: str) -> None:
@@ -287,6 +363,27 @@ def wait_ready(server: Server, ready_path: str) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"the {server.name} server did not answer in {READY_SECONDS:.0f} s")
+
+
+def wait_all_workers(server: Server, ready_path: str) -> None:
+    """Open probe connections until every worker has accepted one (connections stay put)."""
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        with ExitStack() as stack:
+            for _ in range(PROBES_PER_WORKER * server.workers):
+                probe = stack.enter_context(httpx.Client(base_url=server.base_url, timeout=5.0))
+                try:
+                    probe.get(ready_path)
+                except httpx.TransportError:
+                    continue
+                counts = server.connections_per_worker()
+                if len(counts) == server.workers and min(counts) > 0:
+                    return
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"not all {server.workers} workers of the {server.name} server accepted a connection in "
+        f"{READY_SECONDS:.0f} s:\n" + server.log_tail()
+    )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -314,6 +411,7 @@ class Run:
     failures: Counter[str]
     server_cpu: float
     client_cpu: float
+    per_worker: list[int]  # connections each server worker held after the warm-up, most first
 
     @property
     def rate(self) -> float:
@@ -378,6 +476,7 @@ async def _load(
             ]
 
         await asyncio.gather(*all_workers(time.perf_counter() + warmup, []))
+        per_worker = server.connections_per_worker() if server.workers > 1 else [clients]
 
         latencies: list[float] = []
         server_cpu = server.cpu_seconds()
@@ -387,7 +486,9 @@ async def _load(
         seconds = time.perf_counter() - start
         client_cpu = time.process_time() - client_cpu
         server_cpu = server.cpu_seconds() - server_cpu
-    return Run(label, clients, latencies, seconds, failures, server_cpu, client_cpu)
+    return Run(
+        label, clients, latencies, seconds, failures, server_cpu, client_cpu, per_worker
+    )
 
 
 def load(
@@ -395,7 +496,12 @@ def load(
     clients: int, warmup: float, duration: float,
 ) -> Run:
     run = asyncio.run(_load(label, server, targets, headers, clients, warmup, duration))
-    print(f"  {label}, {clients} client(s): {run.rate:,.0f} req/s", flush=True)
+    spread = (
+        f" (connections per worker: {'/'.join(map(str, run.per_worker))})"
+        if server.workers > 1
+        else ""
+    )
+    print(f"  {label}, {clients} client(s): {run.rate:,.0f} req/s{spread}", flush=True)
     return run
 
 
@@ -415,22 +521,25 @@ class Level:
 class Results:
     levels: list[Level]
     spread: Run  # ours, each client fetching a different resident's document
+    workers: int  # uvicorn workers per server
 
 
-def measure(fixture: Fixture, root: Path, warmup: float, duration: float) -> Results:
+def measure(
+    fixture: Fixture, root: Path, warmup: float, duration: float, workers: int
+) -> Results:
     ours_env = server_env(
         {
             "CIVICVAULT_DATA_DIR": str(fixture.data_dir),
             "CIVICVAULT_MASTER_KEY": fixture.master_key,
         }
     )
-    bare_args = ["--serve", "bare", "--content", str(fixture.bare_file)]
+    bare_env = server_env({BARE_FILE_ENV: str(fixture.bare_file)})
     with ExitStack() as stack:
         ours = stack.enter_context(
-            running("ours", ["--serve", "ours"], ours_env, "/healthz", root / "ours.log")
+            running("ours", workers, ours_env, "/healthz", root / "ours.log")
         )
         bare = stack.enter_context(
-            running("bare", bare_args, server_env({}), BARE_PATH, root / "bare.log")
+            running("bare", workers, bare_env, BARE_PATH, root / "bare.log")
         )
         auth = {"Authorization": f"Bearer {fixture.token}"}
         same = fixture.documents[:1]
@@ -453,7 +562,7 @@ def measure(fixture: Fixture, root: Path, warmup: float, duration: float) -> Res
         for server in (ours, bare):
             if server.process.poll() is not None:
                 print(f"  the {server.name} server exited early:\n{server.log_tail()}")
-    return Results(levels, spread)
+    return Results(levels, spread, workers)
 
 
 # Output
@@ -490,7 +599,7 @@ def report(results: Results) -> bool:
             f"{spread.rate / goal.bare.rate:.2f} of bare"
         )
     print()
-    print("Requests counted, failed, and CPU ms per counted request (server process; client):")
+    print("Requests counted, failed, and CPU ms per counted request (server processes; client):")
     rows = [
         [
             str(lv.clients),
@@ -529,10 +638,16 @@ def report(results: Results) -> bool:
             detail = ", ".join(f"{k}: {v}" for k, v in sorted(run.failures.items()))
             print(f"  {run.label} at {run.clients} clients, failed: {detail}")
     cores = os.cpu_count() or 0
+    workers = results.workers
+    shape = (
+        "one process, one worker"
+        if workers == 1
+        else f"{workers} uvicorn worker processes plus an idle supervisor"
+    )
     print(
         f"  note: this machine has {cores} CPU core{'' if cores == 1 else 's'}, shared by the "
-        "server under load (one process, one worker) and this client process (also one), so "
-        "every figure includes the client's CPU competing with the server's"
+        f"server under load ({shape}) and this client process (one), so every figure includes "
+        "the client's CPU competing with the server's; the other server idles meanwhile"
     )
     print()
 
@@ -544,7 +659,8 @@ def report(results: Results) -> bool:
     tail_met = p99 < GOAL_TAIL * p50
     clean = goal.ours.failed == 0
     print(
-        f"goal: ours >= {GOAL_RATIO} x bare req/s at {GOAL_LEVEL} clients (SQLite + local blobs):"
+        f"goal: ours >= {GOAL_RATIO} x bare req/s at {GOAL_LEVEL} clients, {workers} "
+        f"worker{'' if workers == 1 else 's'} each (SQLite + local blobs):"
         f" {goal.ratio:.2f} -> {'yes' if ratio_met else 'no'}"
     )
     print(
@@ -562,20 +678,28 @@ def report(results: Results) -> bool:
 # Main
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="short runs for a smoke test")
     parser.add_argument("--duration", type=float, help="timed seconds per server and level")
     parser.add_argument("--warmup", type=float, help="untimed seconds before each timed run")
+    parser.add_argument(
+        "--workers", type=positive_int, default=1,
+        help="uvicorn worker processes for each server, ours and bare alike (default 1)",
+    )
     parser.add_argument("--serve", choices=("ours", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--content", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.serve == "ours":
-        serve_ours(args.port)
-        return 0
-    if args.serve == "bare":
-        serve_bare(args.port, args.content)
+    workers: int = args.workers
+    if args.serve is not None:
+        serve(OURS_FACTORY if args.serve == "ours" else BARE_FACTORY, args.port, workers)
         return 0
     duration: float = args.duration or (2.0 if args.quick else 8.0)
     warmup: float = args.warmup if args.warmup is not None else (0.5 if args.quick else 2.0)
@@ -584,13 +708,14 @@ def main(argv: list[str] | None = None) -> int:
         f"civicvault HTTP fetch benchmark — fastapi {version('fastapi')}, "
         f"uvicorn {version('uvicorn')}, httpx {version('httpx')}; "
         f"{DOCUMENT_BYTES // KiB} KiB document, {warmup:g} s warm-up + {duration:g} s timed per "
-        f"run{' (quick)' if args.quick else ''}"
+        f"run{' (quick)' if args.quick else ''}; {workers} uvicorn worker"
+        f"{'' if workers == 1 else 's'} per server (ours and bare alike)"
     )
     print()
     with tempfile.TemporaryDirectory(prefix="civicvault-bench-") as tmp:
         root = Path(tmp)
         fixture = set_up(root)
-        results = measure(fixture, root, warmup, duration)
+        results = measure(fixture, root, warmup, duration, workers)
         print()
         report(results)
     return 0
