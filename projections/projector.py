@@ -1,0 +1,174 @@
+"""How each event changes the read models.
+
+Personal fields are kept in the views sealed with the resident's key, as they are in
+the events, so erasing a resident (destroying the key) makes the views unreadable for
+them too, with no plaintext left behind in the view tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from keys.errors import KeyLayerError
+from keys.secrets import open_personal_fields, seal_personal_fields
+from projections.schema import stamp, view_table
+from projections.sql import Database, Run
+from vault.personal import Erased
+from vault.ports import DataKeys
+
+
+class Projector:
+    """Applies events to one generation of the views, inside the caller's transaction."""
+
+    def __init__(self, db: Database, keys: DataKeys, generation: int) -> None:
+        self.db = db
+        self.keys = keys
+        self.residents = view_table(db, "residents", generation)
+        self.library = view_table(db, "library", generation)
+        self.consents = view_table(db, "consents", generation)
+        self.access = view_table(db, "access", generation)
+        # By event class name (several are made by the @event decorator at run time).
+        self._handlers: dict[str, Callable[[Run, Any, int], None]] = {
+            "Resident.Registered": self._resident_registered,
+            "Resident.GradeRecorded": self._grade_recorded,
+            "Resident.Erased": self._resident_erased,
+            "Document.Submitted": self._document_filed,
+            "Document.Issued": self._document_filed,
+            "Document.Verified": self._document_verified,
+            "Document.Reused": self._document_reused,
+            "Document.Superseded": self._document_superseded,
+            "Document.Revoked": self._document_ended("revoked"),
+            "Document.Withdrawn": self._document_ended("withdrawn"),
+            "Consent.Granted": self._consent_granted,
+            "Consent.Used": self._consent_used,
+            "Consent.Revoked": self._consent_revoked,
+            "AccessAttempt.Recorded": self._access_recorded,
+        }
+
+    def apply(self, run: Run, event: Any, position: int) -> None:
+        handler = self._handlers.get(type(event).__qualname__)
+        if handler is not None:
+            handler(run, event, position)
+
+    def seal(self, resident_id: str, fields: dict[str, Any], context: str) -> bytes | None:
+        """Personal fields for a view row, sealed; None when they were erased or cannot be."""
+        if any(isinstance(v, Erased) for v in fields.values()):
+            return None
+        try:
+            key = self.keys.data_key(resident_id)
+        except KeyLayerError:
+            return None
+        return seal_personal_fields(key, json.dumps(fields).encode(), context=context.encode())
+
+    def _resident_registered(self, run: Run, e: Any, position: int) -> None:
+        run(
+            f"INSERT INTO {self.residents} (resident_id, aggregate_id) VALUES (?, ?) "
+            "ON CONFLICT (resident_id) DO NOTHING",
+            (e.resident_id, str(e.originator_id)),
+        )
+
+    def _grade_recorded(self, run: Run, e: Any, position: int) -> None:
+        personal = self.seal(e.resident_id, {"grade": e.grade}, f"view:resident:{e.resident_id}")
+        run(f"UPDATE {self.residents} SET personal = ? WHERE resident_id = ?",
+            (personal, e.resident_id))
+
+    def _resident_erased(self, run: Run, e: Any, position: int) -> None:
+        run(f"UPDATE {self.residents} SET erased = 1, personal = NULL WHERE aggregate_id = ?",
+            (str(e.originator_id),))
+
+    def _document_filed(self, run: Run, e: Any, position: int) -> None:
+        personal = self.seal(
+            e.resident_id,
+            {"title": e.title, "filename": e.filename, "sha256": e.content_sha256},
+            f"view:document:{e.originator_id}",
+        )
+        run(
+            f"INSERT INTO {self.library} (document_id, resident_id, position, doc_type, "
+            "personal, content_type, size, trust_level, issuer, status, expires_at, "
+            "created_at, replaces) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?) "
+            "ON CONFLICT (document_id) DO NOTHING",
+            (
+                str(e.originator_id), e.resident_id, position, e.doc_type, personal,
+                e.content_type, e.size, e.trust_level, e.issuer, stamp(e.expires_at),
+                stamp(e.timestamp), str(e.replaces) if e.replaces else None,
+            ),
+        )
+
+    def _document_verified(self, run: Run, e: Any, position: int) -> None:
+        run(f"UPDATE {self.library} SET trust_level = 'B' WHERE document_id = ?",
+            (str(e.originator_id),))
+
+    def _document_reused(self, run: Run, e: Any, position: int) -> None:
+        run(f"UPDATE {self.library} SET reuse_count = reuse_count + 1 WHERE document_id = ?",
+            (str(e.originator_id),))
+
+    def _document_superseded(self, run: Run, e: Any, position: int) -> None:
+        run(
+            f"UPDATE {self.library} SET status = 'superseded', superseded_by = ? "
+            "WHERE document_id = ?",
+            (str(e.by), str(e.originator_id)),
+        )
+
+    def _document_ended(self, status: str) -> Callable[[Run, Any, int], None]:
+        def ended(run: Run, e: Any, position: int) -> None:
+            run(f"UPDATE {self.library} SET status = ? WHERE document_id = ?",
+                (status, str(e.originator_id)))
+
+        return ended
+
+    def _consent_granted(self, run: Run, e: Any, position: int) -> None:
+        run(
+            f"INSERT INTO {self.consents} (consent_id, resident_id, position, department, "
+            "doc_types, purpose, valid_from, valid_until, max_uses, granted_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (consent_id) DO NOTHING",
+            (
+                str(e.originator_id), e.resident_id, position, e.department,
+                json.dumps(list(e.doc_types)), e.purpose, stamp(e.valid_from),
+                stamp(e.valid_until), e.max_uses, stamp(e.granted_at),
+            ),
+        )
+
+    def _consent_used(self, run: Run, e: Any, position: int) -> None:
+        run(f"UPDATE {self.consents} SET uses = uses + 1 WHERE consent_id = ?",
+            (str(e.originator_id),))
+
+    def _consent_revoked(self, run: Run, e: Any, position: int) -> None:
+        run(f"UPDATE {self.consents} SET revoked_at = ? WHERE consent_id = ?",
+            (stamp(e.at), str(e.originator_id)))
+
+    def _access_recorded(self, run: Run, e: Any, position: int) -> None:
+        personal = self.seal(
+            e.resident_id, {"reasons": e.reasons}, f"view:access:{e.originator_id}"
+        )
+        run(
+            f"INSERT INTO {self.access} (access_id, position, resident_id, officer, "
+            "department, document_id, doc_type, purpose, consent_id, allowed, reason_codes, "
+            "personal, policy_version, rule, request_id, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (access_id) DO NOTHING",
+            (
+                str(e.originator_id), position, e.resident_id, e.officer, e.department,
+                str(e.document_id), e.doc_type, e.purpose,
+                str(e.consent_id) if e.consent_id else None, 1 if e.allowed else 0,
+                json.dumps(list(e.reason_codes)), personal, e.policy_version, e.rule,
+                e.request_id, stamp(e.at),
+            ),
+        )
+
+
+def open_sealed(
+    keys: DataKeys, resident_id: str, sealed: bytes | None, context: str
+) -> dict[str, Any] | None:
+    """A view row's personal fields, or None once its resident is erased."""
+    if sealed is None:
+        return None
+    try:
+        key = keys.data_key(resident_id)
+    except KeyLayerError:
+        return None
+    opened: dict[str, Any] = json.loads(
+        open_personal_fields(key, bytes(sealed), context=context.encode())
+    )
+    return opened

@@ -1,0 +1,186 @@
+"""Keeping the read models up to date: exactly once, in batches, following the log live.
+
+Each batch of events is applied and the position it reached is recorded in one
+transaction, after taking the tracking row's lock, so a batch is applied once
+however many runners (API processes, a worker) follow the same database.
+PostgreSQL wakes the follower with the events table's NOTIFY; SQLite is polled.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from projections.projector import Projector
+from projections.schema import (
+    GENERATION,
+    PROJECTION,
+    TRACKING,
+    active_generation,
+    create_common,
+    create_generation,
+    drop_generation,
+    position,
+    set_position,
+)
+from projections.sql import Database, Run
+from vault.app import Vault
+
+BATCH = 500
+POLL_SECONDS = 0.05
+
+
+class ViewRunner:
+    """Applies the notification log to the views."""
+
+    def __init__(self, vault: Vault, db: Database, *, batch: int = BATCH) -> None:
+        self.vault = vault
+        self.db = db
+        self.batch = batch
+        create_common(db)
+        with db.transaction() as run:
+            create_generation(run, db, active_generation(run, db))
+
+    def generation(self) -> int:
+        with self.db.transaction(commit=False) as run:
+            return active_generation(run, self.db)
+
+    def position(self, generation: int | None = None) -> int:
+        """How far the views (of the serving generation, by default) have got in the log."""
+        with self.db.transaction(commit=False) as run:
+            return position(run, self.db, generation or active_generation(run, self.db))
+
+    def catch_up(
+        self,
+        generation: int | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
+        """Apply every event recorded so far; returns how many were applied."""
+        applied = 0
+        while not (stop and stop.is_set()):
+            done = self.step(generation)
+            if not done:
+                return applied
+            applied += done
+            if progress:
+                progress(self.position(generation))
+        return applied
+
+    def step(self, generation: int | None = None) -> int:
+        """Apply one batch in one transaction; returns how many events it held."""
+        with self.db.transaction() as run:
+            gen = generation or active_generation(run, self.db)
+            reached = self._lock_position(run, gen)
+            notifications = self.vault.recorder.select_notifications(reached + 1, self.batch)
+            if not notifications:
+                return 0
+            projector = Projector(self.db, self.vault.keys, gen)
+            for notification in notifications:
+                event = self.vault.mapper.to_domain_event(notification)
+                projector.apply(run, event, notification.id)
+            set_position(run, self.db, gen, notifications[-1].id)
+            return len(notifications)
+
+    def follow(self, stop: threading.Event) -> None:
+        """Keep the views up to date until ``stop`` is set."""
+        with _Wakeup(self.vault, self.db) as wakeup:
+            while not stop.is_set():
+                if self.catch_up(stop=stop) == 0:
+                    wakeup.wait(stop)
+
+    def wait_for(self, target: int, timeout: float) -> bool:
+        """Wait until the views have reached ``target`` in the log; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.position() < target:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def lag(self) -> tuple[int, float]:
+        """(events not yet in the views, seconds the oldest of them has waited)."""
+        head = self.vault.recorder.max_notification_id() or 0
+        reached = self.position()
+        if head <= reached:
+            return 0, 0.0
+        [first] = self.vault.recorder.select_notifications(reached + 1, 1)
+        event: Any = self.vault.mapper.to_domain_event(first)
+        return head - reached, max(0.0, (datetime.now(UTC) - event.timestamp).total_seconds())
+
+    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Build a fresh generation from the first event while the serving one keeps
+        serving; put it in service once it has caught up; drop the old one."""
+        with self.db.transaction() as run:
+            old = active_generation(run, self.db)
+            new = old + 1
+            drop_generation(run, self.db, new)
+            create_generation(run, self.db, new)
+            set_position(run, self.db, new, 0)
+
+        def report(reached: int) -> None:
+            if progress:
+                progress(reached, self.vault.recorder.max_notification_id() or 0)
+
+        self.catch_up(new, progress=report)
+        with self.db.transaction() as run:
+            self._lock_position(run, old)
+            run(
+                f"UPDATE {self.db.table(GENERATION)} SET generation = ? WHERE name = ?",
+                (new, PROJECTION),
+            )
+        self.catch_up(new, progress=report)
+        with self.db.transaction() as run:
+            drop_generation(run, self.db, old)
+        return self.position(new)
+
+    def _lock_position(self, run: Run, generation: int) -> int:
+        """Take the generation's tracking row for this transaction, then read it."""
+        tracking = self.db.table(TRACKING)
+        run(
+            f"INSERT INTO {tracking} (name, generation, position) VALUES (?, ?, 0) "
+            "ON CONFLICT (name, generation) DO NOTHING",
+            (PROJECTION, generation),
+        )
+        if self.db.sqlite:
+            # Any write takes SQLite's single write lock, which is held to the commit.
+            run(f"UPDATE {tracking} SET position = position WHERE name = ? AND generation = ?",
+                (PROJECTION, generation))
+        else:
+            run(f"SELECT position FROM {tracking} WHERE name = ? AND generation = ? FOR UPDATE",
+                (PROJECTION, generation))
+        return position(run, self.db, generation)
+
+
+class _Wakeup:
+    """Waits for new events: LISTEN on PostgreSQL, a short sleep on SQLite."""
+
+    def __init__(self, vault: Vault, db: Database) -> None:
+        self._db = db
+        self._channel = getattr(vault.recorder, "channel_name", None)
+        self._conn: Any = None
+
+    def __enter__(self) -> _Wakeup:
+        if not self._db.sqlite and self._channel:
+            import psycopg
+            from psycopg import sql
+
+            pool = self._db.datastore.pool
+            self._conn = psycopg.connect(pool.conninfo, **pool.kwargs, autocommit=True)
+            self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+        return self
+
+    def wait(self, stop: threading.Event) -> None:
+        if self._conn is None:
+            stop.wait(POLL_SECONDS)
+            return
+        for _ in self._conn.notifies(timeout=1.0, stop_after=1):
+            break
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            self._conn.close()

@@ -1,0 +1,134 @@
+"""The read-model tables, one set per generation, so a rebuild can fill a fresh set while
+the live one keeps serving, then take its place in one step."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from projections.sql import Database, Run
+
+TRACKING = "cv_view_tracking"
+GENERATION = "cv_view_generation"
+PROJECTION = "views"
+VIEWS = ("residents", "library", "consents", "access")
+
+
+def view_table(db: Database, view: str, generation: int) -> str:
+    return db.table(f"cv_{view}_g{generation}")
+
+
+def create_common(db: Database) -> None:
+    """The tables every generation shares: positions reached, and which generation serves."""
+    with db.transaction() as run:
+        run(
+            f"CREATE TABLE IF NOT EXISTS {db.table(TRACKING)} ("
+            "name TEXT NOT NULL, generation INTEGER NOT NULL, position BIGINT NOT NULL, "
+            "PRIMARY KEY (name, generation))"
+        )
+        run(
+            f"CREATE TABLE IF NOT EXISTS {db.table(GENERATION)} ("
+            "name TEXT PRIMARY KEY, generation INTEGER NOT NULL)"
+        )
+        run(
+            f"INSERT INTO {db.table(GENERATION)} (name, generation) VALUES (?, 1) "
+            "ON CONFLICT (name) DO NOTHING",
+            (PROJECTION,),
+        )
+
+
+def create_generation(run: Run, db: Database, generation: int) -> None:
+    residents = view_table(db, "residents", generation)
+    library = view_table(db, "library", generation)
+    consents = view_table(db, "consents", generation)
+    access = view_table(db, "access", generation)
+    blob = db.blob
+    run(
+        f"CREATE TABLE IF NOT EXISTS {residents} ("
+        "resident_id TEXT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE, "
+        f"personal {blob}, erased INTEGER NOT NULL DEFAULT 0)"
+    )
+    run(
+        f"CREATE TABLE IF NOT EXISTS {library} ("
+        "document_id TEXT PRIMARY KEY, resident_id TEXT NOT NULL, position BIGINT NOT NULL, "
+        f"doc_type TEXT NOT NULL, personal {blob}, content_type TEXT NOT NULL, "
+        "size BIGINT NOT NULL, trust_level TEXT NOT NULL, issuer TEXT, status TEXT NOT NULL, "
+        "expires_at TEXT, created_at TEXT NOT NULL, replaces TEXT, superseded_by TEXT, "
+        "reuse_count INTEGER NOT NULL DEFAULT 0)"
+    )
+    run(
+        f"CREATE INDEX IF NOT EXISTS cv_library_g{generation}_resident "
+        f"ON {library} (resident_id, position)"
+    )
+    run(
+        f"CREATE TABLE IF NOT EXISTS {consents} ("
+        "consent_id TEXT PRIMARY KEY, resident_id TEXT NOT NULL, position BIGINT NOT NULL, "
+        "department TEXT NOT NULL, doc_types TEXT NOT NULL, purpose TEXT NOT NULL, "
+        "valid_from TEXT NOT NULL, valid_until TEXT NOT NULL, max_uses INTEGER, "
+        "uses INTEGER NOT NULL DEFAULT 0, revoked_at TEXT, granted_at TEXT NOT NULL)"
+    )
+    run(
+        f"CREATE INDEX IF NOT EXISTS cv_consents_g{generation}_resident "
+        f"ON {consents} (resident_id, position)"
+    )
+    run(
+        f"CREATE INDEX IF NOT EXISTS cv_consents_g{generation}_department "
+        f"ON {consents} (department, position)"
+    )
+    run(
+        f"CREATE TABLE IF NOT EXISTS {access} ("
+        "access_id TEXT PRIMARY KEY, position BIGINT NOT NULL UNIQUE, "
+        "resident_id TEXT NOT NULL, officer TEXT NOT NULL, department TEXT NOT NULL, "
+        "document_id TEXT NOT NULL, doc_type TEXT, purpose TEXT NOT NULL, consent_id TEXT, "
+        "allowed INTEGER NOT NULL, reason_codes TEXT NOT NULL, personal "
+        f"{blob}, policy_version TEXT NOT NULL, rule TEXT, request_id TEXT NOT NULL, "
+        "at TEXT NOT NULL)"
+    )
+    run(
+        f"CREATE INDEX IF NOT EXISTS cv_access_g{generation}_resident "
+        f"ON {access} (resident_id, position)"
+    )
+    run(
+        f"CREATE INDEX IF NOT EXISTS cv_access_g{generation}_department "
+        f"ON {access} (department, position)"
+    )
+
+
+def drop_generation(run: Run, db: Database, generation: int) -> None:
+    for view in VIEWS:
+        run(f"DROP TABLE IF EXISTS {view_table(db, view, generation)}")
+    run(f"DELETE FROM {db.table(TRACKING)} WHERE name = ? AND generation = ?",
+        (PROJECTION, generation))
+
+
+def active_generation(run: Run, db: Database) -> int:
+    rows = run(f"SELECT generation FROM {db.table(GENERATION)} WHERE name = ?", (PROJECTION,))
+    return int(rows[0][0])
+
+
+def position(run: Run, db: Database, generation: int) -> int:
+    rows = run(
+        f"SELECT position FROM {db.table(TRACKING)} WHERE name = ? AND generation = ?",
+        (PROJECTION, generation),
+    )
+    return int(rows[0][0]) if rows else 0
+
+
+def set_position(run: Run, db: Database, generation: int, value: int) -> None:
+    run(
+        f"INSERT INTO {db.table(TRACKING)} (name, generation, position) VALUES (?, ?, ?) "
+        "ON CONFLICT (name, generation) DO UPDATE SET position = excluded.position",
+        (PROJECTION, generation, value),
+    )
+
+
+def stamp(moment: datetime | None) -> str | None:
+    """A time as fixed-width UTC text, so that text order is time order."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def unstamp(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
