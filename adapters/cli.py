@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -94,6 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     publish.add_argument("file", type=Path, help="a Casbin policy CSV for policy/model.conf")
     publish.set_defaults(run=_publish_policy)
+
+    projections = commands.add_parser("projections", help="the read models")
+    projection_commands = projections.add_subparsers(
+        dest="projections_command", required=True, parser_class=_Parser
+    )
+    rebuild = projection_commands.add_parser(
+        "rebuild", parents=[common],
+        help="build the read models again from the first event (the service keeps serving)",
+    )
+    rebuild.set_defaults(run=_rebuild_projections)
+    follow = projection_commands.add_parser(
+        "run", parents=[common],
+        help="keep the read models up to date, as a worker apart from the API processes",
+    )
+    follow.set_defaults(run=_run_projections)
 
     keys = commands.add_parser("keys", help="key management")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
@@ -238,6 +255,38 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     services = open_services(settings)
     try:
         run_demo(services, out=sys.stdout)
+    finally:
+        services.close()
+    return EXIT_OK
+
+
+def _rebuild_projections(args: argparse.Namespace, settings: Settings) -> int:
+    services = open_services(settings)
+    try:
+        total = services.vault.recorder.max_notification_id() or 0
+        progress = Progress("events applied", total=total, stream=sys.stderr)
+
+        def report(reached: int, head: int) -> None:
+            progress.total = head
+            progress.update(reached)
+
+        reached = services.view_runner.rebuild(report)
+        progress.done()
+        generation = services.view_runner.generation()
+    finally:
+        services.close()
+    print(f"read models rebuilt up to event {reached}; generation {generation} is serving")
+    return EXIT_OK
+
+
+def _run_projections(args: argparse.Namespace, settings: Settings) -> int:
+    services = open_services(settings)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    print("civicvault: keeping the read models up to date (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        services.view_runner.follow(stop)
     finally:
         services.close()
     return EXIT_OK

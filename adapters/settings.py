@@ -48,6 +48,18 @@ class Settings(BaseSettings):
     external_jwks_file: Path | None = Field(default=None, description="its JWKS, from a file")
     external_jwks_url: str | None = Field(default=None, description="or fetched at start-up")
     log_level: str = "INFO"
+    projections_in_process: bool = Field(
+        default=True,
+        description="serve keeps the read models up to date itself; false when a separate "
+        "`civicvault projections run` worker does",
+    )
+    read_wait_seconds: float = Field(
+        default=2.0, ge=0, le=30,
+        description="how long a read waits for the read models to reach the position asked for",
+    )
+    max_projection_lag_seconds: float = Field(
+        default=30.0, gt=0, description="/readyz fails when the read models lag more than this"
+    )
     aggregate_cache_size: int = Field(
         default=10_000,
         ge=0,

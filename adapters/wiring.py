@@ -19,6 +19,9 @@ from keys.master import MasterKey, MasterKeys, load_or_create_key_file
 from keys.receipts import ConsentTerms, sign_consent_receipt
 from keys.resident_keys import ResidentKeys
 from keys.signing import SigningKeys
+from projections.queries import Views
+from projections.runner import ViewRunner
+from projections.sql import Database
 from vault.app import Vault
 from vault.ports import BlobStore, Clock
 
@@ -36,6 +39,8 @@ class Services:
     master: MasterKeys
     signing: SigningKeys
     blobs: BlobStore
+    views: Views
+    view_runner: ViewRunner
 
     def close(self) -> None:
         self.vault.close()
@@ -62,7 +67,11 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> Services
         clock=clock,
         max_document_bytes=settings.max_document_bytes,
     )
-    return Services(settings, vault, key_table, master, signing, blobs)
+    database = Database(factory.datastore)  # type: ignore[attr-defined]
+    view_runner = ViewRunner(vault, database)
+    return Services(
+        settings, vault, key_table, master, signing, blobs, Views(database, keys), view_runner
+    )
 
 
 def event_store_env(settings: Settings) -> dict[str, str]:

@@ -22,9 +22,11 @@ from vault.ports import DataKeys
 class Projector:
     """Applies events to one generation of the views, inside the caller's transaction."""
 
-    def __init__(self, db: Database, keys: DataKeys, generation: int) -> None:
+    def __init__(
+        self, db: Database, key_of: Callable[[str], bytes | None], generation: int
+    ) -> None:
         self.db = db
-        self.keys = keys
+        self.key_of = key_of
         self.residents = view_table(db, "residents", generation)
         self.library = view_table(db, "library", generation)
         self.consents = view_table(db, "consents", generation)
@@ -54,11 +56,8 @@ class Projector:
 
     def seal(self, resident_id: str, fields: dict[str, Any], context: str) -> bytes | None:
         """Personal fields for a view row, sealed; None when they were erased or cannot be."""
-        if any(isinstance(v, Erased) for v in fields.values()):
-            return None
-        try:
-            key = self.keys.data_key(resident_id)
-        except KeyLayerError:
+        key = self.key_of(resident_id)
+        if key is None or any(isinstance(v, Erased) for v in fields.values()):
             return None
         return seal_personal_fields(key, json.dumps(fields).encode(), context=context.encode())
 

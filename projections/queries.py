@@ -148,12 +148,26 @@ class Views:
         )
         return [_consent_entry(row) for row in rows]
 
-    def department_consents(self, department: str, now: datetime) -> list[ConsentEntry]:
-        """The consents a department holds that are active now."""
-        rows = self._query(
-            "consents", _CONSENTS, "WHERE department = ? ORDER BY position", (department,)
-        )
-        return [c for c in map(_consent_entry, rows) if c.status(now) == "active"]
+    def consents_held(
+        self,
+        department: str,
+        now: datetime,
+        *,
+        resident_id: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> list[ConsentEntry]:
+        """The consents a department holds that are active now, in the order given."""
+        where, params = "WHERE department = ?", list[Any]([department])
+        if resident_id is not None:
+            where += " AND resident_id = ?"
+            params.append(resident_id)
+        if after is not None:
+            where += " AND position > ?"
+            params.append(after)
+        rows = self._query("consents", _CONSENTS, f"{where} ORDER BY position", params)
+        active = [c for c in map(_consent_entry, rows) if c.status(now) == "active"]
+        return active if limit is None else active[:limit]
 
     def access_log(
         self, resident_id: str, *, limit: int, before: int | None = None

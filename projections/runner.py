@@ -8,12 +8,14 @@ PostgreSQL wakes the follower with the events table's NOTIFY; SQLite is polled.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from keys.errors import KeyLayerError
 from projections.projector import Projector
 from projections.schema import (
     GENERATION,
@@ -31,6 +33,7 @@ from vault.app import Vault
 
 BATCH = 500
 POLL_SECONDS = 0.05
+log = logging.getLogger("civicvault.views")
 
 
 class ViewRunner:
@@ -72,26 +75,58 @@ class ViewRunner:
         return applied
 
     def step(self, generation: int | None = None) -> int:
-        """Apply one batch in one transaction; returns how many events it held."""
-        with self.db.transaction() as run:
+        """Apply one batch in one transaction; returns how many events it held.
+
+        Everything that reads (the events, the residents' keys) happens before the
+        write transaction opens: SQLite's pool hands out one writer, and a writer
+        waiting for a reader connection could wait on a thread waiting for it.
+        """
+        with self.db.transaction(commit=False) as run:
             gen = generation or active_generation(run, self.db)
-            reached = self._lock_position(run, gen)
-            notifications = self.vault.recorder.select_notifications(reached + 1, self.batch)
-            if not notifications:
-                return 0
-            projector = Projector(self.db, self.vault.keys, gen)
-            for notification in notifications:
-                event = self.vault.mapper.to_domain_event(notification)
+            start = position(run, self.db, gen)
+        notifications = self.vault.recorder.select_notifications(start + 1, self.batch)
+        if not notifications:
+            return 0
+        events = [self.vault.mapper.to_domain_event(n) for n in notifications]
+        keys = self._keys_of({e.resident_id for e in events if hasattr(e, "resident_id")})
+        projector = Projector(self.db, keys.get, gen)
+        with self.db.transaction() as run:
+            if self._lock_position(run, gen) != start:
+                return 0  # another follower applied this batch first; read again
+            for notification, event in zip(notifications, events, strict=True):
                 projector.apply(run, event, notification.id)
             set_position(run, self.db, gen, notifications[-1].id)
-            return len(notifications)
+        return len(notifications)
+
+    def _keys_of(self, resident_ids: set[str]) -> dict[str, bytes | None]:
+        self.vault.keys.prefetch(resident_ids)
+        keys: dict[str, bytes | None] = {}
+        for resident_id in resident_ids:
+            try:
+                keys[resident_id] = self.vault.keys.data_key(resident_id)
+            except KeyLayerError:
+                keys[resident_id] = None  # erased, or never registered: nothing is sealed
+        return keys
 
     def follow(self, stop: threading.Event) -> None:
-        """Keep the views up to date until ``stop`` is set."""
-        with _Wakeup(self.vault, self.db) as wakeup:
-            while not stop.is_set():
-                if self.catch_up(stop=stop) == 0:
-                    wakeup.wait(stop)
+        """Keep the views up to date until ``stop`` is set.
+
+        A batch that fails rolls back whole and is tried again, after a pause that
+        grows to a minute; the error is logged each time, and the lag shows in
+        ``/metrics`` and ``/readyz``.
+        """
+        pause = 0.5
+        while not stop.is_set():
+            try:
+                with _Wakeup(self.vault, self.db) as wakeup:
+                    while not stop.is_set():
+                        if self.catch_up(stop=stop) == 0:
+                            wakeup.wait(stop)
+                        pause = 0.5
+            except Exception:
+                log.exception("read models: a batch failed; retrying in %.1f s", pause)
+                stop.wait(pause)
+                pause = min(pause * 2, 60.0)
 
     def wait_for(self, target: int, timeout: float) -> bool:
         """Wait until the views have reached ``target`` in the log; False on timeout."""

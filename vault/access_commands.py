@@ -114,7 +114,11 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
         if not access.allowed or document is None:
             reasons = access.reasons if isinstance(access.reasons, tuple) else ()
             raise AccessDenied(
-                "; ".join(reasons or access.reason_codes), access.reason_codes, reasons, access.id
+                "; ".join(reasons or access.reason_codes),
+                access.reason_codes,
+                reasons,
+                access.id,
+                self.last_position(),
             )
         return Fetched(access, document, self.document_content(document))
 

@@ -74,12 +74,20 @@ class VaultBase(Application[UUID]):
         self.max_attempts = max_attempts
         self.on_recorded: list[Callable[[int], None]] = []
         self._resident_locks = StripedLocks(256)
+        self._positions = threading.local()
         """Called with the number of events each save appended (for metrics)."""
         super().__init__(env=factory.env.copy())
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        if recordings:
+            self._positions.last = max(r.notification.id for r in recordings)
         for observer in self.on_recorded:
             observer(len(recordings))
+
+    def last_position(self) -> int | None:
+        """Where in the log this thread's latest write landed (for read-your-writes)."""
+        position: int | None = getattr(self._positions, "last", None)
+        return position
 
     def construct_factory(self, env: Any) -> InfrastructureFactory[Any]:
         return self._factory

@@ -140,12 +140,20 @@ class AccessDenied(VaultError):
 
     code = "access-denied"
 
-    def __init__(self, message: str, reason_codes: tuple[str, ...], reasons: tuple[str, ...],
-                 access_id: object) -> None:  # fmt: skip
+    def __init__(
+        self,
+        message: str,
+        reason_codes: tuple[str, ...],
+        reasons: tuple[str, ...],
+        access_id: object,
+        position: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.reason_codes = reason_codes
         self.reasons = reasons
         self.access_id = access_id
+        self.position = position
+        """Where the recorded access event landed in the log."""
 
 
 class Contention(VaultError):

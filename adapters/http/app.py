@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,11 +19,31 @@ from adapters.wiring import Services, open_services
 from keys.tokens import ExternalIssuer, TokenVerifier
 
 
-def create_app(services: Services) -> FastAPI:
-    """The HTTP service over an open vault."""
+def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
+    """The HTTP service over an open vault; it keeps the read models up to date itself
+    unless ``CIVICVAULT_PROJECTIONS_IN_PROCESS`` is false."""
     settings = services.settings
     configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        follower = threading.Thread(
+            target=services.view_runner.follow, args=(stop,), name="views", daemon=True
+        )
+        if settings.projections_in_process:
+            follower.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if follower.is_alive():
+                follower.join(10)
+            if owns_services:
+                services.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="civicvault",
         version="1.0",
         description="电子证照库 — residents hand each document over once; departments reuse it "
@@ -33,6 +54,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.metrics = metrics
     app.state.verifier = token_verifier(services, settings)
     services.vault.on_recorded.append(metrics.events.inc)
+    metrics.watch_lag(services.view_runner.lag)
     install_problem_handlers(app)
     app.add_middleware(Observe, metrics=metrics)
     for router in (residents.router, departments.router, credit.router, audit.router, open.router):
@@ -42,16 +64,7 @@ def create_app(services: Services) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """The service configured from ``CIVICVAULT_*`` alone (for uvicorn workers)."""
-    services = open_services(Settings())
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        services.close()
-
-    app = create_app(services)
-    app.router.lifespan_context = lifespan
-    return app
+    return create_app(open_services(Settings()), owns_services=True)
 
 
 def token_verifier(services: Services, settings: Settings) -> TokenVerifier:

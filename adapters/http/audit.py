@@ -6,18 +6,22 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel
 
-from adapters.http.deps import CurrentAuditor, VaultDep
+from adapters.http.deps import CurrentAuditor, Fresh, VaultDep, ViewsDep
 from adapters.http.residents import Cursor, Limit
 from adapters.http.schemas import (
     AccessOut,
     Page,
     ReplayOut,
-    access_out,
+    access_entry_out,
     consent_out,
+    decode_cursor,
     document_out,
-    page,
+    paged,
 )
+from vault.ids import check_identifier, check_resident_id
+from vault.inputs import check_aware
 
 router = APIRouter(prefix="/v1/audit", tags=["auditors"])
 
@@ -25,7 +29,8 @@ router = APIRouter(prefix="/v1/audit", tags=["auditors"])
 @router.get("/accesses")
 def accesses(
     auditor: CurrentAuditor,
-    vault: VaultDep,
+    views: ViewsDep,
+    fresh: Fresh,
     resident_id: Annotated[str | None, Query(max_length=64)] = None,
     department: Annotated[str | None, Query(max_length=64)] = None,
     since: datetime | None = None,
@@ -34,11 +39,19 @@ def accesses(
     cursor: Cursor = None,
 ) -> Page[AccessOut]:
     """Access events, oldest first, filtered by resident, department and time [since, until)."""
-    attempts = vault.access_attempts(
-        resident_id=resident_id, department=department, since=since, until=until
+    if resident_id is not None:
+        check_resident_id(resident_id)
+    if department is not None:
+        check_identifier("department", department)
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None:
+            check_aware(name, moment)
+    entries = views.accesses(
+        limit=limit + 1, after=decode_cursor(cursor), resident_id=resident_id,
+        department=department, since=since, until=until,
     )
-    items, next_cursor = page(attempts, limit, cursor)
-    return Page(items=[access_out(a) for a in items], next_cursor=next_cursor)
+    items, next_cursor = paged(entries, limit)
+    return Page(items=[access_entry_out(a) for a in items], next_cursor=next_cursor)
 
 
 @router.get("/replay")
@@ -57,3 +70,28 @@ def replay(
         documents=[document_out(d) for d in state.documents],
         consents=[consent_out(c, at) for c in state.consents],
     )
+
+
+class FigureDocuments(BaseModel):
+    doc_type: str
+    trust_level: str
+    count: int
+
+
+class FigureFetches(BaseModel):
+    department: str
+    outcome: str
+    reason: str
+    count: int
+
+
+class Figures(BaseModel):
+    documents: list[FigureDocuments]
+    fetches: list[FigureFetches]
+
+
+@router.get("/figures")
+def figures(auditor: CurrentAuditor, views: ViewsDep, fresh: Fresh) -> Figures:
+    """For the dashboard: current documents by type and trust level; fetches by department,
+    outcome and first reason."""
+    return Figures.model_validate(views.figures())

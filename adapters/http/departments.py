@@ -4,18 +4,32 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from adapters.http.deps import CurrentOfficer, VaultDep
+from adapters.http.deps import CurrentOfficer, Fresh, VaultDep, ViewsDep, mark_position
 from adapters.http.downloads import content_response
 from adapters.http.observability import Metrics
 from adapters.http.residents import UPLOAD_BODY, Cursor, Limit, document_details
-from adapters.http.schemas import DocumentOut, Page, TracksOut, document_out, page, tracks_out
+from adapters.http.schemas import (
+    ConsentOut,
+    DocumentOut,
+    Page,
+    TracksOut,
+    consent_entry_out,
+    decode_cursor,
+    document_out,
+    entry_out,
+    paged,
+    tracks_out,
+)
 from adapters.http.uploads import ACCEPTED_TYPES, read_upload
-from vault.errors import AccessDenied, DocumentNotFound
+from policy.scales import TrustLevel
+from vault.document import Document
+from vault.errors import AccessDenied, DocumentNotFound, ResidentErased, ResidentNotFound
+from vault.ids import check_identifier, check_resident_id
 
 router = APIRouter(tags=["departments"])
 Purpose = Annotated[
@@ -33,16 +47,54 @@ def fetchable_documents(
     purpose: Purpose,
     officer: CurrentOfficer,
     vault: VaultDep,
+    views: ViewsDep,
+    fresh: Fresh,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[DocumentOut]:
-    """The resident's documents this department may fetch now for the purpose."""
-    documents = vault.fetchable_documents(
-        officer=officer.officer_id, department=officer.department,
-        resident_id=resident_id, purpose=purpose,
+    """The resident's documents this department may fetch now for the purpose, newest first.
+
+    A listing, read from the read models; the fetch itself decides on the records.
+    """
+    check_resident_id(resident_id)
+    check_identifier("purpose", purpose)
+    resident = views.resident(resident_id)
+    if resident is None:
+        raise ResidentNotFound(f"resident {resident_id} is not registered")
+    if resident.erased:
+        raise ResidentErased(f"resident {resident_id} was erased")
+    now = vault.clock.now()
+    point = vault.decision_point()
+    held = views.consents_held(officer.department, now, resident_id=resident_id)
+    covered = {t for c in held if c.purpose == purpose for t in c.doc_types}
+    before = decode_cursor(cursor)
+    fetchable = [
+        entry
+        for entry in views.library(resident_id, limit=10_000)
+        if (before is None or entry.position < before)
+        and entry.doc_type in covered
+        and (entry.expires_at is None or now < entry.expires_at)
+        and point.decide(
+            officer=officer.officer_id, department=officer.department, doc_type=entry.doc_type,
+            purpose=purpose, grade=resident.grade, trust=TrustLevel(entry.trust_level),
+        ).allowed
+    ]
+    items, next_cursor = paged(fetchable, limit)
+    return Page(items=[entry_out(e) for e in items], next_cursor=next_cursor)
+
+
+@router.get("/v1/department/consents")
+def consents_held(
+    officer: CurrentOfficer, vault: VaultDep, views: ViewsDep, fresh: Fresh,
+    limit: Limit = 50, cursor: Cursor = None,
+) -> Page[ConsentOut]:
+    """The consents my department holds now: which residents, which document types, what for."""
+    now = vault.clock.now()
+    held = views.consents_held(
+        officer.department, now, after=decode_cursor(cursor), limit=limit + 1
     )
-    items, next_cursor = page(documents, limit, cursor)
-    return Page(items=[document_out(d) for d in items], next_cursor=next_cursor)
+    items, next_cursor = paged(held, limit)
+    return Page(items=[consent_entry_out(c, now) for c in items], next_cursor=next_cursor)
 
 
 @router.get(
@@ -78,21 +130,33 @@ def fetch_document(
         raise
     metrics.decided(True, ())
     headers = {"X-Access-Id": str(fetched.access.id)}
+    position = vault.last_position()
+    if position is not None:
+        headers["X-Log-Position"] = str(position)
     return content_response(request, fetched.document, fetched.content, headers)
 
 
 @router.post("/v1/residents/{resident_id}/documents", status_code=201, openapi_extra=UPLOAD_BODY)
 async def issue_document(
-    resident_id: str, request: Request, officer: CurrentOfficer, vault: VaultDep
+    resident_id: str,
+    request: Request,
+    response: Response,
+    officer: CurrentOfficer,
+    vault: VaultDep,
 ) -> DocumentOut:
     """Issue a document into the resident's library (trust level A)."""
     upload = await read_upload(request, vault.max_document_bytes)
-    try:
-        details = document_details(upload)
-        document = await run_in_threadpool(
-            vault.issue_document, officer.department, officer.officer_id, resident_id,
-            upload.stream(), details,
+
+    def issue() -> Document:
+        document = vault.issue_document(
+            officer.department, officer.officer_id, resident_id, upload.stream(),
+            document_details(upload),
         )
+        mark_position(response, vault)
+        return document
+
+    try:
+        document = await run_in_threadpool(issue)
     finally:
         upload.close()
     return document_out(document)
@@ -100,20 +164,26 @@ async def issue_document(
 
 @router.post("/v1/residents/{resident_id}/documents/{document_id}/verify")
 def verify_document(
-    resident_id: str, document_id: str, officer: CurrentOfficer, vault: VaultDep
+    resident_id: str, document_id: str, response: Response, officer: CurrentOfficer,
+    vault: VaultDep,
 ) -> DocumentOut:
     """Checked against the original by an officer: trust level B."""
     _belongs(vault, resident_id, document_id)
-    return document_out(vault.verify_document(officer.department, officer.officer_id, document_id))
+    document = vault.verify_document(officer.department, officer.officer_id, document_id)
+    mark_position(response, vault)
+    return document_out(document)
 
 
 @router.post("/v1/residents/{resident_id}/documents/{document_id}/revoke")
 def revoke_document(
-    resident_id: str, document_id: str, body: Revocation, officer: CurrentOfficer, vault: VaultDep
+    resident_id: str, document_id: str, body: Revocation, response: Response,
+    officer: CurrentOfficer, vault: VaultDep,
 ) -> DocumentOut:
     """The issuing department revokes a document it issued (e.g. cancelled at source)."""
     _belongs(vault, resident_id, document_id)
-    return document_out(vault.revoke_document(officer.department, document_id, body.reason))
+    document = vault.revoke_document(officer.department, document_id, body.reason)
+    mark_position(response, vault)
+    return document_out(document)
 
 
 @router.get("/v1/services/{service_id}/tracks")

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from adapters.http.problems import Problem
 from keys.tokens import InvalidToken, Principal, Role, TokenVerifier
+from projections.queries import Views
 from vault.app import Vault
-from vault.errors import InvalidInput
+from vault.errors import InvalidInput, ResidentErased
 from vault.ids import check_identifier, check_resident_id
 
 
@@ -20,6 +22,14 @@ async def get_vault(request: Request) -> Vault:
 
 
 VaultDep = Annotated[Vault, Depends(get_vault)]
+
+
+async def get_views(request: Request) -> Views:
+    views: Views = request.app.state.services.views
+    return views
+
+
+ViewsDep = Annotated[Views, Depends(get_views)]
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -71,12 +81,14 @@ def _requiring(role: Role) -> object:
 def current_resident(
     principal: Annotated[Principal, Depends(_requiring("resident"))], vault: VaultDep
 ) -> str:
-    """The resident acting on their own data, registered on their first request."""
+    """The resident acting on their own data, registered on their first request; an erased
+    resident's token still authenticates, but every route answers 410 Gone."""
     try:
         check_resident_id(principal.subject)
     except InvalidInput:
         raise _unauthorized("the token's subject is not a valid resident id") from None
-    vault.register_resident(principal.subject)
+    if vault.register_resident(principal.subject).is_erased:
+        raise ResidentErased(f"resident {principal.subject} was erased")
     return principal.subject
 
 
@@ -102,3 +114,36 @@ CurrentResident = Annotated[str, Depends(current_resident)]
 CurrentOfficer = Annotated[Officer, Depends(current_officer)]
 CurrentAuditor = Annotated[Principal, Depends(_requiring("auditor"))]
 CurrentCreditPlatform = Annotated[Principal, Depends(_requiring("credit-platform"))]
+
+
+async def reached_position(
+    request: Request,
+    x_min_log_position: Annotated[int | None, Header(ge=0)] = None,
+    min_position: Annotated[int | None, Query(ge=0)] = None,
+) -> None:
+    """Read-your-writes: wait, bounded, until the read models hold the log position asked
+    for (the ``X-Log-Position`` a write answered with)."""
+    target = max(p for p in (x_min_log_position, min_position, 0) if p is not None)
+    if not target:
+        return
+    services = request.app.state.services
+    head = await run_in_threadpool(services.vault.recorder.max_notification_id)
+    if target > (head or 0):
+        raise InvalidInput("X-Min-Log-Position", f"no write has reached log position {target}")
+    wait = services.settings.read_wait_seconds
+    if not await run_in_threadpool(services.view_runner.wait_for, target, wait):
+        raise Problem(
+            503, "read-models-behind", "Read models behind",
+            f"the read models have not reached log position {target} within {wait:g} s",
+            headers={"Retry-After": "1"},
+        )
+
+
+Fresh = Annotated[None, Depends(reached_position)]
+
+
+def mark_position(response: Response, vault: Vault) -> None:
+    """Tell the client where its write landed in the log (call in the thread that wrote)."""
+    position = vault.last_position()
+    if position is not None:
+        response.headers["X-Log-Position"] = str(position)

@@ -8,10 +8,11 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -40,6 +41,18 @@ class Metrics:
             "civicvault_events_appended", "Events appended to the event store",
             registry=self.registry,
         )
+
+    def watch_lag(self, lag: Callable[[], tuple[int, float]]) -> None:
+        """Report how far the read models trail the log, read when metrics are scraped."""
+        Gauge(
+            "civicvault_read_model_lag_events", "Events recorded but not yet in the read models",
+            registry=self.registry,
+        ).set_function(lambda: lag()[0])
+        Gauge(
+            "civicvault_read_model_lag_seconds",
+            "How long the oldest event not yet in the read models has waited",
+            registry=self.registry,
+        ).set_function(lambda: lag()[1])
 
     def decided(self, allowed: bool, reasons: tuple[str, ...]) -> None:
         self.decisions.labels(

@@ -33,6 +33,12 @@ def readyz(request: Request) -> JSONResponse:
             checks[name] = "ok"
         except Exception as e:  # any failure means not ready
             checks[name] = f"unavailable: {type(e).__name__}"
+    if checks["database"] == "ok":
+        behind, seconds = services.view_runner.lag()
+        bound = services.settings.max_projection_lag_seconds
+        checks["read_models"] = (
+            "ok" if seconds <= bound else f"behind by {behind} events ({seconds:.0f} s)"
+        )
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},

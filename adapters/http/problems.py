@@ -100,6 +100,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         if status >= 500:
             log.error("integrity failure: %s", exc.code)
         headers = {"Retry-After": "1"} if isinstance(exc, errors.Contention) else None
+        if isinstance(exc, errors.AccessDenied) and exc.position is not None:
+            headers = {"X-Log-Position": str(exc.position)}
         return problem_response(status, exc.code, title, str(exc), request, headers, **extra)
 
     @app.exception_handler(RequestValidationError)

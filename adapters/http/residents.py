@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from adapters.http.deps import CurrentResident, VaultDep
+from adapters.http.deps import CurrentResident, Fresh, VaultDep, ViewsDep, mark_position
 from adapters.http.downloads import content_response
 from adapters.http.schemas import (
     MAX_PAGE,
@@ -20,12 +20,16 @@ from adapters.http.schemas import (
     DocumentOut,
     GrantedConsentOut,
     Page,
-    access_out,
+    access_entry_out,
+    consent_entry_out,
     consent_out,
+    decode_cursor,
     document_out,
-    page,
+    entry_out,
+    paged,
 )
 from adapters.http.uploads import ACCEPTED_TYPES, Upload, read_upload
+from vault.document import Document
 from vault.errors import InvalidInput
 from vault.inputs import ConsentRequest, DocumentDetails
 
@@ -81,15 +85,18 @@ def document_details(upload: Upload) -> DocumentDetails:
 
 @router.post("/documents", status_code=201, openapi_extra=UPLOAD_BODY)
 async def upload_document(
-    request: Request, resident: CurrentResident, vault: VaultDep
+    request: Request, response: Response, resident: CurrentResident, vault: VaultDep
 ) -> DocumentOut:
     """Hand a document over once; it joins the library at trust level C."""
     upload = await read_upload(request, vault.max_document_bytes)
+
+    def submit() -> Document:
+        document = vault.submit_document(resident, upload.stream(), document_details(upload))
+        mark_position(response, vault)
+        return document
+
     try:
-        details = document_details(upload)
-        document = await run_in_threadpool(
-            vault.submit_document, resident, upload.stream(), details
-        )
+        document = await run_in_threadpool(submit)
     finally:
         upload.close()
     return document_out(document)
@@ -97,11 +104,13 @@ async def upload_document(
 
 @router.get("/documents")
 def library(
-    resident: CurrentResident, vault: VaultDep, limit: Limit = 50, cursor: Cursor = None
+    resident: CurrentResident, views: ViewsDep, fresh: Fresh,
+    limit: Limit = 50, cursor: Cursor = None,
 ) -> Page[DocumentOut]:
     """The library: current documents, newest first."""
-    items, next_cursor = page(vault.library(resident), limit, cursor)
-    return Page(items=[document_out(d) for d in items], next_cursor=next_cursor)
+    entries = views.library(resident, limit=limit + 1, before=decode_cursor(cursor))
+    items, next_cursor = paged(entries, limit)
+    return Page(items=[entry_out(e) for e in items], next_cursor=next_cursor)
 
 
 @router.get("/documents/{document_id}")
@@ -122,13 +131,19 @@ def document_content(
 
 
 @router.delete("/documents/{document_id}")
-def withdraw_document(document_id: str, resident: CurrentResident, vault: VaultDep) -> DocumentOut:
+def withdraw_document(
+    document_id: str, response: Response, resident: CurrentResident, vault: VaultDep
+) -> DocumentOut:
     """Withdraw a document: no department can fetch it again."""
-    return document_out(vault.withdraw_document(resident, document_id))
+    document = vault.withdraw_document(resident, document_id)
+    mark_position(response, vault)
+    return document_out(document)
 
 
 @router.post("/consents", status_code=201)
-def grant_consent(body: ConsentIn, resident: CurrentResident, vault: VaultDep) -> GrantedConsentOut:
+def grant_consent(
+    body: ConsentIn, response: Response, resident: CurrentResident, vault: VaultDep
+) -> GrantedConsentOut:
     """Let one department fetch some document types for one purpose, until a time."""
     granted = vault.grant_consent(
         resident,
@@ -141,37 +156,47 @@ def grant_consent(body: ConsentIn, resident: CurrentResident, vault: VaultDep) -
             max_uses=body.max_uses,
         ),
     )
+    mark_position(response, vault)
     out = consent_out(granted.consent, vault.clock.now())
     return GrantedConsentOut(**out.model_dump(), receipt=granted.receipt)
 
 
 @router.get("/consents")
 def consents(
-    resident: CurrentResident, vault: VaultDep, limit: Limit = 50, cursor: Cursor = None
+    resident: CurrentResident, views: ViewsDep, vault: VaultDep, fresh: Fresh,
+    limit: Limit = 50, cursor: Cursor = None,
 ) -> Page[ConsentOut]:
+    """Every consent I have given, newest first, with its live status."""
     now = vault.clock.now()
-    items, next_cursor = page(vault.consents(resident), limit, cursor)
-    return Page(items=[consent_out(c, now) for c in items], next_cursor=next_cursor)
+    entries = views.consents(resident, limit=limit + 1, before=decode_cursor(cursor))
+    items, next_cursor = paged(entries, limit)
+    return Page(items=[consent_entry_out(c, now) for c in items], next_cursor=next_cursor)
 
 
 @router.post("/consents/{consent_id}/revoke")
-def revoke_consent(consent_id: str, resident: CurrentResident, vault: VaultDep) -> ConsentOut:
+def revoke_consent(
+    consent_id: str, response: Response, resident: CurrentResident, vault: VaultDep
+) -> ConsentOut:
     """Once this answers, no fetch under the consent succeeds."""
-    return consent_out(vault.revoke_consent(resident, consent_id), vault.clock.now())
+    consent = vault.revoke_consent(resident, consent_id)
+    mark_position(response, vault)
+    return consent_out(consent, vault.clock.now())
 
 
 @router.get("/access-log")
 def access_log(
-    resident: CurrentResident, vault: VaultDep, limit: Limit = 50, cursor: Cursor = None
+    resident: CurrentResident, views: ViewsDep, fresh: Fresh,
+    limit: Limit = 50, cursor: Cursor = None,
 ) -> Page[AccessOut]:
-    """Every access attempt on my data: who, which department, purpose, document, outcome."""
-    attempts = list(reversed(vault.access_attempts(resident_id=resident)))
-    items, next_cursor = page(attempts, limit, cursor)
-    return Page(items=[access_out(a) for a in items], next_cursor=next_cursor)
+    """Every access attempt on my data, newest first: who, department, purpose, outcome."""
+    entries = views.access_log(resident, limit=limit + 1, before=decode_cursor(cursor))
+    items, next_cursor = paged(entries, limit)
+    return Page(items=[access_entry_out(a) for a in items], next_cursor=next_cursor)
 
 
 @router.post("/erase")
-def erase(resident: CurrentResident, vault: VaultDep) -> Erasure:
+def erase(response: Response, resident: CurrentResident, vault: VaultDep) -> Erasure:
     """Crypto-shred everything personal: nothing of mine can be read again."""
     vault.erase_resident(resident)
+    mark_position(response, vault)
     return Erasure(resident_id=resident, erased=True)

@@ -7,19 +7,27 @@ import binascii
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
 from policy.catalogue import display_name
 from policy.decision import TrackDecision
-from vault.access import AccessAttempt
+from projections.queries import AccessEntry, ConsentEntry, LibraryEntry
 from vault.consent import Consent
 from vault.document import Document
 from vault.errors import InvalidInput
 from vault.personal import Erased
 
 T = TypeVar("T")
+
+
+class Positioned(Protocol):
+    @property
+    def position(self) -> int: ...
+
+
+E = TypeVar("E", bound=Positioned)
 MAX_PAGE = 200
 
 
@@ -156,6 +164,65 @@ def document_out(document: Document) -> DocumentOut:
     )
 
 
+def entry_out(entry: LibraryEntry) -> DocumentOut:
+    return DocumentOut(
+        document_id=entry.document_id,
+        doc_type=entry.doc_type,
+        doc_type_name=display_name("doc_type", entry.doc_type),
+        title=entry.title,
+        filename=entry.filename,
+        content_type=entry.content_type,
+        size=entry.size,
+        sha256=entry.sha256,
+        trust_level=entry.trust_level,  # type: ignore[arg-type]
+        issuer=entry.issuer,
+        status=entry.status,  # type: ignore[arg-type]
+        expires_at=entry.expires_at,
+        created_at=entry.created_at,
+        replaces=entry.replaces,
+        superseded_by=entry.superseded_by,
+        reuse_count=entry.reuse_count,
+    )
+
+
+def consent_entry_out(entry: ConsentEntry, now: datetime) -> ConsentOut:
+    return ConsentOut(
+        consent_id=entry.consent_id,
+        department=entry.department,
+        department_name=display_name("department", entry.department),
+        doc_types=list(entry.doc_types),
+        purpose=entry.purpose,
+        purpose_name=display_name("service", entry.purpose),
+        valid_from=entry.valid_from,
+        expires_at=entry.valid_until,
+        max_uses=entry.max_uses,
+        uses=entry.uses,
+        status=entry.status(now),  # type: ignore[arg-type]
+        granted_at=entry.granted_at,
+        revoked_at=entry.revoked_at,
+    )
+
+
+def access_entry_out(entry: AccessEntry) -> AccessOut:
+    return AccessOut(
+        access_id=entry.access_id,
+        officer=entry.officer,
+        department=entry.department,
+        resident_id=entry.resident_id,
+        document_id=entry.document_id,
+        doc_type=entry.doc_type,
+        purpose=entry.purpose,
+        consent_id=entry.consent_id,
+        decision="allowed" if entry.allowed else "denied",
+        reasons=list(entry.reason_codes),
+        explanations=list(entry.reasons) if entry.reasons is not None else None,
+        policy_version=entry.policy_version,
+        rule=entry.rule,
+        request_id=entry.request_id,
+        at=entry.at,
+    )
+
+
 def consent_out(consent: Consent, now: datetime) -> ConsentOut:
     return ConsentOut(
         consent_id=str(consent.id),
@@ -174,26 +241,6 @@ def consent_out(consent: Consent, now: datetime) -> ConsentOut:
     )
 
 
-def access_out(access: AccessAttempt) -> AccessOut:
-    return AccessOut(
-        access_id=str(access.id),
-        officer=access.officer,
-        department=access.department,
-        resident_id=access.resident_id,
-        document_id=str(access.document_id),
-        doc_type=access.doc_type,
-        purpose=access.purpose,
-        consent_id=str(access.consent_id) if access.consent_id else None,
-        decision="allowed" if access.allowed else "denied",
-        reasons=list(access.reason_codes),
-        explanations=None if isinstance(access.reasons, Erased) else list(access.reasons),
-        policy_version=access.policy_version,
-        rule=access.rule,
-        request_id=access.request_id,
-        at=access.at,
-    )
-
-
 def tracks_out(resident_id: str, service: str, decision: TrackDecision) -> TracksOut:
     return TracksOut(
         service_id=service,
@@ -209,25 +256,27 @@ def _shown(value: str | Erased | None) -> str | None:
     return None if isinstance(value, Erased) else value
 
 
-def page(items: Sequence[T], limit: int, cursor: str | None) -> tuple[list[T], str | None]:
-    """One page of an ordered list, with an opaque cursor for the next."""
-    start = decode_cursor(cursor)
-    end = start + limit
-    return list(items[start:end]), encode_cursor(end) if end < len(items) else None
+def paged(entries: Sequence[E], limit: int) -> tuple[list[E], str | None]:
+    """A page of entries fetched ``limit + 1`` at a time, and the cursor for the next page:
+    the log position of the last entry shown (so writes in between never skip or repeat)."""
+    if len(entries) <= limit:
+        return list(entries), None
+    shown = list(entries[:limit])
+    return shown, encode_cursor(shown[-1].position)
 
 
-def encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+def encode_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"p": position}).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> int:
+def decode_cursor(cursor: str | None) -> int | None:
     if not cursor:
-        return 0
+        return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        offset = json.loads(base64.urlsafe_b64decode(padded))["o"]
+        position = json.loads(base64.urlsafe_b64decode(padded))["p"]
     except (binascii.Error, ValueError, KeyError, TypeError):
         raise InvalidInput("cursor", "is not a cursor this API gave out") from None
-    if not isinstance(offset, int) or offset < 0:
+    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
         raise InvalidInput("cursor", "is not a cursor this API gave out")
-    return offset
+    return position

@@ -23,9 +23,22 @@ from keys.tokens import Role, issue_token
 
 @dataclass
 class LiveApi:
+    """A live server, and clients that read their own writes: each request asks for the
+    read models to have reached the latest log position any response has reported."""
+
     base_url: str
     services: Services
     app: Any
+    seen_position: int = 0
+
+    def _remember(self, response: httpx.Response) -> None:
+        position = response.headers.get("x-log-position")
+        if position is not None:
+            self.seen_position = max(self.seen_position, int(position))
+
+    def _ask_for_seen(self, request: httpx.Request) -> None:
+        if self.seen_position and "x-min-log-position" not in request.headers:
+            request.headers["X-Min-Log-Position"] = str(self.seen_position)
 
     def token(
         self, role: Role, subject: str, department: str | None = None, **overrides: Any
@@ -49,7 +62,12 @@ class LiveApi:
         headers = {}
         if role is not None:
             headers["Authorization"] = f"Bearer {self.token(role, subject, department)}"
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+        return httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=30,
+            event_hooks={"request": [self._ask_for_seen], "response": [self._remember]},
+        )
 
 
 def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:

@@ -162,6 +162,8 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
         "other-officer": 403,
     },
     ("GET", "/v1/services/{service_id}/tracks"): {"officer": 200, "other-officer": 200},
+    ("GET", "/v1/department/consents"): {"officer": 200, "other-officer": 200},
+    ("GET", "/v1/audit/figures"): {"auditor": 200},
     ("POST", "/v1/credit/grades"): {"credit": 200},
     ("GET", "/v1/audit/accesses"): {"auditor": 200},
     ("GET", "/v1/audit/replay"): {"auditor": 200},

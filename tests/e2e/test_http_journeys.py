@@ -235,7 +235,10 @@ def test_open_endpoints(api: LiveApi) -> None:
     anyone = api.client()
     assert anyone.get("/healthz").json() == {"status": "ok"}
     ready = anyone.get("/readyz")
-    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "blobs": "ok"}}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "blobs": "ok", "read_models": "ok"},
+    }
     api.client("resident", "r1").get("/v1/me/documents")
     metrics = anyone.get("/metrics").text
     assert (
@@ -256,7 +259,9 @@ def test_readiness_names_the_store_that_is_down(api: LiveApi) -> None:
     api.services.blobs.list = broken  # type: ignore[method-assign]
     ready = api.client().get("/readyz")
     assert ready.status_code == 503
-    assert ready.json()["checks"] == {"database": "ok", "blobs": "unavailable: OSError"}
+    assert ready.json()["checks"] == {
+        "database": "ok", "blobs": "unavailable: OSError", "read_models": "ok"
+    }
 
 
 @pytest.mark.parametrize(
