@@ -1,0 +1,200 @@
+"""The read models: however the follower is interrupted, they equal a rebuild from zero and a
+direct fold of the events; pages never skip or repeat while writes go on."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.settings import Settings
+from adapters.wiring import Services, open_services
+from projections import projector as projector_module
+from projections import runner as runner_module
+from projections.queries import Views
+from projections.runner import ViewRunner
+from tests.property.test_replay_properties import Program, command, fold_log
+from tests.support import MovableClock
+from vault.consent import Consent
+from vault.document import Document
+from vault.personal import Erased
+
+RESIDENTS = ("r1", "r2", "r3")
+
+
+class Crash(Exception):
+    """The follower dies half-way through a batch."""
+
+
+def _snapshot(views: Views) -> dict[str, Any]:
+    """Everything the read models say, decrypted, for every resident."""
+    return {
+        resident: {
+            "resident": views.resident(resident),
+            "library": views.library(resident, limit=10_000, everything=True),
+            "consents": views.consents(resident, limit=10_000),
+            "access": views.access_log(resident, limit=10_000),
+        }
+        for resident in RESIDENTS
+    }
+
+
+def _expected_from_the_events(services: Services) -> dict[str, Any]:
+    """The same facts, folded straight from the event log."""
+    folded = fold_log(services.vault)
+    documents = {str(a.id): a for a in folded.values() if isinstance(a, Document)}
+    consents = {str(a.id): a for a in folded.values() if isinstance(a, Consent)}
+    return {"documents": documents, "consents": consents}
+
+
+def _follow_with_crashes(services: Services, rng: random.Random, crashes: int) -> None:
+    """Catch up in small batches, killing the follower now and then: in the middle of a
+    batch, or after the views are written but before the position is."""
+    for _ in range(crashes):
+        with _crash_after(rng.randint(0, 12), at_tracking=rng.random() < 0.5):
+            try:
+                runner = ViewRunner(
+                    services.vault, services.view_runner.db, batch=rng.randint(1, 7)
+                )
+                runner.catch_up()
+            except Crash:
+                pass
+    ViewRunner(services.vault, services.view_runner.db, batch=rng.randint(1, 50)).catch_up()
+
+
+@contextmanager
+def _crash_after(events: int, *, at_tracking: bool) -> Iterator[None]:
+    """Make the follower die once it has applied ``events`` events (then, or when it goes
+    on to record its position)."""
+    real_apply = projector_module.Projector.apply
+    real_set_position = runner_module.set_position
+    budget = events
+
+    def apply(self: Any, run: Any, event: Any, position: int) -> None:
+        nonlocal budget
+        if budget == 0 and not at_tracking:
+            raise Crash
+        budget -= 1
+        real_apply(self, run, event, position)
+
+    def set_position(*args: Any) -> None:
+        if at_tracking and budget <= 0:
+            raise Crash
+        real_set_position(*args)
+
+    projector_module.Projector.apply = apply  # type: ignore[method-assign]
+    runner_module.set_position = set_position
+    try:
+        yield
+    finally:
+        projector_module.Projector.apply = real_apply  # type: ignore[method-assign]
+        runner_module.set_position = real_set_position
+
+
+@settings(max_examples=10)
+@given(
+    program=st.lists(command, min_size=5, max_size=30),
+    seed=st.integers(0, 2**16),
+    crashes=st.integers(0, 8),
+)
+def test_interrupted_following_equals_a_rebuild_and_the_events(
+    fresh_settings: Callable[[], Settings],
+    program: list[tuple[Any, ...]],
+    seed: int,
+    crashes: int,
+) -> None:
+    clock = MovableClock()
+    services = open_services(fresh_settings(), clock=clock)
+    try:
+        services.vault.current_policy_version()
+        runner = Program(services.vault, clock)
+        rng = random.Random(seed)
+        # A history that always has fetches, consent uses and reuses, then the random one.
+        fixed = [
+            ("submit", "r1", "id-card"),
+            ("grant", "r1", 3),
+            ("fetch", 0, "civil-affairs"),
+            ("fetch", 0, "civil-affairs"),
+            ("fetch", 0, "housing"),
+        ]
+        for step in [*fixed, *program]:
+            runner.run(step)
+            if rng.random() < 0.3:
+                _follow_with_crashes(services, rng, 1)
+        _follow_with_crashes(services, rng, crashes)
+        assert services.view_runner.position() == services.vault.recorder.max_notification_id()
+        followed = _snapshot(services.views)
+
+        services.view_runner.rebuild()
+        assert _snapshot(services.views) == followed
+
+        expected = _expected_from_the_events(services)
+        for resident in RESIDENTS:
+            for entry in followed[resident]["library"]:
+                document = expected["documents"][entry.document_id]
+                title = None if isinstance(document.title, Erased) else document.title
+                assert (entry.status, entry.trust_level, entry.reuse_count, entry.title) == (
+                    document.status.value,
+                    document.trust_level.value,
+                    document.reuse_count,
+                    title,
+                )
+            for entry in followed[resident]["consents"]:
+                consent = expected["consents"][entry.consent_id]
+                assert (entry.uses, entry.revoked_at) == (consent.uses, consent.revoked_at)
+        listed = {e.document_id for r in RESIDENTS for e in followed[r]["library"]}
+        assert listed == set(expected["documents"])
+    finally:
+        services.close()
+
+
+def test_pages_never_skip_or_repeat_while_writes_go_on(
+    fresh_settings: Callable[[], Settings],
+) -> None:
+    services = open_services(fresh_settings(), clock=MovableClock())
+    vault, views = services.vault, services.views
+    from vault.inputs import DocumentDetails
+
+    try:
+        first = [
+            vault.submit_document(
+                "r1", [f"doc {n}".encode()], DocumentDetails("diploma", f"证书 {n}")
+            )
+            for n in range(25)
+        ]
+        services.view_runner.catch_up()
+        stop = threading.Event()
+
+        def keep_writing() -> None:
+            n = 0
+            while not stop.is_set():
+                vault.submit_document("r1", [b"later"], DocumentDetails("diploma", f"后来 {n}"))
+                services.view_runner.catch_up()
+                n += 1
+
+        writer = threading.Thread(target=keep_writing)
+        writer.start()
+        try:
+            seen: list[str] = []
+            before: int | None = None
+            start = None
+            while True:
+                page = views.library("r1", limit=4, before=before)
+                if start is None:
+                    start = page[0].position if page else 0
+                seen += [e.document_id for e in page]
+                if len(page) < 4:
+                    break
+                before = page[-1].position
+        finally:
+            stop.set()
+            writer.join()
+        assert len(seen) == len(set(seen)), "a page repeated an item"
+        assert {str(d.id) for d in first} <= set(seen), "a page skipped an item"
+    finally:
+        services.close()
