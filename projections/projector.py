@@ -8,13 +8,15 @@ them too, with no plaintext left behind in the view tables.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from keys.errors import KeyLayerError
 from keys.secrets import open_personal_fields, seal_personal_fields
 from projections.schema import stamp, view_table
-from projections.sql import Database, Run
+from projections.sql import Database, Params, Write
 from vault.personal import Erased
 from vault.ports import DataKeys
 
@@ -32,7 +34,7 @@ class Projector:
         self.consents = view_table(db, "consents", generation)
         self.access = view_table(db, "access", generation)
         # By event class name (several are made by the @event decorator at run time).
-        self._handlers: dict[str, Callable[[Run, Any, int], None]] = {
+        self._handlers: dict[str, Callable[[Any, int], None]] = {
             "Resident.Registered": self._resident_registered,
             "Resident.GradeRecorded": self._grade_recorded,
             "Resident.Erased": self._resident_erased,
@@ -48,11 +50,45 @@ class Projector:
             "Consent.Revoked": self._consent_revoked,
             "AccessAttempt.Recorded": self._access_recorded,
         }
+        self._inserts: dict[str, list[Params]] = {}
+        self._assignments: list[tuple[str, Params]] = []
+        self._counts: dict[tuple[str, str, str], dict[str, int]] = {}
 
-    def apply(self, run: Run, event: Any, position: int) -> None:
+    def apply(self, event: Any, position: int) -> None:
+        """Take in one event; its changes are written by the next :meth:`flush`."""
         handler = self._handlers.get(type(event).__qualname__)
         if handler is not None:
-            handler(run, event, position)
+            handler(event, position)
+
+    def flush(self, write: Write) -> None:
+        """Write the changes of the events taken in since the last flush, in few statements.
+
+        New rows first (a row's first event comes before any that change it), then the
+        assignments in the order of their events (the last one to a column wins, as it
+        did in the log), then the counters, each summed per row (additions commute).
+        """
+        for statement, rows in self._inserts.items():
+            write.many(statement, rows)
+        for statement, rows in _runs(self._assignments):
+            write.many(statement, rows)
+        for (table, column, key), counts in self._counts.items():
+            write.many(
+                f"UPDATE {table} SET {column} = {column} + ? WHERE {key} = ?",
+                [(n, row) for row, n in counts.items()],
+            )
+        self._inserts.clear()
+        self._assignments.clear()
+        self._counts.clear()
+
+    def _insert(self, statement: str, params: Params) -> None:
+        self._inserts.setdefault(statement, []).append(params)
+
+    def _assign(self, statement: str, params: Params) -> None:
+        self._assignments.append((statement, params))
+
+    def _count(self, table: str, column: str, key: str, row: str) -> None:
+        counts = self._counts.setdefault((table, column, key), {})
+        counts[row] = counts.get(row, 0) + 1
 
     def seal(self, resident_id: str, fields: dict[str, Any], context: str) -> bytes | None:
         """Personal fields for a view row, sealed; None when they were erased or cannot be."""
@@ -61,29 +97,31 @@ class Projector:
             return None
         return seal_personal_fields(key, json.dumps(fields).encode(), context=context.encode())
 
-    def _resident_registered(self, run: Run, e: Any, position: int) -> None:
-        run(
+    def _resident_registered(self, e: Any, position: int) -> None:
+        self._insert(
             f"INSERT INTO {self.residents} (resident_id, aggregate_id) VALUES (?, ?) "
             "ON CONFLICT (resident_id) DO NOTHING",
             (e.resident_id, str(e.originator_id)),
         )
 
-    def _grade_recorded(self, run: Run, e: Any, position: int) -> None:
+    def _grade_recorded(self, e: Any, position: int) -> None:
         personal = self.seal(e.resident_id, {"grade": e.grade}, f"view:resident:{e.resident_id}")
-        run(f"UPDATE {self.residents} SET personal = ? WHERE resident_id = ?",
+        self._assign(f"UPDATE {self.residents} SET personal = ? WHERE resident_id = ?",
             (personal, e.resident_id))
 
-    def _resident_erased(self, run: Run, e: Any, position: int) -> None:
-        run(f"UPDATE {self.residents} SET erased = 1, personal = NULL WHERE aggregate_id = ?",
-            (str(e.originator_id),))
+    def _resident_erased(self, e: Any, position: int) -> None:
+        self._assign(
+            f"UPDATE {self.residents} SET erased = 1, personal = NULL WHERE aggregate_id = ?",
+            (str(e.originator_id),),
+        )
 
-    def _document_filed(self, run: Run, e: Any, position: int) -> None:
+    def _document_filed(self, e: Any, position: int) -> None:
         personal = self.seal(
             e.resident_id,
             {"title": e.title, "filename": e.filename, "sha256": e.content_sha256},
             f"view:document:{e.originator_id}",
         )
-        run(
+        self._insert(
             f"INSERT INTO {self.library} (document_id, resident_id, position, doc_type, "
             "personal, content_type, size, trust_level, issuer, status, expires_at, "
             "created_at, replaces) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?) "
@@ -95,30 +133,29 @@ class Projector:
             ),
         )
 
-    def _document_verified(self, run: Run, e: Any, position: int) -> None:
-        run(f"UPDATE {self.library} SET trust_level = 'B' WHERE document_id = ?",
+    def _document_verified(self, e: Any, position: int) -> None:
+        self._assign(f"UPDATE {self.library} SET trust_level = 'B' WHERE document_id = ?",
             (str(e.originator_id),))
 
-    def _document_reused(self, run: Run, e: Any, position: int) -> None:
-        run(f"UPDATE {self.library} SET reuse_count = reuse_count + 1 WHERE document_id = ?",
-            (str(e.originator_id),))
+    def _document_reused(self, e: Any, position: int) -> None:
+        self._count(self.library, "reuse_count", "document_id", str(e.originator_id))
 
-    def _document_superseded(self, run: Run, e: Any, position: int) -> None:
-        run(
+    def _document_superseded(self, e: Any, position: int) -> None:
+        self._assign(
             f"UPDATE {self.library} SET status = 'superseded', superseded_by = ? "
             "WHERE document_id = ?",
             (str(e.by), str(e.originator_id)),
         )
 
-    def _document_ended(self, status: str) -> Callable[[Run, Any, int], None]:
-        def ended(run: Run, e: Any, position: int) -> None:
-            run(f"UPDATE {self.library} SET status = ? WHERE document_id = ?",
+    def _document_ended(self, status: str) -> Callable[[Any, int], None]:
+        def ended(e: Any, position: int) -> None:
+            self._assign(f"UPDATE {self.library} SET status = ? WHERE document_id = ?",
                 (status, str(e.originator_id)))
 
         return ended
 
-    def _consent_granted(self, run: Run, e: Any, position: int) -> None:
-        run(
+    def _consent_granted(self, e: Any, position: int) -> None:
+        self._insert(
             f"INSERT INTO {self.consents} (consent_id, resident_id, position, department, "
             "doc_types, purpose, valid_from, valid_until, max_uses, granted_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (consent_id) DO NOTHING",
@@ -129,19 +166,18 @@ class Projector:
             ),
         )
 
-    def _consent_used(self, run: Run, e: Any, position: int) -> None:
-        run(f"UPDATE {self.consents} SET uses = uses + 1 WHERE consent_id = ?",
-            (str(e.originator_id),))
+    def _consent_used(self, e: Any, position: int) -> None:
+        self._count(self.consents, "uses", "consent_id", str(e.originator_id))
 
-    def _consent_revoked(self, run: Run, e: Any, position: int) -> None:
-        run(f"UPDATE {self.consents} SET revoked_at = ? WHERE consent_id = ?",
+    def _consent_revoked(self, e: Any, position: int) -> None:
+        self._assign(f"UPDATE {self.consents} SET revoked_at = ? WHERE consent_id = ?",
             (stamp(e.at), str(e.originator_id)))
 
-    def _access_recorded(self, run: Run, e: Any, position: int) -> None:
+    def _access_recorded(self, e: Any, position: int) -> None:
         personal = self.seal(
             e.resident_id, {"reasons": e.reasons}, f"view:access:{e.originator_id}"
         )
-        run(
+        self._insert(
             f"INSERT INTO {self.access} (access_id, position, resident_id, officer, "
             "department, document_id, doc_type, purpose, consent_id, allowed, reason_codes, "
             "personal, policy_version, rule, request_id, at) "
@@ -155,6 +191,12 @@ class Projector:
                 e.request_id, stamp(e.at),
             ),
         )
+
+
+def _runs(statements: list[tuple[str, Params]]) -> Iterator[tuple[str, list[Params]]]:
+    """Consecutive uses of the same statement, grouped, in order."""
+    for statement, group in groupby(statements, key=itemgetter(0)):
+        yield statement, [params for _, params in group]
 
 
 def open_sealed(

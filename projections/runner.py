@@ -31,7 +31,8 @@ from projections.schema import (
 from projections.sql import Database, Run
 from vault.app import Vault
 
-BATCH = 500
+BATCH = 500  # events per transaction while following: small, so each lands soon
+REBUILD_BATCH = 5000  # while rebuilding: large, so fewer round trips and commits
 POLL_SECONDS = 0.05
 log = logging.getLogger("civicvault.views")
 
@@ -39,10 +40,18 @@ log = logging.getLogger("civicvault.views")
 class ViewRunner:
     """Applies the notification log to the views."""
 
-    def __init__(self, vault: Vault, db: Database, *, batch: int = BATCH) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        db: Database,
+        *,
+        batch: int = BATCH,
+        rebuild_batch: int = REBUILD_BATCH,
+    ) -> None:
         self.vault = vault
         self.db = db
         self.batch = batch
+        self.rebuild_batch = rebuild_batch
         create_common(db)
         with db.transaction() as run:
             create_generation(run, db, active_generation(run, db))
@@ -62,20 +71,22 @@ class ViewRunner:
         *,
         progress: Callable[[int], None] | None = None,
         stop: threading.Event | None = None,
+        batch: int | None = None,
     ) -> int:
         """Apply every event recorded so far; returns how many were applied."""
         applied = 0
         while not (stop and stop.is_set()):
-            done = self.step(generation)
+            done, reached = self.step(generation, batch=batch)
             if not done:
                 return applied
             applied += done
             if progress:
-                progress(self.position(generation))
+                progress(reached)
         return applied
 
-    def step(self, generation: int | None = None) -> int:
-        """Apply one batch in one transaction; returns how many events it held.
+    def step(self, generation: int | None = None, *, batch: int | None = None) -> tuple[int, int]:
+        """Apply one batch in one transaction; returns how many events it held and the
+        position in the log the views then reached.
 
         Everything that reads (the events, the residents' keys) happens before the
         write transaction opens: SQLite's pool hands out one writer, and a writer
@@ -84,19 +95,25 @@ class ViewRunner:
         with self.db.transaction(commit=False) as run:
             gen = generation or active_generation(run, self.db)
             start = position(run, self.db, gen)
-        notifications = self.vault.recorder.select_notifications(start + 1, self.batch)
+        notifications = self.vault.recorder.select_notifications(
+            start + 1, batch or self.batch
+        )
         if not notifications:
-            return 0
+            return 0, start
         events = [self.vault.mapper.to_domain_event(n) for n in notifications]
         keys = self._keys_of({e.resident_id for e in events if hasattr(e, "resident_id")})
         projector = Projector(self.db, keys.get, gen)
+        for notification, event in zip(notifications, events, strict=True):
+            projector.apply(event, notification.id)
         with self.db.transaction() as run:
-            if self._lock_position(run, gen) != start:
-                return 0  # another follower applied this batch first; read again
-            for notification, event in zip(notifications, events, strict=True):
-                projector.apply(run, event, notification.id)
-            set_position(run, self.db, gen, notifications[-1].id)
-        return len(notifications)
+            reached = self._lock_position(run, gen)
+            if reached != start:
+                return 0, reached  # another follower applied this batch first; read again
+            with run.pipeline() as write:
+                projector.flush(write)
+            reached = notifications[-1].id
+            set_position(run, self.db, gen, reached)
+        return len(notifications), reached
 
     def _keys_of(self, resident_ids: set[str]) -> dict[str, bytes | None]:
         self.vault.keys.prefetch(resident_ids)
@@ -161,7 +178,7 @@ class ViewRunner:
             if progress:
                 progress(reached, self.vault.recorder.max_notification_id() or 0)
 
-        self.catch_up(new, progress=report)
+        self.catch_up(new, progress=report, batch=self.rebuild_batch)
         with self.db.transaction() as run:
             self._lock_position(run, old)
             run(

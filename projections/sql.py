@@ -6,15 +6,68 @@ through the connection pool eventsourcing already opened.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from eventsourcing.sqlite import SQLiteDatastore
 
 Params = tuple[Any, ...] | list[Any]
-Run = Callable[..., list[tuple[Any, ...]]]
-"""run(statement, params=()) -> rows as tuples (empty for statements without a result)."""
+
+
+class Write:
+    """Writes whose replies nobody waits for: ``write(statement, params)``, and
+    ``write.many(statement, rows)`` for one statement over many rows."""
+
+    def __init__(self, cursor: Any, sql: Callable[[str], str]) -> None:
+        self._cursor = cursor
+        self._sql = sql
+
+    def __call__(self, statement: str, params: Params) -> None:
+        self._cursor.execute(self._sql(statement), params)
+
+    def many(self, statement: str, rows: Sequence[Params]) -> None:
+        if rows:
+            self._cursor.executemany(self._sql(statement), rows)
+
+
+class Run:
+    """Runs statements in one transaction: ``run(statement, params=())`` -> rows as tuples
+    (empty for statements without a result)."""
+
+    def __init__(self, cursor: Any, sqlite: bool) -> None:
+        self._cursor = cursor
+        self._sqlite = sqlite
+        self._pipelined = False
+
+    def _sql(self, statement: str) -> str:
+        return statement if self._sqlite else statement.replace("?", "%s")
+
+    def __call__(self, statement: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        if self._pipelined:
+            raise RuntimeError("a read inside a pipeline would not see its rows")
+        cursor = self._cursor
+        cursor.execute(self._sql(statement), params)
+        if not self._sqlite and cursor.description is None:
+            return []
+        rows = cursor.fetchall() or []
+        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
+
+    @contextmanager
+    def pipeline(self) -> Iterator[Write]:
+        """Writes sent without waiting for each one's reply (PostgreSQL's pipeline mode),
+        so a batch of them costs about one round trip. A failed write raises by the end
+        of the block, and the transaction rolls back whole as usual."""
+        write = Write(self._cursor, self._sql)
+        if self._sqlite:  # in-process: there is no round trip to save
+            yield write
+            return
+        self._pipelined = True
+        try:
+            with self._cursor.connection.pipeline():
+                yield write
+        finally:
+            self._pipelined = False
 
 
 class Database:
@@ -30,17 +83,7 @@ class Database:
     @contextmanager
     def transaction(self, *, commit: bool = True) -> Iterator[Run]:
         with self.datastore.transaction(commit=commit) as cursor:
-
-            def run(statement: str, params: Params = ()) -> list[tuple[Any, ...]]:
-                if not self.sqlite:
-                    statement = statement.replace("?", "%s")
-                cursor.execute(statement, params)
-                if not self.sqlite and cursor.description is None:
-                    return []
-                rows = cursor.fetchall() or []
-                return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
-
-            yield run
+            yield Run(cursor, self.sqlite)
 
 
 def quoted(identifier: str) -> str:

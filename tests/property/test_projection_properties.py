@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services
-from projections import projector as projector_module
 from projections import runner as runner_module
+from projections import sql as sql_module
 from projections.queries import Views
 from projections.runner import ViewRunner
 from tests.property.test_replay_properties import Program, command, fold_log
@@ -68,31 +68,32 @@ def _follow_with_crashes(services: Services, rng: random.Random, crashes: int) -
 
 
 @contextmanager
-def _crash_after(events: int, *, at_tracking: bool) -> Iterator[None]:
-    """Make the follower die once it has applied ``events`` events (then, or when it goes
-    on to record its position)."""
-    real_apply = projector_module.Projector.apply
+def _crash_after(writes: int, *, at_tracking: bool) -> Iterator[None]:
+    """Make the follower die once it has sent ``writes`` row changes to the views: in the
+    middle of a batch's writes, or as it goes on to record its position."""
+    real_many = sql_module.Write.many
     real_set_position = runner_module.set_position
-    budget = events
+    budget = writes
 
-    def apply(self: Any, run: Any, event: Any, position: int) -> None:
+    def many(self: Any, statement: str, rows: Any) -> None:
         nonlocal budget
-        if budget == 0 and not at_tracking:
-            raise Crash
-        budget -= 1
-        real_apply(self, run, event, position)
+        for row in rows:
+            if budget == 0 and not at_tracking:
+                raise Crash
+            budget -= 1
+            real_many(self, statement, [row])
 
     def set_position(*args: Any) -> None:
         if at_tracking and budget <= 0:
             raise Crash
         real_set_position(*args)
 
-    projector_module.Projector.apply = apply  # type: ignore[method-assign]
+    sql_module.Write.many = many  # type: ignore[method-assign]
     runner_module.set_position = set_position
     try:
         yield
     finally:
-        projector_module.Projector.apply = real_apply  # type: ignore[method-assign]
+        sql_module.Write.many = real_many  # type: ignore[method-assign]
         runner_module.set_position = real_set_position
 
 
