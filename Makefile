@@ -28,6 +28,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.append
 	$(BIN)/python -m bench.policy
 	$(BIN)/python -m bench.fetch
+	$(BIN)/python -m bench.http_fetch
+	$(BIN)/python -m bench.projections
 
 clean:
 	rm -rf $(VENV) .civicvault .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -20,7 +20,8 @@ class ResidentKeys:
     """Each resident's data key, wrapped by the master key in a :class:`KeyTable`.
 
     Unwrapped keys are cached in memory for ``cache_seconds`` so that replaying
-    many events does not hit the table for each one. Once :meth:`shred` returns,
+    many events does not hit the table for each one; that a key was shredded is
+    cached for good, since a shredded key never comes back. Once :meth:`shred` returns,
     this process neither holds nor caches the key again (a read that raced the
     shred may still finish, but is not cached); other processes sharing the
     table notice within ``cache_seconds``.
@@ -40,7 +41,8 @@ class ResidentKeys:
         self._cache_seconds = cache_seconds
         self._cache_size = cache_size
         self._monotonic = monotonic
-        self._cache: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        # resident id -> (when read, key), or (when read, None) once shredded
+        self._cache: OrderedDict[str, tuple[float, bytes | None]] = OrderedDict()
         self._lock = threading.Lock()
         self._shreds = 0  # bumped around every shred, so a racing read is not cached
 
@@ -71,15 +73,19 @@ class ResidentKeys:
         """The resident's data key; raises if it was shredded or never created."""
         now = self._monotonic()
         with self._lock:
-            cached = self._cache.get(resident_id)
-            if cached is not None and now - cached[0] < self._cache_seconds:
+            cached = self._cached(resident_id, now)
+            if cached is not None:
                 self._cache.move_to_end(resident_id)
-                return cached[1]
+                key = cached[1]
+                if key is None:
+                    raise ResidentKeyShredded(f"resident {resident_id} was erased")
+                return key
             shreds = self._shreds
         row = self._table.resident_key(resident_id)
         if row is None:
             raise UnknownResidentKey(f"resident {resident_id} has no data key")
         if row.wrapped is None:
+            self._remember({resident_id: None}, now, shreds)
             raise ResidentKeyShredded(f"resident {resident_id} was erased")
         key = self._master.unwrap(
             row.wrapped, row.master_key_id, context=_resident_context(resident_id)
@@ -87,22 +93,33 @@ class ResidentKeys:
         self._remember({resident_id: key}, now, shreds)
         return key
 
+    def _cached(self, resident_id: str, now: float) -> tuple[float, bytes | None] | None:
+        """The cache's entry if it still holds (a shredded mark always does); under the lock."""
+        cached = self._cache.get(resident_id)
+        if cached is None or (cached[1] is not None and now - cached[0] >= self._cache_seconds):
+            return None
+        return cached
+
     def prefetch(self, resident_ids: Iterable[str]) -> None:
-        """Read many residents' keys in one query into the cache, ahead of sealing or opening."""
+        """Read, in one query, the keys of these residents that the cache lacks,
+        ahead of sealing or opening."""
+        now = self._monotonic()
         with self._lock:
             shreds = self._shreds
-        now = self._monotonic()
-        rows = self._table.resident_keys(list(resident_ids))
-        keys = {
-            row.resident_id: self._master.unwrap(
+            missing = [rid for rid in set(resident_ids) if self._cached(rid, now) is None]
+        if not missing:
+            return
+        keys: dict[str, bytes | None] = {
+            row.resident_id: None
+            if row.wrapped is None
+            else self._master.unwrap(
                 row.wrapped, row.master_key_id, context=_resident_context(row.resident_id)
             )
-            for row in rows
-            if row.wrapped is not None
+            for row in self._table.resident_keys(missing)
         }
         self._remember(keys, now, shreds)
 
-    def _remember(self, keys: dict[str, bytes], now: float, shreds: int) -> None:
+    def _remember(self, keys: dict[str, bytes | None], now: float, shreds: int) -> None:
         """Cache keys read while no shred happened (a read racing a shred is not kept)."""
         with self._lock:
             if self._shreds != shreds:
@@ -125,7 +142,7 @@ class ResidentKeys:
         self._table.shred_resident_key(resident_id, datetime.now(UTC))
         with self._lock:
             self._shreds += 1
-            self._cache.pop(resident_id, None)
+            self._cache[resident_id] = (self._monotonic(), None)
 
     def wrap_document_key(self, resident_id: str, document_id: str, document_key: bytes) -> bytes:
         """Wrap a document's key under its owner's data key."""

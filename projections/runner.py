@@ -100,7 +100,7 @@ class ViewRunner:
         )
         if not notifications:
             return 0, start
-        events = [self.vault.mapper.to_domain_event(n) for n in notifications]
+        events = self.vault.mapper.to_domain_events(notifications)
         keys = self._keys_of({e.resident_id for e in events if hasattr(e, "resident_id")})
         projector = Projector(self.db, keys.get, gen)
         for notification, event in zip(notifications, events, strict=True):

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Mapper, Recording
+from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Recording
 
 from keys.errors import ResidentKeyShredded
 from keys.receipts import ConsentTerms
@@ -54,6 +54,8 @@ class StripedLocks:
 class VaultBase(Application[UUID]):
     """The event store, the ports, and the helpers the command modules build on."""
 
+    mapper: PersonalDataMapper
+
     def __init__(
         self,
         *,
@@ -92,7 +94,7 @@ class VaultBase(Application[UUID]):
     def construct_factory(self, env: Any) -> InfrastructureFactory[Any]:
         return self._factory
 
-    def construct_mapper(self) -> Mapper[UUID]:
+    def construct_mapper(self) -> PersonalDataMapper:
         return PersonalDataMapper(
             transcoder=self.construct_transcoder(),
             keys=self.keys,

@@ -159,9 +159,8 @@ class DocumentCommands(ResidentCommands, VaultBase):
         keys: set[str] = set()
         start = 1
         while page := self.recorder.select_notifications(start, 1000, topics=topics):
-            for notification in page:
-                event: Any = self.mapper.to_domain_event(notification)
-                keys.add(event.blob_key)
+            events: list[Any] = self.mapper.to_domain_events(page)
+            keys.update(event.blob_key for event in events)
             start = page[-1].id + 1
         return keys
 

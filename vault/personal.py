@@ -11,6 +11,7 @@ read back as :data:`ERASED`.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any, ClassVar, Final
 from uuid import UUID
 
@@ -103,6 +104,24 @@ class PersonalDataMapper(Mapper[UUID]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        [event] = self.to_domain_events([stored_event])
+        return event
+
+    def to_domain_events(
+        self, stored_events: Sequence[StoredEvent]
+    ) -> list[DomainEventProtocol[UUID]]:
+        """Many stored events at once: their owners' keys are read in one go (one query
+        for every key the cache lacks) before any personal field is opened."""
+        decoded = [self._decode(stored) for stored in stored_events]
+        owners = {state["resident_id"] for _, _, state in decoded if state.get(_SEALED_KEY)}
+        if len(owners) > 1:
+            self.keys.prefetch(owners)
+        return [
+            self._finish(stored, cls, originator_id, state)
+            for stored, (cls, originator_id, state) in zip(stored_events, decoded, strict=True)
+        ]
+
+    def _decode(self, stored_event: StoredEvent) -> tuple[type, UUID, dict[str, Any]]:
         cls = resolve_topic(stored_event.topic)
         originator_id = stored_event.originator_id
         if not isinstance(originator_id, UUID):
@@ -114,19 +133,23 @@ class PersonalDataMapper(Mapper[UUID]):
             if self.compressor:
                 data = self.compressor.decompress(data)
             state: dict[str, Any] = self.transcoder.decode(data)
-            if _SEALED_KEY in state:
+        except Exception as e:
+            raise _unreadable(stored_event, originator_id, e) from e
+        return cls, originator_id, state
+
+    def _finish(
+        self, stored_event: StoredEvent, cls: type, originator_id: UUID, state: dict[str, Any]
+    ) -> DomainEventProtocol[UUID]:
+        if _SEALED_KEY in state:
+            try:
                 state.update(
                     self._open_personal(
                         cls, state["resident_id"], state.pop(_SEALED_KEY), stored_event,
                         originator_id,
                     )
                 )
-        except Exception as e:
-            msg = (
-                f"cannot read stored event {stored_event.topic} "
-                f"{originator_id} v{stored_event.originator_version}: {e}"
-            )
-            raise MapperDeserialisationError(msg) from e
+            except Exception as e:
+                raise _unreadable(stored_event, originator_id, e) from e
         state["originator_id"] = originator_id
         state["originator_version"] = stored_event.originator_version
         from_version = state.pop("class_version", 1)
@@ -159,6 +182,15 @@ class PersonalDataMapper(Mapper[UUID]):
         )
         opened: dict[str, Any] = self.transcoder.decode(plaintext)
         return opened
+
+
+def _unreadable(
+    stored_event: StoredEvent, originator_id: UUID, error: Exception
+) -> MapperDeserialisationError:
+    return MapperDeserialisationError(
+        f"cannot read stored event {stored_event.topic} "
+        f"{originator_id} v{stored_event.originator_version}: {error}"
+    )
 
 
 def _context(topic: str, originator_id: UUID, originator_version: int) -> bytes:
