@@ -171,3 +171,19 @@ def memory_vault(clock: MovableClock | None = None, **overrides: Any) -> Vault:
     )
     vault.signing = signing  # type: ignore[attr-defined]
     return vault
+
+
+class CountingKeyTable(MemoryKeyTable):
+    """Records which residents' keys each read asked the table for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[list[str]] = []
+
+    def resident_key(self, resident_id: str) -> WrappedResidentKey | None:
+        self.reads.append([resident_id])
+        return super().resident_key(resident_id)
+
+    def resident_keys(self, resident_ids: Sequence[str]) -> list[WrappedResidentKey]:
+        self.reads.append(sorted(resident_ids))
+        return super().resident_keys(resident_ids)

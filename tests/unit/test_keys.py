@@ -33,7 +33,7 @@ from keys.receipts import ConsentTerms, InvalidReceipt, sign_consent_receipt, ve
 from keys.resident_keys import ResidentKeys, rotate_master
 from keys.secrets import open_personal_fields, seal_personal_fields, unwrap_key, wrap_key
 from keys.signing import SigningKey, SigningKeys
-from tests.support import MemoryKeyTable
+from tests.support import CountingKeyTable, MemoryKeyTable
 
 IDS = {"document_id": "d1", "resident_id": "r1"}
 
@@ -192,6 +192,37 @@ def test_shredded_key_is_gone_even_from_the_cache() -> None:
     keys.create("a")  # a shredded resident does not get a new key
     with pytest.raises(ResidentKeyShredded):
         keys.data_key("a")
+
+
+def test_a_key_shredded_elsewhere_is_read_once_then_remembered_as_shredded() -> None:
+    table = CountingKeyTable()
+    master = MasterKeys(MasterKey.generate())
+    here = ResidentKeys(table, master, cache_seconds=0)  # would re-read a live key each time
+    elsewhere = ResidentKeys(table, master)
+    here.create("a")
+    elsewhere.shred("a")
+    table.reads.clear()
+    for _ in range(3):
+        with pytest.raises(ResidentKeyShredded):
+            here.data_key("a")
+    assert table.reads == [["a"]]
+    here.prefetch(["a"])
+    assert table.reads == [["a"]]
+
+
+def test_prefetch_reads_only_the_keys_the_cache_lacks() -> None:
+    table = CountingKeyTable()
+    keys = ResidentKeys(table, MasterKeys(MasterKey.generate()), cache_seconds=3600)
+    for rid in ("a", "b", "c", "d"):
+        keys.create(rid)
+    keys.shred("d")
+    table.reads.clear()
+    keys.prefetch(["a", "b", "a"])
+    keys.prefetch(["a", "b", "c", "d"])
+    keys.prefetch(["c"])
+    assert table.reads == [["a", "b"], ["c"]]  # d's shredding is known here already
+    assert keys.data_key("c") != keys.data_key("a")
+    assert table.reads == [["a", "b"], ["c"]]
 
 
 def test_document_keys_are_wrapped_for_one_document_of_one_resident() -> None:

@@ -11,7 +11,9 @@ import pytest
 from eventsourcing.persistence import MapperDeserialisationError
 from eventsourcing.utils import get_topic
 
-from tests.support import memory_vault
+from keys.master import MasterKey, MasterKeys
+from keys.resident_keys import ResidentKeys
+from tests.support import CountingKeyTable, memory_vault
 from vault.document import Document
 from vault.personal import ERASED, Erased, PersonalDataMapper
 from vault.resident import Resident
@@ -64,6 +66,24 @@ def test_after_shredding_personal_fields_read_as_erased() -> None:
     assert restored.department == "public-security"  # type: ignore[attr-defined]
     assert Erased() is ERASED
     assert not ERASED
+
+
+def test_a_page_of_events_is_decoded_with_one_key_query() -> None:
+    mapper = _mapper()
+    table = CountingKeyTable()
+    master = MasterKeys(MasterKey.generate())
+    mapper.keys = ResidentKeys(table, master)
+    for rid in ("r1", "r2", "r3"):
+        mapper.keys.create(rid)
+    stored = [mapper.to_stored_event(_revoked_event(rid)) for rid in ("r1", "r2", "r3", "r1")]
+    mapper.keys.shred("r3")
+    mapper.keys = ResidentKeys(table, master)  # nothing cached, as in a rebuild
+    table.reads.clear()
+    events = mapper.to_domain_events(stored)
+    assert table.reads == [["r1", "r2", "r3"]]
+    reasons = [e.reason for e in events]  # type: ignore[attr-defined]
+    assert reasons == ["张伟 moved away", "张伟 moved away", ERASED, "张伟 moved away"]
+    assert [e.originator_id for e in events] == [s.originator_id for s in stored]
 
 
 def test_sealed_fields_moved_to_another_event_do_not_open() -> None:
