@@ -7,6 +7,12 @@ makes it one round trip but leaves out the table lock, so two writers could
 commit notification ids out of order and a reader following the log could skip
 one. This recorder installs the function *with* the lock, and so keeps the
 library's ordering guarantee at one round trip per save.
+
+It also numbers the events itself, one past the highest id, under that lock,
+instead of drawing from the column's sequence: a sequence is not rolled back, so
+every failed save (an optimistic-concurrency conflict, say) would leave a gap,
+and the ledger needs event N to be leaf N - 1 with no gaps, so that a missing
+number can only mean a deleted event.
 """
 
 from __future__ import annotations
@@ -40,8 +46,11 @@ class OrderedPostgresApplicationRecorder(PostgresApplicationRecorder):
             "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
             "NOTIFY {channel}; "
             "RETURN QUERY INSERT INTO {schema}.{table} "
-            "(originator_id, originator_version, topic, state) "
-            "SELECT originator_id, originator_version, topic, state FROM unnest(events) "
+            "(notification_id, originator_id, originator_version, topic, state) "
+            "SELECT (SELECT COALESCE(MAX(notification_id), 0) FROM {schema}.{table}) + e.n, "
+            "e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM unnest(events) WITH ORDINALITY "
+            "AS e(originator_id, originator_version, topic, state, n) "
             "RETURNING notification_id; "
             "END; $BODY$"
         ).format(

@@ -7,15 +7,21 @@ following the log never skips an event committed late with a lower id.
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
+from uuid import uuid4
 
 import psycopg
+import pytest
+from eventsourcing.persistence import IntegrityError
 from psycopg import sql
 
 from adapters.postgres_recorder import OrderedPostgresApplicationRecorder
 from adapters.settings import Settings
 from adapters.wiring import open_services
 from keys.master import MasterKey
+from vault.ids import resident_aggregate_id
+from vault.resident import Resident
 
 
 def test_saves_wait_for_the_exclusive_table_lock(postgres_schema_url: str, tmp_path: Path) -> None:
@@ -50,5 +56,37 @@ def test_saves_wait_for_the_exclusive_table_lock(postgres_schema_url: str, tmp_p
         writer.join()
         ids = [n.id for n in recorder.select_notifications(1, 10)]
         assert ids == [1, 2]
+    finally:
+        services.close()
+
+
+def test_failed_saves_leave_no_gap_in_the_notification_ids(
+    postgres_schema_url: str, tmp_path: Path
+) -> None:
+    """A sequence would be spent by each failed insert; event N must stay leaf N - 1."""
+    services = open_services(
+        Settings(
+            data_dir=tmp_path,
+            master_key=MasterKey.generate().to_base64(),
+            database_url=postgres_schema_url,
+        )
+    )
+    try:
+        vault = services.vault
+        vault.register_resident("first")
+        aggregate_id = resident_aggregate_id("first")
+        registered = datetime.now(UTC)
+        fresh = vault.resident("first")
+        fresh.file_document(uuid4())
+        vault.save(fresh)
+        for _ in range(3):  # a copy as it stood before: each save conflicts and rolls back
+            stale = vault.as_of(aggregate_id, registered)
+            assert isinstance(stale, Resident)
+            stale.file_document(uuid4())
+            with pytest.raises(IntegrityError):
+                vault.save(stale)
+        vault.register_resident("second")
+        ids = [n.id for n in vault.recorder.select_notifications(1, 100)]
+        assert ids == [1, 2, 3]
     finally:
         services.close()
