@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     max_projection_lag_seconds: float = Field(
         default=30.0, gt=0, description="/readyz fails when the read models lag more than this"
     )
+    checkpoint_events: int = Field(
+        default=1000, ge=1, description="the ledger signs a checkpoint after this many events"
+    )
+    checkpoint_seconds: float = Field(
+        default=60.0, gt=0,
+        description="or after this many seconds, when events came in since the last one",
+    )
     aggregate_cache_size: int = Field(
         default=10_000,
         ge=0,

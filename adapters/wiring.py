@@ -19,6 +19,7 @@ from keys.master import MasterKey, MasterKeys, load_or_create_key_file
 from keys.receipts import ConsentTerms, sign_consent_receipt
 from keys.resident_keys import ResidentKeys
 from keys.signing import SigningKeys
+from projections.ledger import Ledger
 from projections.queries import Views
 from projections.runner import ViewRunner
 from projections.sql import Database
@@ -41,6 +42,7 @@ class Services:
     blobs: BlobStore
     views: Views
     view_runner: ViewRunner
+    ledger: Ledger
 
     def close(self) -> None:
         self.vault.close()
@@ -68,9 +70,29 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> Services
         max_document_bytes=settings.max_document_bytes,
     )
     database = Database(factory.datastore)  # type: ignore[attr-defined]
-    view_runner = ViewRunner(vault, database)
+
+    def sign_checkpoint(message: bytes) -> tuple[str, bytes]:
+        key = signing.current("checkpoints")
+        return key.kid, key.private_key.sign(message)
+
+    ledger = Ledger(
+        vault.recorder,
+        database,
+        sign_checkpoint,
+        checkpoint_events=settings.checkpoint_events,
+        checkpoint_seconds=settings.checkpoint_seconds,
+    )
+    view_runner = ViewRunner(vault, database, ledger=ledger)
     return Services(
-        settings, vault, key_table, master, signing, blobs, Views(database, keys), view_runner
+        settings,
+        vault,
+        key_table,
+        master,
+        signing,
+        blobs,
+        Views(database, keys),
+        view_runner,
+        ledger,
     )
 
 

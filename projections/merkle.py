@@ -139,8 +139,11 @@ class Frontier:
     roots: list[tuple[Node, bytes]] = field(default_factory=list)
 
     def append(self, data: bytes) -> list[tuple[Node, bytes]]:
+        return self.append_hash(leaf_hash(data))
+
+    def append_hash(self, digest: bytes) -> list[tuple[Node, bytes]]:
+        """Append a leaf by its hash (``leaf_hash(data)``)."""
         index = self.size
-        digest = leaf_hash(data)
         made: list[tuple[Node, bytes]] = [((0, index), digest)]
         level = 0
         while self.roots and self.roots[-1][0][0] == level:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from keys.errors import KeyLayerError
+from projections.ledger import Ledger
 from projections.projector import Projector
 from projections.schema import (
     GENERATION,
@@ -47,9 +48,13 @@ class ViewRunner:
         *,
         batch: int = BATCH,
         rebuild_batch: int = REBUILD_BATCH,
+        ledger: Ledger | None = None,
     ) -> None:
         self.vault = vault
         self.db = db
+        self.ledger = ledger
+        self._ledger_retry_at = 0.0
+        self._ledger_pause = 0.5
         self.batch = batch
         self.rebuild_batch = rebuild_batch
         create_common(db)
@@ -126,24 +131,40 @@ class ViewRunner:
         return keys
 
     def follow(self, stop: threading.Event) -> None:
-        """Keep the views up to date until ``stop`` is set.
+        """Keep the views (and the ledger, when there is one) up to date until ``stop``
+        is set.
 
         A batch that fails rolls back whole and is tried again, after a pause that
         grows to a minute; the error is logged each time, and the lag shows in
-        ``/metrics`` and ``/readyz``.
+        ``/metrics`` and ``/readyz``. The ledger retries on its own schedule, so a
+        ledger that stops (say, at a gap in the log) does not stop the views.
         """
         pause = 0.5
         while not stop.is_set():
             try:
                 with _Wakeup(self.vault, self.db) as wakeup:
                     while not stop.is_set():
-                        if self.catch_up(stop=stop) == 0:
+                        applied = self.catch_up(stop=stop) + self._grow_ledger(stop)
+                        if applied == 0:
                             wakeup.wait(stop)
                         pause = 0.5
             except Exception:
                 log.exception("read models: a batch failed; retrying in %.1f s", pause)
                 stop.wait(pause)
                 pause = min(pause * 2, 60.0)
+
+    def _grow_ledger(self, stop: threading.Event) -> int:
+        if self.ledger is None or time.monotonic() < self._ledger_retry_at:
+            return 0
+        try:
+            added = self.ledger.catch_up(stop=stop)
+        except Exception:
+            log.exception("ledger: a batch failed; retrying in %.1f s", self._ledger_pause)
+            self._ledger_retry_at = time.monotonic() + self._ledger_pause
+            self._ledger_pause = min(self._ledger_pause * 2, 60.0)
+            return 0
+        self._ledger_pause = 0.5
+        return added
 
     def wait_for(self, target: int, timeout: float) -> bool:
         """Wait until the views have reached ``target`` in the log; False on timeout."""

@@ -1,0 +1,456 @@
+"""The ledger: a Merkle tree over the whole notification log, with signed checkpoints.
+
+Event ``N`` (its notification id) is leaf ``N - 1``. A leaf is the stored record as it
+sits in the event store — topic, originator id, version and the stored state bytes,
+personal fields still sealed — so crypto-shredding a resident changes no leaf, and the
+ledger keeps verifying after an erasure::
+
+    leaf = len(topic) as 2 bytes || topic (UTF-8) || originator id (16 bytes)
+           || version as 8 bytes || state            (integers big-endian)
+
+The hash of every perfect subtree is kept (``cv_ledger_nodes``), so a proof at any size
+is a handful of lookups. A checkpoint (signed tree head) is an Ed25519 signature over::
+
+    b"civicvault checkpoint v1\\n" || tree size (8 bytes) || time in ms (8 bytes) || root
+
+written every ``checkpoint_events`` events or ``checkpoint_seconds`` seconds, whichever
+comes first, and kept for good.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from projections.merkle import (
+    Frontier,
+    Node,
+    ProofError,
+    consistency_ranges,
+    hashes_of,
+    inclusion_ranges,
+    leaf_hash,
+    perfect_parts,
+    range_hash,
+)
+from projections.sql import Database, Run
+
+NODES = "cv_ledger_nodes"
+STATE = "cv_ledger_state"
+CHECKPOINTS = "cv_ledger_checkpoints"
+BATCH = 5000
+CHECKPOINT_PREFIX = b"civicvault checkpoint v1\n"
+log = logging.getLogger("civicvault.ledger")
+
+
+class Notifications(Protocol):
+    """The part of the event store's recorder the ledger reads."""
+
+    def select_notifications(self, start: int | None, limit: int) -> Sequence[Any]: ...
+
+
+class LedgerGap(Exception):
+    """The log skips a notification id: an event was deleted (or the log was reordered)."""
+
+
+def leaf_data(topic: str, originator_id: UUID | str, version: int, state: bytes) -> bytes:
+    name = topic.encode()
+    return (
+        len(name).to_bytes(2, "big")
+        + name
+        + UUID(str(originator_id)).bytes
+        + version.to_bytes(8, "big")
+        + bytes(state)
+    )
+
+
+def leaf_of(notification: Any) -> bytes:
+    return leaf_data(
+        notification.topic,
+        notification.originator_id,
+        notification.originator_version,
+        notification.state,
+    )
+
+
+def checkpoint_message(tree_size: int, timestamp: datetime, root_hash: bytes) -> bytes:
+    millis = int(timestamp.timestamp() * 1000)
+    return CHECKPOINT_PREFIX + tree_size.to_bytes(8, "big") + millis.to_bytes(8, "big") + root_hash
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    tree_size: int
+    root_hash: bytes
+    timestamp: datetime
+    key_id: str
+    signature: bytes
+
+    def message(self) -> bytes:
+        return checkpoint_message(self.tree_size, self.timestamp, self.root_hash)
+
+    def verify(self, public_keys: dict[str, Ed25519PublicKey]) -> bool:
+        key = public_keys.get(self.key_id)
+        if key is None:
+            return False
+        try:
+            key.verify(self.signature, self.message())
+        except InvalidSignature:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    leaf_index: int
+    tree_size: int
+    leaf_hash: bytes
+    inclusion_path: list[bytes]
+
+
+Signer = Callable[[bytes], tuple[str, bytes]]
+"""sign(message) -> (key id, signature)."""
+
+
+class Ledger:
+    """Keeps the tree up to date with the log, writes checkpoints, answers proofs."""
+
+    def __init__(
+        self,
+        log_: Notifications,
+        db: Database,
+        sign: Signer,
+        *,
+        batch: int = BATCH,
+        checkpoint_events: int = 1000,
+        checkpoint_seconds: float = 60.0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.log = log_
+        self.db = db
+        self.sign = sign
+        self.batch = batch
+        self.checkpoint_events = checkpoint_events
+        self.checkpoint_seconds = checkpoint_seconds
+        self.now = now
+        self._frontier: Frontier | None = None  # the tree's right edge, kept between batches
+        self._lock = threading.Lock()
+        self._latest: Checkpoint | None = None  # the newest checkpoint this process knows
+        self._latest_read = False
+        self.nodes_table = db.table(NODES)
+        self.state_table = db.table(STATE)
+        self.checkpoints_table = db.table(CHECKPOINTS)
+        with db.transaction() as run:
+            run(
+                f"CREATE TABLE IF NOT EXISTS {self.nodes_table} (level INTEGER NOT NULL, "
+                f"idx BIGINT NOT NULL, hash {db.blob} NOT NULL, PRIMARY KEY (level, idx))"
+            )
+            run(
+                f"CREATE TABLE IF NOT EXISTS {self.state_table} ("
+                "name TEXT PRIMARY KEY, size BIGINT NOT NULL)"
+            )
+            run(
+                f"INSERT INTO {self.state_table} (name, size) VALUES ('ledger', 0) "
+                "ON CONFLICT (name) DO NOTHING"
+            )
+            run(
+                f"CREATE TABLE IF NOT EXISTS {self.checkpoints_table} ("
+                f"tree_size BIGINT PRIMARY KEY, root_hash {db.blob} NOT NULL, "
+                f"at TEXT NOT NULL, key_id TEXT NOT NULL, signature {db.blob} NOT NULL)"
+            )
+
+    # Growing the tree
+
+    def size(self) -> int:
+        """How many events the tree holds."""
+        with self.db.transaction(commit=False) as run:
+            return self._size(run)
+
+    def _size(self, run: Run) -> int:
+        return int(run(f"SELECT size FROM {self.state_table} WHERE name = 'ledger'")[0][0])
+
+    def step(self) -> int:
+        """Add the next batch of events to the tree in one transaction (and a checkpoint
+        when one is due); returns how many were added."""
+        with self._lock:
+            start = self.size()
+            notifications = self.log.select_notifications(start + 1, self.batch)
+            if not notifications:
+                self._checkpoint_if_due(start, force=False)
+                return 0
+            _check_contiguous(notifications, start + 1)
+            frontier = self._frontier_at(start)
+            grown = Frontier(frontier.size, [*frontier.roots])
+            nodes: list[tuple[int, int, bytes]] = []
+            for notification in notifications:
+                nodes.extend(
+                    (level, idx, digest)
+                    for (level, idx), digest in grown.append(leaf_of(notification))
+                )
+            with self.db.transaction() as run:
+                size = self._locked_size(run)
+                if size != start:
+                    self._frontier = None
+                    return 0  # another process grew the tree first
+                with run.pipeline() as write:
+                    write.many(
+                        f"INSERT INTO {self.nodes_table} (level, idx, hash) VALUES (?, ?, ?)",
+                        nodes,
+                    )
+                run(f"UPDATE {self.state_table} SET size = ? WHERE name = 'ledger'",
+                    (grown.size,))
+            self._frontier = grown
+            self._checkpoint_if_due(grown.size, force=False)
+            return len(notifications)
+
+    def catch_up(
+        self,
+        *,
+        progress: Callable[[int], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
+        added = 0
+        while not (stop and stop.is_set()):
+            done = self.step()
+            if not done:
+                return added
+            added += done
+            if progress:
+                progress(self.size())
+        return added
+
+    def _locked_size(self, run: Run) -> int:
+        if self.db.sqlite:  # any write takes SQLite's one write lock until the commit
+            run(f"UPDATE {self.state_table} SET size = size WHERE name = 'ledger'")
+            return self._size(run)
+        rows = run(f"SELECT size FROM {self.state_table} WHERE name = 'ledger' FOR UPDATE")
+        return int(rows[0][0])
+
+    def _frontier_at(self, size: int) -> Frontier:
+        if self._frontier is None or self._frontier.size != size:
+            self._frontier = Frontier.at(size, self.nodes)
+        return self._frontier
+
+    # Checkpoints
+
+    def checkpoint(self) -> Checkpoint | None:
+        """A checkpoint of the tree as it is now: the latest one if it already covers the
+        tree, else a new one. None while the tree is empty."""
+        with self._lock:
+            size = self.size()
+            return self._checkpoint_if_due(size, force=True) or self.checkpoint_at(size)
+
+    def _checkpoint_if_due(self, size: int, *, force: bool) -> Checkpoint | None:
+        if size == 0:
+            return None
+        if not self._latest_read:  # read once; after that, this process writes them
+            self._latest, self._latest_read = self.latest_checkpoint(), True
+        latest = self._latest
+        if latest is not None and latest.tree_size >= size:
+            return None
+        now = self.now()
+        due = (
+            force
+            or latest is None
+            or size - latest.tree_size >= self.checkpoint_events
+            or (now - latest.timestamp).total_seconds() >= self.checkpoint_seconds
+        )
+        if not due:
+            return None
+        now = datetime.fromtimestamp(int(now.timestamp() * 1000) / 1000, UTC)  # ms, as signed
+        root = self.root(size)
+        key_id, signature = self.sign(checkpoint_message(size, now, root))
+        checkpoint = Checkpoint(size, root, now, key_id, signature)
+        with self.db.transaction() as run:
+            run(
+                f"INSERT INTO {self.checkpoints_table} "
+                "(tree_size, root_hash, at, key_id, signature) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (tree_size) DO NOTHING",
+                (size, root, now.isoformat(), key_id, signature),
+            )
+        # Another process may have signed this size first; what is stored is what counts.
+        self._latest = self.checkpoint_at(size) or checkpoint
+        return self._latest
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        rows = self._checkpoint_rows("ORDER BY tree_size DESC LIMIT 1", ())
+        return rows[0] if rows else None
+
+    def checkpoint_at(self, tree_size: int) -> Checkpoint | None:
+        rows = self._checkpoint_rows("WHERE tree_size = ?", (tree_size,))
+        return rows[0] if rows else None
+
+    def checkpoint_covering(self, event: int) -> Checkpoint | None:
+        """The first checkpoint whose tree holds event ``event``."""
+        rows = self._checkpoint_rows("WHERE tree_size >= ? ORDER BY tree_size LIMIT 1", (event,))
+        return rows[0] if rows else None
+
+    def checkpoints(self) -> Iterator[Checkpoint]:
+        yield from self._checkpoint_rows("ORDER BY tree_size", ())
+
+    def _checkpoint_rows(self, tail: str, params: tuple[Any, ...]) -> list[Checkpoint]:
+        with self.db.transaction(commit=False) as run:
+            rows = run(
+                f"SELECT tree_size, root_hash, at, key_id, signature "
+                f"FROM {self.checkpoints_table} {tail}",
+                params,
+            )
+        return [
+            Checkpoint(int(size), bytes(root), datetime.fromisoformat(at), key_id, bytes(sig))
+            for size, root, at, key_id, sig in rows
+        ]
+
+    # Proofs
+
+    def nodes(self, wanted: list[Node]) -> dict[Node, bytes]:
+        """Stored hashes of perfect subtrees, by (level, index)."""
+        found: dict[Node, bytes] = {}
+        for at in range(0, len(wanted), 200):
+            chunk = wanted[at : at + 200]
+            values = ", ".join(["(?, ?)"] * len(chunk))
+            params = [n for node in chunk for n in node]
+            with self.db.transaction(commit=False) as run:
+                rows = run(
+                    f"SELECT level, idx, hash FROM {self.nodes_table} "
+                    f"WHERE (level, idx) IN (VALUES {values})",
+                    params,
+                )
+            found.update({(int(level), int(idx)): bytes(h) for level, idx, h in rows})
+        missing = [node for node in wanted if node not in found]
+        if missing:
+            raise ProofError(f"the ledger does not hold nodes {missing[:3]}")
+        return found
+
+    def root(self, size: int) -> bytes:
+        parts = perfect_parts(0, size)
+        found = self.nodes(parts)
+        return range_hash(found[node] for node in parts)
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        """The stored leaf hashes of leaves ``[start, end)`` that the tree holds."""
+        with self.db.transaction(commit=False) as run:
+            rows = run(
+                f"SELECT hash FROM {self.nodes_table} WHERE level = 0 AND idx >= ? AND idx < ? "
+                "ORDER BY idx",
+                (start, end),
+            )
+        return [bytes(h) for (h,) in rows]
+
+    def _check_size(self, size: int) -> None:
+        held = self.size()
+        if size > held:
+            raise ProofError(f"the ledger holds {held} events, not {size}")
+
+    def inclusion(self, event: int, tree_size: int) -> InclusionProof:
+        """Proof that event ``event`` (a notification id) is leaf ``event - 1`` of the
+        tree of ``tree_size`` events."""
+        self._check_size(tree_size)
+        index = event - 1
+        ranges = inclusion_ranges(index, tree_size)
+        [leaf] = self.nodes([(0, index)]).values()
+        return InclusionProof(index, tree_size, leaf, hashes_of(ranges, self.nodes))
+
+    def consistency(self, first: int, second: int) -> list[bytes]:
+        """Proof that the tree of ``second`` events extends the tree of ``first``."""
+        self._check_size(second)
+        return hashes_of(consistency_ranges(first, second), self.nodes)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What :func:`verify` found: ``problem`` is None when the log and ledger are intact."""
+
+    events: int  # events read from the log
+    in_ledger: int  # of which the tree holds
+    checkpoints: int  # checkpoints checked
+    problem: str | None = None
+    first_bad_event: int | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.problem is None
+
+
+def verify(
+    log_: Notifications,
+    ledger: Ledger,
+    public_keys: dict[str, Ed25519PublicKey],
+    *,
+    page: int = BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> Verdict:
+    """Recompute the tree from the event store and check it against the ledger and every
+    signed checkpoint; name the first event whose stored bytes changed, or where the log
+    skips or ends early."""
+    held = ledger.size()
+    checkpoints = list(ledger.checkpoints())
+    for checkpoint in checkpoints:
+        if not checkpoint.verify(public_keys):
+            return Verdict(0, 0, 0, f"the checkpoint at {checkpoint.tree_size} events "
+                           f"has no valid signature by key {checkpoint.key_id}")
+    pending = iter(checkpoints)
+    due = next(pending, None)
+    checked = 0
+    last_good = 0  # the size of the latest checkpoint found intact
+    frontier = Frontier()
+    expected = 1
+    while notifications := log_.select_notifications(expected, page):
+        stored = ledger.leaf_hashes(expected - 1, expected - 1 + len(notifications))
+        for offset, notification in enumerate(notifications):
+            if notification.id != expected:
+                return Verdict(
+                    expected - 1, min(expected - 1, held), checked,
+                    f"event {expected} is missing: the log goes on at {notification.id} "
+                    "(deleted or reordered)",
+                    expected,
+                )
+            digest = leaf_hash(leaf_of(notification))
+            if offset < len(stored) and stored[offset] != digest:
+                return Verdict(
+                    expected - 1, min(expected - 1, held), checked,
+                    f"event {expected} differs from the bytes the ledger recorded for it",
+                    expected,
+                )
+            frontier.append_hash(digest)
+            while due is not None and due.tree_size == frontier.size:
+                if frontier.root() != due.root_hash:
+                    return Verdict(
+                        expected, min(expected, held), checked,
+                        f"the tree of {due.tree_size} events does not match its signed "
+                        f"checkpoint: an event after {last_good} was changed along with "
+                        "the ledger's own hashes",
+                        last_good + 1,
+                    )
+                checked += 1
+                last_good = due.tree_size
+                due = next(pending, None)
+            expected += 1
+        if progress:
+            progress(expected - 1)
+    events = expected - 1
+    if events < held or due is not None:
+        claimed = max(held, due.tree_size if due else 0)
+        return Verdict(
+            events, min(events, held), checked,
+            f"the log ends at event {events} but the ledger holds {claimed}: "
+            f"events {events + 1} to {claimed} were deleted",
+            events + 1,
+        )
+    return Verdict(events, held, checked)
+
+
+def _check_contiguous(notifications: Sequence[Any], expected: int) -> None:
+    for notification in notifications:
+        if notification.id != expected:
+            raise LedgerGap(
+                f"event {expected} is missing from the log (the next one is {notification.id})"
+            )
+        expected += 1
