@@ -103,7 +103,9 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
                 now=now,
             )
             document.reuse(department, purpose, access.id, now)
-            self.save(judgement.consent, document, access)
+            # The access event goes first in the log, so the state just before it is the
+            # state the decision was made on (re-adjudication folds the log in order).
+            self.save(access, judgement.consent, document)
             return access, document
 
         # Fetches for one resident in this process take turns: they would otherwise conflict

@@ -9,6 +9,9 @@ what each fetch must do; the vault must agree on every one:
 3. every fetch, allowed or denied, leaves exactly one access event;
 4. a department gets only what consent and policy allow, for the purpose it states;
 5. an older credit sequence never replaces a newer grade.
+
+And at the end, re-adjudication makes every recorded decision again, on the state
+and the policy version of its time, and finds no mismatch.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from hypothesis import strategies as st
 
 from adapters.settings import Settings
 from adapters.wiring import open_services
+from policy.rules import default_policy_text
 from policy.scales import Grade, TrustLevel
 from tests.support import MovableClock
 from vault.access import AccessAttempt
@@ -60,6 +64,14 @@ step = st.one_of(
     st.tuples(st.just("verify"), st.integers(0, 30)),
     st.tuples(st.just("withdraw"), st.integers(0, 60)),
     st.tuples(st.just("advance"), st.integers(1, 6)),
+    st.tuples(st.just("publish"), st.booleans()),
+)
+# Published mid-run: subsistence allowance only for grade A and trust B or better.
+STRICTER = (
+    "p, caseworker, civil-affairs, id-card, subsistence-allowance, A, B\n"
+    "p, caseworker, housing, id-card, housing-subsidy, C, C\n"
+    "g, o, caseworker, civil-affairs\n"
+    "g, o, caseworker, housing\n"
 )
 
 
@@ -205,6 +217,13 @@ class Run:
     def advance(self, days: int) -> None:
         self.clock.advance(timedelta(days=days))
 
+    def publish(self, stricter: bool) -> None:
+        if stricter:
+            self.vault.publish_policy(STRICTER)
+        else:
+            self.vault.publish_policy(default_policy_text())
+        self.point = self.vault.decision_point()
+
 
 def _access_count(vault: Vault) -> int:
     topic = get_topic(AccessAttempt.Recorded)
@@ -233,5 +252,8 @@ def test_fetches_obey_consent_policy_and_grades_under_any_interleaving(
         run.grant(0, "id-card", None, 0)  # so that some fetches have something to be allowed by
         for name, *args in program:
             getattr(run, name)(*args)
+        report = services.vault.readjudicate()
+        assert report.mismatches == []
+        assert report.checked == _access_count(services.vault)
     finally:
         services.close()
