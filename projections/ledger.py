@@ -352,11 +352,30 @@ class Ledger:
     def inclusion(self, event: int, tree_size: int) -> InclusionProof:
         """Proof that event ``event`` (a notification id) is leaf ``event - 1`` of the
         tree of ``tree_size`` events."""
+        return self.inclusions([event], tree_size)[event]
+
+    def inclusions(self, events: Sequence[int], tree_size: int) -> dict[int, InclusionProof]:
+        """Inclusion proofs for several events in one tree, reading their nodes together."""
         self._check_size(tree_size)
-        index = event - 1
-        ranges = inclusion_ranges(index, tree_size)
-        [leaf] = self.nodes([(0, index)]).values()
-        return InclusionProof(index, tree_size, leaf, hashes_of(ranges, self.nodes))
+        ranges = {event: inclusion_ranges(event - 1, tree_size) for event in events}
+        wanted = {(0, event - 1) for event in events}
+        wanted.update(node for rs in ranges.values() for r in rs for node in perfect_parts(*r))
+        found = self.nodes(sorted(wanted))
+        return {
+            event: InclusionProof(
+                event - 1, tree_size, found[(0, event - 1)], hashes_of(rs, lambda _: found)
+            )
+            for event, rs in ranges.items()
+        }
+
+    def records(self, events: Sequence[int]) -> dict[int, bytes]:
+        """The leaf data (:func:`leaf_data`) of each event, as the event store holds it now."""
+        found: dict[int, bytes] = {}
+        for event in events:
+            rows = self.log.select_notifications(event, 1)
+            if rows and rows[0].id == event:
+                found[event] = leaf_of(rows[0])
+        return found
 
     def consistency(self, first: int, second: int) -> list[bytes]:
         """Proof that the tree of ``second`` events extends the tree of ``first``."""

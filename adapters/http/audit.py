@@ -1,4 +1,5 @@
-"""Auditors: every access attempt, and any resident's state as it stood at any time."""
+"""Auditors: every access attempt, any resident's state as it stood at any time, every
+decision made again, and the ledger's checkpoints and proofs."""
 
 from __future__ import annotations
 
@@ -8,22 +9,35 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from adapters.http.deps import CurrentAuditor, Fresh, VaultDep, ViewsDep
+from adapters.http.deps import CurrentAuditor, Fresh, LedgerDep, VaultDep, ViewsDep
+from adapters.http.problems import Problem
 from adapters.http.residents import Cursor, Limit
 from adapters.http.schemas import (
     AccessOut,
+    CheckpointOut,
+    ConsistencyOut,
+    InclusionOut,
     Page,
+    ReadjudicationOut,
     ReplayOut,
     access_entry_out,
+    b64,
+    checkpoint_out,
     consent_out,
     decode_cursor,
     document_out,
+    inclusion_out,
+    mismatch_out,
     paged,
 )
+from projections.ledger import Ledger
+from projections.merkle import ProofError
+from vault.errors import InvalidInput
 from vault.ids import check_identifier, check_resident_id
 from vault.inputs import check_aware
 
 router = APIRouter(prefix="/v1/audit", tags=["auditors"])
+MAX_MISMATCHES = 1000
 
 
 @router.get("/accesses")
@@ -95,3 +109,72 @@ def figures(auditor: CurrentAuditor, views: ViewsDep, fresh: Fresh) -> Figures:
     """For the dashboard: current documents by type and trust level; fetches by department,
     outcome and first reason."""
     return Figures.model_validate(views.figures())
+
+
+@router.post("/readjudicate")
+def readjudicate(
+    auditor: CurrentAuditor,
+    vault: VaultDep,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> ReadjudicationOut:
+    """Every access recorded in [since, until) decided again, on the residents, documents and
+    consents as they stood just before it in the log and with the policy version it
+    recorded; lists each decision that does not match (the first 1,000)."""
+    report = vault.readjudicate(since, until)
+    return ReadjudicationOut(
+        checked=report.checked,
+        unverifiable=report.unverifiable,
+        events=report.events,
+        mismatches=[mismatch_out(m) for m in report.mismatches[:MAX_MISMATCHES]],
+        truncated=len(report.mismatches) > MAX_MISMATCHES,
+    )
+
+
+def _held(ledger: Ledger, size: int) -> None:
+    held = ledger.size()
+    if size > held:
+        raise Problem(
+            404, "not-in-ledger", "Not in the ledger",
+            f"the ledger holds {held} events; it has no tree of {size}",
+        )
+
+
+@router.get("/checkpoints/latest")
+def latest_checkpoint(auditor: CurrentAuditor, ledger: LedgerDep) -> CheckpointOut:
+    """The newest signed tree head. Its signature verifies with the key of ``key_id`` at
+    ``/.well-known/checkpoint-keys.json``."""
+    checkpoint = ledger.latest_checkpoint()
+    if checkpoint is None:
+        raise Problem(404, "no-checkpoint", "No checkpoint yet", "no event has been signed yet")
+    return checkpoint_out(checkpoint)
+
+
+@router.get("/proofs/inclusion")
+def inclusion_proof(
+    auditor: CurrentAuditor,
+    ledger: LedgerDep,
+    event: Annotated[int, Query(ge=1, description="the event's position in the log")],
+    size: Annotated[int, Query(ge=1, description="the tree size, e.g. a checkpoint's")],
+) -> InclusionOut:
+    """Proof that event N is leaf N-1 of the tree of ``size`` events (RFC 9162)."""
+    _held(ledger, size)
+    if event > size:
+        raise InvalidInput("event", f"event {event} is not in a tree of {size} events")
+    return inclusion_out(ledger.inclusion(event, size))
+
+
+@router.get("/proofs/consistency")
+def consistency_proof(
+    auditor: CurrentAuditor,
+    ledger: LedgerDep,
+    first: Annotated[int, Query(alias="from", ge=0)],
+    second: Annotated[int, Query(alias="to", ge=0)],
+) -> ConsistencyOut:
+    """Proof that the tree of ``to`` events extends the tree of ``from`` (RFC 9162)."""
+    _held(ledger, second)
+    try:
+        path = ledger.consistency(first, second)
+    except ProofError as e:
+        raise InvalidInput("from", str(e)) from None
+    return ConsistencyOut(first=first, second=second, consistency_path=[b64(h) for h in path])

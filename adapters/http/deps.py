@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from adapters.http.problems import Problem
 from keys.tokens import InvalidToken, Principal, Role, TokenVerifier
+from projections.ledger import Ledger
 from projections.queries import Views
 from vault.app import Vault
 from vault.errors import InvalidInput, ResidentErased
@@ -30,6 +31,14 @@ async def get_views(request: Request) -> Views:
 
 
 ViewsDep = Annotated[Views, Depends(get_views)]
+
+
+async def get_ledger(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.services.ledger
+    return ledger
+
+
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 
 
 def _unauthorized(detail: str) -> Problem:

@@ -1,4 +1,5 @@
-"""Open endpoints: liveness, readiness, metrics and the public keys that verify our tokens."""
+"""Open endpoints: liveness, readiness, metrics, and the public keys that verify our tokens
+and the ledger's checkpoints."""
 
 from __future__ import annotations
 
@@ -58,4 +59,12 @@ def metrics(request: Request) -> Response:
 def jwks(request: Request) -> dict[str, Any]:
     """The public keys that verify this vault's tokens (RFC 7517, OKP/Ed25519)."""
     keys = request.app.state.services.signing.public_keys("tokens")
+    return {"keys": [public_jwk(kid, key) for kid, key in keys.items()]}
+
+
+@router.get("/.well-known/checkpoint-keys.json")
+def checkpoint_keys(request: Request) -> dict[str, Any]:
+    """The public keys that verify the ledger's checkpoints (signed tree heads), retired
+    ones included, as a JWK set (OKP/Ed25519)."""
+    keys = request.app.state.services.signing.public_keys("checkpoints")
     return {"keys": [public_jwk(kid, key) for kid, key in keys.items()]}

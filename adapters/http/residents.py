@@ -10,22 +10,34 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from adapters.http.deps import CurrentResident, Fresh, VaultDep, ViewsDep, mark_position
+from adapters.http.deps import (
+    CurrentResident,
+    Fresh,
+    LedgerDep,
+    VaultDep,
+    ViewsDep,
+    mark_position,
+)
 from adapters.http.downloads import content_response
 from adapters.http.schemas import (
     MAX_PAGE,
-    AccessOut,
+    AccessLogPage,
     ConsentIn,
     ConsentOut,
     DocumentOut,
     GrantedConsentOut,
+    LedgerEntryOut,
+    LoggedAccessOut,
     Page,
     access_entry_out,
+    b64,
+    checkpoint_out,
     consent_entry_out,
     consent_out,
     decode_cursor,
     document_out,
     entry_out,
+    inclusion_out,
     paged,
 )
 from adapters.http.uploads import ACCEPTED_TYPES, Upload, read_upload
@@ -185,13 +197,38 @@ def revoke_consent(
 
 @router.get("/access-log")
 def access_log(
-    resident: CurrentResident, views: ViewsDep, fresh: Fresh,
+    resident: CurrentResident, views: ViewsDep, ledger: LedgerDep, fresh: Fresh,
     limit: Limit = 50, cursor: Cursor = None,
-) -> Page[AccessOut]:
-    """Every access attempt on my data, newest first: who, department, purpose, outcome."""
+) -> AccessLogPage:
+    """Every access attempt on my data, newest first: who, department, purpose, outcome.
+
+    Each entry the latest checkpoint covers carries its leaf and inclusion proof, so that
+    anyone can check it is in the signed ledger (see ``/.well-known/checkpoint-keys.json``).
+    """
     entries = views.access_log(resident, limit=limit + 1, before=decode_cursor(cursor))
     items, next_cursor = paged(entries, limit)
-    return Page(items=[access_entry_out(a) for a in items], next_cursor=next_cursor)
+    checkpoint = ledger.latest_checkpoint()
+    covered = [a.position for a in items if checkpoint and a.position <= checkpoint.tree_size]
+    proofs = ledger.inclusions(covered, checkpoint.tree_size) if checkpoint and covered else {}
+    leaves = ledger.records(covered)
+    return AccessLogPage(
+        items=[
+            LoggedAccessOut(
+                **access_entry_out(a).model_dump(),
+                ledger=(
+                    LedgerEntryOut(
+                        **inclusion_out(proofs[a.position]).model_dump(),
+                        leaf=b64(leaves[a.position]),
+                    )
+                    if a.position in proofs and a.position in leaves
+                    else None
+                ),
+            )
+            for a in items
+        ],
+        next_cursor=next_cursor,
+        checkpoint=checkpoint_out(checkpoint) if checkpoint else None,
+    )
 
 
 @router.post("/erase")

@@ -13,7 +13,9 @@ from pydantic import BaseModel, Field
 
 from policy.catalogue import display_name
 from policy.decision import TrackDecision
+from projections.ledger import Checkpoint, InclusionProof
 from projections.queries import AccessEntry, ConsentEntry, LibraryEntry
+from vault.audit_commands import Mismatch
 from vault.consent import Consent
 from vault.document import Document
 from vault.errors import InvalidInput
@@ -86,8 +88,46 @@ class GrantedConsentOut(ConsentOut):
     receipt: str = Field(description="compact JWS (EdDSA) consent receipt")
 
 
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class CheckpointOut(BaseModel):
+    """A signed tree head: Ed25519 over ``b"civicvault checkpoint v1\\n" || tree_size
+    (8 bytes) || timestamp in ms (8 bytes) || root_hash``, integers big-endian."""
+
+    tree_size: int
+    root_hash: str = Field(description="base64")
+    timestamp: datetime
+    key_id: str
+    signature: str = Field(description="base64 Ed25519 signature")
+
+
+class InclusionOut(BaseModel):
+    leaf_index: int = Field(description="the event's position in the log minus one")
+    tree_size: int
+    leaf_hash: str = Field(description="base64 SHA-256(0x00 || leaf)")
+    inclusion_path: list[str] = Field(description="base64 node hashes, leaf upward")
+
+
+class ConsistencyOut(BaseModel):
+    first: int
+    second: int
+    consistency_path: list[str] = Field(description="base64 node hashes (RFC 9162 2.1.4)")
+
+
+class LedgerEntryOut(InclusionOut):
+    """What a resident needs to check that an entry is in the signed ledger."""
+
+    leaf: str = Field(
+        description="base64 leaf data: len(topic) (2 bytes) || topic || originator id "
+        "(16 bytes) || version (8 bytes) || stored state (personal fields sealed)"
+    )
+
+
 class AccessOut(BaseModel):
     access_id: str
+    event: int = Field(description="the access event's position in the log")
     officer: str
     department: str
     resident_id: str
@@ -102,6 +142,42 @@ class AccessOut(BaseModel):
     rule: str | None
     request_id: str
     at: datetime
+
+
+class LoggedAccessOut(AccessOut):
+    ledger: LedgerEntryOut | None = Field(
+        description="inclusion in the page's checkpoint; null if the entry is newer than it"
+    )
+
+
+class AccessLogPage(Page[LoggedAccessOut]):
+    checkpoint: CheckpointOut | None = Field(
+        description="the signed tree head every entry's inclusion proof leads to"
+    )
+
+
+class MismatchOut(BaseModel):
+    event: int
+    access_id: str
+    at: datetime
+    resident_id: str
+    officer: str
+    department: str
+    document_id: str
+    purpose: str
+    policy_version: str
+    recorded: Literal["allowed", "denied"]
+    decided: Literal["allowed", "denied"]
+    recorded_reasons: list[str]
+    decided_reasons: list[str]
+
+
+class ReadjudicationOut(BaseModel):
+    checked: int = Field(description="access events in the window, decided again")
+    unverifiable: int = Field(description="of which the resident was erased (grade shredded)")
+    events: int = Field(description="events read to rebuild the state of each time")
+    mismatches: list[MismatchOut]
+    truncated: bool = Field(description="true when more mismatches were found than listed")
 
 
 class TrackReasonOut(BaseModel):
@@ -206,6 +282,7 @@ def consent_entry_out(entry: ConsentEntry, now: datetime) -> ConsentOut:
 def access_entry_out(entry: AccessEntry) -> AccessOut:
     return AccessOut(
         access_id=entry.access_id,
+        event=entry.position,
         officer=entry.officer,
         department=entry.department,
         resident_id=entry.resident_id,
@@ -280,3 +357,40 @@ def decode_cursor(cursor: str | None) -> int | None:
     if not isinstance(position, int) or isinstance(position, bool) or position < 0:
         raise InvalidInput("cursor", "is not a cursor this API gave out")
     return position
+
+
+def checkpoint_out(checkpoint: Checkpoint) -> CheckpointOut:
+    return CheckpointOut(
+        tree_size=checkpoint.tree_size,
+        root_hash=b64(checkpoint.root_hash),
+        timestamp=checkpoint.timestamp,
+        key_id=checkpoint.key_id,
+        signature=b64(checkpoint.signature),
+    )
+
+
+def inclusion_out(proof: InclusionProof) -> InclusionOut:
+    return InclusionOut(
+        leaf_index=proof.leaf_index,
+        tree_size=proof.tree_size,
+        leaf_hash=b64(proof.leaf_hash),
+        inclusion_path=[b64(h) for h in proof.inclusion_path],
+    )
+
+
+def mismatch_out(m: Mismatch) -> MismatchOut:
+    return MismatchOut(
+        event=m.event,
+        access_id=str(m.access_id),
+        at=m.at,
+        resident_id=m.resident_id,
+        officer=m.officer,
+        department=m.department,
+        document_id=str(m.document_id),
+        purpose=m.purpose,
+        policy_version=m.policy_version,
+        recorded="allowed" if m.recorded_allowed else "denied",
+        decided="allowed" if m.decided_allowed else "denied",
+        recorded_reasons=list(m.recorded_reasons),
+        decided_reasons=list(m.decided_reasons),
+    )

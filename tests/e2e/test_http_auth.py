@@ -167,12 +167,19 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/v1/credit/grades"): {"credit": 200},
     ("GET", "/v1/audit/accesses"): {"auditor": 200},
     ("GET", "/v1/audit/replay"): {"auditor": 200},
+    ("POST", "/v1/audit/readjudicate"): {"auditor": 200},
+    ("GET", "/v1/audit/checkpoints/latest"): {"auditor": 200},
+    ("GET", "/v1/audit/proofs/inclusion"): {"auditor": 200},
+    ("GET", "/v1/audit/proofs/consistency"): {"auditor": 200},
     ("GET", "/healthz"): dict.fromkeys(ROLES, 200),
     ("GET", "/readyz"): dict.fromkeys(ROLES, 200),
     ("GET", "/metrics"): dict.fromkeys(ROLES, 200),
     ("GET", "/.well-known/jwks.json"): dict.fromkeys(ROLES, 200),
+    ("GET", "/.well-known/checkpoint-keys.json"): dict.fromkeys(ROLES, 200),
 }
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/.well-known/jwks.json"}
+PUBLIC = {
+    "/healthz", "/readyz", "/metrics", "/.well-known/jwks.json", "/.well-known/checkpoint-keys.json"
+}
 
 
 def _expected(method: str, path: str, role: str) -> int:
@@ -244,6 +251,8 @@ def _call(client: httpx.Client, method: str, path: str, world: dict[str, str]) -
             "resident_id": world["resident_id"],
             "at": datetime.now(UTC).isoformat(),
         },
+        "/v1/audit/proofs/inclusion": {"event": 1, "size": 2},
+        "/v1/audit/proofs/consistency": {"from": 1, "to": 2},
     }
     return client.request(method, url, json=bodies.get(path), params=params.get(path))
 
@@ -253,6 +262,8 @@ def test_authorization_matrix(live_api_factory: Any, role: str) -> None:
     api = live_api_factory()
     for n, (method, path) in enumerate(MATRIX):
         world = _fresh_world(api, n)
+        api.services.ledger.catch_up()  # so that there is a checkpoint to ask about
+        api.services.ledger.checkpoint()
         clients = {
             "none": api.client(),
             "resident": api.client("resident", world["resident_id"]),
