@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from adapters.progress import Progress
@@ -21,8 +24,12 @@ from keys.errors import BadMasterKey, KeyLayerError
 from keys.master import MasterKey, write_key_file
 from keys.resident_keys import rotate_master
 from keys.tokens import ROLES, issue_token
+from projections.evidence import BundleError, build_bundle, verify_bundle
+from projections.ledger import InclusionProof
+from projections.ledger import verify as verify_ledger
+from projections.queries import AccessEntry
 from vault.errors import InvalidInput, InvalidPolicy, VaultError
-from vault.ids import check_identifier
+from vault.ids import check_identifier, check_resident_id
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -112,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     follow.set_defaults(run=_run_projections)
 
+    _add_audit_commands(commands, common)
+
     keys = commands.add_parser("keys", help="key management")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
     rotate = key_commands.add_parser(
@@ -127,6 +136,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retire.set_defaults(run=_retire_previous)
     return parser
+
+
+def _add_audit_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    audit = commands.add_parser("audit", help="the ledger, re-adjudication, evidence")
+    audit_commands = audit.add_subparsers(
+        dest="audit_command", required=True, parser_class=_Parser
+    )
+    verify = audit_commands.add_parser(
+        "verify", parents=[common],
+        help="recompute the ledger from the event store and check every checkpoint "
+        "(exit 0 intact, 1 with the first bad event)",
+    )
+    verify.set_defaults(run=_audit_verify)
+    readjudicate = audit_commands.add_parser(
+        "readjudicate", parents=[common],
+        help="make every recorded decision again and list mismatches (exit 1 if any)",
+    )
+    readjudicate.add_argument("--since", type=_moment, help="RFC 3339 time with offset")
+    readjudicate.add_argument("--until", type=_moment, help="RFC 3339 time with offset")
+    readjudicate.set_defaults(run=_audit_readjudicate)
+    export = audit_commands.add_parser(
+        "export", parents=[common],
+        help="write a resident's access events with their proofs, signed, to a file",
+    )
+    export.add_argument("--resident", required=True, help="the resident id")
+    export.add_argument("--since", type=_moment, help="RFC 3339 time with offset")
+    export.add_argument("--until", type=_moment, help="RFC 3339 time with offset")
+    export.add_argument("out", type=Path, help="the bundle file to write (JSON)")
+    export.set_defaults(run=_audit_export)
+    check = audit_commands.add_parser(
+        "verify-bundle", parents=[common],
+        help="check an evidence bundle (exit 0 intact, 1 with what is wrong)",
+    )
+    check.add_argument("file", type=Path)
+    check.add_argument(
+        "--keys", type=Path, metavar="JWKS",
+        help="the checkpoint keys (/.well-known/checkpoint-keys.json) to check offline; "
+        "default: this deployment's keys",
+    )
+    check.set_defaults(run=_audit_verify_bundle)
 
 
 # How each kind of failure is told: bad input exits 2, a refused operation 1.
@@ -186,6 +235,16 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("must not be negative")
     return value
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone offset")
+    return moment
 
 
 def _fail(message: str, code: int) -> int:
@@ -417,6 +476,160 @@ def _rewrap(services: Services, target: MasterKey) -> int:
     done = rotate_master(table, services.master, target, progress.update)
     progress.done()
     return done
+
+
+
+def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    services = open_services(settings)
+    try:
+        total = services.vault.recorder.max_notification_id() or 0
+        progress = Progress("events verified", total=total, stream=sys.stderr)
+        verdict = verify_ledger(
+            services.vault.recorder, services.ledger,
+            services.signing.public_keys("checkpoints"), progress=progress.update,
+        )
+        progress.done()
+    finally:
+        services.close()
+    if not verdict.intact:
+        print(f"TAMPERED: {verdict.problem}")
+        return EXIT_FAILED
+    print(
+        f"intact: {verdict.events} events, {verdict.in_ledger} in the ledger, "
+        f"{verdict.checkpoints} signed checkpoints verified"
+    )
+    return EXIT_OK
+
+
+def _audit_readjudicate(args: argparse.Namespace, settings: Settings) -> int:
+    services = open_services(settings)
+    try:
+        progress = Progress("events replayed", stream=sys.stderr)
+
+        def report(done: int, head: int) -> None:
+            progress.total = head
+            progress.update(done)
+
+        found = services.vault.readjudicate(args.since, args.until, progress=report)
+        progress.done()
+    finally:
+        services.close()
+    for m in found.mismatches:
+        print(
+            f"MISMATCH event {m.event} ({m.at.isoformat()}): {m.officer} of {m.department} "
+            f"fetching {m.document_id} of {m.resident_id} for {m.purpose}: recorded "
+            f"{'allowed' if m.recorded_allowed else 'denied'} {list(m.recorded_reasons)}, "
+            f"decided again {'allowed' if m.decided_allowed else 'denied'} "
+            f"{list(m.decided_reasons)} under policy {m.policy_version[:12]}"
+        )
+    print(
+        f"re-decided {found.checked} accesses ({found.unverifiable} of erased residents "
+        f"unverifiable) from {found.events} events: {len(found.mismatches)} mismatches"
+    )
+    return EXIT_FAILED if found.mismatches else EXIT_OK
+
+
+def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
+    check_resident_id(args.resident)
+    if args.out.is_dir():
+        raise UsageError(f"{args.out} is a directory; give a file name")
+    services = open_services(settings)
+    try:
+        # Bring the views and the ledger up to the log, and sign what the ledger holds.
+        services.view_runner.catch_up()
+        services.ledger.catch_up()
+        checkpoint = services.ledger.checkpoint()
+        entries: list[AccessEntry] = []
+        while page := services.views.accesses(
+            limit=1000, after=entries[-1].position if entries else None,
+            resident_id=args.resident, since=args.since, until=args.until,
+        ):
+            entries.extend(page)
+        if checkpoint is None:
+            raise UsageError("the log is empty: there is nothing to export")
+        later = [e for e in entries if e.position > checkpoint.tree_size]
+        entries = [e for e in entries if e.position <= checkpoint.tree_size]
+        positions = [e.position for e in entries]
+        progress = Progress("entries proven", total=len(entries), stream=sys.stderr)
+        proofs: dict[int, InclusionProof] = {}
+        leaves: dict[int, bytes] = {}
+        for at in range(0, len(positions), 200):
+            chunk = positions[at : at + 200]
+            proofs.update(services.ledger.inclusions(chunk, checkpoint.tree_size))
+            leaves.update(services.ledger.records(chunk))
+            progress.update(len(proofs))
+        progress.done()
+        key = services.signing.current("checkpoints")
+        bundle = build_bundle(
+            resident_id=args.resident, since=args.since, until=args.until, entries=entries,
+            checkpoint=checkpoint, proofs=proofs, leaves=leaves,
+            sign=lambda message: (key.kid, key.private_key.sign(message)),
+            now=datetime.now(UTC),
+        )
+    finally:
+        services.close()
+    _write_atomically(args.out, json.dumps(bundle, ensure_ascii=False, indent=1).encode())
+    print(
+        f"wrote {len(entries)} access events of {args.resident}, proven against the "
+        f"checkpoint at {checkpoint.tree_size} events, to {args.out}"
+        + (f" ({len(later)} newer than the checkpoint left out)" if later else "")
+    )
+    return EXIT_OK
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except OSError as e:
+        temporary.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {e.strerror}") from None
+
+
+def _audit_verify_bundle(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        bundle = json.loads(args.file.read_bytes())
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read {args.file} as JSON: {e}") from None
+    if args.keys is not None:
+        public_keys = _jwks_file(args.keys)
+    else:
+        services = open_services(settings)
+        try:
+            public_keys = services.signing.public_keys("checkpoints")
+        finally:
+            services.close()
+    try:
+        verdict = verify_bundle(bundle, public_keys)
+    except BundleError as e:
+        raise UsageError(f"{args.file}: {e}") from None
+    for problem in verdict.problems:
+        print(f"BAD: {problem}")
+    if not verdict.intact:
+        return EXIT_FAILED
+    print(
+        f"intact: {verdict.entries} access events of {bundle['resident_id']}, each in the "
+        f"ledger signed at {bundle['checkpoint']['tree_size']} events"
+    )
+    return EXIT_OK
+
+
+def _jwks_file(path: Path) -> dict[str, Ed25519PublicKey]:
+    try:
+        keys = json.loads(path.read_bytes())["keys"]
+        return {
+            k["kid"]: Ed25519PublicKey.from_public_bytes(
+                base64.urlsafe_b64decode(k["x"] + "=" * (-len(k["x"]) % 4))
+            )
+            for k in keys
+            if k.get("kty") == "OKP" and k.get("crv") == "Ed25519"
+        }
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"cannot read {path} as a JWK set of Ed25519 keys: {e}") from None
 
 
 if __name__ == "__main__":

@@ -61,14 +61,16 @@ class LedgerGap(Exception):
     """The log skips a notification id: an event was deleted (or the log was reordered)."""
 
 
-def leaf_data(topic: str, originator_id: UUID | str, version: int, state: bytes) -> bytes:
+def leaf_data(
+    topic: str, originator_id: UUID | str, version: int, state: bytes | str
+) -> bytes:
     name = topic.encode()
     return (
         len(name).to_bytes(2, "big")
         + name
         + UUID(str(originator_id)).bytes
         + version.to_bytes(8, "big")
-        + bytes(state)
+        + (state.encode() if isinstance(state, str) else bytes(state))  # TEXT if tampered with
     )
 
 
@@ -431,7 +433,14 @@ def verify(
                     "(deleted or reordered)",
                     expected,
                 )
-            digest = leaf_hash(leaf_of(notification))
+            try:
+                digest = leaf_hash(leaf_of(notification))
+            except (TypeError, ValueError, OverflowError) as e:
+                return Verdict(
+                    expected - 1, min(expected - 1, held), checked,
+                    f"event {expected} is not a well-formed record: {e}",
+                    expected,
+                )
             if offset < len(stored) and stored[offset] != digest:
                 return Verdict(
                     expected - 1, min(expected - 1, held), checked,
