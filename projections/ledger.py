@@ -426,26 +426,12 @@ def verify(
     while notifications := log_.select_notifications(expected, page):
         stored = ledger.leaf_hashes(expected - 1, expected - 1 + len(notifications))
         for offset, notification in enumerate(notifications):
-            if notification.id != expected:
+            digest, problem = _read_leaf(
+                notification, expected, stored[offset] if offset < len(stored) else None
+            )
+            if problem is not None:
                 return Verdict(
-                    expected - 1, min(expected - 1, held), checked,
-                    f"event {expected} is missing: the log goes on at {notification.id} "
-                    "(deleted or reordered)",
-                    expected,
-                )
-            try:
-                digest = leaf_hash(leaf_of(notification))
-            except (TypeError, ValueError, OverflowError) as e:
-                return Verdict(
-                    expected - 1, min(expected - 1, held), checked,
-                    f"event {expected} is not a well-formed record: {e}",
-                    expected,
-                )
-            if offset < len(stored) and stored[offset] != digest:
-                return Verdict(
-                    expected - 1, min(expected - 1, held), checked,
-                    f"event {expected} differs from the bytes the ledger recorded for it",
-                    expected,
+                    expected - 1, min(expected - 1, held), checked, problem, expected
                 )
             frontier.append_hash(digest)
             while due is not None and due.tree_size == frontier.size:
@@ -473,6 +459,24 @@ def verify(
             events + 1,
         )
     return Verdict(events, held, checked)
+
+
+def _read_leaf(
+    notification: Any, expected: int, stored: bytes | None
+) -> tuple[bytes, str | None]:
+    """The leaf hash of the record at ``expected``, or what is wrong with it."""
+    if notification.id != expected:
+        return b"", (
+            f"event {expected} is missing: the log goes on at {notification.id} "
+            "(deleted or reordered)"
+        )
+    try:
+        digest = leaf_hash(leaf_of(notification))
+    except (TypeError, ValueError, OverflowError) as e:
+        return b"", f"event {expected} is not a well-formed record: {e}"
+    if stored is not None and stored != digest:
+        return b"", f"event {expected} differs from the bytes the ledger recorded for it"
+    return digest, None
 
 
 def _check_contiguous(notifications: Sequence[Any], expected: int) -> None:
