@@ -14,6 +14,7 @@ from adapters.samples import sample_pdf, sample_png
 from adapters.wiring import Services, describe
 from keys.receipts import verify_consent_receipt
 from policy.scales import Grade
+from projections.ledger import verify as verify_ledger
 from vault.document import Document
 from vault.errors import AccessDenied, VaultError
 from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
@@ -192,6 +193,8 @@ def _erase(services: Services, resident_id: str, id_card: Document, say: Say) ->
     now = vault.clock.now
 
     events_before = vault.recorder.max_notification_id() or 0
+    services.ledger.catch_up()
+    services.ledger.checkpoint()  # sign the log as it stood before the erasure
     vault.erase_resident(resident_id)
     replayed = vault.as_of(id_card.id, now())
     try:
@@ -204,4 +207,13 @@ def _erase(services: Services, resident_id: str, id_card: Document, say: Say) ->
         f"the resident key is destroyed; the {events_before} events stay and still replay\n"
         f"replayed ID card title: {getattr(replayed, 'title', None)!r}\n"
         f"ID card bytes: {readable}",
+    )
+    services.ledger.catch_up()
+    verdict = verify_ledger(
+        vault.recorder, services.ledger, services.signing.public_keys("checkpoints")
+    )
+    say(
+        "an auditor verifies the ledger after the erasure",
+        f"{'intact' if verdict.intact else 'TAMPERED: ' + str(verdict.problem)}: "
+        f"{verdict.events} events rehashed, {verdict.checkpoints} signed checkpoints match",
     )

@@ -49,6 +49,7 @@ def test_demo_walks_through_the_vault(tmp_path: Path) -> None:
         "denied: consent",
         "replayed ID card title: ERASED",
         "cannot be decrypted: resident-erased",
+        "an auditor verifies the ledger after the erasure\n  intact: ",
     ]:
         assert expected in result.stdout
 
