@@ -12,7 +12,7 @@ day, so no use in the run meets an expired consent).
 
 The goal event is ``Consent.Used``: it is the event the vault appends most, since every
 allowed fetch appends one (an allowed ``fetch_document`` saves three events in one
-transaction: ``Consent.Used``, ``Document.Reused`` and ``AccessAttempt.Recorded``), and it
+transaction: ``AccessAttempt.Recorded``, ``Consent.Used`` and ``Document.Reused``), and it
 carries no personal field. So:
 
 a. single-event appends (the goal): before each timed call the consent is loaded afresh

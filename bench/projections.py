@@ -14,7 +14,7 @@ Fill, untimed for the ratios (its time is printed): the default policy is publis
 1,000,000; ``--quick`` 20,000; ``--events``) with a seeded, realistic mix built from the domain
 aggregates in memory and written with ``vault.save(*events)`` in transactions of about 5,000
 events, kept in the order the commands would have written them (an allowed fetch's
-``Consent.Used``, ``Document.Reused`` and ``AccessAttempt.Recorded`` side by side). Residents
+``AccessAttempt.Recorded``, ``Consent.Used`` and ``Document.Reused`` side by side). Residents
 (N / 200 by default, ``--residents``) join over the first half of the log: each is
 registered (a data key in the key table and ``Resident.Registered``), most get a credit grade
 (sealed ``Resident.GradeRecorded``), file 1–3 small documents (1–4 KiB of random bytes sealed
@@ -398,7 +398,7 @@ class Filler:
                 now=now,
             )
             document.reuse(department, purpose, access.id, now)
-            self.collect(judgement.consent, document, access)
+            self.collect(access, judgement.consent, document)
             self.fill.allowed += 1
         else:
             self.collect(access)

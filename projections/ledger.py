@@ -68,7 +68,7 @@ def leaf_data(
     return (
         len(name).to_bytes(2, "big")
         + name
-        + UUID(str(originator_id)).bytes
+        + (originator_id if isinstance(originator_id, UUID) else UUID(originator_id)).bytes
         + version.to_bytes(8, "big")
         + (state.encode() if isinstance(state, str) else bytes(state))  # TEXT if tampered with
     )
@@ -320,9 +320,12 @@ class Ledger:
             values = ", ".join(["(?, ?)"] * len(chunk))
             params = [n for node in chunk for n in node]
             with self.db.transaction(commit=False) as run:
+                # A join, not ``(level, idx) IN (VALUES ...)``: SQLite plans the IN form as a
+                # scan of the whole table, the join as one primary-key lookup per node.
                 rows = run(
-                    f"SELECT level, idx, hash FROM {self.nodes_table} "
-                    f"WHERE (level, idx) IN (VALUES {values})",
+                    f"SELECT n.level, n.idx, n.hash FROM (VALUES {values}) AS w "
+                    f"JOIN {self.nodes_table} AS n "
+                    "ON n.level = w.column1 AND n.idx = w.column2",
                     params,
                 )
             found.update({(int(level), int(idx)): bytes(h) for level, idx, h in rows})
