@@ -8,7 +8,11 @@ from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
-from policy.decision import DecisionPoint
+from eventsourcing.utils import get_topic
+
+from keys.errors import ResidentKeyShredded, UnknownResidentKey
+from policy.decision import Decision, DecisionPoint
+from policy.scales import Grade, TrustLevel
 from vault.access import AccessAttempt
 from vault.consent import Consent
 from vault.document import Document
@@ -16,12 +20,41 @@ from vault.errors import ResidentNotFound
 from vault.ids import check_resident_id, resident_aggregate_id
 from vault.inputs import check_aware
 from vault.judgement import judge_fetch
-from vault.personal import Erased
 from vault.policy_commands import PolicyCommands, UnknownPolicyVersion
 from vault.resident import Resident
 
 READJUDICATION_PAGE = 2000
 _FOLDED = (Resident.Event, Document.Event, Consent.Event)
+_ACCESS = get_topic(AccessAttempt.Recorded)
+_REUSED = f"{Document.__module__}:Document.Reused"  # the class is made by @event
+
+
+class _Remembering:
+    """A decision point that remembers its answers: re-adjudication asks the same few
+    questions hundreds of thousands of times, and a decision is a pure function of them."""
+
+    def __init__(self, point: DecisionPoint) -> None:
+        self._point = point
+        self._answers: dict[tuple[Any, ...], Decision] = {}
+
+    def decide(
+        self,
+        *,
+        officer: str,
+        department: str,
+        doc_type: str,
+        purpose: str,
+        grade: Grade | None,
+        trust: TrustLevel,
+    ) -> Decision:
+        question = (officer, department, doc_type, purpose, grade, trust)
+        answer = self._answers.get(question)
+        if answer is None:
+            answer = self._answers[question] = self._point.decide(
+                officer=officer, department=department, doc_type=doc_type, purpose=purpose,
+                grade=grade, trust=trust,
+            )
+        return answer
 
 
 @dataclass(frozen=True)
@@ -97,7 +130,8 @@ class AuditCommands(PolicyCommands):
         head = self.recorder.max_notification_id() or 0
         found = Readjudication()
         states: dict[UUID, Any] = {}
-        points: dict[str, DecisionPoint | None] = {}
+        points: dict[str, _Remembering | None] = {}
+        shredded: dict[str, bool] = {}
         position = 1
         while position <= head:
             notifications = self.recorder.select_notifications(
@@ -105,11 +139,29 @@ class AuditCommands(PolicyCommands):
             )
             if not notifications:
                 break
-            events = self.mapper.to_domain_events(notifications)
-            for notification, event in zip(notifications, events, strict=True):
-                if isinstance(event, AccessAttempt.Recorded):
+            # Accesses are read without opening their sealed fields (the decision does not
+            # turn on them), and reuse counts are no input to any decision: those events
+            # only keep their document's version in step, undecoded.
+            accesses = [n for n in notifications if n.topic == _ACCESS]
+            folded = [n for n in notifications if n.topic not in (_ACCESS, _REUSED)]
+            events = dict(zip(
+                (n.id for n in folded), self.mapper.to_domain_events(folded), strict=True
+            ))
+            opened = self.mapper.to_domain_events(accesses, open_personal=False)
+            events.update(zip((n.id for n in accesses), opened, strict=True))
+            unseen = {e.resident_id for e in opened} - shredded.keys()  # type: ignore[attr-defined]
+            self.keys.prefetch(unseen)  # one query for the page's new residents' keys
+            shredded.update((r, self._shredded(r)) for r in unseen)
+            for notification in notifications:
+                event = events.get(notification.id)
+                if event is None:  # a Document.Reused
+                    document = states.get(cast(UUID, notification.originator_id))
+                    if document is not None:
+                        document.version = notification.originator_version
+                elif isinstance(event, AccessAttempt.Recorded):
                     if (since is None or event.at >= since) and (until is None or event.at < until):
-                        self._readjudge(notification.id, event, states, points, found)
+                        erased = shredded[event.resident_id]
+                        self._readjudge(notification.id, event, erased, states, points, found)
                 elif isinstance(event, _FOLDED):
                     aggregate_id = event.originator_id
                     states[aggregate_id] = event.mutate(states.get(aggregate_id))
@@ -119,21 +171,35 @@ class AuditCommands(PolicyCommands):
                 progress(position - 1, head)
         return found
 
+    def _shredded(self, resident_id: str) -> bool:
+        """Whether the resident's key was destroyed (a resident never registered has none
+        to destroy: nothing of theirs was sealed)."""
+        try:
+            self.keys.data_key(resident_id)
+        except ResidentKeyShredded:
+            return True
+        except UnknownResidentKey:
+            pass
+        return False
+
     def _readjudge(
         self,
         position: int,
         access: AccessAttempt.Recorded,
+        erased: bool,
         states: dict[UUID, Any],
-        points: dict[str, DecisionPoint | None],
+        points: dict[str, _Remembering | None],
         found: Readjudication,
     ) -> None:
         found.checked += 1
-        if isinstance(access.grade, Erased):
+        if erased:  # the grade the decision turned on is shredded
             found.unverifiable += 1
             return
         if access.policy_version not in points:
             try:
-                points[access.policy_version] = self.decision_point(access.policy_version)
+                points[access.policy_version] = _Remembering(
+                    self.decision_point(access.policy_version)
+                )
             except UnknownPolicyVersion:
                 points[access.policy_version] = None
         point = points[access.policy_version]

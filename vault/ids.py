@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 
@@ -13,6 +14,7 @@ _IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 _MAX_IDENTIFIER = 64
 
 
+@functools.lru_cache(maxsize=65_536)
 def resident_aggregate_id(resident_id: str) -> uuid.UUID:
     """The aggregate id of a resident: derived, so registration is idempotent."""
     return uuid.uuid5(_RESIDENT_NAMESPACE, resident_id)

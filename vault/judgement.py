@@ -9,12 +9,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
-from policy.decision import Decision, DecisionPoint, Reason
+from policy.decision import Decision, Reason
+from policy.scales import Grade, TrustLevel
 from vault.consent import Consent
 from vault.document import Document
 from vault.errors import ConsentDenied, DocumentUnavailable
 from vault.resident import Resident
+
+
+class Decides(Protocol):
+    """What judging needs of a decision point (:class:`policy.decision.DecisionPoint`)."""
+
+    def decide(
+        self,
+        *,
+        officer: str,
+        department: str,
+        doc_type: str,
+        purpose: str,
+        grade: Grade | None,
+        trust: TrustLevel,
+    ) -> Decision: ...
 
 
 @dataclass(frozen=True)
@@ -39,7 +56,7 @@ def judge_fetch(
     officer: str,
     department: str,
     purpose: str,
-    point: DecisionPoint,
+    point: Decides,
     now: datetime,
 ) -> Judgement:
     """Decide a fetch from loaded state; consent is judged on the aggregates themselves."""

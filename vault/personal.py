@@ -50,6 +50,23 @@ class Erased:
 
 ERASED: Final = Erased()
 
+
+class Sealed:
+    """What a personal field reads as when the reader asked not to open it."""
+
+    _instance: ClassVar[Sealed | None] = None
+
+    def __new__(cls) -> Sealed:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "SEALED"
+
+
+SEALED: Final = Sealed()
+
 _SEALED_KEY = "personal"
 
 
@@ -108,16 +125,19 @@ class PersonalDataMapper(Mapper[UUID]):
         return event
 
     def to_domain_events(
-        self, stored_events: Sequence[StoredEvent]
+        self, stored_events: Sequence[StoredEvent], *, open_personal: bool = True
     ) -> list[DomainEventProtocol[UUID]]:
         """Many stored events at once: their owners' keys are read in one go (one query
-        for every key the cache lacks) before any personal field is opened."""
+        for every key the cache lacks) before any personal field is opened. With
+        ``open_personal=False`` nothing is decrypted: personal fields read as :data:`SEALED`
+        (or :data:`ERASED` where nothing was sealed)."""
         decoded = [self._decode(stored) for stored in stored_events]
-        owners = {state["resident_id"] for _, _, state in decoded if state.get(_SEALED_KEY)}
-        if len(owners) > 1:
-            self.keys.prefetch(owners)
+        if open_personal:
+            owners = {state["resident_id"] for _, _, state in decoded if state.get(_SEALED_KEY)}
+            if len(owners) > 1:
+                self.keys.prefetch(owners)
         return [
-            self._finish(stored, cls, originator_id, state)
+            self._finish(stored, cls, originator_id, state, open_personal)
             for stored, (cls, originator_id, state) in zip(stored_events, decoded, strict=True)
         ]
 
@@ -138,9 +158,17 @@ class PersonalDataMapper(Mapper[UUID]):
         return cls, originator_id, state
 
     def _finish(
-        self, stored_event: StoredEvent, cls: type, originator_id: UUID, state: dict[str, Any]
+        self,
+        stored_event: StoredEvent,
+        cls: type,
+        originator_id: UUID,
+        state: dict[str, Any],
+        open_personal: bool = True,
     ) -> DomainEventProtocol[UUID]:
-        if _SEALED_KEY in state:
+        if _SEALED_KEY in state and not open_personal:
+            marker = SEALED if state.pop(_SEALED_KEY) else ERASED
+            state.update(dict.fromkeys(getattr(cls, "personal_fields", ()), marker))
+        elif _SEALED_KEY in state:
             try:
                 state.update(
                     self._open_personal(

@@ -15,7 +15,7 @@ from keys.master import MasterKey, MasterKeys
 from keys.resident_keys import ResidentKeys
 from tests.support import CountingKeyTable, memory_vault
 from vault.document import Document
-from vault.personal import ERASED, Erased, PersonalDataMapper
+from vault.personal import ERASED, SEALED, Erased, PersonalDataMapper
 from vault.resident import Resident
 
 
@@ -112,3 +112,20 @@ def test_events_without_personal_fields_need_no_key() -> None:
     stored = mapper.to_stored_event(registered)
     assert "personal" not in _state(stored.state)
     assert mapper.to_domain_event(stored) == registered
+
+
+def test_a_reader_may_leave_personal_fields_sealed_and_needs_no_key() -> None:
+    mapper = _mapper()
+    table = CountingKeyTable()
+    master = MasterKeys(MasterKey.generate())
+    mapper.keys = ResidentKeys(table, master)
+    mapper.keys.create("r1")
+    sealed = mapper.to_stored_event(_revoked_event("r1"))
+    unsealed = mapper.to_stored_event(_revoked_event("never-registered"))  # no key: not written
+    mapper.keys = ResidentKeys(table, master)
+    table.reads.clear()
+    events = mapper.to_domain_events([sealed, unsealed], open_personal=False)
+    assert table.reads == []
+    assert [e.reason for e in events] == [SEALED, ERASED]  # type: ignore[attr-defined]
+    assert events[0].department == "public-security"  # type: ignore[attr-defined]
+    assert repr(SEALED) == "SEALED"
