@@ -24,10 +24,9 @@ from keys.errors import BadMasterKey, KeyLayerError
 from keys.master import MasterKey, write_key_file
 from keys.resident_keys import rotate_master
 from keys.tokens import ROLES, issue_token
-from projections.evidence import BundleError, build_bundle, verify_bundle
-from projections.ledger import InclusionProof
+from projections.evidence import BundleError, NothingToExport, export_bundle, verify_bundle
+from projections.ledger import Checkpoint
 from projections.ledger import verify as verify_ledger
-from projections.queries import AccessEntry
 from vault.errors import InvalidInput, InvalidPolicy, VaultError
 from vault.ids import check_identifier, check_resident_id
 
@@ -148,6 +147,16 @@ def _add_audit_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         help="recompute the ledger from the event store and check every checkpoint "
         "(exit 0 intact, 1 with the first bad event)",
     )
+    verify.add_argument(
+        "--keys", type=Path, metavar="JWKS",
+        help="check signatures with these checkpoint keys (/.well-known/checkpoint-keys.json, "
+        "saved earlier) instead of the ones in the database",
+    )
+    verify.add_argument(
+        "--checkpoint", type=Path, action="append", default=[], metavar="FILE",
+        help="a checkpoint saved earlier from /v1/audit/checkpoints/latest (or a JSON list "
+        "of them) that the log must still match; may be given more than once",
+    )
     verify.set_defaults(run=_audit_verify)
     readjudicate = audit_commands.add_parser(
         "readjudicate", parents=[common],
@@ -184,6 +193,7 @@ _FAILURES: tuple[tuple[type[BaseException], str, int], ...] = (
     (InvalidInput, "invalid input", EXIT_USAGE),
     (InvalidPolicy, "invalid policy", EXIT_USAGE),
     (BadMasterKey, "error: master key", EXIT_USAGE),
+    (NothingToExport, "refused", EXIT_FAILED),
     (VaultError, "refused", EXIT_FAILED),
     (KeyLayerError, "key error", EXIT_FAILED),
 )
@@ -480,13 +490,16 @@ def _rewrap(services: Services, target: MasterKey) -> int:
 
 
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    anchors = [c for path in args.checkpoint for c in _checkpoints_file(path)]
+    given_keys = _jwks_file(args.keys) if args.keys is not None else None
     services = open_services(settings)
     try:
         total = services.vault.recorder.max_notification_id() or 0
         progress = Progress("events verified", total=total, stream=sys.stderr)
         verdict = verify_ledger(
             services.vault.recorder, services.ledger,
-            services.signing.public_keys("checkpoints"), progress=progress.update,
+            given_keys or services.signing.public_keys("checkpoints"),
+            anchors=anchors, progress=progress.update,
         )
         progress.done()
     finally:
@@ -535,44 +548,24 @@ def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"{args.out} is a directory; give a file name")
     services = open_services(settings)
     try:
-        # Bring the views and the ledger up to the log, and sign what the ledger holds.
-        services.view_runner.catch_up()
-        services.ledger.catch_up()
-        checkpoint = services.ledger.checkpoint()
-        entries: list[AccessEntry] = []
-        while page := services.views.accesses(
-            limit=1000, after=entries[-1].position if entries else None,
-            resident_id=args.resident, since=args.since, until=args.until,
-        ):
-            entries.extend(page)
-        if checkpoint is None:
-            raise UsageError("the log is empty: there is nothing to export")
-        later = [e for e in entries if e.position > checkpoint.tree_size]
-        entries = [e for e in entries if e.position <= checkpoint.tree_size]
-        positions = [e.position for e in entries]
-        progress = Progress("entries proven", total=len(entries), stream=sys.stderr)
-        proofs: dict[int, InclusionProof] = {}
-        leaves: dict[int, bytes] = {}
-        for at in range(0, len(positions), 200):
-            chunk = positions[at : at + 200]
-            proofs.update(services.ledger.inclusions(chunk, checkpoint.tree_size))
-            leaves.update(services.ledger.records(chunk))
-            progress.update(len(proofs))
-        progress.done()
+        services.view_runner.catch_up()  # the views list the entries: bring them up to date
+        progress = Progress("entries proven", stream=sys.stderr)
         key = services.signing.current("checkpoints")
-        bundle = build_bundle(
-            resident_id=args.resident, since=args.since, until=args.until, entries=entries,
-            checkpoint=checkpoint, proofs=proofs, leaves=leaves,
-            sign=lambda message: (key.kid, key.private_key.sign(message)),
-            now=datetime.now(UTC),
+        exported = export_bundle(
+            services.views, services.ledger, resident_id=args.resident, since=args.since,
+            until=args.until, sign=lambda message: (key.kid, key.private_key.sign(message)),
+            now=datetime.now(UTC), progress=progress.update,
         )
+        progress.done()
     finally:
         services.close()
-    _write_atomically(args.out, json.dumps(bundle, ensure_ascii=False, indent=1).encode())
+    _write_atomically(
+        args.out, json.dumps(exported.bundle, ensure_ascii=False, indent=1).encode()
+    )
     print(
-        f"wrote {len(entries)} access events of {args.resident}, proven against the "
-        f"checkpoint at {checkpoint.tree_size} events, to {args.out}"
-        + (f" ({len(later)} newer than the checkpoint left out)" if later else "")
+        f"wrote {exported.entries} access events of {args.resident}, proven against the "
+        f"checkpoint at {exported.tree_size} events, to {args.out}"
+        + (f" ({exported.left_out} newer than it left out)" if exported.left_out else "")
     )
     return EXIT_OK
 
@@ -621,15 +614,30 @@ def _audit_verify_bundle(args: argparse.Namespace, settings: Settings) -> int:
 def _jwks_file(path: Path) -> dict[str, Ed25519PublicKey]:
     try:
         keys = json.loads(path.read_bytes())["keys"]
-        return {
+        found = {
             k["kid"]: Ed25519PublicKey.from_public_bytes(
                 base64.urlsafe_b64decode(k["x"] + "=" * (-len(k["x"]) % 4))
             )
             for k in keys
             if k.get("kty") == "OKP" and k.get("crv") == "Ed25519"
         }
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise UsageError(f"cannot read {path} as a JWK set of Ed25519 keys: {e}") from None
+    if not found:
+        raise UsageError(f"{path} holds no Ed25519 key")
+    return found
+
+
+def _checkpoints_file(path: Path) -> list[Checkpoint]:
+    """Checkpoints saved from the API: one object, or a list of them."""
+    try:
+        data = json.loads(path.read_bytes())
+        found = [Checkpoint.from_json(c) for c in (data if isinstance(data, list) else [data])]
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read {path} as checkpoints: {e}") from None
+    if not found:
+        raise UsageError(f"{path} holds no checkpoint")
+    return found
 
 
 if __name__ == "__main__":

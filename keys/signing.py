@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -14,8 +15,12 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from keys.errors import KeyLayerError
 from keys.master import MasterKeys
 from keys.store import KeyTable, SigningKeyRecord, wrap_context
+
+
+log = logging.getLogger("civicvault.keys")
 
 
 @dataclass(frozen=True)
@@ -54,11 +59,21 @@ class SigningKeys:
         self._table.retire_signing_key(kid, datetime.now(UTC))
 
     def public_keys(self, purpose: str) -> dict[str, Ed25519PublicKey]:
-        """Every key id for ``purpose`` with its public key."""
-        return {
-            r.kid: Ed25519PublicKey.from_public_bytes(r.public_key)
-            for r in self._table.signing_keys(purpose)
-        }
+        """Every key id for ``purpose`` with its public key — each one taken from its
+        private key, which only the master key unwraps, so a public key swapped into the
+        key table by someone with SQL access is never trusted (it is logged and left out)."""
+        keys: dict[str, Ed25519PublicKey] = {}
+        for record in self._table.signing_keys(purpose):
+            try:
+                public = self._private(record).public_key()
+            except KeyLayerError:
+                log.warning("signing key %s does not unwrap under the master key", record.kid)
+                continue
+            if public.public_bytes(Encoding.Raw, PublicFormat.Raw) != record.public_key:
+                log.warning("signing key %s: the stored public key is not its own", record.kid)
+                continue
+            keys[record.kid] = public
+        return keys
 
     def _create(self, purpose: str) -> SigningKeyRecord:
         private = Ed25519PrivateKey.generate()

@@ -99,6 +99,35 @@ class Checkpoint:
     def message(self) -> bytes:
         return checkpoint_message(self.tree_size, self.timestamp, self.root_hash)
 
+    def to_json(self) -> dict[str, Any]:
+        """As the API serves it: hashes and signatures in lower-case hex, time RFC 3339."""
+        return {
+            "tree_size": self.tree_size,
+            "root_hash": self.root_hash.hex(),
+            "timestamp": self.timestamp.isoformat(),
+            "key_id": self.key_id,
+            "signature": self.signature.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Checkpoint:
+        """A checkpoint as :meth:`to_json` writes it; ValueError saying what is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError("a checkpoint is a JSON object")
+        try:
+            size, key_id = data["tree_size"], data["key_id"]
+            timestamp = datetime.fromisoformat(data["timestamp"])
+            root, signature = bytes.fromhex(data["root_hash"]), bytes.fromhex(data["signature"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not a checkpoint: {e!r}") from None
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 < size < 2**63:
+            raise ValueError(f"tree_size must be a positive integer, not {size!r}")
+        if not isinstance(key_id, str) or len(root) != 32 or timestamp.tzinfo is None:
+            raise ValueError("a checkpoint needs a key_id, a 32-byte root and a zoned time")
+        if not 0 <= timestamp.timestamp() < 2**63 / 1000:
+            raise ValueError(f"timestamp out of range: {data['timestamp']!r}")
+        return cls(size, root, timestamp, key_id, signature)
+
     def verify(self, public_keys: dict[str, Ed25519PublicKey]) -> bool:
         key = public_keys.get(self.key_id)
         if key is None:
@@ -253,19 +282,17 @@ class Ledger:
     def _checkpoint_if_due(self, size: int, *, force: bool) -> Checkpoint | None:
         if size == 0:
             return None
-        if not self._latest_read:  # read once; after that, this process writes them
+        if not self._latest_read:
             self._latest, self._latest_read = self.latest_checkpoint(), True
-        latest = self._latest
-        if latest is not None and latest.tree_size >= size:
-            return None
         now = self.now()
-        due = (
-            force
-            or latest is None
-            or size - latest.tree_size >= self.checkpoint_events
-            or (now - latest.timestamp).total_seconds() >= self.checkpoint_seconds
-        )
-        if not due:
+        if not (force or self._due(size, now)):
+            return None  # decided on what this process knows: no query while idle
+        # Other processes sign too: decide again on what is stored, so that k followers
+        # do not sign k times as often.
+        self._latest = self.latest_checkpoint()
+        if not (force or self._due(size, now)) or (
+            self._latest is not None and self._latest.tree_size >= size
+        ):
             return None
         now = datetime.fromtimestamp(int(now.timestamp() * 1000) / 1000, UTC)  # ms, as signed
         root = self.root(size)
@@ -281,6 +308,15 @@ class Ledger:
         # Another process may have signed this size first; what is stored is what counts.
         self._latest = self.checkpoint_at(size) or checkpoint
         return self._latest
+
+    def _due(self, size: int, now: datetime) -> bool:
+        latest = self._latest
+        if latest is None:
+            return True
+        return latest.tree_size < size and (
+            size - latest.tree_size >= self.checkpoint_events
+            or (now - latest.timestamp).total_seconds() >= self.checkpoint_seconds
+        )
 
     def latest_checkpoint(self) -> Checkpoint | None:
         rows = self._checkpoint_rows("ORDER BY tree_size DESC LIMIT 1", ())
@@ -339,15 +375,15 @@ class Ledger:
         found = self.nodes(parts)
         return range_hash(found[node] for node in parts)
 
-    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
-        """The stored leaf hashes of leaves ``[start, end)`` that the tree holds."""
+    def leaf_hash_map(self, start: int, end: int) -> dict[int, bytes]:
+        """The stored hashes of the leaves in ``[start, end)`` that the tree holds, by index."""
         with self.db.transaction(commit=False) as run:
             rows = run(
-                f"SELECT hash FROM {self.nodes_table} WHERE level = 0 AND idx >= ? AND idx < ? "
-                "ORDER BY idx",
+                f"SELECT idx, hash FROM {self.nodes_table} "
+                "WHERE level = 0 AND idx >= ? AND idx < ?",
                 (start, end),
             )
-        return [bytes(h) for (h,) in rows]
+        return {int(idx): bytes(h) for idx, h in rows}
 
     def _check_size(self, size: int) -> None:
         held = self.size()
@@ -408,60 +444,138 @@ def verify(
     ledger: Ledger,
     public_keys: dict[str, Ed25519PublicKey],
     *,
+    anchors: Sequence[Checkpoint] = (),
     page: int = BATCH,
     progress: Callable[[int], None] | None = None,
 ) -> Verdict:
-    """Recompute the tree from the event store and check it against the ledger and every
-    signed checkpoint; name the first event whose stored bytes changed, or where the log
-    skips or ends early."""
-    held = ledger.size()
-    checkpoints = list(ledger.checkpoints())
-    for checkpoint in checkpoints:
-        if not checkpoint.verify(public_keys):
-            return Verdict(0, 0, 0, f"the checkpoint at {checkpoint.tree_size} events "
-                           f"has no valid signature by key {checkpoint.key_id}")
-    pending = iter(checkpoints)
-    due = next(pending, None)
-    checked = 0
-    last_good = 0  # the size of the latest checkpoint found intact
-    frontier = Frontier()
-    expected = 1
-    while notifications := log_.select_notifications(expected, page):
-        stored = ledger.leaf_hashes(expected - 1, expected - 1 + len(notifications))
-        for offset, notification in enumerate(notifications):
-            digest, problem = _read_leaf(
-                notification, expected, stored[offset] if offset < len(stored) else None
+    """Recompute the tree from the event store and check it against the ledger's stored
+    leaf hashes, every signed checkpoint in the database and every ``anchors`` checkpoint
+    (signed tree heads kept outside the database, e.g. saved from the API); name the first
+    event whose stored bytes changed, or where the log skips or ends early.
+
+    Someone who can write to the database can rewrite an event together with the
+    ledger's hashes and delete the checkpoints after it; what catches that is a checkpoint
+    they cannot touch — an anchor — or a missing run of checkpoints, which is reported.
+    """
+    return _Verification(log_, ledger, public_keys, anchors).run(page, progress)
+
+
+class _Verification:
+    def __init__(
+        self,
+        log_: Notifications,
+        ledger: Ledger,
+        public_keys: dict[str, Ed25519PublicKey],
+        anchors: Sequence[Checkpoint],
+    ) -> None:
+        self.log = log_
+        self.ledger = ledger
+        self.public_keys = public_keys
+        self.held = ledger.size()
+        self.stored_checkpoints = list(ledger.checkpoints())
+        self.anchors = list(anchors)
+        self.checked = 0
+        self.last_good = 0  # the size of the latest checkpoint found intact
+        self.frontier = Frontier()
+
+    def verdict(self, problem: str | None = None, event: int | None = None) -> Verdict:
+        events = self.frontier.size
+        return Verdict(events, min(events, self.held), self.checked, problem, event)
+
+    def run(self, page: int, progress: Callable[[int], None] | None) -> Verdict:
+        problem = self._signatures() or self._coverage()
+        if problem:
+            return self.verdict(problem)
+        pending = iter(sorted([*self.stored_checkpoints, *self.anchors],
+                              key=lambda c: c.tree_size))
+        due = next(pending, None)
+        last_anchor = 0  # the size of the latest checkpoint from outside found intact
+        expected = 1
+        while True:
+            notifications, unreadable = self._page(expected, page)
+            if not notifications and unreadable is None:
+                break
+            start = expected - 1
+            stored = self.ledger.leaf_hash_map(start, start + len(notifications))
+            for notification in notifications:
+                digest, problem = _read_leaf(notification, expected, stored.get(expected - 1))
+                if problem is None and expected <= self.held and expected - 1 not in stored:
+                    problem = f"the ledger has lost its hash of event {expected}"
+                if problem is not None:
+                    return self.verdict(problem, expected)
+                self.frontier.append_hash(digest)
+                while due is not None and due.tree_size == self.frontier.size:
+                    anchored = due in self.anchors
+                    if self.frontier.root() != due.root_hash:
+                        after = last_anchor if anchored else self.last_good
+                        return self.verdict(
+                            f"the tree of {due.tree_size} events does not match its signed "
+                            f"{'given ' if anchored else ''}checkpoint: an event from "
+                            f"{after + 1} to {due.tree_size} was changed along with the "
+                            "ledger's own hashes",
+                            after + 1,
+                        )
+                    self.checked += 1
+                    self.last_good = due.tree_size
+                    last_anchor = due.tree_size if anchored else last_anchor
+                    due = next(pending, None)
+                expected += 1
+            if unreadable is not None:
+                return self.verdict(unreadable, expected)
+            if progress:
+                progress(expected - 1)
+        claimed = max(self.held, due.tree_size if due else 0)
+        if self.frontier.size < claimed:
+            return self.verdict(
+                f"the log ends at event {self.frontier.size} but the ledger holds "
+                f"{claimed}: events {self.frontier.size + 1} to {claimed} were deleted",
+                self.frontier.size + 1,
             )
-            if problem is not None:
-                return Verdict(
-                    expected - 1, min(expected - 1, held), checked, problem, expected
-                )
-            frontier.append_hash(digest)
-            while due is not None and due.tree_size == frontier.size:
-                if frontier.root() != due.root_hash:
-                    return Verdict(
-                        expected, min(expected, held), checked,
-                        f"the tree of {due.tree_size} events does not match its signed "
-                        f"checkpoint: an event after {last_good} was changed along with "
-                        "the ledger's own hashes",
-                        last_good + 1,
+        return self.verdict()
+
+    def _signatures(self) -> str | None:
+        for kind, checkpoints in (("", self.stored_checkpoints), ("given ", self.anchors)):
+            for checkpoint in checkpoints:
+                if not checkpoint.verify(self.public_keys):
+                    return (
+                        f"the {kind}checkpoint at {checkpoint.tree_size} events has no "
+                        f"valid signature by key {checkpoint.key_id}"
                     )
-                checked += 1
-                last_good = due.tree_size
-                due = next(pending, None)
-            expected += 1
-        if progress:
-            progress(expected - 1)
-    events = expected - 1
-    if events < held or due is not None:
-        claimed = max(held, due.tree_size if due else 0)
-        return Verdict(
-            events, min(events, held), checked,
-            f"the log ends at event {events} but the ledger holds {claimed}: "
-            f"events {events + 1} to {claimed} were deleted",
-            events + 1,
-        )
-    return Verdict(events, held, checked)
+        return None
+
+    def _coverage(self) -> str | None:
+        """The ledger signs at least every ``checkpoint_events`` (plus one batch): a longer
+        unsigned stretch means checkpoints were deleted."""
+        signed = max((c.tree_size for c in self.stored_checkpoints), default=0)
+        slack = self.ledger.checkpoint_events + self.ledger.batch
+        if self.held and not self.stored_checkpoints:
+            return f"the ledger holds {self.held} events but no signed checkpoint: " \
+                "the checkpoints were deleted"
+        if self.held - signed > slack:
+            return (
+                f"the newest signed checkpoint covers {signed} of the {self.held} events "
+                "the ledger holds: the checkpoints after it were deleted"
+            )
+        return None
+
+    def _page(self, start: int, page: int) -> tuple[Sequence[Any], str | None]:
+        """The next page of the log, and what stops the reading there, if anything: when
+        the store cannot decode a row, the page is read one event at a time up to it."""
+        try:
+            return self.log.select_notifications(start, page), None
+        except Exception:
+            readable: list[Any] = []
+            event = start
+            while len(readable) < page:
+                try:
+                    found = self.log.select_notifications(event, 1)
+                except Exception as e:
+                    return readable, f"event {event} cannot be read from the store: {e}"
+                if not found:
+                    break
+                readable.extend(found)
+                event = found[0].id + 1
+            return readable, None
 
 
 def _read_leaf(
@@ -475,7 +589,7 @@ def _read_leaf(
         )
     try:
         digest = leaf_hash(leaf_of(notification))
-    except (TypeError, ValueError, OverflowError) as e:
+    except (TypeError, ValueError, OverflowError, AttributeError) as e:
         return b"", f"event {expected} is not a well-formed record: {e}"
     if stored is not None and stored != digest:
         return b"", f"event {expected} differs from the bytes the ledger recorded for it"

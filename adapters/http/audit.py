@@ -21,7 +21,6 @@ from adapters.http.schemas import (
     ReadjudicationOut,
     ReplayOut,
     access_entry_out,
-    b64,
     checkpoint_out,
     consent_out,
     decode_cursor,
@@ -177,4 +176,4 @@ def consistency_proof(
         path = ledger.consistency(first, second)
     except ProofError as e:
         raise InvalidInput("from", str(e)) from None
-    return ConsistencyOut(first=first, second=second, consistency_path=[b64(h) for h in path])
+    return ConsistencyOut(first=first, second=second, consistency_path=[h.hex() for h in path])

@@ -97,23 +97,23 @@ class CheckpointOut(BaseModel):
     (8 bytes) || timestamp in ms (8 bytes) || root_hash``, integers big-endian."""
 
     tree_size: int
-    root_hash: str = Field(description="base64")
+    root_hash: str = Field(description="lower-case hex")
     timestamp: datetime
     key_id: str
-    signature: str = Field(description="base64 Ed25519 signature")
+    signature: str = Field(description="lower-case hex Ed25519 signature")
 
 
 class InclusionOut(BaseModel):
     leaf_index: int = Field(description="the event's position in the log minus one")
     tree_size: int
-    leaf_hash: str = Field(description="base64 SHA-256(0x00 || leaf)")
-    inclusion_path: list[str] = Field(description="base64 node hashes, leaf upward")
+    leaf_hash: str = Field(description="lower-case hex SHA-256(0x00 || leaf)")
+    inclusion_path: list[str] = Field(description="lower-case hex node hashes, leaf upward")
 
 
 class ConsistencyOut(BaseModel):
     first: int
     second: int
-    consistency_path: list[str] = Field(description="base64 node hashes (RFC 9162 2.1.4)")
+    consistency_path: list[str] = Field(description="lower-case hex node hashes (RFC 9162)")
 
 
 class LedgerEntryOut(InclusionOut):
@@ -360,21 +360,15 @@ def decode_cursor(cursor: str | None) -> int | None:
 
 
 def checkpoint_out(checkpoint: Checkpoint) -> CheckpointOut:
-    return CheckpointOut(
-        tree_size=checkpoint.tree_size,
-        root_hash=b64(checkpoint.root_hash),
-        timestamp=checkpoint.timestamp,
-        key_id=checkpoint.key_id,
-        signature=b64(checkpoint.signature),
-    )
+    return CheckpointOut.model_validate(checkpoint.to_json())
 
 
 def inclusion_out(proof: InclusionProof) -> InclusionOut:
     return InclusionOut(
         leaf_index=proof.leaf_index,
         tree_size=proof.tree_size,
-        leaf_hash=b64(proof.leaf_hash),
-        inclusion_path=[b64(h) for h in proof.inclusion_path],
+        leaf_hash=proof.leaf_hash.hex(),
+        inclusion_path=[h.hex() for h in proof.inclusion_path],
     )
 
 

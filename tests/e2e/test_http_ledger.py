@@ -20,7 +20,9 @@ CIVIL = {"purpose": "subsistence-allowance"}
 
 
 def _b(text: str) -> bytes:
-    return base64.b64decode(text)
+    """Hashes and signatures are lower-case hex (DESIGN.md)."""
+    assert text == text.lower()
+    return bytes.fromhex(text)
 
 
 def _checkpoint_verifies(checkpoint: dict[str, Any], keys: dict[str, Any]) -> bool:
@@ -114,7 +116,7 @@ def test_each_access_log_entry_carries_its_inclusion(api: LiveApi) -> None:
     assert _checkpoint_verifies(checkpoint, keys)
     for entry in page["items"]:
         ledger = entry["ledger"]
-        leaf = _b(ledger["leaf"])
+        leaf = base64.b64decode(ledger["leaf"])
         assert hashlib.sha256(b"\x00" + leaf).digest() == _b(ledger["leaf_hash"])
         topic_length = int.from_bytes(leaf[:2], "big")
         assert leaf[2 : 2 + topic_length].endswith(b"AccessAttempt.Recorded")

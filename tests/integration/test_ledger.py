@@ -4,15 +4,18 @@ deleted or reordered directly in SQLite or PostgreSQL are caught, naming the fir
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from adapters.wiring import Services
-from projections.ledger import Ledger, LedgerGap, Verdict, leaf_of, verify
+from projections.ledger import Checkpoint, Ledger, LedgerGap, Verdict, leaf_of, verify
 from projections.merkle import ProofError, leaf_hash, verify_consistency, verify_inclusion
 from tests.support import MovableClock
 from vault.inputs import ConsentRequest, DocumentDetails
@@ -238,3 +241,111 @@ def test_a_checkpoint_with_a_forged_signature_is_refused(
     verdict = _verdict(services)
     assert not verdict.intact
     assert "no valid signature" in (verdict.problem or "")
+
+
+def _rewrite_event_and_ledger(services: Services, event: int) -> None:
+    """What an intruder with SQL access but no master key can do: change an event, give the
+    ledger the matching hashes all the way up, and drop the checkpoints that no longer fit."""
+    [notification] = services.vault.recorder.select_notifications(event, 1)
+    forged = bytes(notification.state) + b" "
+    _sql(services)("UPDATE {table} SET state = ? WHERE {id} = ?", (forged, event))
+    db = services.view_runner.db
+    with db.transaction() as run:
+        run(f"DELETE FROM {db.table('cv_ledger_nodes')}")
+        run(f"DELETE FROM {db.table('cv_ledger_checkpoints')}")
+        run(f"UPDATE {db.table('cv_ledger_state')} SET size = 0")
+    rebuilt = Ledger(services.vault.recorder, db, lambda m: ("intruder", b"\0" * 64))
+    rebuilt.catch_up()
+
+
+def test_deleted_checkpoints_are_reported(services: Services, clock: MovableClock) -> None:
+    _tampered(services, clock)
+    _rewrite_event_and_ledger(services, 4)
+    db = services.view_runner.db
+    with db.transaction() as run:  # and the intruder's own unsigned checkpoint goes too
+        run(f"DELETE FROM {db.table('cv_ledger_checkpoints')}")
+    verdict = _verdict(services)
+    assert not verdict.intact
+    assert "no signed checkpoint: the checkpoints were deleted" in (verdict.problem or "")
+
+
+def test_a_checkpoint_kept_outside_catches_a_rewrite_with_the_ledgers_hashes(
+    services: Services, clock: MovableClock
+) -> None:
+    _tampered(services, clock)
+    anchor = services.ledger.latest_checkpoint()
+    assert anchor is not None
+    saved = Checkpoint.from_json(json.loads(json.dumps(anchor.to_json())))  # as an auditor saves it
+    _rewrite_event_and_ledger(services, 4)
+    keys = services.signing.public_keys("checkpoints")
+    verdict = verify(services.vault.recorder, services.ledger, keys, anchors=[saved])
+    assert not verdict.intact
+    # The intruder's checkpoint is refused first; without it, the anchor names the rewrite.
+    db = services.view_runner.db
+    with db.transaction() as run:
+        run(f"DELETE FROM {db.table('cv_ledger_checkpoints')}")
+    services.ledger.checkpoint()  # even a freshly, honestly signed head of the forged tree
+    verdict = verify(services.vault.recorder, services.ledger, keys, anchors=[saved])
+    assert (verdict.intact, verdict.first_bad_event) == (False, 1)
+    assert f"the tree of {saved.tree_size} events does not match" in (verdict.problem or "")
+
+
+def test_a_public_key_swapped_into_the_key_table_is_not_trusted(
+    services: Services, clock: MovableClock
+) -> None:
+    _tampered(services, clock)
+    [kid] = services.signing.public_keys("checkpoints")
+    intruder = Ed25519PrivateKey.generate()
+    public = intruder.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    db = services.view_runner.db
+    with db.transaction() as run:  # same key id, the intruder's public key
+        run(f"UPDATE {db.table('civicvault_signing_keys')} SET public_key = ? WHERE kid = ?",
+            (public, kid))
+        run(f"UPDATE {db.table('cv_ledger_checkpoints')} SET signature = ?",
+            (intruder.sign(b"anything"),))
+    assert services.signing.public_keys("checkpoints") == {}
+    verdict = _verdict(services)
+    assert not verdict.intact
+    assert "no valid signature" in (verdict.problem or "")
+
+
+def test_a_lost_ledger_hash_is_named(services: Services, clock: MovableClock) -> None:
+    _tampered(services, clock)
+    db = services.view_runner.db
+    with db.transaction() as run:
+        run(f"DELETE FROM {db.table('cv_ledger_nodes')} WHERE level = 0 AND idx = 2")
+    verdict = _verdict(services)
+    assert (verdict.intact, verdict.first_bad_event) == (False, 3)
+    assert "lost its hash of event 3" in (verdict.problem or "")
+
+
+def test_an_unreadable_row_is_named_not_a_crash(services: Services, clock: MovableClock) -> None:
+    _tampered(services, clock)
+    _sql(services)("UPDATE {table} SET topic = ? WHERE {id} = ?", ("no.such:Topic", 2))
+    if services.view_runner.db.sqlite:
+        _sql(services)("UPDATE {table} SET originator_id = ? WHERE {id} = ?", ("zz", 5))
+    verdict = _verdict(services)
+    assert (verdict.intact, verdict.first_bad_event) == (False, 2)
+    if services.view_runner.db.sqlite:
+        _sql(services)("UPDATE {table} SET topic = ? WHERE {id} = ?", ("x", 2))
+        [notification] = services.vault.recorder.select_notifications(2, 1)
+        assert notification.topic == "x"
+        verdict = _verdict(services)
+        assert (verdict.intact, verdict.first_bad_event) == (False, 2)
+
+
+def test_several_followers_do_not_sign_more_often(
+    services: Services, clock: MovableClock
+) -> None:
+    _history(services, clock, residents=6)
+    db = services.view_runner.db
+    sign = lambda message: ("k", b"s")  # noqa: E731
+    followers = [
+        Ledger(services.vault.recorder, db, sign, batch=2, checkpoint_events=8,
+               checkpoint_seconds=3600)
+        for _ in range(3)
+    ]
+    while any(f.step() for f in followers):
+        pass
+    sizes = [c.tree_size for c in followers[0].checkpoints()]
+    assert all(b - a >= 8 for a, b in itertools.pairwise(sizes)), sizes
