@@ -19,7 +19,6 @@ from keys.errors import KeyLayerError
 from keys.master import MasterKeys
 from keys.store import KeyTable, SigningKeyRecord, wrap_context
 
-
 log = logging.getLogger("civicvault.keys")
 
 
