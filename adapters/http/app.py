@@ -19,6 +19,13 @@ from adapters.wiring import Services, open_services
 from keys.tokens import ExternalIssuer, TokenVerifier
 
 
+def ledger_lag(services: Services) -> tuple[int, int]:
+    """(events not yet in the ledger, events not yet under a signed checkpoint)."""
+    head = services.vault.recorder.max_notification_id() or 0
+    signed = services.ledger.latest_checkpoint()
+    return head - services.ledger.size(), head - (signed.tree_size if signed else 0)
+
+
 def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
     """The HTTP service over an open vault; it keeps the read models up to date itself
     unless ``CIVICVAULT_PROJECTIONS_IN_PROCESS`` is false."""
@@ -55,6 +62,7 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
     app.state.verifier = token_verifier(services, settings)
     services.vault.on_recorded.append(metrics.events.inc)
     metrics.watch_lag(services.view_runner.lag)
+    metrics.watch_ledger(lambda: ledger_lag(services))
     install_problem_handlers(app)
     app.add_middleware(Observe, metrics=metrics)
     for router in (residents.router, departments.router, credit.router, audit.router, open.router):

@@ -54,6 +54,19 @@ class Metrics:
             registry=self.registry,
         ).set_function(lambda: lag()[1])
 
+    def watch_ledger(self, unsigned: Callable[[], tuple[int, int]]) -> None:
+        """Report how far the ledger and its newest checkpoint trail the log: a ledger
+        stopped at a gap in the log shows here (and in the logs) while the API serves on."""
+        Gauge(
+            "civicvault_ledger_lag_events", "Events recorded but not yet in the ledger",
+            registry=self.registry,
+        ).set_function(lambda: unsigned()[0])
+        Gauge(
+            "civicvault_ledger_unsigned_events",
+            "Events recorded but not yet covered by a signed checkpoint",
+            registry=self.registry,
+        ).set_function(lambda: unsigned()[1])
+
     def decided(self, allowed: bool, reasons: tuple[str, ...]) -> None:
         self.decisions.labels(
             "allowed" if allowed else "denied", reasons[0] if reasons else "allowed"

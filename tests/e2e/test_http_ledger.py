@@ -176,3 +176,22 @@ def test_readjudication_over_http(api: LiveApi) -> None:
     bad = auditor.post("/v1/audit/readjudicate", params={"since": "2026-01-01T00:00:00"})
     assert bad.status_code == 422
     assert bad.headers["content-type"].startswith("application/problem+json")
+
+
+def _gauge(text: str, name: str) -> float:
+    [line] = [line for line in text.splitlines() if line.startswith(name + " ")]
+    return float(line.split()[1])
+
+
+def test_metrics_show_how_far_the_ledger_and_its_checkpoints_trail(api: LiveApi) -> None:
+    _world(api)
+    api.services.ledger.catch_up()
+    api.services.ledger.checkpoint()
+    metrics = httpx.get(f"{api.base_url}/metrics").text
+    assert _gauge(metrics, "civicvault_ledger_lag_events") == 0
+    assert _gauge(metrics, "civicvault_ledger_unsigned_events") == 0
+    db = api.services.view_runner.db
+    with db.transaction() as run:  # as if the ledger had stopped three events back
+        run(f"UPDATE {db.table('cv_ledger_state')} SET size = size - 3")
+    metrics = httpx.get(f"{api.base_url}/metrics").text
+    assert _gauge(metrics, "civicvault_ledger_lag_events") == 3
