@@ -30,6 +30,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.fetch
 	$(BIN)/python -m bench.http_fetch
 	$(BIN)/python -m bench.projections
+	$(BIN)/python -m bench.ledger
+	$(BIN)/python -m bench.readjudicate
 
 clean:
 	rm -rf $(VENV) .civicvault .pytest_cache .mypy_cache .ruff_cache .hypothesis
