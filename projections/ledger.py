@@ -326,11 +326,6 @@ class Ledger:
         rows = self._checkpoint_rows("WHERE tree_size = ?", (tree_size,))
         return rows[0] if rows else None
 
-    def checkpoint_covering(self, event: int) -> Checkpoint | None:
-        """The first checkpoint whose tree holds event ``event``."""
-        rows = self._checkpoint_rows("WHERE tree_size >= ? ORDER BY tree_size LIMIT 1", (event,))
-        return rows[0] if rows else None
-
     def checkpoints(self) -> Iterator[Checkpoint]:
         yield from self._checkpoint_rows("ORDER BY tree_size", ())
 
