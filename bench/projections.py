@@ -22,11 +22,11 @@ under a fresh document key into a real blob; ``Document.Submitted`` or, for a qu
 ``Document.Issued``; some submitted ones ``Document.Verified``; ``Resident.DocumentFiled``
 each) and grant 1–2 consents for services whose document types they hold
 (``Consent.Granted``, ``Resident.ConsentFiled``). All the rest are fetches by a random resident's
-departments, judged by ``vault.judgement.judge_fetch`` on the in-memory aggregates against the
-default policy exactly as ``vault.fetch_document`` judges them: mostly under one of the
-resident's consents, some by a department the resident never consented to; an allowed fetch
-appends ``Consent.Used`` + ``Document.Reused`` + ``AccessAttempt.Recorded`` (its grade and
-reasons sealed), a denied one only ``AccessAttempt.Recorded``. Now and then a consent is
+departments, judged and recorded by ``vault.judgement.record_fetch`` on the in-memory
+aggregates against the default policy, as ``vault.fetch_document`` does: mostly under one of
+the resident's consents, some by a department the resident never consented to; an allowed
+fetch appends ``AccessAttempt.Recorded`` (its grade and reasons sealed) + ``Consent.Used`` +
+``Document.Reused``, a denied one only ``AccessAttempt.Recorded``. Now and then a consent is
 revoked or a document withdrawn. The mix is printed.
 
 1. Rebuild throughput. After an untimed warm-up pass over the log (it counts the
@@ -110,12 +110,11 @@ from policy.decision import DecisionPoint
 from policy.rules import default_policy_text, parse_policy
 from policy.scales import Grade
 from projections.schema import view_table
-from vault.access import AccessAttempt
 from vault.app import Vault
 from vault.consent import Consent
 from vault.document import Document
 from vault.inputs import ConsentRequest, DocumentDetails
-from vault.judgement import judge_fetch
+from vault.judgement import record_fetch
 from vault.resident import Resident
 
 KiB = 1024
@@ -356,52 +355,26 @@ class Filler:
         document = rng.choice(documents)
         department, purpose = service.department, service.purpose
         officer = self.officer(department)
-        request_id = uuid4().hex
         now = datetime.now(UTC)
-        judgement = judge_fetch(
+        access, changed = record_fetch(
             resident=resident,
+            resident_id=resident.resident_id,
             document=document,
+            document_id=document.id,
             consents=[c for c in person.consents if (c.department, c.purpose) == (department,
                                                                                    purpose)],
             officer=officer,
             department=department,
             purpose=purpose,
             point=self.point,
+            request_id=uuid4().hex,
             now=now,
         )
-        access = AccessAttempt.record(
-            resident_id=resident.resident_id,
-            officer=officer,
-            department=department,
-            document_id=document.id,
-            doc_type=document.doc_type,
-            purpose=purpose,
-            consent_id=judgement.consent.id if judgement.consent else None,
-            grade=resident.grade_label,
-            trust_level=document.trust_level.value,
-            allowed=judgement.allowed,
-            reason_codes=[r.code for r in judgement.reasons],
-            reasons=[r.text for r in judgement.reasons],
-            policy_version=self.point.version,
-            rule=judgement.decision.rule if judgement.decision else None,
-            request_id=request_id,
-            at=now,
-        )
         self.touched.add(resident.resident_id)
-        if judgement.allowed and judgement.consent is not None:
-            judgement.consent.use(
-                department=department,
-                doc_type=document.doc_type,
-                purpose=purpose,
-                document_id=document.id,
-                request_id=request_id,
-                now=now,
-            )
-            document.reuse(department, purpose, access.id, now)
-            self.collect(access, judgement.consent, document)
+        self.collect(*changed)
+        if access.allowed:
             self.fill.allowed += 1
         else:
-            self.collect(access)
             self.fill.denied += 1
         if force_denied:
             return

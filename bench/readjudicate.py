@@ -11,12 +11,12 @@ setting at its default.
 
 Fill, untimed (its time is printed): the realistic log of ``bench/projections.py`` — its
 ``Filler``, imported: residents register, most get a sealed credit grade, file sealed
-documents and grant consents; departments fetch, each fetch judged by
-``vault.judgement.judge_fetch`` on the aggregates in memory against the default policy, as
-``vault.fetch_document`` judges it; now and then a consent is revoked or a document
+documents and grant consents; departments fetch, each fetch judged and recorded by
+``vault.judgement.record_fetch`` on the aggregates in memory against the default policy, as
+``vault.fetch_document`` does; now and then a consent is revoked or a document
 withdrawn — up to N events (default 1,000,000, about 370,000 of them access events;
 ``--quick`` 20,000; ``--events``). An allowed fetch's events are written in the order
-``vault.fetch_document`` saves them, ``AccessAttempt.Recorded`` then ``Consent.Used`` and
+``record_fetch`` gives them, ``AccessAttempt.Recorded`` then ``Consent.Used`` and
 ``Document.Reused`` (folded in another order, a consent's last allowed use would be judged
 on the consent already used up). An untimed pass over the log counts the notifications,
 warms the page cache and checks that order: every ``Consent.Used`` directly follows an

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from uuid import UUID, uuid4
 
 from policy.decision import TrackDecision
-from policy.scales import UNRATED
 from vault.access import AccessAttempt
 from vault.consent import Consent
 from vault.consent_commands import ConsentCommands
@@ -16,7 +15,7 @@ from vault.document_commands import DocumentCommands
 from vault.errors import AccessDenied, DocumentNotFound, ResidentNotFound
 from vault.ids import check_identifier, check_resident_id, parse_uuid
 from vault.inputs import check_text
-from vault.judgement import judge_fetch
+from vault.judgement import judge_fetch, record_fetch
 from vault.policy_commands import PolicyCommands
 from vault.resident import Resident
 
@@ -57,55 +56,22 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
         request_id = check_text("request_id", request_id or uuid4().hex, 128)
 
         def attempt() -> tuple[AccessAttempt, Document | None]:
-            now = self.clock.now()
-            point = self.decision_point()
             resident = self._resident_or_none(resident_id)
             document = self._document_of(resident_id, document_uuid)
-            judgement = judge_fetch(
+            access, changed = record_fetch(
                 resident=resident,
+                resident_id=resident_id,
                 document=document,
+                document_id=document_uuid,
                 consents=self._consents_of(resident, department, purpose),
                 officer=officer,
                 department=department,
                 purpose=purpose,
-                point=point,
-                now=now,
-            )
-            access = AccessAttempt.record(
-                resident_id=resident_id,
-                officer=officer,
-                department=department,
-                document_id=document_uuid,
-                doc_type=document.doc_type if document else None,
-                purpose=purpose,
-                consent_id=judgement.consent.id if judgement.consent else None,
-                grade=resident.grade_label if resident else UNRATED,
-                trust_level=document.trust_level.value if document else None,
-                allowed=judgement.allowed,
-                reason_codes=[r.code for r in judgement.reasons],
-                reasons=[r.text for r in judgement.reasons],
-                policy_version=point.version,
-                rule=judgement.decision.rule if judgement.decision else None,
+                point=self.decision_point(),
                 request_id=request_id,
-                at=now,
+                now=self.clock.now(),
             )
-            if not judgement.allowed:
-                self.save(access)
-                return access, document
-            assert judgement.consent is not None
-            assert document is not None
-            judgement.consent.use(
-                department=department,
-                doc_type=document.doc_type,
-                purpose=purpose,
-                document_id=document.id,
-                request_id=request_id,
-                now=now,
-            )
-            document.reuse(department, purpose, access.id, now)
-            # The access event goes first in the log, so the state just before it is the
-            # state the decision was made on (re-adjudication folds the log in order).
-            self.save(access, judgement.consent, document)
+            self.save(*changed)
             return access, document
 
         # Fetches for one resident in this process take turns: they would otherwise conflict

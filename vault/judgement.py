@@ -1,7 +1,8 @@
 """Judging a department's fetch: every reason it may not have the document now.
 
 A pure function of the state the application loaded, so that auditors can run
-it again on the state as it stood at any past time.
+it again on the state as it stood at any past time; and recording it, in the
+order the events must be saved.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
+from uuid import UUID
 
-from policy.decision import Decision, Reason
-from policy.scales import Grade, TrustLevel
+from policy.decision import Decision, DecisionPoint, Reason
+from policy.scales import UNRATED, Grade, TrustLevel
+from vault.access import AccessAttempt
 from vault.consent import Consent
 from vault.document import Document
 from vault.errors import ConsentDenied, DocumentUnavailable
@@ -93,6 +96,69 @@ def judge_fetch(
         if not decision.allowed:
             reasons.extend(decision.reasons)
     return Judgement(tuple(reasons), consent, decision)
+
+
+def record_fetch(
+    *,
+    resident: Resident | None,
+    resident_id: str,
+    document: Document | None,
+    document_id: UUID,
+    consents: Sequence[Consent],
+    officer: str,
+    department: str,
+    purpose: str,
+    point: DecisionPoint,
+    request_id: str,
+    now: datetime,
+) -> tuple[AccessAttempt, tuple[Any, ...]]:
+    """Judge a fetch and record it: its access event and, when it is allowed, the use of
+    the consent and the reuse of the document. Returns the access event and every
+    aggregate to save, in one transaction, in this order: the access first, so that the
+    state just before it in the log is the state it was judged on (re-adjudication folds
+    the log in order)."""
+    judgement = judge_fetch(
+        resident=resident,
+        document=document,
+        consents=consents,
+        officer=officer,
+        department=department,
+        purpose=purpose,
+        point=point,
+        now=now,
+    )
+    access = AccessAttempt.record(
+        resident_id=resident_id,
+        officer=officer,
+        department=department,
+        document_id=document_id,
+        doc_type=document.doc_type if document else None,
+        purpose=purpose,
+        consent_id=judgement.consent.id if judgement.consent else None,
+        grade=resident.grade_label if resident else UNRATED,
+        trust_level=document.trust_level.value if document else None,
+        allowed=judgement.allowed,
+        reason_codes=[r.code for r in judgement.reasons],
+        reasons=[r.text for r in judgement.reasons],
+        policy_version=point.version,
+        rule=judgement.decision.rule if judgement.decision else None,
+        request_id=request_id,
+        at=now,
+    )
+    if not judgement.allowed:
+        return access, (access,)
+    assert judgement.consent is not None
+    assert document is not None
+    judgement.consent.use(
+        department=department,
+        doc_type=document.doc_type,
+        purpose=purpose,
+        document_id=document.id,
+        request_id=request_id,
+        now=now,
+    )
+    document.reuse(department, purpose, access.id, now)
+    return access, (access, judgement.consent, document)
 
 
 def _usable_consent(
