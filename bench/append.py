@@ -60,7 +60,6 @@ import argparse
 import contextlib
 import itertools
 import os
-import secrets
 import sqlite3
 import time
 import uuid
@@ -72,14 +71,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import SecretStr
-
-from adapters.settings import Settings
-from adapters.wiring import Services, open_services
-from bench.backends import on_each_backend
-from bench.postgres import drop_schema, redact, with_schema
+from adapters.wiring import Services
+from bench.backends import on_each_backend, postgres_services, sqlite_services
 from bench.tables import print_table
-from keys.master import MasterKey
 from policy.scales import Grade
 from vault.app import Vault
 from vault.consent import Consent
@@ -327,15 +321,6 @@ def measure(target: Target, n_single: int, n_batches: int) -> Measured:
     )
 
 
-def settings_for(data_dir: Path, database_url: str | None) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        master_key=SecretStr(MasterKey.generate().to_base64()),
-        database_url=database_url,
-        s3_endpoint=None,
-    )
-
-
 def events_table(services: Services) -> str:
     recorder: Any = services.vault.recorder
     return str(recorder.events_table_name)
@@ -404,13 +389,11 @@ def event_shape_sqlite(path: Path, table: str, suffix: str) -> EventShape:
 
 
 def run_sqlite(root: Path, n_single: int, n_batches: int) -> BackendResult:
-    data_dir = root / "sqlite"
-    settings = settings_for(data_dir, None)
-    services = open_services(settings)
-    try:
+    with sqlite_services(root) as scratch:
+        services, settings = scratch.services, scratch.settings
         journal_mode, synchronous = app_sqlite_pragmas(services)
         table = events_table(services)
-        raw = RawSqlite(data_dir / "raw.sqlite3", synchronous)
+        raw = RawSqlite(settings.data_dir / "raw.sqlite3", synchronous)
         try:
             target = Target(
                 services.vault,
@@ -421,10 +404,8 @@ def run_sqlite(root: Path, n_single: int, n_batches: int) -> BackendResult:
             measured = measure(target, n_single, n_batches)
         finally:
             raw.close()
-    finally:
-        services.close()
     notes = [
-        f"files in {data_dir} (sqlite {sqlite3.sqlite_version})",
+        f"files in {settings.data_dir} (sqlite {sqlite3.sqlite_version})",
         f"eventsourcing connection: journal_mode={journal_mode}, "
         f"synchronous={synchronous} ({SYNCHRONOUS.get(synchronous, '?')}); "
         f"raw connection: journal_mode={raw.journal_mode}, synchronous={raw.synchronous} "
@@ -499,33 +480,26 @@ def event_shape_postgres(dsn: str, schema: str, table: str, suffix: str) -> Even
 
 
 def run_postgres(dsn: str, server: str, root: Path, n_single: int, n_batches: int) -> BackendResult:
-    schema = f"bench_{secrets.token_hex(4)}"
-    try:
-        settings = settings_for(root / "postgres", with_schema(dsn, schema))
-        services = open_services(settings)
+    with postgres_services(dsn, server, root) as scratch:
+        services, schema = scratch.services, str(scratch.schema)
+        synchronous_commit = app_synchronous_commit(services)
+        table = events_table(services)
+        raw = RawPostgres(dsn, schema, synchronous_commit)
         try:
-            synchronous_commit = app_synchronous_commit(services)
-            table = events_table(services)
-            raw = RawPostgres(dsn, schema, synchronous_commit)
-            try:
-                target = Target(
-                    services.vault,
-                    raw,
-                    partial(event_shape_postgres, dsn, schema, table),
-                    uuid.uuid4,
-                )
-                measured = measure(target, n_single, n_batches)
-            finally:
-                raw.close()
+            target = Target(
+                services.vault,
+                raw,
+                partial(event_shape_postgres, dsn, schema, table),
+                uuid.uuid4,
+            )
+            measured = measure(target, n_single, n_batches)
         finally:
-            services.close()
-    finally:
-        drop_schema(dsn, schema)
+            raw.close()
     notes = [
-        f"server {server} at {redact(dsn)}, schema {schema} (dropped at the end)",
+        scratch.where,
         f"synchronous_commit: app connection {synchronous_commit}, "
         f"raw connection {raw.synchronous_commit}",
-        *size_notes(table, measured, settings.key_cache_seconds),
+        *size_notes(table, measured, scratch.settings.key_cache_seconds),
     ]
     return BackendResult("PostgreSQL", notes, measured)
 

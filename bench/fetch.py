@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -53,14 +52,9 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from pydantic import SecretStr
-
-from adapters.settings import Settings
-from adapters.wiring import Services, open_services
-from bench.backends import on_each_backend
-from bench.postgres import drop_schema, redact, with_schema
+from adapters.wiring import Services
+from bench.backends import on_each_backend, postgres_services, sqlite_services
 from bench.tables import print_table
-from keys.master import MasterKey
 from vault.app import Vault
 from vault.document import Document
 from vault.inputs import ConsentRequest, DocumentDetails
@@ -205,15 +199,6 @@ def measure(vault: Vault, n_fetches: int, block: int) -> Measured:
     )
 
 
-def settings_for(data_dir: Path, database_url: str | None) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        master_key=SecretStr(MasterKey.generate().to_base64()),
-        database_url=database_url,
-        s3_endpoint=None,
-    )
-
-
 def common_notes(services: Services, measured: Measured) -> list[str]:
     return [
         f"blobs in {services.settings.blob_dir}; document {DOCUMENT_BYTES // KiB} KiB",
@@ -229,13 +214,9 @@ def common_notes(services: Services, measured: Measured) -> list[str]:
 
 
 def run_sqlite(root: Path, n_fetches: int, block: int) -> BackendResult:
-    settings = settings_for(root / "sqlite", None)
-    services = open_services(settings)
-    try:
-        measured = measure(services.vault, n_fetches, block)
-        notes = [f"database {settings.sqlite_path}", *common_notes(services, measured)]
-    finally:
-        services.close()
+    with sqlite_services(root) as scratch:
+        measured = measure(scratch.services.vault, n_fetches, block)
+        notes = [scratch.where, *common_notes(scratch.services, measured)]
     return BackendResult("SQLite", notes, measured)
 
 
@@ -243,20 +224,9 @@ def run_sqlite(root: Path, n_fetches: int, block: int) -> BackendResult:
 
 
 def run_postgres(dsn: str, server: str, root: Path, n_fetches: int, block: int) -> BackendResult:
-    schema = f"bench_{secrets.token_hex(4)}"
-    try:
-        settings = settings_for(root / "postgres", with_schema(dsn, schema))
-        services = open_services(settings)
-        try:
-            measured = measure(services.vault, n_fetches, block)
-            notes = [
-                f"server {server} at {redact(dsn)}, schema {schema} (dropped at the end)",
-                *common_notes(services, measured),
-            ]
-        finally:
-            services.close()
-    finally:
-        drop_schema(dsn, schema)
+    with postgres_services(dsn, server, root) as scratch:
+        measured = measure(scratch.services.vault, n_fetches, block)
+        notes = [scratch.where, *common_notes(scratch.services, measured)]
     return BackendResult("PostgreSQL", notes, measured)
 
 

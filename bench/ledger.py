@@ -64,7 +64,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import random
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,9 +71,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, TypeVar
 
-from adapters.wiring import Services, open_services
-from bench.backends import on_each_backend
-from bench.postgres import drop_schema, redact, with_schema
+from adapters.wiring import Services
+from bench.backends import on_each_backend, postgres_services, sqlite_services
 from bench.projections import (
     EVENTS_PER_RESIDENT,
     SEED,
@@ -82,7 +80,6 @@ from bench.projections import (
     Filler,
     percentile,
     read_log,
-    settings_for,
     timed,
 )
 from bench.tables import print_table
@@ -327,29 +324,16 @@ def measure(services: Services, name: str, options: Options) -> BackendResult:
 
 
 def run_sqlite(root: Path, options: Options) -> BackendResult:
-    settings = settings_for(root / "sqlite", None)
-    services = open_services(settings)
-    try:
-        result = measure(services, "SQLite", options)
-    finally:
-        services.close()
-    result.notes.insert(0, f"database {settings.sqlite_path}")
+    with sqlite_services(root) as scratch:
+        result = measure(scratch.services, "SQLite", options)
+    result.notes.insert(0, scratch.where)
     return result
 
 
 def run_postgres(dsn: str, server: str, root: Path, options: Options) -> BackendResult:
-    schema = f"bench_{secrets.token_hex(4)}"
-    try:
-        services = open_services(settings_for(root / "postgres", with_schema(dsn, schema)))
-        try:
-            result = measure(services, "PostgreSQL", options)
-        finally:
-            services.close()
-    finally:
-        drop_schema(dsn, schema)
-    result.notes.insert(
-        0, f"server {server} at {redact(dsn)}, schema {schema} (dropped at the end)"
-    )
+    with postgres_services(dsn, server, root) as scratch:
+        result = measure(scratch.services, "PostgreSQL", options)
+    result.notes.insert(0, scratch.where)
     return result
 
 

@@ -84,7 +84,6 @@ import io
 import math
 import os
 import random
-import secrets
 import threading
 import time
 from collections import Counter
@@ -96,15 +95,10 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
-from pydantic import SecretStr
-
-from adapters.settings import Settings
-from adapters.wiring import Services, open_services
-from bench.backends import on_each_backend
-from bench.postgres import drop_schema, redact, with_schema
+from adapters.wiring import Services
+from bench.backends import on_each_backend, postgres_services, sqlite_services
 from bench.tables import print_table
 from keys.envelope import new_document_key, seal_document
-from keys.master import MasterKey
 from policy.catalogue import catalogue
 from policy.decision import DecisionPoint
 from policy.rules import default_policy_text, parse_policy
@@ -667,15 +661,6 @@ class Options:
     seconds: float
 
 
-def settings_for(data_dir: Path, database_url: str | None) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        master_key=SecretStr(MasterKey.generate().to_base64()),
-        database_url=database_url,
-        s3_endpoint=None,
-    )
-
-
 def measure(services: Services, name: str, options: Options) -> tuple[Fill, Rebuild, Load, Load]:
     vault = services.vault
     vault.current_policy_version()
@@ -704,31 +689,16 @@ def common_notes(services: Services, fill: Fill, rebuild: Rebuild) -> list[str]:
 
 
 def run_sqlite(root: Path, options: Options) -> BackendResult:
-    settings = settings_for(root / "sqlite", None)
-    services = open_services(settings)
-    try:
-        fill, rebuild, followed, unfollowed = measure(services, "SQLite", options)
-        notes = [f"database {settings.sqlite_path}", *common_notes(services, fill, rebuild)]
-    finally:
-        services.close()
+    with sqlite_services(root) as scratch:
+        fill, rebuild, followed, unfollowed = measure(scratch.services, "SQLite", options)
+        notes = [scratch.where, *common_notes(scratch.services, fill, rebuild)]
     return BackendResult("SQLite", notes, fill, rebuild, followed, unfollowed, False)
 
 
 def run_postgres(dsn: str, server: str, root: Path, options: Options) -> BackendResult:
-    schema = f"bench_{secrets.token_hex(4)}"
-    try:
-        settings = settings_for(root / "postgres", with_schema(dsn, schema))
-        services = open_services(settings)
-        try:
-            fill, rebuild, followed, unfollowed = measure(services, "PostgreSQL", options)
-            notes = [
-                f"server {server} at {redact(dsn)}, schema {schema} (dropped at the end)",
-                *common_notes(services, fill, rebuild),
-            ]
-        finally:
-            services.close()
-    finally:
-        drop_schema(dsn, schema)
+    with postgres_services(dsn, server, root) as scratch:
+        fill, rebuild, followed, unfollowed = measure(scratch.services, "PostgreSQL", options)
+        notes = [scratch.where, *common_notes(scratch.services, fill, rebuild)]
     return BackendResult("PostgreSQL", notes, fill, rebuild, followed, unfollowed, True)
 
 

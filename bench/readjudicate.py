@@ -52,7 +52,6 @@ Run from the project root::
 from __future__ import annotations
 
 import argparse
-import secrets
 import time
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -61,10 +60,9 @@ from typing import Any
 
 from eventsourcing.utils import get_topic
 
-from adapters.wiring import Services, open_services
-from bench.backends import on_each_backend
-from bench.postgres import drop_schema, redact, with_schema
-from bench.projections import EVENTS_PER_RESIDENT, SEED, Fill, Filler, read_log, settings_for, timed
+from adapters.wiring import Services
+from bench.backends import on_each_backend, postgres_services, sqlite_services
+from bench.projections import EVENTS_PER_RESIDENT, SEED, Fill, Filler, read_log, timed
 from bench.tables import print_table
 from vault.access import AccessAttempt
 from vault.app import Vault
@@ -183,29 +181,16 @@ def measure(services: Services, name: str, events: int, residents: int) -> Backe
 
 
 def run_sqlite(root: Path, events: int, residents: int) -> BackendResult:
-    settings = settings_for(root / "sqlite", None)
-    services = open_services(settings)
-    try:
-        result = measure(services, "SQLite", events, residents)
-    finally:
-        services.close()
-    result.notes.insert(0, f"database {settings.sqlite_path}")
+    with sqlite_services(root) as scratch:
+        result = measure(scratch.services, "SQLite", events, residents)
+    result.notes.insert(0, scratch.where)
     return result
 
 
 def run_postgres(dsn: str, server: str, root: Path, events: int, residents: int) -> BackendResult:
-    schema = f"bench_{secrets.token_hex(4)}"
-    try:
-        services = open_services(settings_for(root / "postgres", with_schema(dsn, schema)))
-        try:
-            result = measure(services, "PostgreSQL", events, residents)
-        finally:
-            services.close()
-    finally:
-        drop_schema(dsn, schema)
-    result.notes.insert(
-        0, f"server {server} at {redact(dsn)}, schema {schema} (dropped at the end)"
-    )
+    with postgres_services(dsn, server, root) as scratch:
+        result = measure(scratch.services, "PostgreSQL", events, residents)
+    result.notes.insert(0, scratch.where)
     return result
 
 
