@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Self, cast
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
@@ -31,18 +31,23 @@ from keys.secrets import open_personal_fields, seal_personal_fields
 from vault.ports import DataKeys
 
 
-class Erased:
-    """What a personal field reads as once its owner has been erased."""
+class _Marker:
+    """A value standing in for a personal field that cannot be shown: one instance per
+    kind, named by its class."""
 
-    _instance: ClassVar[Erased | None] = None
+    _instances: ClassVar[dict[type, _Marker]] = {}
 
-    def __new__(cls) -> Erased:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
+    def __new__(cls) -> Self:
+        if cls not in _Marker._instances:
+            _Marker._instances[cls] = super().__new__(cls)
+        return cast(Self, _Marker._instances[cls])
 
     def __repr__(self) -> str:
-        return "ERASED"
+        return type(self).__name__.upper()
+
+
+class Erased(_Marker):
+    """What a personal field reads as once its owner has been erased."""
 
     def __bool__(self) -> bool:
         return False
@@ -51,18 +56,8 @@ class Erased:
 ERASED: Final = Erased()
 
 
-class Sealed:
+class Sealed(_Marker):
     """What a personal field reads as when the reader asked not to open it."""
-
-    _instance: ClassVar[Sealed | None] = None
-
-    def __new__(cls) -> Sealed:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "SEALED"
 
 
 SEALED: Final = Sealed()
