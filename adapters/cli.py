@@ -158,20 +158,19 @@ def _add_audit_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         "of them) that the log must still match; may be given more than once",
     )
     verify.set_defaults(run=_audit_verify)
+    window = _Parser(add_help=False)
+    window.add_argument("--since", type=_moment, help="RFC 3339 time with offset")
+    window.add_argument("--until", type=_moment, help="RFC 3339 time with offset (excluded)")
     readjudicate = audit_commands.add_parser(
-        "readjudicate", parents=[common],
+        "readjudicate", parents=[common, window],
         help="make every recorded decision again and list mismatches (exit 1 if any)",
     )
-    readjudicate.add_argument("--since", type=_moment, help="RFC 3339 time with offset")
-    readjudicate.add_argument("--until", type=_moment, help="RFC 3339 time with offset")
     readjudicate.set_defaults(run=_audit_readjudicate)
     export = audit_commands.add_parser(
-        "export", parents=[common],
+        "export", parents=[common, window],
         help="write a resident's access events with their proofs, signed, to a file",
     )
     export.add_argument("--resident", required=True, help="the resident id")
-    export.add_argument("--since", type=_moment, help="RFC 3339 time with offset")
-    export.add_argument("--until", type=_moment, help="RFC 3339 time with offset")
     export.add_argument("out", type=Path, help="the bundle file to write (JSON)")
     export.set_defaults(run=_audit_export)
     check = audit_commands.add_parser(
