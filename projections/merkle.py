@@ -171,11 +171,8 @@ def verify_inclusion(
     leaf: bytes, index: int, size: int, path: list[bytes], root: bytes
 ) -> bool:
     """Whether ``path`` proves that a leaf whose hash is ``leaf`` sits at ``index`` in the
-    tree of ``size`` leaves with ``root`` (RFC 9162, 2.1.3.2). Uses only hashlib."""
-
-    def node(left: bytes, right: bytes) -> bytes:
-        return hashlib.sha256(b"\x01" + left + right).digest()
-
+    tree of ``size`` leaves with ``root`` (RFC 9162, 2.1.3.2). Uses only hashlib, through
+    :func:`node_hash`."""
     if not 0 <= index < size:
         return False
     fn, sn, r = index, size - 1, leaf
@@ -183,13 +180,13 @@ def verify_inclusion(
         if sn == 0:
             return False
         if fn & 1 or fn == sn:
-            r = node(p, r)
+            r = node_hash(p, r)
             if not fn & 1:
                 while fn and not fn & 1:
                     fn >>= 1
                     sn >>= 1
         else:
-            r = node(r, p)
+            r = node_hash(r, p)
         fn >>= 1
         sn >>= 1
     return sn == 0 and r == root
@@ -200,10 +197,7 @@ def verify_consistency(
 ) -> bool:
     """Whether ``path`` proves that the tree of ``second`` leaves with ``second_root``
     extends the tree of ``first`` leaves with ``first_root`` (RFC 9162, 2.1.4.2).
-    Uses only hashlib."""
-
-    def node(left: bytes, right: bytes) -> bytes:
-        return hashlib.sha256(b"\x01" + left + right).digest()
+    Uses only hashlib, through :func:`node_hash`."""
 
     if not 0 <= first <= second:
         return False
@@ -224,14 +218,14 @@ def verify_consistency(
         if sn == 0:
             return False
         if fn & 1 or fn == sn:
-            fr = node(c, fr)
-            sr = node(c, sr)
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
             if not fn & 1:
                 while fn and not fn & 1:
                     fn >>= 1
                     sn >>= 1
         else:
-            sr = node(sr, c)
+            sr = node_hash(sr, c)
         fn >>= 1
         sn >>= 1
     return fr == first_root and sr == second_root and sn == 0
