@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
+from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from keys.errors import ResidentKeyShredded, UnknownResidentKey
@@ -17,6 +18,7 @@ from vault.access import AccessAttempt
 from vault.consent import Consent
 from vault.document import Document
 from vault.errors import ResidentNotFound
+from vault.folding import collector_held_back
 from vault.ids import check_resident_id, resident_aggregate_id
 from vault.inputs import check_aware
 from vault.judgement import judge_fetch
@@ -128,85 +130,103 @@ class AuditCommands(PolicyCommands):
             if moment is not None:
                 check_aware(name, moment)
         head = self.recorder.max_notification_id() or 0
-        found = Readjudication()
-        states: dict[UUID, Any] = {}
-        points: dict[str, _Remembering | None] = {}
-        shredded: dict[str, bool] = {}
-        position = 1
-        while position <= head:
-            notifications = self.recorder.select_notifications(
-                position, min(page, head - position + 1)
-            )
-            if not notifications:
-                break
-            # Accesses are read without opening their sealed fields (the decision does not
-            # turn on them), and reuse counts are no input to any decision: those events
-            # only keep their document's version in step, undecoded.
-            accesses = [n for n in notifications if n.topic == _ACCESS]
-            folded = [n for n in notifications if n.topic not in (_ACCESS, _REUSED)]
-            events = dict(zip(
-                (n.id for n in folded), self.mapper.to_domain_events(folded), strict=True
-            ))
-            opened = self.mapper.to_domain_events(accesses, open_personal=False)
-            events.update(zip((n.id for n in accesses), opened, strict=True))
-            unseen = {e.resident_id for e in opened} - shredded.keys()  # type: ignore[attr-defined]
-            self.keys.prefetch(unseen)  # one query for the page's new residents' keys
-            shredded.update((r, self._shredded(r)) for r in unseen)
-            for notification in notifications:
-                event = events.get(notification.id)
-                if event is None:  # a Document.Reused
-                    document = states.get(cast(UUID, notification.originator_id))
-                    if document is not None:
-                        document.version = notification.originator_version
-                elif isinstance(event, AccessAttempt.Recorded):
-                    if (since is None or event.at >= since) and (until is None or event.at < until):
-                        erased = shredded[event.resident_id]
-                        self._readjudge(notification.id, event, erased, states, points, found)
-                elif isinstance(event, _FOLDED):
-                    aggregate_id = event.originator_id
-                    states[aggregate_id] = event.mutate(states.get(aggregate_id))
-            found.events += len(notifications)
-            position = notifications[-1].id + 1
-            if progress:
-                progress(position - 1, head)
-        return found
+        fold = _ReadjudicationFold(self, since, until)
+        with collector_held_back():
+            position = 1
+            while position <= head:
+                notifications = self.recorder.select_notifications(
+                    position, min(page, head - position + 1)
+                )
+                if not notifications:
+                    break
+                fold.page(notifications)
+                position = notifications[-1].id + 1
+                if progress:
+                    progress(position - 1, head)
+        return fold.found
 
-    def _shredded(self, resident_id: str) -> bool:
-        """Whether the resident's key was destroyed (a resident never registered has none
-        to destroy: nothing of theirs was sealed)."""
-        try:
-            self.keys.data_key(resident_id)
-        except ResidentKeyShredded:
-            return True
-        except UnknownResidentKey:
-            pass
-        return False
 
-    def _readjudge(
-        self,
-        position: int,
-        access: AccessAttempt.Recorded,
-        erased: bool,
-        states: dict[UUID, Any],
-        points: dict[str, _Remembering | None],
-        found: Readjudication,
+class _ReadjudicationFold:
+    """The log folded page by page in order, each access judged on the state before it."""
+
+    def __init__(
+        self, vault: AuditCommands, since: datetime | None, until: datetime | None
     ) -> None:
+        self.vault = vault
+        self.since = since
+        self.until = until
+        self.found = Readjudication()
+        self.states: dict[UUID, Any] = {}
+        self.points: dict[str, _Remembering | None] = {}
+        self.shredded: dict[str, bool] = {}
+
+    def page(self, notifications: Sequence[Notification]) -> None:
+        # Accesses are read without opening their sealed fields (the decision does not
+        # turn on them), and reuse counts are no input to any decision: those events
+        # only keep their document's version in step, undecoded.
+        mapper = self.vault.mapper
+        accesses = [n for n in notifications if n.topic == _ACCESS]
+        folded = [n for n in notifications if n.topic not in (_ACCESS, _REUSED)]
+        events = dict(zip((n.id for n in folded), mapper.to_domain_events(folded), strict=True))
+        opened = mapper.to_domain_events(accesses, open_personal=False)
+        events.update(zip((n.id for n in accesses), opened, strict=True))
+        self._note_shredded({e.resident_id for e in opened})  # type: ignore[attr-defined]
+        states = self.states
+        for notification in notifications:
+            event = events.get(notification.id)
+            if event is None:  # a Document.Reused
+                document = states.get(cast(UUID, notification.originator_id))
+                if document is not None:
+                    document.version = notification.originator_version
+            elif isinstance(event, AccessAttempt.Recorded):
+                if self._in_window(event.at):
+                    self._readjudge(notification.id, event)
+            elif isinstance(event, _FOLDED):
+                aggregate_id = event.originator_id
+                states[aggregate_id] = event.mutate(states.get(aggregate_id))
+        self.found.events += len(notifications)
+
+    def _in_window(self, at: datetime) -> bool:
+        return (self.since is None or at >= self.since) and (self.until is None or at < self.until)
+
+    def _note_shredded(self, residents: set[str]) -> None:
+        """Learn which of these residents' keys were destroyed (a resident never registered
+        has none to destroy: nothing of theirs was sealed)."""
+        unseen = residents - self.shredded.keys()
+        keys = self.vault.keys
+        keys.prefetch(unseen)  # one query for the page's new residents' keys
+        for resident_id in unseen:
+            try:
+                keys.data_key(resident_id)
+            except ResidentKeyShredded:
+                self.shredded[resident_id] = True
+                continue
+            except UnknownResidentKey:
+                pass
+            self.shredded[resident_id] = False
+
+    def _point(self, policy_version: str) -> _Remembering | None:
+        if policy_version not in self.points:
+            try:
+                point = _Remembering(self.vault.decision_point(policy_version))
+            except UnknownPolicyVersion:
+                self.points[policy_version] = None
+            else:
+                self.points[policy_version] = point
+        return self.points[policy_version]
+
+    def _readjudge(self, position: int, access: AccessAttempt.Recorded) -> None:
+        found = self.found
         found.checked += 1
-        if erased:  # the grade the decision turned on is shredded
+        if self.shredded[access.resident_id]:  # the grade the decision turned on is shredded
             found.unverifiable += 1
             return
-        if access.policy_version not in points:
-            try:
-                points[access.policy_version] = _Remembering(
-                    self.decision_point(access.policy_version)
-                )
-            except UnknownPolicyVersion:
-                points[access.policy_version] = None
-        point = points[access.policy_version]
+        point = self._point(access.policy_version)
         decided: tuple[str, ...]
         if point is None:
             decided_allowed, decided = False, ("unknown-policy-version",)
         else:
+            states = self.states
             resident = cast(
                 "Resident | None", states.get(resident_aggregate_id(access.resident_id))
             )
