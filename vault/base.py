@@ -32,6 +32,7 @@ from vault.inputs import check_aware
 from vault.personal import PersonalDataMapper
 from vault.ports import BlobStore, Clock, DataKeys, SystemClock
 from vault.resident import Resident
+from vault.transcoding import VaultTranscoder
 
 T = TypeVar("T")
 DEFAULT_MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
@@ -93,6 +94,11 @@ class VaultBase(Application[UUID]):
 
     def construct_factory(self, env: Any) -> InfrastructureFactory[Any]:
         return self._factory
+
+    def construct_transcoder(self) -> VaultTranscoder:
+        transcoder = VaultTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def construct_mapper(self) -> PersonalDataMapper:
         return PersonalDataMapper(
