@@ -28,6 +28,7 @@ from vault.ports import BlobStore, Clock
 
 # Imported by eventsourcing only when PostgreSQL is configured (psycopg is an optional extra).
 POSTGRES_RECORDER_TOPIC = "adapters.postgres_recorder:OrderedPostgresApplicationRecorder"
+SQLITE_RECORDER_TOPIC = "adapters.sqlite_recorder:SQLiteRecorder"
 
 
 @dataclass
@@ -110,6 +111,7 @@ def event_store_env(settings: Settings) -> dict[str, str]:
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(settings.sqlite_path),
             "SQLITE_LOCK_TIMEOUT": "30",
+            "APPLICATION_RECORDER_TOPIC": SQLITE_RECORDER_TOPIC,
             **cache,
         }
     url = urlparse(settings.database_url)
