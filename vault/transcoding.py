@@ -63,7 +63,7 @@ class VaultTranscoder(JSONTranscoder):
         for key, item in value.items():
             kind = type(item)
             if kind is dict:
-                value[key] = self._revive_dict(item)
+                value[key] = self._revive_item(item)
             elif kind is list:
                 self._revive_list(item)
         if len(value) == 2 and "_type_" in value and "_data_" in value:
@@ -74,16 +74,26 @@ class VaultTranscoder(JSONTranscoder):
         for index, item in enumerate(items):
             kind = type(item)
             if kind is dict:
-                items[index] = self._revive_dict(item)
+                items[index] = self._revive_item(item)
             elif kind is list:
                 self._revive_list(item)
 
+    def _revive_item(self, item: dict[str, Any]) -> Any:
+        # The common case first, without a walk: a typed value whose data is a string
+        # (an id, a time) holds nothing further to revive.
+        if len(item) == 2:
+            data = item.get("_data_")
+            if type(data) is str:
+                name = item.get("_type_")
+                if name == "uuid_hex":
+                    return uuid_from_hex(data)
+                if name == "datetime_iso":
+                    return datetime.fromisoformat(data)
+                if name is not None:
+                    return self._typed(name, data)
+        return self._revive_dict(item)
+
     def _typed(self, name: Any, data: Any) -> Any:
-        if type(data) is str:
-            if name == "uuid_hex":
-                return uuid_from_hex(data)
-            if name == "datetime_iso":
-                return datetime.fromisoformat(data)
         try:
             transcoding = self.names[name]
         except (KeyError, TypeError) as e:

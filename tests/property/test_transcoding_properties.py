@@ -64,7 +64,7 @@ values = st.recursive(
 def _decoded(transcoder: JSONTranscoder, data: bytes) -> tuple[str, Any]:
     try:
         return "value", transcoder.decode(data)
-    except (ValueError, TypeError, AssertionError, TranscodingNotRegisteredError) as e:
+    except Exception as e:  # what each refuses, and how, is compared by the caller
         return "refused", type(e).__name__
 
 
@@ -79,9 +79,8 @@ def test_the_vault_decodes_what_the_library_encodes_exactly_as_the_library_does(
 ) -> None:
     data = LIBRARY.encode(value)
     library, vault = _decoded(LIBRARY, data), _decoded(VAULT, data)
-    assert vault[0] == library[0]
+    assert vault == library  # equal values, or the same refusal
     if library[0] == "value":
-        assert vault[1] == library[1]
         assert json.dumps(vault[1], default=repr) == json.dumps(library[1], default=repr)
 
 
