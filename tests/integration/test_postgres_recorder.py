@@ -14,13 +14,16 @@ from uuid import uuid4
 import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import sql
 
 from adapters.postgres_recorder import OrderedPostgresApplicationRecorder
 from adapters.settings import Settings
 from adapters.wiring import open_services
 from keys.master import MasterKey
+from policy.scales import Grade
 from vault.ids import resident_aggregate_id
+from vault.inputs import GradeUpdate
 from vault.resident import Resident
 
 
@@ -88,5 +91,47 @@ def test_failed_saves_leave_no_gap_in_the_notification_ids(
         vault.register_resident("second")
         ids = [n.id for n in vault.recorder.select_notifications(1, 100)]
         assert ids == [1, 2, 3]
+    finally:
+        services.close()
+
+
+def test_the_binary_read_returns_what_the_library_reads(
+    postgres_schema_url: str, tmp_path: Path
+) -> None:
+    """Every way of asking for notifications (start, stop, topics, exclusive start) gives
+    the library's answer, field for field."""
+    services = open_services(
+        Settings(
+            data_dir=tmp_path,
+            master_key=MasterKey.generate().to_base64(),
+            database_url=postgres_schema_url,
+        )
+    )
+    try:
+        vault = services.vault
+        for number in range(6):
+            vault.register_resident(f"r{number}")
+        vault.record_grades(
+            [GradeUpdate(f"r{n}", Grade.A, datetime.now(UTC), 1) for n in range(6)]
+        )
+        recorder = vault.recorder
+        topics = sorted({n.topic for n in recorder.select_notifications(1, 100)})
+        asks: list[tuple[tuple[object, ...], dict[str, object]]] = [
+            ((1, 100), {}),
+            ((3, 4), {}),
+            ((None, 5), {}),
+            ((2, 100, 9), {}),
+            ((1, 100), {"topics": topics[:1]}),
+            ((4, 3), {"topics": topics, "inclusive_of_start": False}),
+            ((500, 10), {}),
+        ]
+        for args, kwargs in asks:
+            ours = recorder.select_notifications(*args, **kwargs)  # type: ignore[arg-type]
+            library = PostgresApplicationRecorder.select_notifications(
+                recorder, *args, **kwargs  # type: ignore[arg-type]
+            )
+            assert ours == library, (args, kwargs)
+            assert all(type(n.state) is bytes for n in ours)
+        assert len(recorder.select_notifications(1, 100)) == 12
     finally:
         services.close()
