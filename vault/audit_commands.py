@@ -18,7 +18,7 @@ from vault.access import AccessAttempt
 from vault.consent import Consent
 from vault.document import Document
 from vault.errors import ResidentNotFound
-from vault.folding import collector_held_back, pages_read_ahead
+from vault.folding import collector_held_back
 from vault.ids import check_resident_id, resident_aggregate_id
 from vault.inputs import check_aware
 from vault.judgement import judge_fetch
@@ -132,11 +132,17 @@ class AuditCommands(PolicyCommands):
         head = self.recorder.max_notification_id() or 0
         fold = _ReadjudicationFold(self, since, until)
         with collector_held_back():
-            pages = pages_read_ahead(self.recorder.select_notifications, 1, head, page)
-            for notifications in pages:
+            position = 1
+            while position <= head:
+                notifications = self.recorder.select_notifications(
+                    position, min(page, head - position + 1)
+                )
+                if not notifications:
+                    break
                 fold.page(notifications)
+                position = notifications[-1].id + 1
                 if progress:
-                    progress(notifications[-1].id, head)
+                    progress(position - 1, head)
         return fold.found
 
 

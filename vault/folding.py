@@ -1,5 +1,4 @@
-"""Long folds over the whole log: the cyclic garbage collector held back, and the next
-page of the log read while the current one is folded (:func:`pages_read_ahead`).
+"""Long folds over the whole log, with the cyclic garbage collector held back.
 
 Reading a million events allocates millions of small objects (decoded events, their
 dicts, ids, timestamps) while the folded state keeps growing. Under the interpreter's
@@ -20,11 +19,8 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
-
-from eventsourcing.persistence import Notification
 
 FOLD_GEN0_THRESHOLD = 50_000
 """Allocations between two collections of the youngest generation during a fold."""
@@ -63,37 +59,3 @@ def collector_held_back() -> Iterator[None]:
         yield
     finally:
         _held_back.leave()
-
-
-def pages_read_ahead(
-    read: Callable[[int, int], Sequence[Notification]], start: int, head: int, page: int
-) -> Iterator[Sequence[Notification]]:
-    """The log from ``start`` up to ``head``, page by page, each next page read by a helper
-    thread while the caller works through the current one.
-
-    ``read(position, limit)`` is the recorder's ``select_notifications``. The database
-    does its part of a read (and SQLite's and psycopg's drivers theirs) without holding
-    the interpreter lock, so that time overlaps the fold instead of adding to it. The
-    helper is stopped when the caller stops early.
-    """
-    if start > head:
-        return
-
-    def fetch(position: int) -> Sequence[Notification]:
-        return read(position, min(page, head - position + 1))
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as helper:
-        ahead = helper.submit(fetch, start)
-        try:
-            while True:
-                notifications = ahead.result()
-                if not notifications:
-                    return
-                following = notifications[-1].id + 1
-                if following <= head:
-                    ahead = helper.submit(fetch, following)
-                yield notifications
-                if following > head:
-                    return
-        finally:
-            ahead.cancel()
