@@ -28,7 +28,11 @@ from vault.resident import Resident
 READJUDICATION_PAGE = 2000
 _FOLDED = (Resident.Event, Document.Event, Consent.Event)
 _ACCESS = get_topic(AccessAttempt.Recorded)
-_REUSED = f"{Document.__module__}:Document.Reused"  # the class is made by @event
+# Events that only count (the classes are made by @event): folded by their version alone.
+_TALLIED: dict[str, Callable[[Any, int], None]] = {
+    f"{Document.__module__}:Document.Reused": Document.apply_reuse,
+    f"{Consent.__module__}:Consent.Used": Consent.apply_use,
+}
 
 
 class _Remembering:
@@ -162,11 +166,11 @@ class _ReadjudicationFold:
 
     def page(self, notifications: Sequence[Notification]) -> None:
         # Accesses are read without opening their sealed fields (the decision does not
-        # turn on them), and reuse counts are no input to any decision: those events
-        # only keep their document's version in step, undecoded.
+        # turn on them), and events that only count are not decoded at all.
         mapper = self.vault.mapper
-        accesses = [n for n in notifications if n.topic == _ACCESS]
-        folded = [n for n in notifications if n.topic not in (_ACCESS, _REUSED)]
+        decoded = [n for n in notifications if n.topic not in _TALLIED]
+        accesses = [n for n in decoded if n.topic == _ACCESS]
+        folded = [n for n in decoded if n.topic != _ACCESS]
         events = dict(zip((n.id for n in folded), mapper.to_domain_events(folded), strict=True))
         opened = mapper.to_domain_events(accesses, open_personal=False)
         events.update(zip((n.id for n in accesses), opened, strict=True))
@@ -174,10 +178,10 @@ class _ReadjudicationFold:
         states = self.states
         for notification in notifications:
             event = events.get(notification.id)
-            if event is None:  # a Document.Reused
-                document = states.get(cast(UUID, notification.originator_id))
-                if document is not None:
-                    document.version = notification.originator_version
+            if event is None:  # a reuse or a use: counted
+                aggregate = states.get(cast(UUID, notification.originator_id))
+                if aggregate is not None:
+                    _TALLIED[notification.topic](aggregate, notification.originator_version)
             elif isinstance(event, AccessAttempt.Recorded):
                 if self._in_window(event.at):
                     self._readjudge(notification.id, event)

@@ -122,7 +122,17 @@ class Consent(Aggregate):
         request_id: str,
         at: datetime,
     ) -> None:
+        self._count_use()
+
+    def _count_use(self) -> None:
         self.uses += 1
+
+    def apply_use(self, version: int) -> None:
+        """Apply a ``Used`` event known only by its version, undecoded: a use changes
+        nothing but the count (and the time of the last change, which is in the event and
+        so not known here). For folds of the whole log, where it is a common event."""
+        self._count_use()
+        self.version = version
 
     def revoke(self, at: datetime) -> None:
         """The resident withdraws consent; no later use can succeed."""

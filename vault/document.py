@@ -156,7 +156,17 @@ class Document(Aggregate):
 
     @event("Reused")
     def _reused(self, department: str, purpose: str, access_id: UUID, at: datetime) -> None:
+        self._count_reuse()
+
+    def _count_reuse(self) -> None:
         self.reuse_count += 1
+
+    def apply_reuse(self, version: int) -> None:
+        """Apply a ``Reused`` event known only by its version, undecoded: a reuse changes
+        nothing but the count (and the time of the last change, which is in the event and
+        so not known here). For folds of the whole log, where it is a common event."""
+        self._count_reuse()
+        self.version = version
 
     def supersede(self, by: UUID, at: datetime) -> None:
         """A newer version of the same document replaces this one."""

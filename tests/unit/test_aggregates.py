@@ -292,3 +292,28 @@ def test_replaying_consent_events_gives_the_same_state() -> None:
     for event in events:
         replayed = event.mutate(replayed)
     assert replayed == consent
+
+
+def test_a_use_or_reuse_applied_by_its_version_alone_equals_the_decoded_event() -> None:
+    """Re-adjudication folds ``Consent.Used`` and ``Document.Reused`` without decoding them;
+    the aggregate must come out as if each event had been applied whole, but for the time
+    of its last change, which is inside the undecoded event."""
+    consent = _consent(max_uses=3)
+    _use(consent)
+    _use(consent)
+    document = _submitted()
+    document.reuse("civil-affairs", "subsistence-allowance", uuid.uuid4(), NOW)
+    document.reuse("civil-affairs", "subsistence-allowance", uuid.uuid4(), NOW)
+    for aggregate, counted, tally in (
+        (consent, "Consent.Used", Consent.apply_use),
+        (document, "Document.Reused", Document.apply_reuse),
+    ):
+        replayed = None
+        for event in aggregate.collect_events():
+            if type(event).__qualname__ == counted:
+                tally(replayed, event.originator_version)
+            else:
+                replayed = event.mutate(replayed)
+        assert replayed is not None
+        assert replayed.modified_on < aggregate.modified_on
+        assert {**vars(replayed), "_modified_on": None} == {**vars(aggregate), "_modified_on": None}
