@@ -29,8 +29,10 @@ a. raw read, for information: ``vault.recorder.select_notifications`` through ev
    notification, and nothing else;
 b. raw read + decode, the baseline: the same, plus ``vault.mapper.to_domain_events`` on each
    page (the page's resident keys read in one query, personal fields decrypted);
-c. ``vault.readjudicate()`` over the whole log (no window): the same read and decode, every
-   resident, document and consent event folded into its aggregate, and every
+c. ``vault.readjudicate()`` over the whole log (no window): the same read; every resident,
+   document and consent event folded into its aggregate (``Consent.Used`` and
+   ``Document.Reused``, which only count, by their version without being decoded; access
+   events decoded with their sealed fields left closed), and every
    ``AccessAttempt.Recorded`` judged again with ``judge_fetch`` on the state just before it
    and the decision point of the policy version it names. The CPU time of its thread is
    printed beside its wall time.
