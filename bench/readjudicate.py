@@ -69,12 +69,11 @@ from bench.tables import print_table
 from vault.access import AccessAttempt
 from vault.app import Vault
 from vault.audit_commands import READJUDICATION_PAGE, Readjudication
-from vault.consent import Consent
+from vault.consent import USED_TOPIC
 
 GOAL_RATE = 20_000  # access events re-decided per second
 SHOWN_MISMATCHES = 5
 ACCESS = get_topic(AccessAttempt.Recorded)
-CONSENT_USED = f"{Consent.__module__}:Consent.Used"  # made by @event at run time
 
 
 def uses_out_of_order(vault: Vault) -> tuple[int, int]:
@@ -85,7 +84,7 @@ def uses_out_of_order(vault: Vault) -> tuple[int, int]:
     def check(notifications: Any) -> None:
         nonlocal previous, out_of_order
         for notification in notifications:
-            if notification.topic == CONSENT_USED and previous != ACCESS:
+            if notification.topic == USED_TOPIC and previous != ACCESS:
                 out_of_order += 1
             previous = notification.topic
 

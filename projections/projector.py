@@ -12,11 +12,14 @@ from collections.abc import Callable, Iterator
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
+from uuid import UUID
 
 from keys.errors import KeyLayerError
 from keys.secrets import open_personal_fields, seal_personal_fields
 from projections.schema import stamp, view_table
 from projections.sql import Database, Params, Write
+from vault.consent import USED_TOPIC
+from vault.document import REUSED_TOPIC
 from vault.personal import Erased
 from vault.ports import DataKeys
 
@@ -24,11 +27,11 @@ from vault.ports import DataKeys
 class Projector:
     """Applies events to one generation of the views, inside the caller's transaction."""
 
-    def __init__(
-        self, db: Database, key_of: Callable[[str], bytes | None], generation: int
-    ) -> None:
+    def __init__(self, db: Database, generation: int) -> None:
         self.db = db
-        self.key_of = key_of
+        self.key_of: Callable[[str], bytes | None] = lambda resident_id: None
+        """Each resident's data key (None when erased), to seal view rows with: set it
+        before applying events that carry personal fields."""
         self.residents = view_table(db, "residents", generation)
         self.library = view_table(db, "library", generation)
         self.consents = view_table(db, "consents", generation)
@@ -41,14 +44,17 @@ class Projector:
             "Document.Submitted": self._document_filed,
             "Document.Issued": self._document_filed,
             "Document.Verified": self._document_verified,
-            "Document.Reused": self._document_reused,
             "Document.Superseded": self._document_superseded,
             "Document.Revoked": self._document_ended("revoked"),
             "Document.Withdrawn": self._document_ended("withdrawn"),
             "Consent.Granted": self._consent_granted,
-            "Consent.Used": self._consent_used,
             "Consent.Revoked": self._consent_revoked,
             "AccessAttempt.Recorded": self._access_recorded,
+        }
+        # Events that change only a count, applied from their topic and originator alone.
+        self._counted: dict[str, tuple[str, str, str]] = {
+            REUSED_TOPIC: (self.library, "reuse_count", "document_id"),
+            USED_TOPIC: (self.consents, "uses", "consent_id"),
         }
         self._inserts: dict[str, list[Params]] = {}
         self._assignments: list[tuple[str, Params]] = []
@@ -59,6 +65,15 @@ class Projector:
         handler = self._handlers.get(type(event).__qualname__)
         if handler is not None:
             handler(event, position)
+
+    def count(self, topic: str, originator_id: UUID | str) -> bool:
+        """Take in a use or a reuse, undecoded: all it changes is a count on its
+        aggregate's row. False for any other topic (to be decoded and applied)."""
+        counted = self._counted.get(topic)
+        if counted is None:
+            return False
+        self._count(*counted, str(originator_id))
+        return True
 
     def flush(self, write: Write) -> None:
         """Write the changes of the events taken in since the last flush, in few statements.
@@ -137,9 +152,6 @@ class Projector:
         self._assign(f"UPDATE {self.library} SET trust_level = 'B' WHERE document_id = ?",
             (str(e.originator_id),))
 
-    def _document_reused(self, e: Any, position: int) -> None:
-        self._count(self.library, "reuse_count", "document_id", str(e.originator_id))
-
     def _document_superseded(self, e: Any, position: int) -> None:
         self._assign(
             f"UPDATE {self.library} SET status = 'superseded', superseded_by = ? "
@@ -165,9 +177,6 @@ class Projector:
                 stamp(e.valid_until), e.max_uses, stamp(e.granted_at),
             ),
         )
-
-    def _consent_used(self, e: Any, position: int) -> None:
-        self._count(self.consents, "uses", "consent_id", str(e.originator_id))
 
     def _consent_revoked(self, e: Any, position: int) -> None:
         self._assign(f"UPDATE {self.consents} SET revoked_at = ? WHERE consent_id = ?",

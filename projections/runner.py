@@ -31,6 +31,7 @@ from projections.schema import (
 )
 from projections.sql import Database, Run
 from vault.app import Vault
+from vault.folding import collector_held_back
 
 BATCH = 500  # events per transaction while following: small, so each lands soon
 REBUILD_BATCH = 5000  # while rebuilding: large, so fewer round trips and commits
@@ -105,10 +106,13 @@ class ViewRunner:
         )
         if not notifications:
             return 0, start
-        events = self.vault.mapper.to_domain_events(notifications)
+        projector = Projector(self.db, gen)
+        # Uses and reuses (most of a busy log) are counted undecoded; the rest decoded.
+        decoded = [n for n in notifications if not projector.count(n.topic, n.originator_id)]
+        events = self.vault.mapper.to_domain_events(decoded)
         keys = self._keys_of({e.resident_id for e in events if hasattr(e, "resident_id")})
-        projector = Projector(self.db, keys.get, gen)
-        for notification, event in zip(notifications, events, strict=True):
+        projector.key_of = keys.get
+        for notification, event in zip(decoded, events, strict=True):
             projector.apply(event, notification.id)
         with self.db.transaction() as run:
             reached = self._lock_position(run, gen)
@@ -199,7 +203,8 @@ class ViewRunner:
             if progress:
                 progress(reached, self.vault.recorder.max_notification_id() or 0)
 
-        self.catch_up(new, progress=report, batch=self.rebuild_batch)
+        with collector_held_back():  # a million events' worth of short-lived objects
+            self.catch_up(new, progress=report, batch=self.rebuild_batch)
         with self.db.transaction() as run:
             self._lock_position(run, old)
             run(

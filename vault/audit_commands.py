@@ -15,8 +15,8 @@ from keys.errors import ResidentKeyShredded, UnknownResidentKey
 from policy.decision import Decision, DecisionPoint
 from policy.scales import Grade, TrustLevel
 from vault.access import AccessAttempt
-from vault.consent import Consent
-from vault.document import Document
+from vault.consent import USED_TOPIC, Consent
+from vault.document import REUSED_TOPIC, Document
 from vault.errors import ResidentNotFound
 from vault.folding import collector_held_back
 from vault.ids import check_resident_id, resident_aggregate_id
@@ -28,10 +28,10 @@ from vault.resident import Resident
 READJUDICATION_PAGE = 2000
 _FOLDED = (Resident.Event, Document.Event, Consent.Event)
 _ACCESS = get_topic(AccessAttempt.Recorded)
-# Events that only count (the classes are made by @event): folded by their version alone.
+# Events that only count: folded by their version alone.
 _TALLIED: dict[str, Callable[[Any, int], None]] = {
-    f"{Document.__module__}:Document.Reused": Document.apply_reuse,
-    f"{Consent.__module__}:Consent.Used": Consent.apply_use,
+    REUSED_TOPIC: Document.apply_reuse,
+    USED_TOPIC: Consent.apply_use,
 }
 
 

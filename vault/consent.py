@@ -143,3 +143,8 @@ class Consent(Aggregate):
     @event("Revoked")
     def _revoked(self, at: datetime) -> None:
         self.revoked_at = at
+
+
+USED_TOPIC = f"{__name__}:Consent.Used"
+"""The stored topic of :class:`Consent`'s ``Used`` event (the class is made by ``@event``):
+folds that only need the count read it without decoding (:meth:`Consent.apply_use`)."""

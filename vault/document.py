@@ -208,3 +208,8 @@ class Document(Aggregate):
     def _withdrawn(self, at: datetime) -> None:
         self.status = DocumentStatus.WITHDRAWN
         self.ended_at = at
+
+
+REUSED_TOPIC = f"{__name__}:Document.Reused"
+"""The stored topic of :class:`Document`'s ``Reused`` event (the class is made by ``@event``):
+folds that only need the count read it without decoding (:meth:`Document.apply_reuse`)."""
