@@ -103,13 +103,26 @@ class ResidentKeys:
     def prefetch(self, resident_ids: Iterable[str]) -> None:
         """Read, in one query, the keys of these residents that the cache lacks,
         ahead of sealing or opening."""
+        self.data_keys(resident_ids)
+
+    def data_keys(self, resident_ids: Iterable[str]) -> dict[str, bytes | None]:
+        """These residents' data keys, with at most one query for those the cache lacks:
+        None for a resident erased or never registered (where :meth:`data_key` raises, and
+        asks the table again each time about one never registered)."""
         now = self._monotonic()
+        keys: dict[str, bytes | None] = {}
+        missing: list[str] = []
         with self._lock:
             shreds = self._shreds
-            missing = [rid for rid in set(resident_ids) if self._cached(rid, now) is None]
+            for resident_id in set(resident_ids):
+                cached = self._cached(resident_id, now)
+                if cached is None:
+                    missing.append(resident_id)
+                else:
+                    keys[resident_id] = cached[1]
         if not missing:
-            return
-        keys: dict[str, bytes | None] = {
+            return keys
+        read: dict[str, bytes | None] = {
             row.resident_id: None
             if row.wrapped is None
             else self._master.unwrap(
@@ -117,7 +130,10 @@ class ResidentKeys:
             )
             for row in self._table.resident_keys(missing)
         }
-        self._remember(keys, now, shreds)
+        self._remember(read, now, shreds)
+        keys.update(dict.fromkeys(missing))  # never registered, unless read just now
+        keys.update(read)
+        return keys
 
     def _remember(self, keys: dict[str, bytes | None], now: float, shreds: int) -> None:
         """Cache keys read while no shred happened (a read racing a shred is not kept)."""

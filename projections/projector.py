@@ -87,10 +87,7 @@ class Projector:
         for statement, rows in _runs(self._assignments):
             write.many(statement, rows)
         for (table, column, key), counts in self._counts.items():
-            write.many(
-                f"UPDATE {table} SET {column} = {column} + ? WHERE {key} = ?",
-                [(n, row) for row, n in counts.items()],
-            )
+            write.add_counts(table, column, key, counts)
         self._inserts.clear()
         self._assignments.clear()
         self._counts.clear()

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from keys.errors import KeyLayerError
 from projections.ledger import Ledger
 from projections.projector import Projector
 from projections.schema import (
@@ -110,7 +109,9 @@ class ViewRunner:
         # Uses and reuses (most of a busy log) are counted undecoded; the rest decoded.
         decoded = [n for n in notifications if not projector.count(n.topic, n.originator_id)]
         events = self.vault.mapper.to_domain_events(decoded)
-        keys = self._keys_of({e.resident_id for e in events if hasattr(e, "resident_id")})
+        keys = self.vault.keys.data_keys(
+            {e.resident_id for e in events if hasattr(e, "resident_id")}
+        )
         projector.key_of = keys.get
         for notification, event in zip(decoded, events, strict=True):
             projector.apply(event, notification.id)
@@ -123,16 +124,6 @@ class ViewRunner:
             reached = notifications[-1].id
             set_position(run, self.db, gen, reached)
         return len(notifications), reached
-
-    def _keys_of(self, resident_ids: set[str]) -> dict[str, bytes | None]:
-        self.vault.keys.prefetch(resident_ids)
-        keys: dict[str, bytes | None] = {}
-        for resident_id in resident_ids:
-            try:
-                keys[resident_id] = self.vault.keys.data_key(resident_id)
-            except KeyLayerError:
-                keys[resident_id] = None  # erased, or never registered: nothing is sealed
-        return keys
 
     def follow(self, stop: threading.Event) -> None:
         """Keep the views (and the ledger, when there is one) up to date until ``stop``

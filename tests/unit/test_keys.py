@@ -225,6 +225,23 @@ def test_prefetch_reads_only_the_keys_the_cache_lacks() -> None:
     assert table.reads == [["a", "b"], ["c"]]
 
 
+def test_data_keys_answers_for_all_residents_in_one_read() -> None:
+    """Live keys, None for the erased and the never registered, and one table read for
+    everything the cache lacks, unknown residents included."""
+    table = CountingKeyTable()
+    keys = ResidentKeys(table, MasterKeys(MasterKey.generate()), cache_seconds=3600)
+    for rid in ("a", "b", "d"):
+        keys.create(rid)
+    keys.shred("d")
+    table.reads.clear()
+    found = keys.data_keys(["a", "b", "d", "ghost", "a"])
+    assert found == {"a": keys.data_key("a"), "b": keys.data_key("b"), "d": None, "ghost": None}
+    assert found["a"] != found["b"]
+    assert [sorted(read) for read in table.reads] == [["a", "b", "ghost"]]
+    assert keys.data_keys(["a", "d"]) == {"a": found["a"], "d": None}
+    assert len(table.reads) == 1  # all cached now
+
+
 def test_document_keys_are_wrapped_for_one_document_of_one_resident() -> None:
     keys = ResidentKeys(MemoryKeyTable(), MasterKeys(MasterKey.generate()))
     keys.create("a")
