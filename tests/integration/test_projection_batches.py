@@ -3,10 +3,14 @@ together, and reads cannot slip into a pipeline where they would see no rows."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from eventsourcing.persistence import IntegrityError
 
 from adapters.wiring import Services
+from projections.runner import ViewRunner
+from projections.schema import view_table
 from projections.sql import Database
 
 
@@ -56,3 +60,50 @@ def test_a_read_inside_a_pipeline_is_refused_where_it_would_see_nothing(
         else:
             with pytest.raises(RuntimeError, match="pipeline"):
                 run(f"SELECT COUNT(*) FROM {table}")
+
+
+def test_counts_are_added_to_their_rows_only(services: Services) -> None:
+    db = services.view_runner.db
+    table = db.table("cv_test_counts")
+    with db.transaction() as run:
+        run(f"CREATE TABLE IF NOT EXISTS {table} (k TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+        run(f"DELETE FROM {table}")
+        for key in ("a", "b", "c"):
+            run(f"INSERT INTO {table} (k, n) VALUES (?, ?)", (key, 10))
+    with db.transaction() as run, run.pipeline() as write:
+        write.add_counts(table, "n", "k", {"a": 1, "c": 5, "missing": 7})
+        write.add_counts(table, "n", "k", {})
+    with db.transaction() as run, run.pipeline() as write:
+        write.add_counts(table, "n", "k", {"a": 2})
+    with db.transaction(commit=False) as run:
+        assert run(f"SELECT k, n FROM {table} ORDER BY k") == [("a", 13), ("b", 10), ("c", 15)]
+
+
+def test_overlapped_catch_up_whose_batch_another_follower_wrote_first_still_completes(
+    services: Services,
+) -> None:
+    """PostgreSQL's rebuild writes each batch while preparing the next; when a batch is
+    refused (the views moved on without it), it catches up the plain way instead."""
+    vault = services.vault
+    for number in range(12):
+        vault.register_resident(f"r{number}")
+    head = vault.recorder.max_notification_id()
+    runner = ViewRunner(vault, services.view_runner.db, rebuild_batch=3)
+    generation = runner.generation()
+    assert runner.position(generation) == 0
+    real_commit = runner._commit
+    commits = 0
+
+    def commit_after_a_rival(batch: Any) -> tuple[int, int]:
+        nonlocal commits
+        commits += 1
+        if commits == 2:  # another follower writes this batch first
+            real_commit(runner._prepare(batch.generation, batch.start, batch.end - batch.start))
+        return real_commit(batch)
+
+    runner._commit = commit_after_a_rival  # type: ignore[method-assign]
+    runner._catch_up_overlapped(generation, None)
+    assert runner.position(generation) == head
+    with runner.db.transaction(commit=False) as run:
+        table = view_table(runner.db, "residents", generation)
+        assert run(f"SELECT COUNT(*) FROM {table}") == [(12,)]
