@@ -15,7 +15,8 @@ Only decoding changes, because replaying the log is dominated by it
 
 What the library's decoder accepts this one accepts too, with the same result, except
 JSON that ``orjson`` refuses and the standard module tolerates (``NaN``, integers beyond
-64 bits): the vault never writes those, so a record holding one was not written by it.
+64 bits, lone surrogate escapes): the vault never writes those, so a record holding one
+was not written by it, and reads as undecodable.
 """
 
 from __future__ import annotations
