@@ -44,10 +44,12 @@ class Projector:
             "Document.Submitted": self._document_filed,
             "Document.Issued": self._document_filed,
             "Document.Verified": self._document_verified,
+            "Document.Reused": lambda e, _: self._counts_for(REUSED_TOPIC, e),
             "Document.Superseded": self._document_superseded,
             "Document.Revoked": self._document_ended("revoked"),
             "Document.Withdrawn": self._document_ended("withdrawn"),
             "Consent.Granted": self._consent_granted,
+            "Consent.Used": lambda e, _: self._counts_for(USED_TOPIC, e),
             "Consent.Revoked": self._consent_revoked,
             "AccessAttempt.Recorded": self._access_recorded,
         }
@@ -74,6 +76,10 @@ class Projector:
             return False
         self._count(*counted, str(originator_id))
         return True
+
+    def _counts_for(self, topic: str, event: Any) -> None:
+        """A use or reuse that was decoded after all: counted as :meth:`count` does."""
+        self.count(topic, event.originator_id)
 
     def flush(self, write: Write) -> None:
         """Write the changes of the events taken in since the last flush, in few statements.

@@ -3,15 +3,19 @@ together, and reads cannot slip into a pipeline where they would see no rows."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError
 
 from adapters.wiring import Services
+from projections.projector import Projector
 from projections.runner import ViewRunner
 from projections.schema import view_table
 from projections.sql import Database
+from vault.consent import USED_TOPIC, Consent
 
 
 def _table(db: Database) -> str:
@@ -107,3 +111,31 @@ def test_overlapped_catch_up_whose_batch_another_follower_wrote_first_still_comp
     with runner.db.transaction(commit=False) as run:
         table = view_table(runner.db, "residents", generation)
         assert run(f"SELECT COUNT(*) FROM {table}") == [(12,)]
+
+
+def test_a_use_counts_the_same_decoded_or_not(services: Services) -> None:
+    db = services.view_runner.db
+    generation = services.view_runner.generation()
+    at = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    consent = Consent(  # type: ignore[call-arg]
+        resident_id="r1", department="civil-affairs", doc_types=["id-card"],
+        purpose="subsistence-allowance", valid_from=at, valid_until=at + timedelta(days=1),
+        max_uses=None, granted_at=at,
+    )
+    for _ in range(2):
+        consent.use(department="civil-affairs", doc_type="id-card",
+                    purpose="subsistence-allowance", document_id=uuid4(), request_id="r",
+                    now=at)
+    granted, *used = consent.collect_events()
+    projector = Projector(db, generation)
+    projector.apply(granted, 1)
+    projector.apply(used[0], 2)  # decoded
+    assert projector.count(USED_TOPIC, used[1].originator_id)  # undecoded
+    assert not projector.count("vault.consent:Consent.Revoked", consent.id)
+    with db.transaction() as run, run.pipeline() as write:
+        projector.flush(write)
+    with db.transaction(commit=False) as run:
+        table = view_table(db, "consents", generation)
+        assert run(f"SELECT uses FROM {table} WHERE consent_id = ?", (str(consent.id),)) == [
+            (2,)
+        ]
