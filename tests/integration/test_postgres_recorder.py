@@ -7,6 +7,7 @@ following the log never skips an event committed late with a lower id.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
@@ -19,7 +20,7 @@ from psycopg import sql
 
 from adapters.postgres_recorder import OrderedPostgresApplicationRecorder
 from adapters.settings import Settings
-from adapters.wiring import open_services
+from adapters.wiring import Services, open_services
 from keys.master import MasterKey
 from policy.scales import Grade
 from vault.ids import resident_aggregate_id
@@ -27,8 +28,10 @@ from vault.inputs import GradeUpdate
 from vault.resident import Resident
 
 
-def test_saves_wait_for_the_exclusive_table_lock(postgres_schema_url: str, tmp_path: Path) -> None:
-    services = open_services(
+@pytest.fixture
+def pg_services(postgres_schema_url: str, tmp_path: Path) -> Iterator[Services]:
+    """A vault on its own PostgreSQL schema."""
+    opened = open_services(
         Settings(
             data_dir=tmp_path,
             master_key=MasterKey.generate().to_base64(),
@@ -36,102 +39,84 @@ def test_saves_wait_for_the_exclusive_table_lock(postgres_schema_url: str, tmp_p
         )
     )
     try:
-        recorder = services.vault.recorder
-        assert isinstance(recorder, OrderedPostgresApplicationRecorder)
-        services.vault.register_resident("first")
-        schema = postgres_schema_url.split("schema=")[1]
-        table = sql.Identifier(schema, recorder.events_table_name)
-        saved = threading.Event()
-        with psycopg.connect(postgres_schema_url.split("?", maxsplit=1)[0]) as blocker:
-            # ROW SHARE conflicts with EXCLUSIVE but not with a plain INSERT's ROW EXCLUSIVE:
-            # only a writer that takes the ordering lock has to wait for it.
-            blocker.execute(sql.SQL("LOCK TABLE {} IN ROW SHARE MODE").format(table))
-
-            def save() -> None:
-                services.vault.register_resident("second")
-                saved.set()
-
-            writer = threading.Thread(target=save)
-            writer.start()
-            assert not saved.wait(1.0), "the save did not wait for the table lock"
-            blocker.rollback()
-        assert saved.wait(10.0)
-        writer.join()
-        ids = [n.id for n in recorder.select_notifications(1, 10)]
-        assert ids == [1, 2]
+        yield opened
     finally:
-        services.close()
+        opened.close()
 
 
-def test_failed_saves_leave_no_gap_in_the_notification_ids(
-    postgres_schema_url: str, tmp_path: Path
+def test_saves_wait_for_the_exclusive_table_lock(
+    pg_services: Services, postgres_schema_url: str
 ) -> None:
+    recorder = pg_services.vault.recorder
+    assert isinstance(recorder, OrderedPostgresApplicationRecorder)
+    pg_services.vault.register_resident("first")
+    schema = postgres_schema_url.split("schema=")[1]
+    table = sql.Identifier(schema, recorder.events_table_name)
+    saved = threading.Event()
+    with psycopg.connect(postgres_schema_url.split("?", maxsplit=1)[0]) as blocker:
+        # ROW SHARE conflicts with EXCLUSIVE but not with a plain INSERT's ROW EXCLUSIVE:
+        # only a writer that takes the ordering lock has to wait for it.
+        blocker.execute(sql.SQL("LOCK TABLE {} IN ROW SHARE MODE").format(table))
+
+        def save() -> None:
+            pg_services.vault.register_resident("second")
+            saved.set()
+
+        writer = threading.Thread(target=save)
+        writer.start()
+        assert not saved.wait(1.0), "the save did not wait for the table lock"
+        blocker.rollback()
+    assert saved.wait(10.0)
+    writer.join()
+    ids = [n.id for n in recorder.select_notifications(1, 10)]
+    assert ids == [1, 2]
+
+
+def test_failed_saves_leave_no_gap_in_the_notification_ids(pg_services: Services) -> None:
     """A sequence would be spent by each failed insert; event N must stay leaf N - 1."""
-    services = open_services(
-        Settings(
-            data_dir=tmp_path,
-            master_key=MasterKey.generate().to_base64(),
-            database_url=postgres_schema_url,
-        )
-    )
-    try:
-        vault = services.vault
-        vault.register_resident("first")
-        aggregate_id = resident_aggregate_id("first")
-        registered = datetime.now(UTC)
-        fresh = vault.resident("first")
-        fresh.file_document(uuid4())
-        vault.save(fresh)
-        for _ in range(3):  # a copy as it stood before: each save conflicts and rolls back
-            stale = vault.as_of(aggregate_id, registered)
-            assert isinstance(stale, Resident)
-            stale.file_document(uuid4())
-            with pytest.raises(IntegrityError):
-                vault.save(stale)
-        vault.register_resident("second")
-        ids = [n.id for n in vault.recorder.select_notifications(1, 100)]
-        assert ids == [1, 2, 3]
-    finally:
-        services.close()
+    vault = pg_services.vault
+    vault.register_resident("first")
+    aggregate_id = resident_aggregate_id("first")
+    registered = datetime.now(UTC)
+    fresh = vault.resident("first")
+    fresh.file_document(uuid4())
+    vault.save(fresh)
+    for _ in range(3):  # a copy as it stood before: each save conflicts and rolls back
+        stale = vault.as_of(aggregate_id, registered)
+        assert isinstance(stale, Resident)
+        stale.file_document(uuid4())
+        with pytest.raises(IntegrityError):
+            vault.save(stale)
+    vault.register_resident("second")
+    ids = [n.id for n in vault.recorder.select_notifications(1, 100)]
+    assert ids == [1, 2, 3]
 
 
-def test_the_binary_read_returns_what_the_library_reads(
-    postgres_schema_url: str, tmp_path: Path
-) -> None:
+def test_the_binary_read_returns_what_the_library_reads(pg_services: Services) -> None:
     """Every way of asking for notifications (start, stop, topics, exclusive start) gives
     the library's answer, field for field."""
-    services = open_services(
-        Settings(
-            data_dir=tmp_path,
-            master_key=MasterKey.generate().to_base64(),
-            database_url=postgres_schema_url,
-        )
+    vault = pg_services.vault
+    for number in range(6):
+        vault.register_resident(f"r{number}")
+    vault.record_grades(
+        [GradeUpdate(f"r{n}", Grade.A, datetime.now(UTC), 1) for n in range(6)]
     )
-    try:
-        vault = services.vault
-        for number in range(6):
-            vault.register_resident(f"r{number}")
-        vault.record_grades(
-            [GradeUpdate(f"r{n}", Grade.A, datetime.now(UTC), 1) for n in range(6)]
+    recorder = vault.recorder
+    topics = sorted({n.topic for n in recorder.select_notifications(1, 100)})
+    asks: list[tuple[tuple[object, ...], dict[str, object]]] = [
+        ((1, 100), {}),
+        ((3, 4), {}),
+        ((None, 5), {}),
+        ((2, 100, 9), {}),
+        ((1, 100), {"topics": topics[:1]}),
+        ((4, 3), {"topics": topics, "inclusive_of_start": False}),
+        ((500, 10), {}),
+    ]
+    for args, kwargs in asks:
+        ours = recorder.select_notifications(*args, **kwargs)  # type: ignore[arg-type]
+        library = PostgresApplicationRecorder.select_notifications(
+            recorder, *args, **kwargs  # type: ignore[arg-type]
         )
-        recorder = vault.recorder
-        topics = sorted({n.topic for n in recorder.select_notifications(1, 100)})
-        asks: list[tuple[tuple[object, ...], dict[str, object]]] = [
-            ((1, 100), {}),
-            ((3, 4), {}),
-            ((None, 5), {}),
-            ((2, 100, 9), {}),
-            ((1, 100), {"topics": topics[:1]}),
-            ((4, 3), {"topics": topics, "inclusive_of_start": False}),
-            ((500, 10), {}),
-        ]
-        for args, kwargs in asks:
-            ours = recorder.select_notifications(*args, **kwargs)  # type: ignore[arg-type]
-            library = PostgresApplicationRecorder.select_notifications(
-                recorder, *args, **kwargs  # type: ignore[arg-type]
-            )
-            assert ours == library, (args, kwargs)
-            assert all(type(n.state) is bytes for n in ours)
-        assert len(recorder.select_notifications(1, 100)) == 12
-    finally:
-        services.close()
+        assert ours == library, (args, kwargs)
+        assert all(type(n.state) is bytes for n in ours)
+    assert len(recorder.select_notifications(1, 100)) == 12
