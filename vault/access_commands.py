@@ -2,22 +2,57 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import cached_property, partial
+from typing import Any
 from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
 
 from policy.decision import TrackDecision
 from vault.access import AccessAttempt
+from vault.base import VaultBase
+from vault.batching import Batcher
 from vault.consent import Consent
 from vault.consent_commands import ConsentCommands
 from vault.document import Document
 from vault.document_commands import DocumentCommands
-from vault.errors import AccessDenied, DocumentNotFound, ResidentNotFound
-from vault.ids import check_identifier, check_resident_id, parse_uuid
+from vault.errors import AccessDenied, ConsentNotFound
+from vault.ids import check_identifier, check_resident_id, parse_uuid, resident_aggregate_id
 from vault.inputs import check_text
 from vault.judgement import judge_fetch, record_fetch
 from vault.policy_commands import PolicyCommands
 from vault.resident import Resident
+
+log = logging.getLogger("civicvault.fetches")
+
+FETCH_BATCH = 64
+"""At most this many fetches are judged and committed together (see :meth:`submit_fetch`)."""
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """One department's request for one document, checked."""
+
+    officer: str
+    department: str
+    resident_id: str
+    document_id: UUID
+    purpose: str
+    request_id: str
+
+
+@dataclass(frozen=True)
+class RecordedFetch:
+    """An allowed fetch whose access event is committed: the document, not yet its bytes."""
+
+    access: AccessAttempt
+    document: Document
+    position: int
+    """Where the fetch's last event landed in the log (for read-your-writes)."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +62,7 @@ class Fetched:
     access: AccessAttempt
     document: Document
     content: Iterator[bytes]
+    position: int
 
 
 class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
@@ -40,55 +76,142 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
         purpose: str,
         request_id: str | None = None,
     ) -> Fetched:
-        """Fetch a resident's document for a purpose.
+        """Fetch a resident's document for a purpose, waiting for the access event to be
+        committed (see :meth:`submit_fetch`), then open its bytes."""
+        recorded = self.submit_fetch(
+            officer=officer,
+            department=department,
+            resident_id=resident_id,
+            document_id=document_id,
+            purpose=purpose,
+            request_id=request_id,
+        ).result()
+        content = self.document_content(recorded.document)
+        return Fetched(recorded.access, recorded.document, content, recorded.position)
 
-        Every attempt, allowed or denied, records exactly one access event, and
-        it is committed before any byte is returned. An allowed fetch consumes
-        one use of the consent on the consent itself and marks the document
-        reused, in the same transaction, so a revoke or a withdrawal that was
-        acknowledged first makes it re-judge and be denied.
+    def submit_fetch(
+        self,
+        *,
+        officer: str,
+        department: str,
+        resident_id: str,
+        document_id: UUID | str,
+        purpose: str,
+        request_id: str | None = None,
+    ) -> Future[RecordedFetch]:
+        """Ask to fetch a resident's document for a purpose; the future ends with the
+        committed fetch, or :class:`AccessDenied` with every reason.
+
+        Every attempt, allowed or denied, records exactly one access event, and it is
+        committed before the future ends. An allowed fetch consumes one use of the consent
+        on the consent itself and marks the document reused, in the same transaction, so a
+        revoke or a withdrawal that was acknowledged first makes it re-judge and be denied.
+
+        Bad input raises here, before anything is queued. Fetches are served by one thread
+        per process, in the order asked, up to :data:`FETCH_BATCH` in one transaction (a
+        group commit): concurrent fetches of one document under one consent no longer
+        conflict with each other, and share their loads and their commit. Each is judged on
+        the state the fetches before it left, and its events follow theirs in the log.
         """
         check_text("officer", officer, 128)
         check_identifier("department", department)
         check_resident_id(resident_id)
         check_identifier("purpose", purpose)
-        document_uuid = parse_uuid("document_id", document_id)
-        request_id = check_text("request_id", request_id or uuid4().hex, 128)
+        request = FetchRequest(
+            officer=officer,
+            department=department,
+            resident_id=resident_id,
+            document_id=parse_uuid("document_id", document_id),
+            purpose=purpose,
+            request_id=check_text("request_id", request_id or uuid4().hex, 128),
+        )
+        return self._fetches.submit(request)
 
-        def attempt() -> tuple[AccessAttempt, Document | None]:
-            resident = self._resident_or_none(resident_id)
-            document = self._document_of(resident_id, document_uuid)
+    @cached_property
+    def _fetches(self) -> Batcher[FetchRequest, RecordedFetch]:
+        return Batcher(self._serve_fetches, name="vault-fetches", max_batch=FETCH_BATCH)
+
+    def close(self) -> None:
+        if "_fetches" in self.__dict__:
+            self._fetches.close()
+        super().close()
+
+    def _serve_fetches(
+        self, requests: Sequence[FetchRequest]
+    ) -> list[RecordedFetch | Exception]:
+        """Judge and record a batch in one transaction. If that fails other than by a
+        conflict (a resident erased under it, say), each is served alone, so that one
+        request's failure stays its own."""
+        if len(requests) > 1:
+            try:
+                return self._retrying(lambda: self._record_fetches(requests))
+            except Exception:
+                log.info("a batch of %d fetches failed; serving them one by one", len(requests))
+        outcomes: list[RecordedFetch | Exception] = []
+        for request in requests:
+            try:
+                outcomes.extend(self._retrying(partial(self._record_fetches, [request])))
+            except Exception as e:
+                outcomes.append(e)
+        return outcomes
+
+    def _record_fetches(
+        self, requests: Sequence[FetchRequest]
+    ) -> list[RecordedFetch | Exception]:
+        """One attempt: load, judge each request in order on the state the ones before it
+        left, and save every event in one transaction, each request's events together and
+        its access event first (see :func:`record_fetch`)."""
+        loaded = _Loaded(self)
+        point = self.decision_point()
+        now = self.clock.now()
+        events: list[Any] = []
+        aggregates: dict[UUID, Any] = {}
+        judged: list[tuple[AccessAttempt, Document | None, int]] = []
+        for r in requests:
+            resident = loaded.resident(r.resident_id)
+            document = loaded.document(r.resident_id, r.document_id)
+            consents = (
+                [loaded.consent(c) for c in resident.consents_for(r.department, r.purpose)]
+                if resident is not None and not resident.is_erased
+                else []
+            )
             access, changed = record_fetch(
                 resident=resident,
-                resident_id=resident_id,
+                resident_id=r.resident_id,
                 document=document,
-                document_id=document_uuid,
-                consents=self._consents_of(resident, department, purpose),
-                officer=officer,
-                department=department,
-                purpose=purpose,
-                point=self.decision_point(),
-                request_id=request_id,
-                now=self.clock.now(),
+                document_id=r.document_id,
+                consents=consents,
+                officer=r.officer,
+                department=r.department,
+                purpose=r.purpose,
+                point=point,
+                request_id=r.request_id,
+                now=now,
             )
-            self.save(*changed)
-            return access, document
-
-        # Fetches for one resident in this process take turns: they would otherwise conflict
-        # on the same consent and document and retry against each other. Other processes
-        # still serialise through the event store's optimistic concurrency.
-        with self._resident_locks.lock_for(resident_id):
-            access, document = self._retrying(attempt)
-        if not access.allowed or document is None:
+            for aggregate in changed:
+                events.extend(aggregate.collect_events())
+                aggregates[aggregate.id] = aggregate
+            judged.append((access, document, len(events)))
+        # The events in their order; then the aggregates, whose events are collected
+        # already, so that the application caches them as saved.
+        recordings = self.save(*events, *aggregates.values())
+        outcomes: list[RecordedFetch | Exception] = []
+        for access, document, events_so_far in judged:
+            position = recordings[events_so_far - 1].notification.id
+            if access.allowed and document is not None:
+                outcomes.append(RecordedFetch(access, document, position))
+                continue
             reasons = access.reasons if isinstance(access.reasons, tuple) else ()
-            raise AccessDenied(
-                "; ".join(reasons or access.reason_codes),
-                access.reason_codes,
-                reasons,
-                access.id,
-                self.last_position(),
+            outcomes.append(
+                AccessDenied(
+                    "; ".join(reasons or access.reason_codes),
+                    access.reason_codes,
+                    reasons,
+                    access.id,
+                    position,
+                )
             )
-        return Fetched(access, document, self.document_content(document))
+        return outcomes
 
     def fetchable_documents(
         self, *, officer: str, department: str, resident_id: str, purpose: str
@@ -130,15 +253,35 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
             return []
         return [self._consent(c) for c in resident.consents_for(department, purpose)]
 
-    def _resident_or_none(self, resident_id: str) -> Resident | None:
-        try:
-            return self.resident(resident_id)
-        except ResidentNotFound:
-            return None
 
-    def _document_of(self, resident_id: str, document_id: UUID) -> Document | None:
-        try:
-            document = self._document(document_id)
-        except DocumentNotFound:
-            return None
-        return document if document.resident_id == resident_id else None
+class _Loaded:
+    """The aggregates one attempt of a batch has loaded, each loaded once, so that every
+    request of the batch sees (and changes) the same copy."""
+
+    def __init__(self, vault: VaultBase) -> None:
+        self._vault = vault
+        self._loaded: dict[UUID, object] = {}
+
+    def _get(self, aggregate_id: UUID) -> object:
+        if aggregate_id not in self._loaded:
+            try:
+                self._loaded[aggregate_id] = self._vault.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                self._loaded[aggregate_id] = None
+        return self._loaded[aggregate_id]
+
+    def resident(self, resident_id: str) -> Resident | None:
+        resident = self._get(resident_aggregate_id(resident_id))
+        return resident if isinstance(resident, Resident) else None
+
+    def document(self, resident_id: str, document_id: UUID) -> Document | None:
+        document = self._get(document_id)
+        if isinstance(document, Document) and document.resident_id == resident_id:
+            return document
+        return None
+
+    def consent(self, consent_id: UUID) -> Consent:
+        consent = self._get(consent_id)
+        if not isinstance(consent, Consent):
+            raise ConsentNotFound(f"consent {consent_id} not found")
+        return consent

@@ -42,16 +42,6 @@ class ReceiptSigner(Protocol):
     def __call__(self, terms: ConsentTerms) -> str: ...
 
 
-class StripedLocks:
-    """A fixed set of locks shared out by key: bounded memory, rare false sharing."""
-
-    def __init__(self, stripes: int) -> None:
-        self._locks = [threading.Lock() for _ in range(stripes)]
-
-    def lock_for(self, key: str) -> threading.Lock:
-        return self._locks[hash(key) % len(self._locks)]
-
-
 class VaultBase(Application[UUID]):
     """The event store, the ports, and the helpers the command modules build on."""
 
@@ -76,7 +66,6 @@ class VaultBase(Application[UUID]):
         self.max_document_bytes = max_document_bytes
         self.max_attempts = max_attempts
         self.on_recorded: list[Callable[[int], None]] = []
-        self._resident_locks = StripedLocks(256)
         self._positions = threading.local()
         """Called with the number of events each save appended (for metrics)."""
         super().__init__(env=factory.env.copy())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -106,7 +108,7 @@ def consents_held(
         403: {"description": "denied, with the reason; the attempt is recorded"},
     },
 )
-def fetch_document(
+async def fetch_document(
     resident_id: str,
     document_id: str,
     purpose: Purpose,
@@ -117,23 +119,27 @@ def fetch_document(
     """Fetch a document for a purpose; the access event is committed before any byte is sent."""
     metrics: Metrics = request.app.state.metrics
     try:
-        fetched = vault.fetch_document(
-            officer=officer.officer_id,
-            department=officer.department,
-            resident_id=resident_id,
-            document_id=document_id,
-            purpose=purpose,
-            request_id=request.state.request_id,
+        recorded = await asyncio.wrap_future(
+            vault.submit_fetch(
+                officer=officer.officer_id,
+                department=officer.department,
+                resident_id=resident_id,
+                document_id=document_id,
+                purpose=purpose,
+                request_id=request.state.request_id,
+            )
         )
     except AccessDenied as denied:
         metrics.decided(False, denied.reason_codes)
         raise
     metrics.decided(True, ())
-    headers = {"X-Access-Id": str(fetched.access.id)}
-    position = vault.last_position()
-    if position is not None:
-        headers["X-Log-Position"] = str(position)
-    return content_response(request, fetched.document, fetched.content, headers)
+    headers = {
+        "X-Access-Id": str(recorded.access.id),
+        "X-Log-Position": str(recorded.position),
+    }
+    return await content_response(
+        request, recorded.document, partial(vault.document_content, recorded.document), headers
+    )
 
 
 @router.post("/v1/residents/{resident_id}/documents", status_code=201, openapi_extra=UPLOAD_BODY)

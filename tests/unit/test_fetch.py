@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from eventsourcing.utils import get_topic
 
+from keys.errors import ResidentKeyShredded
 from policy.scales import Grade, TrustLevel
 from tests.support import MovableClock, memory_vault
 from vault.access import AccessAttempt
+from vault.access_commands import RecordedFetch
 from vault.app import Vault
+from vault.consent import USED_TOPIC
+from vault.document import REUSED_TOPIC
 from vault.errors import AccessDenied, InvalidInput, InvalidPolicy, ResidentErased
 from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
 
@@ -331,3 +336,131 @@ def test_ten_thousand_grade_updates_take_few_transactions(
     assert sum(writes) == 20_000  # each: registered, then graded
     assert key_batches == [500] * 20
     assert vault.resident("r9999").grade is Grade.B
+
+
+# Group commit: fetches waiting together are judged in order and committed together
+
+
+class HeldClock(MovableClock):
+    """A clock the fetch thread can be held at: while ``hold`` is set, ``now()`` called
+    from the vault's fetch thread waits until ``release``."""
+
+    def __init__(self, start: datetime) -> None:
+        super().__init__(start)
+        self.hold = threading.Event()
+        self.release = threading.Event()
+        self.holding = threading.Event()
+
+    def now(self) -> datetime:
+        if self.hold.is_set() and threading.current_thread().name == "vault-fetches":
+            self.hold.clear()
+            self.holding.set()
+            self.release.wait(10)
+        return super().now()
+
+
+def _batched(vault: Vault, clock: HeldClock, requests: list[dict[str, Any]]) -> list[Any]:
+    """Submit the first request, hold the fetch thread inside it, queue the rest behind it,
+    then let go: the rest are served as one batch. Returns each outcome (or exception)."""
+    clock.hold.set()
+    futures = [vault.submit_fetch(**requests[0])]
+    assert clock.holding.wait(10)
+    futures += [vault.submit_fetch(**r) for r in requests[1:]]
+    clock.release.set()
+    outcomes: list[Any] = []
+    for future in futures:
+        try:
+            outcomes.append(future.result(30))
+        except Exception as e:
+            outcomes.append(e)
+    return outcomes
+
+
+def _request(document_id: Any, resident: str = "r1", **overrides: str) -> dict[str, Any]:
+    return {
+        "officer": "officer-li", "resident_id": resident, "document_id": document_id,
+        **CIVIL, **overrides,
+    }
+
+
+def test_a_batch_of_fetches_under_a_limited_consent_allows_exactly_its_uses() -> None:
+    clock = HeldClock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
+    vault = memory_vault(clock)
+    document = vault.submit_document("r1", [b"card"], ID_CARD)
+    consent = _grant(vault, clock, max_uses=3)
+    vault.current_policy_version()  # published before the counting starts
+    writes: list[int] = []
+    insert = vault.recorder.insert_events
+
+    def counting_insert(stored_events: Any, **kwargs: Any) -> Any:
+        writes.append(len(stored_events))
+        return insert(stored_events, **kwargs)
+
+    vault.recorder.insert_events = counting_insert  # type: ignore[method-assign]
+    outcomes = _batched(
+        vault, clock, [_request(document.id, request_id=f"req-{n}") for n in range(8)]
+    )
+    allowed = [o for o in outcomes if not isinstance(o, Exception)]
+    denied = [o for o in outcomes if isinstance(o, AccessDenied)]
+    assert len(allowed) == 3
+    assert len(denied) == 5
+    assert all("consent-used-up" in d.reason_codes for d in denied)
+    assert writes == [3, 2 * 3 + 5]  # the first alone; the other seven in one transaction
+    assert vault.consent("r1", consent.id).uses == 3
+    # Each request's events are together in the log, its access first, in the order asked.
+    topic_of = {
+        get_topic(AccessAttempt.Recorded): "access",
+        USED_TOPIC: "used",
+        REUSED_TOPIC: "reused",
+    }
+    log = [
+        (topic_of[n.topic], n.id)
+        for n in vault.recorder.select_notifications(1, 1000)
+        if n.topic in topic_of
+    ]
+    assert [kind for kind, _ in log] == ["access", "used", "reused"] * 3 + ["access"] * 5
+    accesses = _accesses(vault)
+    assert [a.request_id for a in accesses] == [f"req-{n}" for n in range(8)]
+    # Each outcome's position is its own last event's.
+    ends = [position for n, (_, position) in enumerate(log) if n in (2, 5, 8, 9, 10, 11, 12, 13)]
+    assert [o.position for o in outcomes] == ends
+    report = vault.readjudicate()
+    assert (report.checked, report.mismatches) == (8, [])
+    vault.close()
+
+
+def test_one_failing_fetch_in_a_batch_does_not_fail_the_others() -> None:
+    clock = HeldClock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
+    vault = memory_vault(clock)
+    mine = vault.submit_document("r1", [b"card"], ID_CARD)
+    theirs = vault.submit_document("r2", [b"card"], ID_CARD)
+    _grant(vault, clock)
+    _grant(vault, clock, resident="r2")
+    # Writing r2's events fails (as if r2's key were shredded while they were sealed):
+    # the batch is served again one by one, and only r2's fetch fails.
+    to_stored_event = vault.mapper.to_stored_event
+
+    def failing_for_r2(event: Any) -> Any:
+        if getattr(event, "resident_id", None) == "r2":
+            raise ResidentKeyShredded("r2")
+        return to_stored_event(event)
+
+    vault.mapper.to_stored_event = failing_for_r2  # type: ignore[method-assign,assignment]
+    outcomes = _batched(
+        vault, clock,
+        [_request(mine.id), _request(theirs.id, resident="r2"), _request(mine.id)],
+    )
+    assert isinstance(outcomes[0], RecordedFetch)
+    assert isinstance(outcomes[1], ResidentErased)
+    assert isinstance(outcomes[2], RecordedFetch)
+    assert [a.resident_id for a in _accesses(vault)] == ["r1", "r1"]
+    vault.close()
+
+
+def test_bad_input_is_refused_before_anything_is_queued(vault: Vault) -> None:
+    with pytest.raises(InvalidInput):
+        vault.submit_fetch(
+            officer="o", department="civil-affairs", resident_id="r1",
+            document_id="not-a-uuid", purpose="subsistence-allowance",
+        )
+    assert _accesses(vault) == []
