@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -135,11 +136,11 @@ def document(document_id: str, resident: CurrentResident, vault: VaultDep) -> Do
     response_class=StreamingResponse,
     responses={200: {"content": {t: {} for t in ACCEPTED_TYPES}}, 206: {"description": "a range"}},
 )
-def document_content(
+async def document_content(
     document_id: str, request: Request, resident: CurrentResident, vault: VaultDep
 ) -> StreamingResponse:
-    found = vault.document(resident, document_id)
-    return content_response(request, found, vault.document_content(found), {})
+    found = await run_in_threadpool(vault.document, resident, document_id)
+    return await content_response(request, found, partial(vault.document_content, found), {})
 
 
 @router.delete("/documents/{document_id}")
