@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -95,8 +96,39 @@ class TokenVerifier:
         self._audience = audience
         self._leeway = leeway
         self._external = external
+        self._verified: dict[str, _Verified] = {}
+        self._verified_lock = threading.Lock()
 
     def verify(self, token: str) -> Principal:
+        """The principal of a valid token; :class:`InvalidToken` otherwise.
+
+        A token that passed every check is remembered (up to :data:`VERIFIED_TOKENS`, the
+        oldest forgotten first) with its expiry and key id: presented again, it is taken
+        while it has not expired and its key still verifies, without decoding it or checking
+        its signature again. ``nbf`` and ``iat`` need no second look: once passed, they stay
+        passed."""
+        with self._verified_lock:
+            known = self._verified.get(token)
+        if known is not None:
+            if known.expires > time.time() - self._leeway.total_seconds() and (
+                self._key(known.kid, external=known.external) is not None
+            ):
+                return known.principal
+            with self._verified_lock:
+                self._verified.pop(token, None)
+        principal, verified = self._verify(token)
+        with self._verified_lock:
+            if len(self._verified) >= VERIFIED_TOKENS:
+                self._verified.pop(next(iter(self._verified)))
+            self._verified[token] = verified
+        return principal
+
+    def _key(self, kid: str, *, external: bool) -> Any:
+        if external:
+            return self._external.key(kid) if self._external is not None else None
+        return self._own_key(kid)
+
+    def _verify(self, token: str) -> tuple[Principal, _Verified]:
         try:
             header = jwt.get_unverified_header(token)
             claimed_issuer = (
@@ -110,11 +142,11 @@ class TokenVerifier:
         if not isinstance(kid, str):
             raise InvalidToken("the token names no key id")
         external = self._external
-        if external is not None and claimed_issuer == external.issuer:
-            key: Any = external.key(kid)
+        is_external = external is not None and claimed_issuer == external.issuer
+        key: Any = self._key(kid, external=is_external)
+        if external is not None and is_external:
             algorithms, issuer, audience = EXTERNAL_ALGORITHMS, external.issuer, external.audience
         else:
-            key = self._own_key(kid)
             algorithms, issuer, audience = OWN_ALGORITHMS, self._issuer, self._audience
         if key is None:
             raise InvalidToken(f"unknown key id {kid!r}")
@@ -130,7 +162,8 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as e:
             raise InvalidToken(str(e)) from None
-        return _principal(claims)
+        principal = _principal(claims)
+        return principal, _Verified(principal, float(claims["exp"]), kid, is_external)
 
 
     def _own_key(self, kid: str) -> Ed25519PublicKey | None:
@@ -148,6 +181,16 @@ class TokenVerifier:
 
 
 KEYS_FRESH_SECONDS = 5.0
+VERIFIED_TOKENS = 4096
+"""How many verified tokens :meth:`TokenVerifier.verify` remembers."""
+
+
+@dataclass(frozen=True)
+class _Verified:
+    principal: Principal
+    expires: float  # the ``exp`` claim, seconds since the epoch
+    kid: str
+    external: bool
 
 
 def _principal(claims: Mapping[str, Any]) -> Principal:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from keys import tokens
 from keys.signing import SigningKey
 from keys.tokens import InvalidToken, Principal, TokenVerifier, issue_token, public_jwk
 
-NOW = datetime.now(UTC)
 
 
 def _token(key: SigningKey, **overrides: object) -> str:
@@ -21,7 +22,7 @@ def _token(key: SigningKey, **overrides: object) -> str:
         "ttl": timedelta(minutes=5),
         "issuer": "civicvault",
         "audience": "api",
-        "now": NOW,
+        "now": datetime.now(UTC),
     }
     args.update(overrides)
     return issue_token(key, **args)  # type: ignore[arg-type]
@@ -80,3 +81,59 @@ def test_public_jwk_is_an_okp_key() -> None:
     jwk = public_jwk(key.kid, key.public_key)
     assert (jwk["kty"], jwk["crv"], jwk["alg"], jwk["kid"]) == ("OKP", "Ed25519", "EdDSA", "k1")
     assert len(jwk["x"]) == 43
+
+
+def test_a_verified_token_is_not_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = SigningKey("k1", Ed25519PrivateKey.generate())
+    verifier = TokenVerifier(KeyTable(key), issuer="civicvault", audience="api")
+    token = _token(key)
+    first = verifier.verify(token)
+    decodes: list[str] = []
+    decode = tokens.jwt.decode
+
+    def counting(*args: object, **kwargs: object) -> object:
+        decodes.append("x")
+        return decode(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tokens.jwt, "decode", counting)
+    assert verifier.verify(token) == first
+    assert decodes == []
+    other = _token(key, subject="officer-wang")
+    assert verifier.verify(other).subject == "officer-wang"
+    assert decodes == ["x"]
+
+
+def test_a_remembered_token_is_refused_once_it_expires() -> None:
+    key = SigningKey("k1", Ed25519PrivateKey.generate())
+    verifier = TokenVerifier(
+        KeyTable(key), issuer="civicvault", audience="api", leeway=timedelta(0)
+    )
+    token = _token(key, now=datetime.now(UTC), ttl=timedelta(seconds=1))
+    verifier.verify(token)
+    expires = verifier._verified[token].expires
+    while time.time() <= expires:
+        time.sleep(0.05)
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token)
+
+
+def test_a_remembered_token_is_refused_once_its_key_is_removed() -> None:
+    key = SigningKey("k1", Ed25519PrivateKey.generate())
+    table = KeyTable(key)
+    verifier = TokenVerifier(table, issuer="civicvault", audience="api")
+    token = _token(key)
+    verifier.verify(token)
+    del table.keys[key.kid]
+    verifier._keys_read_at -= tokens.KEYS_FRESH_SECONDS + 1  # the key table is due a read
+    with pytest.raises(InvalidToken, match="unknown key id"):
+        verifier.verify(token)
+
+
+def test_remembered_tokens_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "VERIFIED_TOKENS", 3)
+    key = SigningKey("k1", Ed25519PrivateKey.generate())
+    verifier = TokenVerifier(KeyTable(key), issuer="civicvault", audience="api")
+    issued = [_token(key, subject=f"officer-{n}") for n in range(5)]
+    for token in issued:
+        verifier.verify(token)
+    assert list(verifier._verified) == issued[2:]
