@@ -195,6 +195,7 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
         # The events in their order; then the aggregates, whose events are collected
         # already, so that the application caches them as saved.
         recordings = self.save(*events, *aggregates.values())
+        self._remember(*(a for a in aggregates.values() if loaded.had(a.id)))
         outcomes: list[RecordedFetch | Exception] = []
         for access, document, events_so_far in judged:
             position = recordings[events_so_far - 1].notification.id
@@ -269,6 +270,10 @@ class _Loaded:
             except AggregateNotFoundError:
                 self._loaded[aggregate_id] = None
         return self._loaded[aggregate_id]
+
+    def had(self, aggregate_id: UUID) -> bool:
+        """Whether this aggregate was loaded (rather than created in this attempt)."""
+        return self._loaded.get(aggregate_id) is not None
 
     def resident(self, resident_id: str) -> Resident | None:
         resident = self._get(resident_aggregate_id(resident_id))

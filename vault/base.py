@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from copy import deepcopy
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -138,6 +139,21 @@ class VaultBase(Application[UUID]):
         if not isinstance(aggregate, kind):
             raise missing(f"{kind.__name__.lower()} {aggregate_id} not found")
         return aggregate
+
+    def _remember(self, *aggregates: Aggregate) -> None:
+        """Put copies of aggregates just saved in this process's cache.
+
+        The library leaves its cache alone on a save when it fast-forwards cached
+        aggregates (as here, for several processes on one store), so the next load would
+        read back and replay the events this process just wrote. A copy of the saved state
+        is a correct start for that fast-forward: anything written since, by any process,
+        is still read and applied. Copies, so that what callers hold is never changed by
+        a fast-forward."""
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for aggregate in aggregates:
+            cache.put(aggregate.id, deepcopy(aggregate))
 
     def _forget(self, *aggregate_ids: UUID) -> None:
         """Drop aggregates from this process's cache."""

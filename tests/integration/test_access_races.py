@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from adapters.wiring import Services
+from adapters.wiring import Services, open_services
 from tests.support import MovableClock
 from vault.consent import Consent
 from vault.document import Document
@@ -164,3 +164,66 @@ def test_erasure_racing_uploads_leaves_nothing_readable_and_no_orphan_blob(
 def _all_events(services: Services) -> list[Any]:
     notifications = services.vault.recorder.select_notifications(1, 100_000)
     return [services.vault.mapper.to_domain_event(n) for n in notifications]
+
+
+def test_two_processes_on_one_store_see_each_others_revoke_and_share_a_limited_consent(
+    services: Services, backend_settings: Any, clock: MovableClock
+) -> None:
+    """Two vaults on one store, as two API processes: each caches what it saved, and
+    still sees every event the other wrote — a revoke written by one is obeyed by the
+    other, and uses count across both."""
+    document = services.vault.submit_document(
+        "r1", [b"card"], DocumentDetails(doc_type="id-card", title="居民身份证")
+    )
+    other = open_services(backend_settings, clock=clock)
+    vaults = [services.vault, other.vault]
+
+    def grant(max_uses: int | None = None) -> Consent:
+        return services.vault.grant_consent(
+            "r1",
+            ConsentRequest(
+                department="civil-affairs", doc_types=("id-card",),
+                purpose="subsistence-allowance", valid_until=clock.now() + timedelta(days=1),
+                max_uses=max_uses,
+            ),
+        ).consent
+
+    def fetch(n: int) -> None:
+        vaults[n % 2].fetch_document(
+            officer="o", department="civil-affairs", resident_id="r1",
+            document_id=document.id, purpose="subsistence-allowance",
+        )
+
+    try:
+        revoked = grant()
+        fetch(0)  # each process fetches once, caching the consent and the document
+        fetch(1)
+        other.vault.revoke_consent("r1", revoked.id)
+        with pytest.raises(AccessDenied) as denied:
+            fetch(0)
+        assert "consent-revoked" in denied.value.reason_codes
+
+        limited = grant(max_uses=20)
+        allowed = [0, 0]
+        lock = threading.Lock()
+
+        def fetcher(n: int) -> None:
+            for _ in range(8):
+                try:
+                    fetch(n)
+                except AccessDenied:
+                    continue
+                with lock:
+                    allowed[n % 2] += 1
+
+        threads = [threading.Thread(target=fetcher, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sum(allowed) == 20  # 48 tries, 20 uses, across both processes
+        assert all(allowed)
+        for vault in vaults:
+            assert vault.consent("r1", limited.id).uses == 20
+    finally:
+        other.close()
