@@ -8,10 +8,11 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from vault.copying import CopiedCheaply
 from vault.personal import Erased
 
 
-class AccessAttempt(Aggregate):
+class AccessAttempt(CopiedCheaply, Aggregate):
     """What an auditor needs to re-make the decision: who, what, why, under which policy."""
 
     class Recorded(Aggregate.Created):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import random
-from copy import deepcopy
 import threading
 import time
 from collections.abc import Callable, Iterable
+from copy import deepcopy
 from datetime import datetime
 from itertools import takewhile
 from typing import Any, Protocol, TypeVar, cast

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from vault.copying import CopiedCheaply
 from vault.errors import (
     ConsentAlreadyRevoked,
     ConsentExpired,
@@ -28,7 +29,7 @@ class ConsentStatus(StrEnum):
     REVOKED = "revoked"
 
 
-class Consent(Aggregate):
+class Consent(CopiedCheaply, Aggregate):
     """Permission for one department to fetch certain documents for one purpose."""
 
     @event("Granted")

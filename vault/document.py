@@ -10,6 +10,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from policy.scales import TrustLevel
+from vault.copying import CopiedCheaply
 from vault.errors import (
     AlreadyTrusted,
     DocumentRevoked,
@@ -27,7 +28,7 @@ class DocumentStatus(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
-class Document(Aggregate):
+class Document(CopiedCheaply, Aggregate):
     """The metadata of one sealed document; the bytes live, encrypted, in the blob store."""
 
     class Filed(Aggregate.Created):

@@ -9,12 +9,13 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from policy.scales import UNRATED, Grade
+from vault.copying import CopiedCheaply
 from vault.errors import ResidentErased
 from vault.ids import resident_aggregate_id
 from vault.personal import Erased
 
 
-class Resident(Aggregate):
+class Resident(CopiedCheaply, Aggregate):
     """One resident's identity, credit grade and the index of their library and consents."""
 
     @staticmethod
