@@ -26,8 +26,9 @@ a. ours: the factory ``adapters.http.app:app_from_environment`` (``create_app(op
    bearer token: middleware (request id, metrics, one JSON log line per request — to a file in
    the temporary directory), token check, policy + consent decision, the consent's ``Used``,
    the document's ``Reused`` and the ``AccessAttempt``'s ``Recorded`` committed in one
-   transaction (fetches for one resident take turns within a worker process), then key unwrap,
-   blob read and decryption streamed out in pieces of about 1 MiB.
+   transaction (group-committed: the fetches waiting in a worker process are judged in order
+   and committed together, up to 64 at a time), then key unwrap, blob read and decryption
+   streamed out in pieces of about 1 MiB.
 b. bare, the baseline: the factory ``bench.http_fetch:bare_app``, a FastAPI app with one
    ``async`` GET route returning ``Response(content=<the first resident's 256 KiB, read once
    per worker and held in memory>, media_type="application/pdf")``.
@@ -57,9 +58,9 @@ printed per run (counted with psutil after the warm-up).
 
 One more run of ours, for information, at 64 clients after the 64-client pair: each client
 fetches a different resident's document under that resident's consent, so concurrent fetches
-no longer touch the same consent and document (same-resident fetches take turns within a
-process, and conflict and retry across worker processes); its ratio is taken against the bare
-route at 64 clients.
+no longer touch the same consent and document (each batch then loads one resident, consent
+and document per request; across worker processes, fetches of one resident conflict and
+retry); its ratio is taken against the bare route at 64 clients.
 
 Goals, at 64 clients on the same document, both servers with the same number of workers: ours
 >= 0.5 x the bare route's requests/s, and ours' p99 < 5 x its p50 (with no failed request).

@@ -195,7 +195,13 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
         # The events in their order; then the aggregates, whose events are collected
         # already, so that the application caches them as saved.
         recordings = self.save(*events, *aggregates.values())
-        self._remember(*(a for a in aggregates.values() if loaded.had(a.id)))
+        # Committed: nothing after this may fail the batch (it would be served again).
+        saved = [a for a in aggregates.values() if loaded.had(a.id)]
+        try:
+            self._remember(*saved)
+        except Exception:
+            log.exception("could not cache the aggregates a batch of fetches saved")
+            self._forget(*(a.id for a in saved))
         outcomes: list[RecordedFetch | Exception] = []
         for access, document, events_so_far in judged:
             position = recordings[events_so_far - 1].notification.id

@@ -115,7 +115,7 @@ async def fetch_document(
     request: Request,
     officer: CurrentOfficer,
     vault: VaultDep,
-) -> StreamingResponse:
+) -> Response:
     """Fetch a document for a purpose; the access event is committed before any byte is sent."""
     metrics: Metrics = request.app.state.metrics
     try:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from urllib.parse import quote
 
 from fastapi import Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from adapters.http.problems import Problem
@@ -22,12 +22,13 @@ async def content_response(
     document: Document,
     open_content: Callable[[], Iterator[bytes]],
     headers: dict[str, str],
-) -> StreamingResponse:
+) -> Response:
     """The whole document (200) or the single range asked for (206); 416 if out of bounds.
 
     ``open_content`` (key unwrap, blob open, decryption) runs on a worker thread together
-    with reading the first piece, so that an error in either is still a problem response,
-    and a document of up to :data:`SEND_BYTES` costs one hop to a worker thread in all."""
+    with reading the first piece, so that an error in either is still a problem response.
+    A document (or range) of up to :data:`SEND_BYTES` is then sent as it is, in one hop to
+    a worker thread in all; a larger one streams, a piece at a time."""
     size = document.size
     base = dict(headers)
     base["Accept-Ranges"] = "bytes"
@@ -44,6 +45,8 @@ async def content_response(
         piece, status = (start, end + 1), 206
     base["Content-Length"] = str(piece[1] - piece[0] if piece else size)
     first, rest = await run_in_threadpool(_opened, open_content, piece)
+    if rest is None:  # it was all in the first piece: nothing left to stream
+        return Response(first, status_code=status, media_type=document.content_type, headers=base)
     return StreamingResponse(
         _body(first, rest), status_code=status, media_type=document.content_type, headers=base
     )
@@ -68,11 +71,10 @@ def _prepended(head: bytes, tail: Iterator[bytes]) -> Iterator[bytes]:
     yield from tail
 
 
-async def _body(first: bytes, rest: Iterator[bytes] | None) -> AsyncIterator[bytes]:
+async def _body(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
     yield first
-    if rest is not None:
-        async for piece in iterate_in_threadpool(rest):
-            yield piece
+    async for piece in iterate_in_threadpool(rest):
+        yield piece
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int]:

@@ -138,7 +138,7 @@ def document(document_id: str, resident: CurrentResident, vault: VaultDep) -> Do
 )
 async def document_content(
     document_id: str, request: Request, resident: CurrentResident, vault: VaultDep
-) -> StreamingResponse:
+) -> Response:
     found = await run_in_threadpool(vault.document, resident, document_id)
     return await content_response(request, found, partial(vault.document_content, found), {})
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from adapters.http.downloads import SEND_BYTES
 from adapters.samples import sample_pdf, sample_png
 from keys.receipts import verify_consent_receipt
 from tests.e2e.conftest import LiveApi
@@ -101,6 +103,32 @@ def test_a_residents_journey(api: LiveApi) -> None:
 
     assert me.post("/v1/me/erase").json() == {"resident_id": "zhang-wei", "erased": True}
     _problem(me.get("/v1/me/documents"), 410, "resident-erased")
+
+
+def test_a_document_larger_than_one_piece_streams_whole_and_in_ranges(api: LiveApi) -> None:
+    """Above 1 MiB the bytes go out in pieces; a range may span their boundary."""
+    me = api.client("resident", "li-na")
+    civil = api.client("officer", "officer-li", "civil-affairs")
+    big = PDF + os.urandom(2 * SEND_BYTES + 12_345)
+    document = _upload(me, content=big).json()
+    url = f"/v1/me/documents/{document['document_id']}/content"
+    whole = me.get(url)
+    assert whole.content == big
+    assert whole.headers["content-length"] == str(len(big))
+    assert whole.headers["etag"] == f'"{hashlib.sha256(big).hexdigest()}"'
+    for first, last in [(SEND_BYTES - 10, SEND_BYTES + 10), (5, 2 * SEND_BYTES + 7)]:
+        ranged = me.get(url, headers={"Range": f"bytes={first}-{last}"})
+        assert ranged.status_code == 206
+        assert ranged.content == big[first : last + 1]
+        assert ranged.headers["content-length"] == str(last - first + 1)
+    assert me.get(url, headers={"Range": "bytes=-100"}).content == big[-100:]
+    _consent(me)
+    fetched = civil.get(
+        f"/v1/residents/li-na/documents/{document['document_id']}/content",
+        params={"purpose": "subsistence-allowance"},
+    )
+    assert fetched.status_code == 200, fetched.text
+    assert fetched.content == big
 
 
 def test_a_departments_journey(api: LiveApi) -> None:
