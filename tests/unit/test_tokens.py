@@ -13,7 +13,6 @@ from keys.signing import SigningKey
 from keys.tokens import InvalidToken, Principal, TokenVerifier, issue_token, public_jwk
 
 
-
 def _token(key: SigningKey, **overrides: object) -> str:
     args: dict[str, object] = {
         "role": "officer",
