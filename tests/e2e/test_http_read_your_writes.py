@@ -15,10 +15,15 @@ from tests.e2e.conftest import LiveApi
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def live(request: pytest.FixtureRequest, live_api_factory: Callable[..., LiveApi]) -> LiveApi:
-    if request.param == "sqlite":
-        return live_api_factory()
-    return live_api_factory(database_url=request.getfixturevalue("postgres_schema_url"))
+def live(request: pytest.FixtureRequest) -> LiveApi:
+    # The schema first, so that it is dropped only after the server (and its follower)
+    # has stopped: fixtures are torn down in the reverse of the order they were set up.
+    settings = (
+        {} if request.param == "sqlite"
+        else {"database_url": request.getfixturevalue("postgres_schema_url")}
+    )
+    factory: Callable[..., LiveApi] = request.getfixturevalue("live_api_factory")
+    return factory(**settings)
 
 
 def test_each_client_sees_its_own_upload_at_once(live: LiveApi) -> None:
