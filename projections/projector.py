@@ -14,13 +14,14 @@ from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
-from keys.errors import KeyLayerError
+from keys.errors import KeyLayerError, TamperedSecret
 from keys.secrets import open_personal_fields, seal_personal_fields
 from projections.schema import stamp, view_table
 from projections.sql import Database, Params, Write
+from vault.access import ACCESS_TOPIC
 from vault.consent import USED_TOPIC
 from vault.document import REUSED_TOPIC
-from vault.personal import Erased
+from vault.personal import Erased, personal_context, sealed_personal
 from vault.ports import DataKeys
 
 
@@ -186,8 +187,15 @@ class Projector:
             (stamp(e.at), str(e.originator_id)))
 
     def _access_recorded(self, e: Any, position: int) -> None:
-        personal = self.seal(
-            e.resident_id, {"reasons": e.reasons}, f"view:access:{e.originator_id}"
+        # Decoded with its personal fields left sealed (see ``ACCESS_KEPT_SEALED``), the
+        # event's own sealed fields are stored as they are: nothing opened, nothing sealed.
+        kept = sealed_personal(e)
+        personal = (
+            kept[0]
+            if kept is not None
+            else self.seal(
+                e.resident_id, {"reasons": e.reasons}, access_context(e.originator_id)
+            )
         )
         self._insert(
             f"INSERT INTO {self.access} (access_id, position, resident_id, officer, "
@@ -209,6 +217,30 @@ def _runs(statements: list[tuple[str, Params]]) -> Iterator[tuple[str, list[Para
     """Consecutive uses of the same statement, grouped, in order."""
     for statement, group in groupby(statements, key=itemgetter(0)):
         yield statement, [params for _, params in group]
+
+
+ACCESS_KEPT_SEALED = frozenset({ACCESS_TOPIC})
+"""Topics whose events the runner decodes without opening their personal fields."""
+
+
+def access_context(access_id: object) -> str:
+    """What an access row's personal fields are sealed under when the projector seals them
+    itself (for an event that was decoded opened)."""
+    return f"view:access:{access_id}"
+
+
+def open_access_personal(
+    keys: DataKeys, resident_id: str, access_id: str, sealed: bytes | None
+) -> dict[str, Any] | None:
+    """An access row's personal fields (``reasons``, and ``grade`` when the row holds the
+    event's own sealed fields), or None once the resident is erased."""
+    if sealed is None:
+        return None
+    event_context = personal_context(ACCESS_TOPIC, UUID(access_id), 1).decode()
+    try:
+        return open_sealed(keys, resident_id, sealed, event_context)
+    except TamperedSecret:  # sealed by the projector itself, under its own context
+        return open_sealed(keys, resident_id, sealed, access_context(access_id))
 
 
 def open_sealed(

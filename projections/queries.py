@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from policy.scales import Grade
-from projections.projector import open_sealed
+from projections.projector import open_access_personal, open_sealed
 from projections.schema import active_generation, stamp, unstamp, view_table
 from projections.sql import Database
 from vault.ports import DataKeys
@@ -261,7 +261,7 @@ class Views:
     def _access_entry(self, row: tuple[Any, ...]) -> AccessEntry:
         (access_id, position, resident_id, officer, department, document_id, doc_type, purpose,
          consent_id, allowed, codes, sealed, policy_version, rule, request_id, at) = row
-        personal = open_sealed(self.keys, resident_id, sealed, f"view:access:{access_id}")
+        personal = open_access_personal(self.keys, resident_id, access_id, sealed)
         reasons = tuple(personal["reasons"]) if personal else None
         return AccessEntry(
             access_id, int(position), resident_id, officer, department, document_id, doc_type,

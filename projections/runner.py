@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from projections.ledger import Ledger
-from projections.projector import Projector
+from projections.projector import ACCESS_KEPT_SEALED, Projector
 from projections.schema import (
     GENERATION,
     PROJECTION,
@@ -121,7 +121,7 @@ class ViewRunner:
         projector = Projector(self.db, generation)
         # Uses and reuses (most of a busy log) are counted undecoded; the rest decoded.
         decoded = [n for n in notifications if not projector.count(n.topic, n.originator_id)]
-        events = self.vault.mapper.to_domain_events(decoded)
+        events = self.vault.mapper.to_domain_events(decoded, keep_sealed=ACCESS_KEPT_SEALED)
         keys = self.vault.keys.data_keys(
             {e.resident_id for e in events if hasattr(e, "resident_id")}
         )

@@ -76,3 +76,6 @@ class AccessAttempt(CopiedCheaply, Aggregate):
     @classmethod
     def record(cls, **fields: Any) -> AccessAttempt:
         return cls._create(cls.Recorded, **fields)
+
+
+ACCESS_TOPIC = f"{__name__}:AccessAttempt.Recorded"

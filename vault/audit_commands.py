@@ -9,12 +9,11 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
-from eventsourcing.utils import get_topic
 
 from keys.errors import ResidentKeyShredded, UnknownResidentKey
 from policy.decision import Decision, DecisionPoint
 from policy.scales import Grade, TrustLevel
-from vault.access import AccessAttempt
+from vault.access import ACCESS_TOPIC, AccessAttempt
 from vault.consent import USED_TOPIC, Consent
 from vault.document import REUSED_TOPIC, Document
 from vault.errors import ResidentNotFound
@@ -27,7 +26,7 @@ from vault.resident import Resident
 
 READJUDICATION_PAGE = 2000
 _FOLDED = (Resident.Event, Document.Event, Consent.Event)
-_ACCESS = get_topic(AccessAttempt.Recorded)
+_ACCESS = ACCESS_TOPIC
 # Events that only count: folded by their version alone.
 _TALLIED: dict[str, Callable[[Any, int], None]] = {
     REUSED_TOPIC: Document.apply_reuse,

@@ -11,7 +11,7 @@ read back as :data:`ERASED`.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, ClassVar, Final, Self, cast
 from uuid import UUID
 
@@ -63,6 +63,20 @@ class Sealed(_Marker):
 SEALED: Final = Sealed()
 
 _SEALED_KEY = "personal"
+_KEPT_SEALED = "_sealed_personal"
+
+
+def sealed_personal(event: object) -> tuple[bytes, bytes] | None:
+    """The personal fields of an event decoded with ``keep_sealed`` for its topic, still
+    sealed, and the context they were sealed under; None if none were (the owner had no
+    key when the event was written)."""
+    state = getattr(event, "__dict__", {})
+    sealed: str | None = state.get(_KEPT_SEALED)
+    if sealed is None:
+        return None
+    return base64.b64decode(sealed), personal_context(
+        get_topic(type(event)), state["originator_id"], state["originator_version"]
+    )
 
 
 class PersonalDataMapper(Mapper[UUID]):
@@ -100,7 +114,7 @@ class PersonalDataMapper(Mapper[UUID]):
                 sealed = seal_personal_fields(
                     key,
                     self.transcoder.encode(secret),
-                    context=_context(topic, originator_id, originator_version),
+                    context=personal_context(topic, originator_id, originator_version),
                 )
                 state[_SEALED_KEY] = base64.b64encode(sealed).decode()
         data = self.transcoder.encode(state)
@@ -120,21 +134,39 @@ class PersonalDataMapper(Mapper[UUID]):
         return event
 
     def to_domain_events(
-        self, stored_events: Sequence[StoredEvent], *, open_personal: bool = True
+        self,
+        stored_events: Sequence[StoredEvent],
+        *,
+        open_personal: bool = True,
+        keep_sealed: Collection[str] = (),
     ) -> list[DomainEventProtocol[UUID]]:
         """Many stored events at once: their owners' keys are read in one go (one query
         for every key the cache lacks) before any personal field is opened. With
         ``open_personal=False`` nothing is decrypted: personal fields read as :data:`SEALED`
-        (or :data:`ERASED` where nothing was sealed)."""
+        (or :data:`ERASED` where nothing was sealed). Events whose topic is in
+        ``keep_sealed`` are not opened either, and keep their sealed fields for
+        :func:`sealed_personal` (for a reader that stores them as they are)."""
         decoded = [self._decode(stored) for stored in stored_events]
+        keys: dict[str, bytes | None] = {}
         if open_personal:
-            owners = {state["resident_id"] for _, _, state in decoded if state.get(_SEALED_KEY)}
-            if len(owners) > 1:
-                self.keys.prefetch(owners)
-        return [
-            self._finish(stored, cls, originator_id, state, open_personal)
-            for stored, (cls, originator_id, state) in zip(stored_events, decoded, strict=True)
-        ]
+            owners = {
+                state["resident_id"]
+                for stored, (_, _, state) in zip(stored_events, decoded, strict=True)
+                if state.get(_SEALED_KEY) and stored.topic not in keep_sealed
+            }
+            if owners:
+                keys = self.keys.data_keys(owners)
+        events = []
+        for stored, (cls, originator_id, state) in zip(stored_events, decoded, strict=True):
+            kept = stored.topic in keep_sealed
+            if kept:
+                state[_KEPT_SEALED] = state.get(_SEALED_KEY)
+            events.append(
+                self._finish(
+                    stored, cls, originator_id, state, open_personal and not kept, keys
+                )
+            )
+        return events
 
     def _decode(self, stored_event: StoredEvent) -> tuple[type, UUID, dict[str, Any]]:
         cls = resolve_topic(stored_event.topic)
@@ -159,6 +191,7 @@ class PersonalDataMapper(Mapper[UUID]):
         originator_id: UUID,
         state: dict[str, Any],
         open_personal: bool = True,
+        keys: dict[str, bytes | None] | None = None,
     ) -> DomainEventProtocol[UUID]:
         if _SEALED_KEY in state and not open_personal:
             marker = SEALED if state.pop(_SEALED_KEY) else ERASED
@@ -168,7 +201,7 @@ class PersonalDataMapper(Mapper[UUID]):
                 state.update(
                     self._open_personal(
                         cls, state["resident_id"], state.pop(_SEALED_KEY), stored_event,
-                        originator_id,
+                        originator_id, (keys or {}).get(state["resident_id"]),
                     )
                 )
             except Exception as e:
@@ -190,18 +223,25 @@ class PersonalDataMapper(Mapper[UUID]):
         sealed: str | None,
         stored_event: StoredEvent,
         originator_id: UUID,
+        key: bytes | None = None,
     ) -> dict[str, Any]:
+        """The sealed fields, opened with ``key`` (read with the page's other keys) or,
+        without it, with the owner's key asked for now (it may have just expired from
+        the cache, or the owner have none: erased, or never registered — an error)."""
         fields: tuple[str, ...] = getattr(cls, "personal_fields", ())
         if sealed is None:
             return dict.fromkeys(fields, ERASED)
-        try:
-            key = self.keys.data_key(owner)
-        except ResidentKeyShredded:
-            return dict.fromkeys(fields, ERASED)
+        if key is None:
+            try:
+                key = self.keys.data_key(owner)
+            except ResidentKeyShredded:
+                return dict.fromkeys(fields, ERASED)
         plaintext = open_personal_fields(
             key,
             base64.b64decode(sealed),
-            context=_context(stored_event.topic, originator_id, stored_event.originator_version),
+            context=personal_context(
+                stored_event.topic, originator_id, stored_event.originator_version
+            ),
         )
         opened: dict[str, Any] = self.transcoder.decode(plaintext)
         return opened
@@ -216,5 +256,7 @@ def _unreadable(
     )
 
 
-def _context(topic: str, originator_id: UUID, originator_version: int) -> bytes:
+def personal_context(topic: str, originator_id: UUID, originator_version: int) -> bytes:
+    """What an event's personal fields are bound to when sealed: its topic, aggregate and
+    version, so that sealed fields cannot be moved to another event."""
     return f"{topic}|{originator_id}|{originator_version}".encode()

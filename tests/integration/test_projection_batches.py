@@ -15,7 +15,11 @@ from projections.projector import Projector
 from projections.runner import ViewRunner
 from projections.schema import view_table
 from projections.sql import Database
+from vault.access import ACCESS_TOPIC
 from vault.consent import USED_TOPIC, Consent
+from vault.errors import AccessDenied
+from vault.inputs import DocumentDetails
+from vault.personal import sealed_personal
 
 
 def _table(db: Database) -> str:
@@ -139,3 +143,48 @@ def test_a_use_counts_the_same_decoded_or_not(services: Services) -> None:
         assert run(f"SELECT uses FROM {table} WHERE consent_id = ?", (str(consent.id),)) == [
             (2,)
         ]
+
+
+def test_access_rows_keep_the_events_own_sealed_fields_and_older_rows_still_read(
+    services: Services,
+) -> None:
+    """The runner stores an access event's sealed reasons as they are (nothing opened or
+    sealed again); a row the projector sealed itself (an event decoded opened, as rows
+    were written before) reads the same; erasure makes both unreadable."""
+    vault, runner = services.vault, services.view_runner
+    document = vault.submit_document("r1", [b"card"], DocumentDetails("id-card", "居民身份证"))
+    with pytest.raises(AccessDenied) as denied:
+        vault.fetch_document(
+            officer="o", department="housing", resident_id="r1",
+            document_id=document.id, purpose="housing-subsidy",
+        )
+    runner.catch_up()
+    [entry] = services.views.access_log("r1", limit=10)
+    assert entry.reasons == denied.value.reasons
+    generation = runner.generation()
+    table = view_table(runner.db, "access", generation)
+    with runner.db.transaction(commit=False) as run:
+        [(stored,)] = run(
+            f"SELECT personal FROM {table} WHERE access_id = ?", (str(entry.access_id),)
+        )
+    [notification] = [
+        n for n in vault.recorder.select_notifications(1, 100) if n.topic == ACCESS_TOPIC
+    ]
+    [kept] = vault.mapper.to_domain_events([notification], keep_sealed={ACCESS_TOPIC})
+    sealed = sealed_personal(kept)
+    assert sealed is not None
+    assert bytes(stored) == sealed[0]  # the event's own sealed bytes
+    # A row sealed by the projector, from the event decoded opened:
+    [opened] = vault.mapper.to_domain_events([notification])
+    projector = Projector(runner.db, generation)
+    projector.key_of = vault.keys.data_key
+    with runner.db.transaction() as run:
+        run(f"DELETE FROM {table} WHERE access_id = ?", (str(entry.access_id),))
+        projector.apply(opened, entry.position)
+        with run.pipeline() as write:
+            projector.flush(write)
+    [again] = services.views.access_log("r1", limit=10)
+    assert again.reasons == denied.value.reasons
+    vault.erase_resident("r1")
+    runner.catch_up()
+    assert [e.reasons for e in services.views.access_log("r1", limit=10)] == [None]

@@ -12,7 +12,7 @@ from eventsourcing.utils import get_topic
 from keys.errors import ResidentKeyShredded
 from policy.scales import Grade, TrustLevel
 from tests.support import MovableClock, memory_vault
-from vault.access import AccessAttempt
+from vault.access import ACCESS_TOPIC, AccessAttempt
 from vault.access_commands import RecordedFetch
 from vault.app import Vault
 from vault.consent import USED_TOPIC
@@ -52,7 +52,8 @@ def _fetch(vault: Vault, document_id: Any, resident: str = "r1", **overrides: st
 
 
 def _accesses(vault: Vault) -> list[AccessAttempt]:
-    topic = get_topic(AccessAttempt.Recorded)
+    topic = ACCESS_TOPIC
+    assert topic == get_topic(AccessAttempt.Recorded)
     notifications = vault.recorder.select_notifications(1, 10_000, topics=[topic])
     return [vault.repository.get(n.originator_id) for n in notifications]
 
@@ -409,7 +410,7 @@ def test_a_batch_of_fetches_under_a_limited_consent_allows_exactly_its_uses() ->
     assert vault.consent("r1", consent.id).uses == 3
     # Each request's events are together in the log, its access first, in the order asked.
     topic_of = {
-        get_topic(AccessAttempt.Recorded): "access",
+        ACCESS_TOPIC: "access",
         USED_TOPIC: "used",
         REUSED_TOPIC: "reused",
     }
