@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -66,6 +66,12 @@ class Fetched:
 
 
 class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
+    def __init__(self, **kwargs: Any) -> None:
+        self._fetches: Batcher[FetchRequest, RecordedFetch] = Batcher(
+            self._serve_fetches, name="vault-fetches", max_batch=FETCH_BATCH
+        )
+        super().__init__(**kwargs)
+
     def fetch_document(
         self,
         *,
@@ -127,13 +133,8 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
         )
         return self._fetches.submit(request)
 
-    @cached_property
-    def _fetches(self) -> Batcher[FetchRequest, RecordedFetch]:
-        return Batcher(self._serve_fetches, name="vault-fetches", max_batch=FETCH_BATCH)
-
     def close(self) -> None:
-        if "_fetches" in self.__dict__:
-            self._fetches.close()
+        self._fetches.close()
         super().close()
 
     def _serve_fetches(
