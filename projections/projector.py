@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
@@ -17,7 +18,7 @@ from uuid import UUID
 from keys.errors import KeyLayerError, TamperedSecret
 from keys.secrets import open_personal_fields, seal_personal_fields
 from projections.schema import stamp, view_table
-from projections.sql import Database, Params, Write
+from projections.sql import Database, Params, Run, Write
 from vault.access import ACCESS_TOPIC
 from vault.consent import USED_TOPIC
 from vault.document import REUSED_TOPIC
@@ -59,7 +60,25 @@ class Projector:
             REUSED_TOPIC: (self.library, "reuse_count", "document_id"),
             USED_TOPIC: (self.consents, "uses", "consent_id"),
         }
-        self._inserts: dict[str, list[Params]] = {}
+        self._new_resident = _Insert(self.residents, ("resident_id", "aggregate_id"))
+        self._new_document = _Insert(
+            self.library,
+            ("document_id", "resident_id", "position", "doc_type", "personal",
+             "content_type", "size", "trust_level", "issuer", "status", "expires_at",
+             "created_at", "replaces"),
+        )
+        self._new_consent = _Insert(
+            self.consents,
+            ("consent_id", "resident_id", "position", "department", "doc_types", "purpose",
+             "valid_from", "valid_until", "max_uses", "granted_at"),
+        )
+        self._new_access = _Insert(
+            self.access,
+            ("access_id", "position", "resident_id", "officer", "department", "document_id",
+             "doc_type", "purpose", "consent_id", "allowed", "reason_codes", "personal",
+             "policy_version", "rule", "request_id", "at"),
+        )
+        self._inserts: dict[_Insert, list[Params]] = {}
         self._assignments: list[tuple[str, Params]] = []
         self._counts: dict[tuple[str, str, str], dict[str, int]] = {}
 
@@ -89,8 +108,8 @@ class Projector:
         assignments in the order of their events (the last one to a column wins, as it
         did in the log), then the counters, each summed per row (additions commute).
         """
-        for statement, rows in self._inserts.items():
-            write.many(statement, rows)
+        for insert, rows in self._inserts.items():
+            write.many(insert.statement, rows)
         for statement, rows in _runs(self._assignments):
             write.many(statement, rows)
         for (table, column, key), counts in self._counts.items():
@@ -99,8 +118,17 @@ class Projector:
         self._assignments.clear()
         self._counts.clear()
 
-    def _insert(self, statement: str, params: Params) -> None:
-        self._inserts.setdefault(statement, []).append(params)
+    def copy_inserts(self, run: Run) -> None:
+        """Write the new rows taken in since the last flush with ``COPY`` (on PostgreSQL),
+        ahead of :meth:`flush`, which then writes the rest. Only for a generation no
+        other writer touches (a rebuild's): unlike :meth:`flush`, a row already there
+        is an error, not skipped."""
+        for insert, rows in self._inserts.items():
+            run.copy(insert.table, insert.columns, rows)
+        self._inserts.clear()
+
+    def _insert(self, insert: _Insert, params: Params) -> None:
+        self._inserts.setdefault(insert, []).append(params)
 
     def _assign(self, statement: str, params: Params) -> None:
         self._assignments.append((statement, params))
@@ -117,11 +145,7 @@ class Projector:
         return seal_personal_fields(key, json.dumps(fields).encode(), context=context.encode())
 
     def _resident_registered(self, e: Any, position: int) -> None:
-        self._insert(
-            f"INSERT INTO {self.residents} (resident_id, aggregate_id) VALUES (?, ?) "
-            "ON CONFLICT (resident_id) DO NOTHING",
-            (e.resident_id, str(e.originator_id)),
-        )
+        self._insert(self._new_resident, (e.resident_id, str(e.originator_id)))
 
     def _grade_recorded(self, e: Any, position: int) -> None:
         personal = self.seal(e.resident_id, {"grade": e.grade}, f"view:resident:{e.resident_id}")
@@ -141,14 +165,12 @@ class Projector:
             f"view:document:{e.originator_id}",
         )
         self._insert(
-            f"INSERT INTO {self.library} (document_id, resident_id, position, doc_type, "
-            "personal, content_type, size, trust_level, issuer, status, expires_at, "
-            "created_at, replaces) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?) "
-            "ON CONFLICT (document_id) DO NOTHING",
+            self._new_document,
             (
                 str(e.originator_id), e.resident_id, position, e.doc_type, personal,
-                e.content_type, e.size, e.trust_level, e.issuer, stamp(e.expires_at),
-                stamp(e.timestamp), str(e.replaces) if e.replaces else None,
+                e.content_type, e.size, e.trust_level, e.issuer, "active",
+                stamp(e.expires_at), stamp(e.timestamp),
+                str(e.replaces) if e.replaces else None,
             ),
         )
 
@@ -172,9 +194,7 @@ class Projector:
 
     def _consent_granted(self, e: Any, position: int) -> None:
         self._insert(
-            f"INSERT INTO {self.consents} (consent_id, resident_id, position, department, "
-            "doc_types, purpose, valid_from, valid_until, max_uses, granted_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (consent_id) DO NOTHING",
+            self._new_consent,
             (
                 str(e.originator_id), e.resident_id, position, e.department,
                 json.dumps(list(e.doc_types)), e.purpose, stamp(e.valid_from),
@@ -198,11 +218,7 @@ class Projector:
             )
         )
         self._insert(
-            f"INSERT INTO {self.access} (access_id, position, resident_id, officer, "
-            "department, document_id, doc_type, purpose, consent_id, allowed, reason_codes, "
-            "personal, policy_version, rule, request_id, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (access_id) DO NOTHING",
+            self._new_access,
             (
                 str(e.originator_id), position, e.resident_id, e.officer, e.department,
                 str(e.document_id), e.doc_type, e.purpose,
@@ -210,6 +226,23 @@ class Projector:
                 json.dumps(list(e.reason_codes)), personal, e.policy_version, e.rule,
                 e.request_id, stamp(e.at),
             ),
+        )
+
+
+@dataclass(frozen=True)
+class _Insert:
+    """New rows for a view table: the first column is its key; a row whose key is
+    already there is left as it is."""
+
+    table: str
+    columns: tuple[str, ...]
+
+    @property
+    def statement(self) -> str:
+        return (
+            f"INSERT INTO {self.table} ({', '.join(self.columns)}) "
+            f"VALUES ({', '.join('?' * len(self.columns))}) "
+            f"ON CONFLICT ({self.columns[0]}) DO NOTHING"
         )
 
 

@@ -130,13 +130,17 @@ class ViewRunner:
             projector.apply(event, notification.id)
         return _Batch(generation, start, notifications[-1].id, len(notifications), projector)
 
-    def _commit(self, batch: _Batch) -> tuple[int, int]:
+    def _commit(self, batch: _Batch, *, fresh: bool = False) -> tuple[int, int]:
         """Write a prepared batch and its position in one transaction, unless the views
-        are no longer where it started (another follower wrote first): then nothing."""
+        are no longer where it started (another follower wrote first): then nothing.
+        ``fresh``: the generation is a rebuild's, which no other writer touches, so its
+        new rows go in by ``COPY``."""
         with self.db.transaction() as run:
             reached = self._lock_position(run, batch.generation)
             if reached != batch.start:
                 return 0, reached  # another follower applied this batch first; read again
+            if fresh:
+                batch.projector.copy_inserts(run)
             with run.pipeline() as write:
                 batch.projector.flush(write)
             set_position(run, self.db, batch.generation, batch.end)
@@ -162,7 +166,7 @@ class ViewRunner:
                         progress(reached)
                 if prepared is None:
                     break
-                writing = writer.submit(self._commit, prepared)
+                writing = writer.submit(self._commit, prepared, fresh=True)
                 start = prepared.end
         self.catch_up(generation, progress=progress, batch=self.rebuild_batch)
 

@@ -72,6 +72,20 @@ class Run:
         rows = cursor.fetchall() or []
         return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
 
+    def copy(self, table: str, columns: Sequence[str], rows: Sequence[Params]) -> None:
+        """New rows in bulk: ``COPY … FROM STDIN`` on PostgreSQL (far less work per row
+        for the server than one insert each), plain inserts on SQLite."""
+        if not rows:
+            return
+        names = ", ".join(columns)
+        if self._sqlite:
+            marks = ", ".join("?" * len(columns))
+            self._cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+            return
+        with self._cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
     @contextmanager
     def pipeline(self) -> Iterator[Write]:
         """Writes sent without waiting for each one's reply (PostgreSQL's pipeline mode),

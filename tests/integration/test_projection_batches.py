@@ -102,12 +102,12 @@ def test_overlapped_catch_up_whose_batch_another_follower_wrote_first_still_comp
     real_commit = runner._commit
     commits = 0
 
-    def commit_after_a_rival(batch: Any) -> tuple[int, int]:
+    def commit_after_a_rival(batch: Any, **how: Any) -> tuple[int, int]:
         nonlocal commits
         commits += 1
         if commits == 2:  # another follower writes this batch first
             real_commit(runner._prepare(batch.generation, batch.start, batch.end - batch.start))
-        return real_commit(batch)
+        return real_commit(batch, **how)  # refused before its rows are copied
 
     runner._commit = commit_after_a_rival  # type: ignore[method-assign]
     runner._catch_up_overlapped(generation, None)
