@@ -35,8 +35,10 @@ class SigningKey:
 class SigningKeys:
     """Signing keys by purpose (``receipts``, ``tokens``, ``checkpoints``).
 
-    The newest unretired key signs; every key, retired or not, still verifies
-    until it is removed, so rotation never breaks what was already signed.
+    The newest unretired key signs. Receipts and checkpoints verify under every key,
+    retired or not, so rotation never breaks what was already signed; bearer tokens
+    only under unretired ones (``public_keys(purpose, retired=False)``), so retiring a
+    token key ends the tokens it signed.
     """
 
     def __init__(self, table: KeyTable, master: MasterKeys) -> None:
@@ -57,12 +59,16 @@ class SigningKeys:
     def retire(self, kid: str) -> None:
         self._table.retire_signing_key(kid, datetime.now(UTC))
 
-    def public_keys(self, purpose: str) -> dict[str, Ed25519PublicKey]:
+    def public_keys(self, purpose: str, *, retired: bool = True) -> dict[str, Ed25519PublicKey]:
         """Every key id for ``purpose`` with its public key — each one taken from its
         private key, which only the master key unwraps, so a public key swapped into the
-        key table by someone with SQL access is never trusted (it is logged and left out)."""
+        key table by someone with SQL access is never trusted (it is logged and left out).
+        ``retired=False`` leaves out retired keys: for what must stop verifying once its
+        key is retired (bearer tokens), unlike receipts and checkpoints, kept for good."""
         keys: dict[str, Ed25519PublicKey] = {}
         for record in self._table.signing_keys(purpose):
+            if not retired and record.retired_at is not None:
+                continue
             try:
                 public = self._private(record).public_key()
             except KeyLayerError:

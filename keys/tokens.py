@@ -1,9 +1,9 @@
 """Bearer tokens: EdDSA JWTs the vault signs for itself, checked strictly.
 
 The vault signs with its own Ed25519 keys (``SigningKeys`` purpose ``tokens``),
-each with a ``kid``; every key that is not removed keeps verifying, so tokens
-signed before a rotation stay good until they expire. A deployment may also
-trust an external identity provider through its JWKS.
+each with a ``kid``; a key keeps verifying after a rotation until it is retired, so
+tokens signed before a rotation stay good until they expire or their key is retired.
+A deployment may also trust an external identity provider through its JWKS.
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ def app_from_environment() -> FastAPI:
 
 
 def token_verifier(services: Services, settings: Settings) -> TokenVerifier:
-    """Our own keys (every unremoved one verifies), plus an external issuer if configured."""
+    """Our own keys (each verifies until it is retired), plus an external issuer if
+    configured."""
     external = None
     if settings.external_issuer:
         if settings.external_jwks_file is not None:
@@ -90,7 +91,7 @@ def token_verifier(services: Services, settings: Settings) -> TokenVerifier:
             settings.external_issuer, settings.external_audience or settings.token_audience, jwks
         )
     return TokenVerifier(
-        lambda: services.signing.public_keys("tokens"),
+        lambda: services.signing.public_keys("tokens", retired=False),
         issuer=settings.token_issuer,
         audience=settings.token_audience,
         leeway=timedelta(seconds=settings.token_leeway_seconds),

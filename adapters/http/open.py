@@ -58,7 +58,7 @@ def metrics(request: Request) -> Response:
 @router.get("/.well-known/jwks.json")
 def jwks(request: Request) -> dict[str, Any]:
     """The public keys that verify this vault's tokens (RFC 7517, OKP/Ed25519)."""
-    keys = request.app.state.services.signing.public_keys("tokens")
+    keys = request.app.state.services.signing.public_keys("tokens", retired=False)
     return {"keys": [public_jwk(kid, key) for kid, key in keys.items()]}
 
 

@@ -128,6 +128,12 @@ def test_a_rotated_signing_key_keeps_verifying_until_retired(api: LiveApi) -> No
         )
     kid = jwt.get_unverified_header(old)["kid"]
     assert kid in {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}
+    api.services.signing.retire(kid)
+    api.app.state.verifier._keys_read_at -= 60  # past the verifier's few seconds of key cache
+    assert kid not in {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}
+    for token, status in ((old, 401), (new, 200)):
+        response = client.get("/v1/me/documents", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == status
 
 
 # The authorization matrix: every route, every role, own and others' resources.
