@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
@@ -171,11 +171,7 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
         for r in requests:
             resident = loaded.resident(r.resident_id)
             document = loaded.document(r.resident_id, r.document_id)
-            consents = (
-                [loaded.consent(c) for c in resident.consents_for(r.department, r.purpose)]
-                if resident is not None and not resident.is_erased
-                else []
-            )
+            consents = self._consents_of(resident, r.department, r.purpose, loaded.consent)
             access, changed = record_fetch(
                 resident=resident,
                 resident_id=r.resident_id,
@@ -193,8 +189,9 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
                 events.extend(aggregate.collect_events())
                 aggregates[aggregate.id] = aggregate
             judged.append((access, document, len(events)))
-        # The events in their order; then the aggregates, whose events are collected
-        # already, so that the application caches them as saved.
+        # The events in their order; then the aggregates, their events collected already,
+        # so that the application knows them as saved (it caches them itself only when
+        # it does not fast-forward; here ``_remember`` below does).
         recordings = self.save(*events, *aggregates.values())
         # Committed: nothing after this may fail the batch (it would be served again).
         saved = [a for a in aggregates.values() if loaded.had(a.id)]
@@ -255,11 +252,17 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
         return self.decision_point().tracks(service, resident.grade)
 
     def _consents_of(
-        self, resident: Resident | None, department: str, purpose: str
+        self,
+        resident: Resident | None,
+        department: str,
+        purpose: str,
+        load: Callable[[UUID], Consent] | None = None,
     ) -> list[Consent]:
+        """The resident's consents to ``department`` for ``purpose`` (none once erased),
+        each loaded by ``load`` (by default, from the repository)."""
         if resident is None or resident.is_erased:
             return []
-        return [self._consent(c) for c in resident.consents_for(department, purpose)]
+        return [(load or self._consent)(c) for c in resident.consents_for(department, purpose)]
 
 
 class _Loaded:
