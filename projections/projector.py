@@ -211,7 +211,7 @@ class Projector:
         # event's own sealed fields are stored as they are: nothing opened, nothing sealed.
         kept = sealed_personal(e)
         personal = (
-            kept[0]
+            kept
             if kept is not None
             else self.seal(
                 e.resident_id, {"reasons": e.reasons}, access_context(e.originator_id)

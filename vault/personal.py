@@ -66,17 +66,12 @@ _SEALED_KEY = "personal"
 _KEPT_SEALED = "_sealed_personal"
 
 
-def sealed_personal(event: object) -> tuple[bytes, bytes] | None:
+def sealed_personal(event: object) -> bytes | None:
     """The personal fields of an event decoded with ``keep_sealed`` for its topic, still
-    sealed, and the context they were sealed under; None if none were (the owner had no
-    key when the event was written)."""
-    state = getattr(event, "__dict__", {})
-    sealed: str | None = state.get(_KEPT_SEALED)
-    if sealed is None:
-        return None
-    return base64.b64decode(sealed), personal_context(
-        get_topic(type(event)), state["originator_id"], state["originator_version"]
-    )
+    sealed (under :func:`personal_context` of the event's topic, aggregate and version);
+    None if none were (the owner had no key when the event was written)."""
+    sealed: str | None = getattr(event, "__dict__", {}).get(_KEPT_SEALED)
+    return None if sealed is None else base64.b64decode(sealed)
 
 
 class PersonalDataMapper(Mapper[UUID]):

@@ -173,7 +173,7 @@ def test_access_rows_keep_the_events_own_sealed_fields_and_older_rows_still_read
     [kept] = vault.mapper.to_domain_events([notification], keep_sealed={ACCESS_TOPIC})
     sealed = sealed_personal(kept)
     assert sealed is not None
-    assert bytes(stored) == sealed[0]  # the event's own sealed bytes
+    assert bytes(stored) == sealed  # the event's own sealed bytes
     # A row sealed by the projector, from the event decoded opened:
     [opened] = vault.mapper.to_domain_events([notification])
     projector = Projector(runner.db, generation)
