@@ -8,7 +8,7 @@ them too, with no plaintext left behind in the view tables.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
@@ -53,7 +53,7 @@ class Projector:
             "Consent.Granted": self._consent_granted,
             "Consent.Used": lambda e, _: self._counts_for(USED_TOPIC, e),
             "Consent.Revoked": self._consent_revoked,
-            "AccessAttempt.Recorded": self._access_recorded,
+            _ACCESS_RECORDED: self._access_recorded,
         }
         # Events that change only a count, applied from their topic and originator alone.
         self._counted: dict[str, tuple[str, str, str]] = {
@@ -96,6 +96,16 @@ class Projector:
             return False
         self._count(*counted, str(originator_id))
         return True
+
+    def owners_to_seal(self, events: Iterable[Any]) -> set[str]:
+        """The residents whose keys :meth:`apply` needs for these events (see
+        :attr:`key_of`): only the owners of rows the projector seals itself."""
+        return {
+            e.resident_id
+            for e in events
+            if type(e).__qualname__ in _SEALED_HERE
+            or (type(e).__qualname__ == _ACCESS_RECORDED and sealed_personal(e) is None)
+        }
 
     def _counts_for(self, topic: str, event: Any) -> None:
         """A use or reuse that was decoded after all: counted as :meth:`count` does."""
@@ -251,6 +261,11 @@ def _runs(statements: list[tuple[str, Params]]) -> Iterator[tuple[str, list[Para
     for statement, group in groupby(statements, key=itemgetter(0)):
         yield statement, [params for _, params in group]
 
+
+_SEALED_HERE = frozenset({"Resident.GradeRecorded", "Document.Submitted", "Document.Issued"})
+"""Events whose personal fields the projector seals into their view row itself."""
+_ACCESS_RECORDED = "AccessAttempt.Recorded"
+"""Sealed here only when it was decoded opened (its own sealed fields are stored otherwise)."""
 
 ACCESS_KEPT_SEALED = frozenset({ACCESS_TOPIC})
 """Topics whose events the runner decodes without opening their personal fields."""

@@ -122,10 +122,8 @@ class ViewRunner:
         # Uses and reuses (most of a busy log) are counted undecoded; the rest decoded.
         decoded = [n for n in notifications if not projector.count(n.topic, n.originator_id)]
         events = self.vault.mapper.to_domain_events(decoded, keep_sealed=ACCESS_KEPT_SEALED)
-        keys = self.vault.keys.data_keys(
-            {e.resident_id for e in events if hasattr(e, "resident_id")}
-        )
-        projector.key_of = keys.get
+        # Access events keep their own sealed fields, so few events need a key here.
+        projector.key_of = self.vault.keys.data_keys(projector.owners_to_seal(events)).get
         for notification, event in zip(decoded, events, strict=True):
             projector.apply(event, notification.id)
         return _Batch(generation, start, notifications[-1].id, len(notifications), projector)

@@ -11,6 +11,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from adapters.wiring import Services
+from policy.scales import Grade
 from projections.projector import Projector
 from projections.runner import ViewRunner
 from projections.schema import view_table
@@ -18,7 +19,7 @@ from projections.sql import Database
 from vault.access import ACCESS_TOPIC
 from vault.consent import USED_TOPIC, Consent
 from vault.errors import AccessDenied
-from vault.inputs import DocumentDetails
+from vault.inputs import DocumentDetails, GradeUpdate
 from vault.personal import sealed_personal
 
 
@@ -188,3 +189,29 @@ def test_access_rows_keep_the_events_own_sealed_fields_and_older_rows_still_read
     vault.erase_resident("r1")
     runner.catch_up()
     assert [e.reasons for e in services.views.access_log("r1", limit=10)] == [None]
+
+
+def test_the_runner_asks_keys_only_for_rows_the_projector_seals(services: Services) -> None:
+    """Grades and documents are sealed into their rows by the projector, so their owners'
+    keys are wanted; an access event decoded kept sealed brings its own sealed fields (no
+    key), and one decoded opened is sealed here (its owner's key)."""
+    vault, runner = services.vault, services.view_runner
+    vault.register_resident("r1")
+    vault.register_resident("r2")
+    vault.record_grades([GradeUpdate("r1", Grade.B, datetime.now(UTC), 1)])
+    document = vault.submit_document("r2", [b"card"], DocumentDetails("id-card", "居民身份证"))
+    with pytest.raises(AccessDenied):
+        vault.fetch_document(
+            officer="o", department="housing", resident_id="r2",
+            document_id=document.id, purpose="housing-subsidy",
+        )
+    notifications = vault.recorder.select_notifications(1, 100)
+    access = [n for n in notifications if n.topic == ACCESS_TOPIC]
+    documents = [n for n in notifications if n.topic.endswith("Document.Submitted")]
+    grades = [n for n in notifications if n.topic.endswith("Resident.GradeRecorded")]
+    projector = Projector(runner.db, runner.generation())
+    kept = vault.mapper.to_domain_events(access, keep_sealed={ACCESS_TOPIC})
+    assert projector.owners_to_seal(kept) == set()
+    assert projector.owners_to_seal(vault.mapper.to_domain_events(access)) == {"r2"}
+    assert projector.owners_to_seal(vault.mapper.to_domain_events(documents)) == {"r2"}
+    assert projector.owners_to_seal(vault.mapper.to_domain_events(grades)) == {"r1"}
