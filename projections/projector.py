@@ -17,13 +17,14 @@ from uuid import UUID
 
 from keys.errors import KeyLayerError, TamperedSecret
 from keys.secrets import open_personal_fields, seal_personal_fields
-from projections.schema import stamp, view_table
+from projections.schema import stamp, stamp_iso, view_table
 from projections.sql import Database, Params, Run, Write
 from vault.access import ACCESS_TOPIC
 from vault.consent import USED_TOPIC
 from vault.document import REUSED_TOPIC
-from vault.personal import Erased, personal_context, sealed_personal
+from vault.personal import Erased, personal_context, sealed_personal, stored_sealed_personal
 from vault.ports import DataKeys
+from vault.transcoding import stored_id_text, stored_time_text
 
 
 class Projector:
@@ -60,6 +61,11 @@ class Projector:
             REUSED_TOPIC: (self.library, "reuse_count", "document_id"),
             USED_TOPIC: (self.consents, "uses", "consent_id"),
         }
+        # Events taken in from their stored state, undecoded (see :meth:`take_stored`).
+        self._stored: dict[str, Callable[[UUID | str, dict[str, Any], int], None]] = {
+            ACCESS_TOPIC: self._access_stored,
+        }
+        self._json_lists: dict[tuple[str, ...], str] = {}
         self._new_resident = _Insert(self.residents, ("resident_id", "aggregate_id"))
         self._new_document = _Insert(
             self.library,
@@ -96,6 +102,20 @@ class Projector:
             return False
         self._count(*counted, str(originator_id))
         return True
+
+    def takes_stored(self, topic: str) -> bool:
+        """Whether events of ``topic`` are taken in from their stored state
+        (:meth:`take_stored`) rather than decoded for :meth:`apply`: access events, most
+        of a busy log, whose rows are copies of their fields."""
+        return topic in self._stored
+
+    def take_stored(
+        self, topic: str, originator_id: UUID | str, state: dict[str, Any], position: int
+    ) -> None:
+        """Take in one event of a topic :meth:`takes_stored` names, from its state as
+        :meth:`~vault.personal.PersonalDataMapper.to_stored_states` reads it; its changes
+        are the same as :meth:`apply` makes of the event."""
+        self._stored[topic](originator_id, state, position)
 
     def owners_to_seal(self, events: Iterable[Any]) -> set[str]:
         """The residents whose keys :meth:`apply` needs for these events (see
@@ -227,16 +247,50 @@ class Projector:
                 e.resident_id, {"reasons": e.reasons}, access_context(e.originator_id)
             )
         )
+        self._access_row(
+            vars(e), str(e.originator_id), position, str(e.document_id),
+            str(e.consent_id) if e.consent_id else None, personal, stamp(e.at),
+        )
+
+    def _access_stored(self, access_id: UUID | str, state: dict[str, Any], position: int) -> None:
+        # The stored fields copied as they are, the sealed ones too.
+        self._access_row(
+            state, str(access_id), position, stored_id_text(state["document_id"]),
+            stored_id_text(state["consent_id"]), stored_sealed_personal(state),
+            stamp_iso(stored_time_text(state["at"])),
+        )
+
+    def _access_row(
+        self,
+        fields: dict[str, Any],
+        access_id: str,
+        position: int,
+        document_id: str | None,
+        consent_id: str | None,
+        personal: bytes | None,
+        at: str | None,
+    ) -> None:
+        """An access row: the fields that read the same in an event and in its stored
+        state from ``fields``, the others given as they go in the row."""
+        f = fields
         self._insert(
             self._new_access,
             (
-                str(e.originator_id), position, e.resident_id, e.officer, e.department,
-                str(e.document_id), e.doc_type, e.purpose,
-                str(e.consent_id) if e.consent_id else None, 1 if e.allowed else 0,
-                json.dumps(list(e.reason_codes)), personal, e.policy_version, e.rule,
-                e.request_id, stamp(e.at),
+                access_id, position, f["resident_id"], f["officer"], f["department"],
+                document_id, f["doc_type"], f["purpose"], consent_id,
+                1 if f["allowed"] else 0, self._json_list(f["reason_codes"]), personal,
+                f["policy_version"], f["rule"], f["request_id"], at,
             ),
         )
+
+    def _json_list(self, items: list[str]) -> str:
+        """``json.dumps`` of a list of strings, remembered: a log repeats a few lists of
+        reason codes, and the text must not change (the figures group by it)."""
+        key = tuple(items)
+        text = self._json_lists.get(key)
+        if text is None:
+            text = self._json_lists[key] = json.dumps(list(key))
+        return text
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from eventsourcing.persistence import Notification
+
 from projections.ledger import Ledger
 from projections.projector import ACCESS_KEPT_SEALED, Projector
 from projections.schema import (
@@ -119,14 +121,36 @@ class ViewRunner:
         if not notifications:
             return None
         projector = Projector(self.db, generation)
-        # Uses and reuses (most of a busy log) are counted undecoded; the rest decoded.
-        decoded = [n for n in notifications if not projector.count(n.topic, n.originator_id)]
-        events = self.vault.mapper.to_domain_events(decoded, keep_sealed=ACCESS_KEPT_SEALED)
+        # Uses and reuses (most of a busy log) are counted undecoded; access events (most
+        # of the rest) taken in from their stored state; the rest decoded into events.
+        rest = [n for n in notifications if not projector.count(n.topic, n.originator_id)]
+        states = self._stored_states(rest, projector)
+        events = self.vault.mapper.to_domain_events(
+            [n for n, state in zip(rest, states, strict=True) if state is None],
+            keep_sealed=ACCESS_KEPT_SEALED,
+        )
         # Access events keep their own sealed fields, so few events need a key here.
         projector.key_of = self.vault.keys.data_keys(projector.owners_to_seal(events)).get
-        for notification, event in zip(decoded, events, strict=True):
-            projector.apply(event, notification.id)
+        decoded = iter(events)
+        for notification, state in zip(rest, states, strict=True):
+            if state is None:
+                projector.apply(next(decoded), notification.id)
+            else:
+                projector.take_stored(
+                    notification.topic, notification.originator_id, state, notification.id
+                )
         return _Batch(generation, start, notifications[-1].id, len(notifications), projector)
+
+    def _stored_states(
+        self, notifications: list[Notification], projector: Projector
+    ) -> list[dict[str, Any] | None]:
+        """Each notification's stored state where the projector takes it in so; None
+        where it wants the event (or the event needs upcasting first)."""
+        stored = [n for n in notifications if projector.takes_stored(n.topic)]
+        states = iter(self.vault.mapper.to_stored_states(stored))
+        return [
+            next(states) if projector.takes_stored(n.topic) else None for n in notifications
+        ]
 
     def _commit(self, batch: _Batch, *, fresh: bool = False) -> tuple[int, int]:
         """Write a prepared batch and its position in one transaction, unless the views

@@ -3,6 +3,7 @@ the live one keeps serving, then take its place in one step."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from projections.sql import Database, Run
@@ -126,6 +127,20 @@ def stamp(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_UTC_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")
+
+
+def stamp_iso(text: str | None) -> str | None:
+    """A time written by :meth:`datetime.isoformat`, as :func:`stamp` writes the time:
+    a UTC time with microseconds (nearly every one) is rewritten as text, any other is
+    parsed first."""
+    if text is None:
+        return None
+    if _UTC_ISO.fullmatch(text) is not None:
+        return f"{text[:26]}Z"
+    return stamp(datetime.fromisoformat(text))
 
 
 def unstamp(text: str | None) -> datetime | None:

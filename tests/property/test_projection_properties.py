@@ -20,6 +20,7 @@ from projections.queries import Views
 from projections.runner import ViewRunner
 from tests.property.test_replay_properties import Program, command, fold_log
 from tests.support import MovableClock
+from vault.access import AccessAttempt
 from vault.consent import Consent
 from vault.document import Document
 from vault.personal import Erased
@@ -49,7 +50,8 @@ def _expected_from_the_events(services: Services) -> dict[str, Any]:
     folded = fold_log(services.vault)
     documents = {str(a.id): a for a in folded.values() if isinstance(a, Document)}
     consents = {str(a.id): a for a in folded.values() if isinstance(a, Consent)}
-    return {"documents": documents, "consents": consents}
+    accesses = {str(a.id): a for a in folded.values() if isinstance(a, AccessAttempt)}
+    return {"documents": documents, "consents": consents, "accesses": accesses}
 
 
 def _follow_with_crashes(services: Services, rng: random.Random, crashes: int) -> None:
@@ -150,6 +152,21 @@ def test_interrupted_following_equals_a_rebuild_and_the_events(
             for entry in followed[resident]["consents"]:
                 consent = expected["consents"][entry.consent_id]
                 assert (entry.uses, entry.revoked_at) == (consent.uses, consent.revoked_at)
+            for access in followed[resident]["access"]:
+                attempt = expected["accesses"][access.access_id]
+                reasons = None if isinstance(attempt.reasons, Erased) else attempt.reasons
+                assert (
+                    access.resident_id, access.officer, access.department, access.document_id,
+                    access.doc_type, access.purpose, access.consent_id, access.allowed,
+                    access.reason_codes, access.reasons, access.policy_version, access.rule,
+                    access.request_id, access.at,
+                ) == (
+                    attempt.resident_id, attempt.officer, attempt.department,
+                    str(attempt.document_id), attempt.doc_type, attempt.purpose,
+                    str(attempt.consent_id) if attempt.consent_id else None, attempt.allowed,
+                    attempt.reason_codes, reasons, attempt.policy_version, attempt.rule,
+                    attempt.request_id, attempt.at,
+                )
         listed = {e.document_id for r in RESIDENTS for e in followed[r]["library"]}
         assert listed == set(expected["documents"])
     finally:

@@ -25,7 +25,12 @@ from eventsourcing.persistence import (
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from vault.transcoding import VaultTranscoder, uuid_from_hex
+from vault.transcoding import (
+    VaultTranscoder,
+    stored_id_text,
+    stored_time_text,
+    uuid_from_hex,
+)
 
 
 def _registered(transcoder: JSONTranscoder) -> JSONTranscoder:
@@ -122,3 +127,34 @@ def test_decimals_and_times_come_back_typed() -> None:
     at = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
     value = {"at": at, "amount": Decimal("1.10"), "ids": [UUID(int=7)]}
     assert VAULT.decode(LIBRARY.encode(value)) == value
+
+
+@given(st.uuids())
+def test_an_id_read_as_stored_is_the_ids_text(uuid: UUID) -> None:
+    stored = VAULT.decode_stored(LIBRARY.encode({"id": uuid}))["id"]
+    assert stored_id_text(stored) == str(uuid)
+    assert stored_id_text(None) is None
+
+
+@given(st.datetimes(timezones=zones))
+def test_a_time_read_as_stored_is_its_iso_text(at: datetime) -> None:
+    stored = VAULT.decode_stored(LIBRARY.encode({"at": at}))["at"]
+    assert stored_time_text(stored) == at.isoformat()
+    assert stored_time_text(None) is None
+
+
+@pytest.mark.parametrize("reader", [stored_id_text, stored_time_text])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0" * 32,
+        {"_type_": "decimal_str", "_data_": "1"},
+        {"_type_": "uuid_hex", "_data_": 7},
+        {"_type_": "datetime_iso", "_data_": 7},
+        {"_type_": "uuid_hex", "_data_": "x" * 32},
+        {"_type_": "uuid_hex", "_data_": "0" * 32, "extra": 1},
+    ],
+)
+def test_a_stored_value_of_another_kind_is_refused(reader: Any, value: Any) -> None:
+    with pytest.raises(ValueError, match="not a stored"):
+        reader(value)

@@ -13,10 +13,19 @@ from eventsourcing.utils import get_topic
 
 from keys.master import MasterKey, MasterKeys
 from keys.resident_keys import ResidentKeys
+from keys.secrets import open_personal_fields
 from tests.support import CountingKeyTable, memory_vault
 from vault.document import Document
-from vault.personal import ERASED, SEALED, Erased, PersonalDataMapper
+from vault.personal import (
+    ERASED,
+    SEALED,
+    Erased,
+    PersonalDataMapper,
+    personal_context,
+    stored_sealed_personal,
+)
 from vault.resident import Resident
+from vault.transcoding import stored_time_text
 
 
 def _mapper() -> PersonalDataMapper:
@@ -129,3 +138,41 @@ def test_a_reader_may_leave_personal_fields_sealed_and_needs_no_key() -> None:
     assert [e.reason for e in events] == [SEALED, ERASED]  # type: ignore[attr-defined]
     assert events[0].department == "public-security"  # type: ignore[attr-defined]
     assert repr(SEALED) == "SEALED"
+
+
+def test_a_stored_state_holds_the_fields_as_stored_with_the_personal_ones_sealed() -> None:
+    mapper = _mapper()
+    mapper.keys.create("r1")
+    event = _revoked_event()
+    stored = mapper.to_stored_event(event)
+    [state] = mapper.to_stored_states([stored])
+    assert state is not None
+    assert state["department"] == "public-security"
+    assert "reason" not in state
+    assert stored_time_text(state["at"]) == event.at.isoformat()
+    sealed = stored_sealed_personal(state)
+    assert sealed is not None
+    opened = open_personal_fields(
+        mapper.keys.data_key("r1"),
+        sealed,
+        context=personal_context(stored.topic, event.originator_id, 2),
+    )
+    assert json.loads(opened) == {"reason": "张伟 moved away"}
+
+
+def test_a_state_stored_at_an_older_class_version_is_left_to_the_upcasters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mapper = _mapper()
+    stored = mapper.to_stored_event(_revoked_event())
+    monkeypatch.setattr(Document.Revoked, "class_version", 2, raising=False)
+    assert mapper.to_stored_states([stored]) == [None]
+
+
+def test_a_stored_state_that_is_no_object_is_unreadable() -> None:
+    mapper = _mapper()
+    stored = replace(mapper.to_stored_event(_revoked_event()), state=b"[1, 2]")
+    with pytest.raises(MapperDeserialisationError, match="not an object"):
+        mapper.to_stored_states([stored])
+    with pytest.raises(MapperDeserialisationError, match="not an object"):
+        mapper.to_domain_events([stored])

@@ -1,0 +1,35 @@
+"""A time copied into a view from its stored ISO text reads exactly as the time itself
+stamped: text order stays time order, whichever way a row was written."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from projections.schema import stamp, stamp_iso, unstamp
+
+zones = st.sampled_from(
+    [None, UTC, UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5))]
+)
+moments = st.datetimes(
+    min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=zones
+)
+
+
+@given(moments)
+@example(datetime(2026, 11, 27, 8, 0, tzinfo=UTC))  # no microseconds: isoformat omits them
+@example(datetime(2026, 11, 27, 8, 0, 0, 1, tzinfo=UTC))
+@example(datetime(2026, 11, 27, 8, 0, 0, 1, tzinfo=timezone(timedelta(hours=8))))
+def test_a_stored_time_stamps_as_the_time_does(at: datetime) -> None:
+    assert stamp_iso(at.isoformat()) == stamp(at)
+
+
+@given(moments.filter(lambda at: at.tzinfo is not None))
+def test_a_stamped_stored_time_reads_back_as_the_same_moment(at: datetime) -> None:
+    assert unstamp(stamp_iso(at.isoformat())) == at
+
+
+def test_no_time_stamps_as_none() -> None:
+    assert stamp_iso(None) is None
