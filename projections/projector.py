@@ -86,7 +86,7 @@ class Projector:
         )
         self._inserts: dict[_Insert, list[Params]] = {}
         self._assignments: list[tuple[str, Params]] = []
-        self._counts: dict[tuple[str, str, str], dict[str, int]] = {}
+        self._counts: dict[str, dict[UUID | str, int]] = {}  # by topic, then aggregate
 
     def apply(self, event: Any, position: int) -> None:
         """Take in one event; its changes are written by the next :meth:`flush`."""
@@ -97,10 +97,10 @@ class Projector:
     def count(self, topic: str, originator_id: UUID | str) -> bool:
         """Take in a use or a reuse, undecoded: all it changes is a count on its
         aggregate's row. False for any other topic (to be decoded and applied)."""
-        counted = self._counted.get(topic)
-        if counted is None:
+        if topic not in self._counted:
             return False
-        self._count(*counted, str(originator_id))
+        counts = self._counts.setdefault(topic, {})
+        counts[originator_id] = counts.get(originator_id, 0) + 1
         return True
 
     def takes_stored(self, topic: str) -> bool:
@@ -142,8 +142,8 @@ class Projector:
             write.many(insert.statement, rows)
         for statement, rows in _runs(self._assignments):
             write.many(statement, rows)
-        for (table, column, key), counts in self._counts.items():
-            write.add_counts(table, column, key, counts)
+        for topic, counts in self._counts.items():
+            write.add_counts(*self._counted[topic], _by_text(counts))
         self._inserts.clear()
         self._assignments.clear()
         self._counts.clear()
@@ -162,10 +162,6 @@ class Projector:
 
     def _assign(self, statement: str, params: Params) -> None:
         self._assignments.append((statement, params))
-
-    def _count(self, table: str, column: str, key: str, row: str) -> None:
-        counts = self._counts.setdefault((table, column, key), {})
-        counts[row] = counts.get(row, 0) + 1
 
     def seal(self, resident_id: str, fields: dict[str, Any], context: str) -> bytes | None:
         """Personal fields for a view row, sealed; None when they were erased or cannot be."""
@@ -308,6 +304,16 @@ class _Insert:
             f"VALUES ({', '.join('?' * len(self.columns))}) "
             f"ON CONFLICT ({self.columns[0]}) DO NOTHING"
         )
+
+
+def _by_text(counts: dict[UUID | str, int]) -> dict[str, int]:
+    """Counts by each aggregate's id as text (the row's key), summed where one id came both
+    as a UUID and as text."""
+    texts: dict[str, int] = {}
+    for aggregate, n in counts.items():
+        text = str(aggregate)
+        texts[text] = texts.get(text, 0) + n
+    return texts
 
 
 def _runs(statements: list[tuple[str, Params]]) -> Iterator[tuple[str, list[Params]]]:

@@ -127,7 +127,7 @@ def test_a_use_counts_the_same_decoded_or_not(services: Services) -> None:
         purpose="subsistence-allowance", valid_from=at, valid_until=at + timedelta(days=1),
         max_uses=None, granted_at=at,
     )
-    for _ in range(2):
+    for _ in range(3):
         consent.use(department="civil-affairs", doc_type="id-card",
                     purpose="subsistence-allowance", document_id=uuid4(), request_id="r",
                     now=at)
@@ -136,13 +136,14 @@ def test_a_use_counts_the_same_decoded_or_not(services: Services) -> None:
     projector.apply(granted, 1)
     projector.apply(used[0], 2)  # decoded
     assert projector.count(USED_TOPIC, used[1].originator_id)  # undecoded
+    assert projector.count(USED_TOPIC, str(used[2].originator_id))  # its id as text
     assert not projector.count("vault.consent:Consent.Revoked", consent.id)
     with db.transaction() as run, run.pipeline() as write:
         projector.flush(write)
     with db.transaction(commit=False) as run:
         table = view_table(db, "consents", generation)
         assert run(f"SELECT uses FROM {table} WHERE consent_id = ?", (str(consent.id),)) == [
-            (2,)
+            (3,)
         ]
 
 
