@@ -6,6 +6,7 @@ through the connection pool eventsourcing already opened.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -33,8 +34,9 @@ class Write:
 
     def add_counts(self, table: str, column: str, key: str, counts: Mapping[str, int]) -> None:
         """Add ``counts[k]`` to ``column`` of the row whose text ``key`` is ``k``, for each
-        ``k``. On PostgreSQL in one statement over two arrays, instead of one statement per
-        row: a batch of a busy log changes thousands of counters."""
+        ``k``. On PostgreSQL in one statement over one JSON object, instead of one
+        statement per row: a batch of a busy log changes thousands of counters (and the
+        object is cheaper to send than two arrays, element by element)."""
         if not counts:
             return
         if self._sqlite:  # in-process: one statement per row costs little
@@ -44,9 +46,9 @@ class Write:
             )
             return
         self._cursor.execute(
-            f"UPDATE {table} AS t SET {column} = t.{column} + u.n "
-            f"FROM unnest(%s::text[], %s::bigint[]) AS u(k, n) WHERE t.{key} = u.k",
-            (list(counts), list(counts.values())),
+            f"UPDATE {table} AS t SET {column} = t.{column} + u.n::bigint "
+            f"FROM json_each_text(%s::json) AS u(k, n) WHERE t.{key} = u.k",
+            (json.dumps(counts),),
         )
 
 
