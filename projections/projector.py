@@ -15,15 +15,18 @@ from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
+
 from keys.errors import KeyLayerError, TamperedSecret
 from keys.secrets import open_personal_fields, seal_personal_fields
 from projections.schema import stamp, stamp_iso, view_table
 from projections.sql import Database, Params, Run, Write
-from vault.access import ACCESS_TOPIC
-from vault.consent import USED_TOPIC
-from vault.document import REUSED_TOPIC
+from vault.access import ACCESS_TOPIC, AccessAttempt
+from vault.consent import USED_TOPIC, Consent
+from vault.document import REUSED_TOPIC, Document
 from vault.personal import Erased, personal_context, sealed_personal, stored_sealed_personal
 from vault.ports import DataKeys
+from vault.resident import Resident
 from vault.transcoding import stored_id_text, stored_time_text
 
 
@@ -65,6 +68,12 @@ class Projector:
         self._stored: dict[str, Callable[[UUID | str, dict[str, Any], int], None]] = {
             ACCESS_TOPIC: self._access_stored,
         }
+        self.topics = tuple(
+            topic for topic in map(_topic_of, self._handlers) if topic not in self._counted
+        )
+        """The topics of the events to read for :meth:`apply` or :meth:`take_stored`; those
+        of :attr:`counted_topics` are counted (:meth:`count`), the rest change no view."""
+        self.counted_topics = tuple(self._counted)
         self._json_lists: dict[tuple[str, ...], str] = {}
         self._new_resident = _Insert(self.residents, ("resident_id", "aggregate_id"))
         self._new_document = _Insert(
@@ -94,13 +103,13 @@ class Projector:
         if handler is not None:
             handler(event, position)
 
-    def count(self, topic: str, originator_id: UUID | str) -> bool:
-        """Take in a use or a reuse, undecoded: all it changes is a count on its
-        aggregate's row. False for any other topic (to be decoded and applied)."""
+    def count(self, topic: str, originator_id: UUID | str, events: int = 1) -> bool:
+        """Take in ``events`` uses or reuses of one aggregate, undecoded: all they change
+        is a count on its row. False for any other topic (to be decoded and applied)."""
         if topic not in self._counted:
             return False
         counts = self._counts.setdefault(topic, {})
-        counts[originator_id] = counts.get(originator_id, 0) + 1
+        counts[originator_id] = counts.get(originator_id, 0) + events
         return True
 
     def takes_stored(self, topic: str) -> bool:
@@ -287,6 +296,16 @@ class Projector:
         if text is None:
             text = self._json_lists[key] = json.dumps(list(key))
         return text
+
+
+_AGGREGATES = {"Resident": Resident, "Document": Document, "Consent": Consent,
+               "AccessAttempt": AccessAttempt}
+
+
+def _topic_of(event_name: str) -> str:
+    """The topic of an event named as the handlers name it (``"Resident.Registered"``)."""
+    aggregate, event = event_name.split(".")
+    return get_topic(getattr(_AGGREGATES[aggregate], event))
 
 
 @dataclass(frozen=True)

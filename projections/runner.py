@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
+from uuid import UUID
 
 from eventsourcing.persistence import Notification
 
@@ -38,6 +39,9 @@ from vault.folding import collector_held_back
 
 BATCH = 500  # events per transaction while following: small, so each lands soon
 REBUILD_BATCH = 5000  # while rebuilding: large, so fewer round trips and commits
+SPAN = 2
+"""A batch covers at most this many times its size of the log (the events it reads
+are fewer: uses and reuses are counted by the database)."""
 POLL_SECONDS = 0.05
 GATHER_SECONDS = 0.05
 """After a round that found fewer events than a batch, the follower waits this long
@@ -46,6 +50,18 @@ wrote in one transaction, rather than three events per commit (each round costs 
 write transactions, the views' and the ledger's, whatever it holds). It adds at most
 this much to the lag."""
 log = logging.getLogger("civicvault.views")
+
+
+@runtime_checkable
+class EventCounter(Protocol):
+    """A recorder that counts events by aggregate (both of civicvault's do)."""
+
+    def count_events(
+        self, start: int, stop: int, topics: Sequence[str]
+    ) -> Sequence[tuple[UUID | str, str, int]]:
+        """How many events of each of ``topics`` each aggregate has among notifications
+        ``start`` to ``stop`` (both included)."""
+        ...
 
 
 class ViewRunner:
@@ -60,7 +76,10 @@ class ViewRunner:
         rebuild_batch: int = REBUILD_BATCH,
         ledger: Ledger | None = None,
     ) -> None:
+        if not isinstance(vault.recorder, EventCounter):
+            raise TypeError(f"{type(vault.recorder).__name__} cannot count events")
         self.vault = vault
+        self._counter: EventCounter = vault.recorder
         self.db = db
         self.ledger = ledger
         self._ledger_retry_at = 0.0
@@ -116,33 +135,48 @@ class ViewRunner:
         return self._commit(prepared)
 
     def _prepare(self, generation: int, start: int, batch: int) -> _Batch | None:
-        """The views' changes for the events after ``start``, not yet written."""
-        notifications = self.vault.recorder.select_notifications(start + 1, batch)
-        if not notifications:
+        """The views' changes for the events after ``start`` (up to ``batch`` of those
+        read one by one), not yet written."""
+        recorder = self.vault.recorder
+        head = recorder.max_notification_id() or 0
+        if head <= start:
             return None
         projector = Projector(self.db, generation)
-        # Uses and reuses (most of a busy log) are counted undecoded; access events (most
-        # of the rest) taken in from their stored state; the rest decoded into events.
-        rest = [n for n in notifications if not projector.count(n.topic, n.originator_id)]
-        states = self._stored_states(rest, projector)
+        # Uses and reuses (most of a busy log) are counted by the database; of the rest,
+        # only the events that change a view are read. Every id up to ``head`` is
+        # committed (ids are given in commit order), so the two reads see the same log.
+        # The range is bounded too: a query for the first ``batch`` of some topics
+        # among all the rest of a long log can be planned as a sort of all of them.
+        stop = min(head, start + SPAN * batch)
+        notifications = recorder.select_notifications(
+            start + 1, batch, stop=stop, topics=projector.topics
+        )
+        end = notifications[-1].id if len(notifications) == batch else stop
+        for originator_id, topic, uses in self._counter.count_events(
+            start + 1, end, projector.counted_topics
+        ):
+            projector.count(topic, originator_id, uses)
+        # Access events (most of the rest) are taken in from their stored state; the
+        # others are decoded into events.
+        states = self._stored_states(notifications, projector)
         events = self.vault.mapper.to_domain_events(
-            [n for n, state in zip(rest, states, strict=True) if state is None],
+            [n for n, state in zip(notifications, states, strict=True) if state is None],
             keep_sealed=ACCESS_KEPT_SEALED,
         )
         # Access events keep their own sealed fields, so few events need a key here.
         projector.key_of = self.vault.keys.data_keys(projector.owners_to_seal(events)).get
         decoded = iter(events)
-        for notification, state in zip(rest, states, strict=True):
+        for notification, state in zip(notifications, states, strict=True):
             if state is None:
                 projector.apply(next(decoded), notification.id)
             else:
                 projector.take_stored(
                     notification.topic, notification.originator_id, state, notification.id
                 )
-        return _Batch(generation, start, notifications[-1].id, len(notifications), projector)
+        return _Batch(generation, start, end, end - start, projector)
 
     def _stored_states(
-        self, notifications: list[Notification], projector: Projector
+        self, notifications: Sequence[Notification], projector: Projector
     ) -> list[dict[str, Any] | None]:
         """Each notification's stored state where the projector takes it in so; None
         where it wants the event (or the event needs upcasting first)."""

@@ -18,8 +18,9 @@ from projections.schema import view_table
 from projections.sql import Database
 from vault.access import ACCESS_TOPIC
 from vault.consent import USED_TOPIC, Consent
+from vault.document import REUSED_TOPIC
 from vault.errors import AccessDenied
-from vault.inputs import DocumentDetails, GradeUpdate
+from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
 from vault.personal import sealed_personal
 
 
@@ -216,3 +217,39 @@ def test_the_runner_asks_keys_only_for_rows_the_projector_seals(services: Servic
     assert projector.owners_to_seal(vault.mapper.to_domain_events(access)) == {"r2"}
     assert projector.owners_to_seal(vault.mapper.to_domain_events(documents)) == {"r2"}
     assert projector.owners_to_seal(vault.mapper.to_domain_events(grades)) == {"r1"}
+
+
+def test_the_recorder_counts_each_aggregates_events_of_some_topics_in_a_range(
+    services: Services,
+) -> None:
+    vault = services.vault
+    document = vault.submit_document("r1", [b"card"], DocumentDetails("id-card", "居民身份证"))
+    vault.grant_consent(
+        "r1",
+        ConsentRequest(
+            department="civil-affairs", doc_types=("id-card",),
+            purpose="subsistence-allowance", valid_until=datetime.now(UTC) + timedelta(days=1),
+        ),
+    )
+    for _ in range(3):  # each a use of the one consent and a reuse of the one document
+        vault.fetch_document(
+            officer="o", department="civil-affairs", resident_id="r1",
+            document_id=document.id, purpose="subsistence-allowance",
+        )
+    notifications = vault.recorder.select_notifications(1, 1000)
+    head = notifications[-1].id
+    topics = sorted({n.topic for n in notifications})
+    recorder: Any = vault.recorder
+    counted = recorder.count_events(1, head, topics)
+    expected: dict[tuple[str, str], int] = {}
+    for n in notifications:
+        key = (str(n.originator_id), n.topic)
+        expected[key] = expected.get(key, 0) + 1
+    assert {(str(o), t): c for o, t, c in counted} == expected
+    assert expected[(str(document.id), REUSED_TOPIC)] == 3
+    assert recorder.count_events(head + 1, head + 10, topics) == []
+    last = notifications[-1]
+    assert [(str(o), t, c) for o, t, c in recorder.count_events(head, head, [last.topic])] == [
+        (str(last.originator_id), last.topic, 1)
+    ]
+    assert recorder.count_events(1, head, ["no.such:Topic"]) == []
