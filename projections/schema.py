@@ -147,7 +147,9 @@ def stamp(moment: datetime | None) -> str | None:
     """A time as fixed-width UTC text, so that text order is time order."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment.astimezone(UTC)
+    # The year padded by hand: strftime's %Y leaves years before 1000 short.
+    return f"{utc.year:04d}{utc.strftime('-%m-%dT%H:%M:%S.%fZ')}"
 
 
 _UTC_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")
