@@ -30,7 +30,6 @@ from projections.schema import (
     create_common,
     create_generation,
     drop_generation,
-    index_access,
     position,
     set_position,
 )
@@ -208,11 +207,10 @@ class ViewRunner:
     def _catch_up_overlapped(
         self, generation: int, progress: Callable[[int], None] | None
     ) -> None:
-        """Catch up (nearly: what comes meanwhile is left to :meth:`catch_up`) with each
-        batch written by a helper thread while the next one is prepared: the database's
-        time on a write overlaps the decoding of what follows. Batches are written one
-        at a time, in order, each checked against the position it started from, so a
-        batch prepared after one that was refused is refused too."""
+        """Catch up with each batch written by a helper thread while the next one is
+        prepared: the database's time on a write overlaps the decoding of what follows.
+        Batches are written one at a time, in order, each checked against the position
+        it started from, so a batch prepared after one that was refused is refused too."""
         start = self.position(generation)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="views-writer") as writer:
             writing: Future[tuple[int, int]] | None = None
@@ -228,6 +226,7 @@ class ViewRunner:
                     break
                 writing = writer.submit(self._commit, prepared, fresh=True)
                 start = prepared.end
+        self.catch_up(generation, progress=progress, batch=self.rebuild_batch)
 
     def follow(self, stop: threading.Event) -> None:
         """Keep the views (and the ledger, when there is one) up to date until ``stop``
@@ -293,8 +292,7 @@ class ViewRunner:
             old = active_generation(run, self.db)
             new = old + 1
             drop_generation(run, self.db, new)
-            # On PostgreSQL the access log is filled by COPY, and indexed once at the end.
-            create_generation(run, self.db, new, access_indexed=self.db.sqlite)
+            create_generation(run, self.db, new)
             set_position(run, self.db, new, 0)
 
         def report(reached: int) -> None:
@@ -302,16 +300,13 @@ class ViewRunner:
                 progress(reached, self.vault.recorder.max_notification_id() or 0)
 
         with collector_held_back():  # a million events' worth of short-lived objects
-            # On PostgreSQL a writer thread overlaps the decoding, since its driver does
-            # its work in the server. SQLite's lets go of the interpreter lock around
-            # every row, so there a writer thread would contend with the decoding, not
-            # overlap it (measured 15-30% slower).
-            if not self.db.sqlite:
+            if self.db.sqlite:
+                # SQLite's driver lets go of the interpreter lock around every row, so a
+                # writer thread would contend with the decoding, not overlap it (measured
+                # 15-30% slower); PostgreSQL's does its work in the server.
+                self.catch_up(new, progress=report, batch=self.rebuild_batch)
+            else:
                 self._catch_up_overlapped(new, report)
-                with self.db.transaction() as run:
-                    index_access(run, self.db, new)
-            # All of it on SQLite; on PostgreSQL, what came meanwhile.
-            self.catch_up(new, progress=report, batch=self.rebuild_batch)
         with self.db.transaction() as run:
             self._lock_position(run, old)
             run(

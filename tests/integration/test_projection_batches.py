@@ -93,8 +93,7 @@ def test_overlapped_catch_up_whose_batch_another_follower_wrote_first_still_comp
     services: Services,
 ) -> None:
     """PostgreSQL's rebuild writes each batch while preparing the next; when a batch is
-    refused (the views moved on without it), it stops, and the plain catch-up the rebuild
-    runs next finishes the job."""
+    refused (the views moved on without it), it catches up the plain way instead."""
     vault = services.vault
     for number in range(12):
         vault.register_resident(f"r{number}")
@@ -114,8 +113,6 @@ def test_overlapped_catch_up_whose_batch_another_follower_wrote_first_still_comp
 
     runner._commit = commit_after_a_rival  # type: ignore[method-assign]
     runner._catch_up_overlapped(generation, None)
-    assert commits == 2  # stopped at the refused batch
-    runner.catch_up(generation)
     assert runner.position(generation) == head
     with runner.db.transaction(commit=False) as run:
         table = view_table(runner.db, "residents", generation)
@@ -256,44 +253,3 @@ def test_the_recorder_counts_each_aggregates_events_of_some_topics_in_a_range(
         (str(last.originator_id), last.topic, 1)
     ]
     assert recorder.count_events(1, head, ["no.such:Topic"]) == []
-
-
-def _access_keys(db: Database, generation: int) -> set[tuple[str, ...]]:
-    """The access log's indexes, as (unique?, columns...) whatever their names."""
-    table = view_table(db, "access", generation)
-    with db.transaction(commit=False) as run:
-        if db.sqlite:
-            return {
-                (str(unique), *(c[2] for c in run(f"PRAGMA index_info('{name}')")))
-                for _, name, unique, *_ in run(f"PRAGMA index_list('{table}')")
-            }
-        rows = run(
-            "SELECT i.indisunique, array_agg(a.attname ORDER BY k.n) "
-            "FROM pg_index i CROSS JOIN unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) "
-            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-            "WHERE i.indrelid = ?::regclass GROUP BY i.indexrelid, i.indisunique",
-            (table,),
-        )
-    return {(str(int(unique)), *columns) for unique, columns in rows}
-
-
-def test_a_rebuilt_access_log_has_the_keys_and_indexes_of_a_new_one(services: Services) -> None:
-    """On PostgreSQL a rebuild fills the access log before indexing it; once it serves,
-    it is indexed as a new generation is, and a key that repeats would have failed it."""
-    vault, runner = services.vault, services.view_runner
-    document = vault.submit_document("r1", [b"card"], DocumentDetails("id-card", "居民身份证"))
-    with pytest.raises(AccessDenied):
-        vault.fetch_document(
-            officer="o", department="housing", resident_id="r1",
-            document_id=document.id, purpose="housing-subsidy",
-        )
-    before = _access_keys(runner.db, runner.generation())
-    assert {("1", "access_id"), ("1", "position"), ("0", "resident_id", "position"),
-            ("0", "department", "position")} == before
-    runner.rebuild()
-    assert _access_keys(runner.db, runner.generation()) == before
-    [entry] = services.views.access_log("r1", limit=10)
-    assert entry.allowed is False
-    access = view_table(runner.db, "access", runner.generation())
-    with pytest.raises(IntegrityError), runner.db.transaction() as run:
-        run(f"INSERT INTO {access} SELECT * FROM {access}")  # the same keys again
