@@ -24,7 +24,7 @@ from projections.sql import Database, Params, Run, Write
 from vault.access import ACCESS_TOPIC, AccessAttempt
 from vault.consent import USED_TOPIC, Consent
 from vault.document import REUSED_TOPIC, Document
-from vault.personal import Erased, personal_context, sealed_personal, stored_sealed_personal
+from vault.personal import Erased, personal_context, stored_sealed_personal
 from vault.ports import DataKeys
 from vault.resident import Resident
 from vault.transcoding import stored_id_text, stored_time_text
@@ -129,12 +129,7 @@ class Projector:
     def owners_to_seal(self, events: Iterable[Any]) -> set[str]:
         """The residents whose keys :meth:`apply` needs for these events (see
         :attr:`key_of`): only the owners of rows the projector seals itself."""
-        return {
-            e.resident_id
-            for e in events
-            if type(e).__qualname__ in _SEALED_HERE
-            or (type(e).__qualname__ == _ACCESS_RECORDED and sealed_personal(e) is None)
-        }
+        return {e.resident_id for e in events if type(e).__qualname__ in _SEALED_HERE}
 
     def _counts_for(self, topic: str, event: Any) -> None:
         """A use or reuse that was decoded after all: counted as :meth:`count` does."""
@@ -242,15 +237,10 @@ class Projector:
             (stamp(e.at), str(e.originator_id)))
 
     def _access_recorded(self, e: Any, position: int) -> None:
-        # Decoded with its personal fields left sealed (see ``ACCESS_KEPT_SEALED``), the
-        # event's own sealed fields are stored as they are: nothing opened, nothing sealed.
-        kept = sealed_personal(e)
-        personal = (
-            kept
-            if kept is not None
-            else self.seal(
-                e.resident_id, {"reasons": e.reasons}, access_context(e.originator_id)
-            )
+        # Decoded only when its stored state cannot be copied (see ``take_stored``):
+        # its reasons are sealed here, under the row's own context.
+        personal = self.seal(
+            e.resident_id, {"reasons": e.reasons}, access_context(e.originator_id)
         )
         self._access_row(
             vars(e), str(e.originator_id), position, str(e.document_id),
@@ -258,7 +248,8 @@ class Projector:
         )
 
     def _access_stored(self, access_id: UUID | str, state: dict[str, Any], position: int) -> None:
-        # The stored fields copied as they are, the sealed ones too.
+        # The stored fields copied as they are, the sealed ones too: nothing opened,
+        # nothing sealed.
         self._access_row(
             state, str(access_id), position, stored_id_text(state["document_id"]),
             stored_id_text(state["consent_id"]), stored_sealed_personal(state),
@@ -341,13 +332,12 @@ def _runs(statements: list[tuple[str, Params]]) -> Iterator[tuple[str, list[Para
         yield statement, [params for _, params in group]
 
 
-_SEALED_HERE = frozenset({"Resident.GradeRecorded", "Document.Submitted", "Document.Issued"})
-"""Events whose personal fields the projector seals into their view row itself."""
 _ACCESS_RECORDED = "AccessAttempt.Recorded"
-"""Sealed here only when it was decoded opened (its own sealed fields are stored otherwise)."""
-
-ACCESS_KEPT_SEALED = frozenset({ACCESS_TOPIC})
-"""Topics whose events the runner decodes without opening their personal fields."""
+_SEALED_HERE = frozenset(
+    {"Resident.GradeRecorded", "Document.Submitted", "Document.Issued", _ACCESS_RECORDED}
+)
+"""Events whose personal fields the projector seals into their view row itself, when it
+is given them decoded."""
 
 
 def access_context(access_id: object) -> str:

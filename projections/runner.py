@@ -21,7 +21,7 @@ from uuid import UUID
 from eventsourcing.persistence import Notification
 
 from projections.ledger import Ledger
-from projections.projector import ACCESS_KEPT_SEALED, Projector
+from projections.projector import Projector
 from projections.schema import (
     GENERATION,
     PROJECTION,
@@ -162,10 +162,9 @@ class ViewRunner:
         # others are decoded into events.
         states = self._stored_states(notifications, projector)
         events = self.vault.mapper.to_domain_events(
-            [n for n, state in zip(notifications, states, strict=True) if state is None],
-            keep_sealed=ACCESS_KEPT_SEALED,
+            [n for n, state in zip(notifications, states, strict=True) if state is None]
         )
-        # Access events keep their own sealed fields, so few events need a key here.
+        # Access rows keep their events' own sealed fields, so few events need a key here.
         projector.key_of = self.vault.keys.data_keys(projector.owners_to_seal(events)).get
         decoded = iter(events)
         for notification, state in zip(notifications, states, strict=True):

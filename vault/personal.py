@@ -11,7 +11,7 @@ read back as :data:`ERASED`.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Final, Self, cast
 from uuid import UUID
 
@@ -63,23 +63,13 @@ class Sealed(_Marker):
 SEALED: Final = Sealed()
 
 _SEALED_KEY = "personal"
-_KEPT_SEALED = "_sealed_personal"
-
-
-def sealed_personal(event: object) -> bytes | None:
-    """The personal fields of an event decoded with ``keep_sealed`` for its topic, still
-    sealed (under :func:`personal_context` of the event's topic, aggregate and version);
-    None if none were (the owner had no key when the event was written)."""
-    return _sealed_bytes(getattr(event, "__dict__", {}).get(_KEPT_SEALED))
 
 
 def stored_sealed_personal(state: dict[str, Any]) -> bytes | None:
     """The personal fields in a state read by :meth:`PersonalDataMapper.to_stored_states`,
-    as :func:`sealed_personal` gives them for an event."""
-    return _sealed_bytes(state.get(_SEALED_KEY))
-
-
-def _sealed_bytes(sealed: str | None) -> bytes | None:
+    still sealed (under :func:`personal_context` of the event's topic, aggregate and
+    version); None if none were (the owner had no key when the event was written)."""
+    sealed: str | None = state.get(_SEALED_KEY)
     return None if sealed is None else base64.b64decode(sealed)
 
 
@@ -144,35 +134,25 @@ class PersonalDataMapper(Mapper[UUID]):
         stored_events: Sequence[StoredEvent],
         *,
         open_personal: bool = True,
-        keep_sealed: Collection[str] = (),
     ) -> list[DomainEventProtocol[UUID]]:
         """Many stored events at once: their owners' keys are read in one go (one query
         for every key the cache lacks) before any personal field is opened. With
         ``open_personal=False`` nothing is decrypted: personal fields read as :data:`SEALED`
-        (or :data:`ERASED` where nothing was sealed). Events whose topic is in
-        ``keep_sealed`` are not opened either, and keep their sealed fields for
-        :func:`sealed_personal` (for a reader that stores them as they are)."""
+        (or :data:`ERASED` where nothing was sealed)."""
         decoded = [self._decode(stored) for stored in stored_events]
         keys: dict[str, bytes | None] = {}
         if open_personal:
             owners = {
                 state["resident_id"]
-                for stored, (_, _, state) in zip(stored_events, decoded, strict=True)
-                if state.get(_SEALED_KEY) and stored.topic not in keep_sealed
+                for _, _, state in decoded
+                if state.get(_SEALED_KEY)
             }
             if owners:
                 keys = self.keys.data_keys(owners)
-        events = []
-        for stored, (cls, originator_id, state) in zip(stored_events, decoded, strict=True):
-            kept = stored.topic in keep_sealed
-            if kept:
-                state[_KEPT_SEALED] = state.get(_SEALED_KEY)
-            events.append(
-                self._finish(
-                    stored, cls, originator_id, state, open_personal and not kept, keys
-                )
-            )
-        return events
+        return [
+            self._finish(stored, cls, originator_id, state, open_personal, keys)
+            for stored, (cls, originator_id, state) in zip(stored_events, decoded, strict=True)
+        ]
 
     def to_stored_states(
         self, stored_events: Sequence[StoredEvent]

@@ -21,7 +21,7 @@ from vault.consent import USED_TOPIC, Consent
 from vault.document import REUSED_TOPIC
 from vault.errors import AccessDenied
 from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
-from vault.personal import sealed_personal
+from vault.personal import stored_sealed_personal
 
 
 def _table(db: Database) -> str:
@@ -173,8 +173,9 @@ def test_access_rows_keep_the_events_own_sealed_fields_and_older_rows_still_read
     [notification] = [
         n for n in vault.recorder.select_notifications(1, 100) if n.topic == ACCESS_TOPIC
     ]
-    [kept] = vault.mapper.to_domain_events([notification], keep_sealed={ACCESS_TOPIC})
-    sealed = sealed_personal(kept)
+    [state] = vault.mapper.to_stored_states([notification])
+    assert state is not None
+    sealed = stored_sealed_personal(state)
     assert sealed is not None
     assert bytes(stored) == sealed  # the event's own sealed bytes
     # A row sealed by the projector, from the event decoded opened:
@@ -193,27 +194,39 @@ def test_access_rows_keep_the_events_own_sealed_fields_and_older_rows_still_read
     assert [e.reasons for e in services.views.access_log("r1", limit=10)] == [None]
 
 
-def test_the_runner_asks_keys_only_for_rows_the_projector_seals(services: Services) -> None:
+def test_the_runner_asks_keys_only_for_rows_the_projector_seals(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Grades and documents are sealed into their rows by the projector, so their owners'
-    keys are wanted; an access event decoded kept sealed brings its own sealed fields (no
-    key), and one decoded opened is sealed here (its owner's key)."""
+    keys are wanted; an access event taken in from its stored state brings its own sealed
+    fields (no key), and one given decoded is sealed here (its owner's key)."""
     vault, runner = services.vault, services.view_runner
     vault.register_resident("r1")
     vault.register_resident("r2")
     vault.record_grades([GradeUpdate("r1", Grade.B, datetime.now(UTC), 1)])
     document = vault.submit_document("r2", [b"card"], DocumentDetails("id-card", "居民身份证"))
+    runner.catch_up()
+    asked: list[set[str]] = []
+    data_keys = vault.keys.data_keys
+
+    def spied(resident_ids: Any) -> dict[str, bytes | None]:
+        asked.append(set(resident_ids))
+        return data_keys(resident_ids)
+
     with pytest.raises(AccessDenied):
         vault.fetch_document(
             officer="o", department="housing", resident_id="r2",
             document_id=document.id, purpose="housing-subsidy",
         )
+    monkeypatch.setattr(vault.keys, "data_keys", spied)
+    runner.catch_up()  # the access event alone
+    assert [entry.resident_id for entry in services.views.access_log("r2", limit=10)] == ["r2"]
+    assert set().union(*asked) == set()
     notifications = vault.recorder.select_notifications(1, 100)
     access = [n for n in notifications if n.topic == ACCESS_TOPIC]
     documents = [n for n in notifications if n.topic.endswith("Document.Submitted")]
     grades = [n for n in notifications if n.topic.endswith("Resident.GradeRecorded")]
     projector = Projector(runner.db, runner.generation())
-    kept = vault.mapper.to_domain_events(access, keep_sealed={ACCESS_TOPIC})
-    assert projector.owners_to_seal(kept) == set()
     assert projector.owners_to_seal(vault.mapper.to_domain_events(access)) == {"r2"}
     assert projector.owners_to_seal(vault.mapper.to_domain_events(documents)) == {"r2"}
     assert projector.owners_to_seal(vault.mapper.to_domain_events(grades)) == {"r1"}
