@@ -26,7 +26,6 @@ from vault.resident import Resident
 
 READJUDICATION_PAGE = 2000
 _FOLDED = (Resident.Event, Document.Event, Consent.Event)
-_ACCESS = ACCESS_TOPIC
 # Events that only count: folded by their version alone.
 _TALLIED: dict[str, Callable[[Any, int], None]] = {
     REUSED_TOPIC: Document.apply_reuse,
@@ -168,8 +167,8 @@ class _ReadjudicationFold:
         # turn on them), and events that only count are not decoded at all.
         mapper = self.vault.mapper
         decoded = [n for n in notifications if n.topic not in _TALLIED]
-        accesses = [n for n in decoded if n.topic == _ACCESS]
-        folded = [n for n in decoded if n.topic != _ACCESS]
+        accesses = [n for n in decoded if n.topic == ACCESS_TOPIC]
+        folded = [n for n in decoded if n.topic != ACCESS_TOPIC]
         events = dict(zip((n.id for n in folded), mapper.to_domain_events(folded), strict=True))
         opened = mapper.to_domain_events(accesses, open_personal=False)
         events.update(zip((n.id for n in accesses), opened, strict=True))
