@@ -23,13 +23,14 @@ reader's CPU (``bench/readjudicate.py``, ``bench/projections.py`` read this way)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, Notification, OperationalError
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
+
+from projections.sql import LogTable, quoted
 
 
 class OrderedPostgresApplicationRecorder(PostgresApplicationRecorder):
@@ -130,23 +131,11 @@ class OrderedPostgresApplicationRecorder(PostgresApplicationRecorder):
                 )
             ]
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def count_events(
-        self, start: int, stop: int, topics: Sequence[str]
-    ) -> list[tuple[UUID, str, int]]:
-        """How many events of each of ``topics`` each aggregate has among notifications
-        ``start`` to ``stop`` (both included), counted by the server: the read models
-        only count uses and reuses, most of a busy log."""
-        statement = SQL(
-            "SELECT originator_id, topic, COUNT(*) FROM {schema}.{table} "
-            "WHERE notification_id BETWEEN %s AND %s AND topic = ANY(%s) "
-            "GROUP BY originator_id, topic"
-        ).format(
-            schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
+    def log_table(self) -> LogTable:
+        """The events table, for the read models' statements (they count uses and reuses
+        in it, inside their own transactions)."""
+        return LogTable(
+            name=f"{quoted(self.datastore.schema)}.{quoted(self.events_table_name)}",
+            position="notification_id",
+            aggregate_id="originator_id::text",  # as str(UUID) writes it, or the text id
         )
-        with (
-            self.datastore.get_connection() as conn,
-            conn.cursor(binary=True, row_factory=tuple_row) as curs,
-        ):
-            curs.execute(statement, (start, stop, list(topics)), prepare=True)
-            return [(originator_id, topic, int(n)) for originator_id, topic, n in curs.fetchall()]

@@ -8,38 +8,30 @@ without the general parsing of :class:`UUID`'s constructor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from uuid import UUID
 
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+from projections.sql import LogTable
 from vault.transcoding import uuid_from_hex
 
 
 class SQLiteRecorder(SQLiteApplicationRecorder):
-    """Reads originator ids with :func:`uuid_from_hex`, and counts events by aggregate;
-    everything else is the library's."""
+    """Reads originator ids with :func:`uuid_from_hex`, and describes its table to the
+    read models; everything else is the library's."""
 
     def convert_originator_id(self, originator_id: str) -> UUID | str:
         if self.datastore.originator_id_type == "uuid":
             return uuid_from_hex(originator_id)
         return originator_id
 
-    def count_events(
-        self, start: int, stop: int, topics: Sequence[str]
-    ) -> list[tuple[UUID | str, str, int]]:
-        """How many events of each of ``topics`` each aggregate has among notifications
-        ``start`` to ``stop`` (both included): the read models only count uses and
-        reuses, most of a busy log."""
-        marks = ", ".join("?" * len(topics))
-        statement = (
-            f"SELECT originator_id, topic, COUNT(*) FROM {self.events_table_name} "
-            f"WHERE rowid BETWEEN ? AND ? AND topic IN ({marks}) "
-            "GROUP BY originator_id, topic"
-        )
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(statement, [start, stop, *topics])
-            return [
-                (self.convert_originator_id(originator_id), topic, int(n))
-                for originator_id, topic, n in c.fetchall()
-            ]
+    def log_table(self) -> LogTable:
+        """The events table, for the read models' statements (they count uses and reuses
+        in it, inside their own transactions)."""
+        aggregate_id = "originator_id"
+        if self.datastore.originator_id_type == "uuid":  # kept as 32 hex digits
+            aggregate_id = "||'-'||".join(
+                f"substr(originator_id, {start}, {length})"
+                for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+            )
+        return LogTable(self.events_table_name, "rowid", aggregate_id)

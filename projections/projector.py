@@ -20,7 +20,7 @@ from eventsourcing.utils import get_topic
 from keys.errors import KeyLayerError, TamperedSecret
 from keys.secrets import open_personal_fields, seal_personal_fields
 from projections.schema import stamp, stamp_iso, view_table
-from projections.sql import Database, Params, Run, Write
+from projections.sql import Database, LogTable, Params, Run, Write
 from vault.access import ACCESS_TOPIC, AccessAttempt
 from vault.consent import USED_TOPIC, Consent
 from vault.document import REUSED_TOPIC, Document
@@ -33,8 +33,10 @@ from vault.transcoding import stored_id_text, stored_time_text
 class Projector:
     """Applies events to one generation of the views, inside the caller's transaction."""
 
-    def __init__(self, db: Database, generation: int) -> None:
+    def __init__(self, db: Database, generation: int, log: LogTable) -> None:
         self.db = db
+        self.log = log
+        """The log's own table, which uses and reuses are counted from (:meth:`add_counts`)."""
         self.key_of: Callable[[str], bytes | None] = lambda resident_id: None
         """Each resident's data key (None when erased), to seal view rows with: set it
         before applying events that carry personal fields."""
@@ -50,16 +52,15 @@ class Projector:
             "Document.Submitted": self._document_filed,
             "Document.Issued": self._document_filed,
             "Document.Verified": self._document_verified,
-            "Document.Reused": lambda e, _: self._counts_for(REUSED_TOPIC, e),
             "Document.Superseded": self._document_superseded,
             "Document.Revoked": self._document_ended("revoked"),
             "Document.Withdrawn": self._document_ended("withdrawn"),
             "Consent.Granted": self._consent_granted,
-            "Consent.Used": lambda e, _: self._counts_for(USED_TOPIC, e),
             "Consent.Revoked": self._consent_revoked,
             _ACCESS_RECORDED: self._access_recorded,
         }
-        # Events that change only a count, applied from their topic and originator alone.
+        # Events that change only a count, counted in the log by the database
+        # (:meth:`add_counts`), never read: by topic, the table, column and key they count in.
         self._counted: dict[str, tuple[str, str, str]] = {
             REUSED_TOPIC: (self.library, "reuse_count", "document_id"),
             USED_TOPIC: (self.consents, "uses", "consent_id"),
@@ -68,12 +69,9 @@ class Projector:
         self._stored: dict[str, Callable[[UUID | str, dict[str, Any], int], None]] = {
             ACCESS_TOPIC: self._access_stored,
         }
-        self.topics = tuple(
-            topic for topic in map(_topic_of, self._handlers) if topic not in self._counted
-        )
-        """The topics of the events to read for :meth:`apply` or :meth:`take_stored`; those
-        of :attr:`counted_topics` are counted (:meth:`count`), the rest change no view."""
-        self.counted_topics = tuple(self._counted)
+        self.topics = tuple(map(_topic_of, self._handlers))
+        """The topics of the events to read for :meth:`apply` or :meth:`take_stored`; uses
+        and reuses are counted (:meth:`add_counts`), the rest change no view."""
         self._json_lists: dict[tuple[str, ...], str] = {}
         self._new_resident = _Insert(self.residents, ("resident_id", "aggregate_id"))
         self._new_document = _Insert(
@@ -95,22 +93,12 @@ class Projector:
         )
         self._inserts: dict[_Insert, list[Params]] = {}
         self._assignments: list[tuple[str, Params]] = []
-        self._counts: dict[str, dict[UUID | str, int]] = {}  # by topic, then aggregate
 
     def apply(self, event: Any, position: int) -> None:
         """Take in one event; its changes are written by the next :meth:`flush`."""
         handler = self._handlers.get(type(event).__qualname__)
         if handler is not None:
             handler(event, position)
-
-    def count(self, topic: str, originator_id: UUID | str, events: int = 1) -> bool:
-        """Take in ``events`` uses or reuses of one aggregate, undecoded: all they change
-        is a count on its row. False for any other topic (to be decoded and applied)."""
-        if topic not in self._counted:
-            return False
-        counts = self._counts.setdefault(topic, {})
-        counts[originator_id] = counts.get(originator_id, 0) + events
-        return True
 
     def takes_stored(self, topic: str) -> bool:
         """Whether events of ``topic`` are taken in from their stored state
@@ -131,26 +119,35 @@ class Projector:
         :attr:`key_of`): only the owners of rows the projector seals itself."""
         return {e.resident_id for e in events if type(e).__qualname__ in _SEALED_HERE}
 
-    def _counts_for(self, topic: str, event: Any) -> None:
-        """A use or reuse that was decoded after all: counted as :meth:`count` does."""
-        self.count(topic, event.originator_id)
-
     def flush(self, write: Write) -> None:
         """Write the changes of the events taken in since the last flush, in few statements.
 
         New rows first (a row's first event comes before any that change it), then the
         assignments in the order of their events (the last one to a column wins, as it
-        did in the log), then the counters, each summed per row (additions commute).
+        did in the log).
         """
         for insert, rows in self._inserts.items():
             write.many(insert.statement, rows)
         for statement, rows in _runs(self._assignments):
             write.many(statement, rows)
-        for topic, counts in self._counts.items():
-            write.add_counts(*self._counted[topic], _by_text(counts))
         self._inserts.clear()
         self._assignments.clear()
-        self._counts.clear()
+
+    def add_counts(self, write: Write, first: int, last: int) -> None:
+        """Add the uses and reuses among notifications ``first`` to ``last`` (both
+        included) to their rows, counted by the database in the log itself, one statement
+        per counter: most of a busy log, and none of it read out. After :meth:`flush`
+        (a document filed in the same batch must have its row), in the same transaction
+        as the position the batch reaches, so each event counts once."""
+        log = self.log
+        for topic, (table, column, key) in self._counted.items():
+            write(
+                f"UPDATE {table} AS t SET {column} = t.{column} + c.n FROM ("
+                f"SELECT {log.aggregate_id} AS k, COUNT(*) AS n FROM {log.name} "
+                f"WHERE {log.position} BETWEEN ? AND ? AND topic = ? "
+                f"GROUP BY {log.aggregate_id}) AS c WHERE t.{key} = c.k",
+                (first, last, topic),
+            )
 
     def copy_inserts(self, run: Run) -> None:
         """Write the new rows taken in since the last flush with ``COPY`` (on PostgreSQL),
@@ -314,16 +311,6 @@ class _Insert:
             f"VALUES ({', '.join('?' * len(self.columns))}) "
             f"ON CONFLICT ({self.columns[0]}) DO NOTHING"
         )
-
-
-def _by_text(counts: dict[UUID | str, int]) -> dict[str, int]:
-    """Counts by each aggregate's id as text (the row's key), summed where one id came both
-    as a UUID and as text."""
-    texts: dict[str, int] = {}
-    for aggregate, n in counts.items():
-        text = str(aggregate)
-        texts[text] = texts.get(text, 0) + n
-    return texts
 
 
 def _runs(statements: list[tuple[str, Params]]) -> Iterator[tuple[str, list[Params]]]:

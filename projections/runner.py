@@ -16,7 +16,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
-from uuid import UUID
 
 from eventsourcing.persistence import Notification
 
@@ -30,10 +29,11 @@ from projections.schema import (
     create_common,
     create_generation,
     drop_generation,
+    key_access_log,
     position,
     set_position,
 )
-from projections.sql import Database, Run
+from projections.sql import Database, LogTable, Run
 from vault.app import Vault
 from vault.folding import collector_held_back
 
@@ -53,14 +53,11 @@ log = logging.getLogger("civicvault.views")
 
 
 @runtime_checkable
-class EventCounter(Protocol):
-    """A recorder that counts events by aggregate (both of civicvault's do)."""
+class SharesItsTable(Protocol):
+    """A recorder whose table statements on the views' side may read (both of
+    civicvault's: the views are kept in the event store's own database)."""
 
-    def count_events(
-        self, start: int, stop: int, topics: Sequence[str]
-    ) -> Sequence[tuple[UUID | str, str, int]]:
-        """How many events of each of ``topics`` each aggregate has among notifications
-        ``start`` to ``stop`` (both included)."""
+    def log_table(self) -> LogTable:
         ...
 
 
@@ -76,10 +73,10 @@ class ViewRunner:
         rebuild_batch: int = REBUILD_BATCH,
         ledger: Ledger | None = None,
     ) -> None:
-        if not isinstance(vault.recorder, EventCounter):
-            raise TypeError(f"{type(vault.recorder).__name__} cannot count events")
+        if not isinstance(vault.recorder, SharesItsTable):
+            raise TypeError(f"{type(vault.recorder).__name__} does not share its table")
         self.vault = vault
-        self._counter: EventCounter = vault.recorder
+        self.log: LogTable = vault.recorder.log_table()
         self.db = db
         self.ledger = ledger
         self._ledger_retry_at = 0.0
@@ -143,21 +140,18 @@ class ViewRunner:
         head = recorder.max_notification_id() or 0
         if head <= start:
             return None
-        projector = Projector(self.db, generation)
-        # Uses and reuses (most of a busy log) are counted by the database; of the rest,
-        # only the events that change a view are read. Every id up to ``head`` is
-        # committed (ids are given in commit order), so the two reads see the same log.
-        # The range is bounded too: a query for the first ``batch`` of some topics
-        # among all the rest of a long log can be planned as a sort of all of them.
+        projector = Projector(self.db, generation, self.log)
+        # Only the events that change a view are read; uses and reuses (most of a busy
+        # log) are counted by the database when the batch is written. Every id up to
+        # ``head`` is committed (ids are given in commit order), so the read here and
+        # the count there see the same log. The range is bounded too: a query for the
+        # first ``batch`` of some topics among all the rest of a long log can be planned
+        # as a sort of all of them.
         stop = min(head, start + SPAN * batch)
         notifications = recorder.select_notifications(
             start + 1, batch, stop=stop, topics=projector.topics
         )
         end = notifications[-1].id if len(notifications) == batch else stop
-        for originator_id, topic, uses in self._counter.count_events(
-            start + 1, end, projector.counted_topics
-        ):
-            projector.count(topic, originator_id, uses)
         # Access events (most of the rest) are taken in from their stored state; the
         # others are decoded into events.
         states = self._stored_states(notifications, projector)
@@ -190,16 +184,24 @@ class ViewRunner:
     def _commit(self, batch: _Batch, *, fresh: bool = False) -> tuple[int, int]:
         """Write a prepared batch and its position in one transaction, unless the views
         are no longer where it started (another follower wrote first): then nothing.
-        ``fresh``: the generation is a rebuild's, which no other writer touches, so its
-        new rows go in by ``COPY``."""
+
+        ``fresh``: the generation is a rebuild's (on PostgreSQL), which no other writer
+        touches and nobody reads, so its new rows go in by ``COPY``, and its commits do
+        not wait for the disk (``synchronous_commit = off``). That risks nothing: a
+        batch's rows and its position still commit or vanish together, so a server
+        crash can take back the last few batches but never apply one twice or skip
+        one; and the commit that puts the generation in service waits for the disk,
+        which makes every commit before it durable too."""
         with self.db.transaction() as run:
             reached = self._lock_position(run, batch.generation)
             if reached != batch.start:
                 return 0, reached  # another follower applied this batch first; read again
             if fresh:
+                run("SET LOCAL synchronous_commit = off")
                 batch.projector.copy_inserts(run)
             with run.pipeline() as write:
                 batch.projector.flush(write)
+                batch.projector.add_counts(write, batch.start + 1, batch.end)
             set_position(run, self.db, batch.generation, batch.end)
         return batch.events, batch.end
 
@@ -209,7 +211,8 @@ class ViewRunner:
         """Catch up with each batch written by a helper thread while the next one is
         prepared: the database's time on a write overlaps the decoding of what follows.
         Batches are written one at a time, in order, each checked against the position
-        it started from, so a batch prepared after one that was refused is refused too."""
+        it started from, so a batch prepared after one that was refused is refused too;
+        it stops at the first refused (the caller catches up the plain way)."""
         start = self.position(generation)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="views-writer") as writer:
             writing: Future[tuple[int, int]] | None = None
@@ -217,7 +220,7 @@ class ViewRunner:
                 prepared = self._prepare(generation, start, self.rebuild_batch)
                 if writing is not None:
                     done, reached = writing.result()
-                    if not done:  # someone else moved the views: catch up the plain way
+                    if not done:  # someone else moved the views
                         break
                     if progress:
                         progress(reached)
@@ -225,7 +228,6 @@ class ViewRunner:
                     break
                 writing = writer.submit(self._commit, prepared, fresh=True)
                 start = prepared.end
-        self.catch_up(generation, progress=progress, batch=self.rebuild_batch)
 
     def follow(self, stop: threading.Event) -> None:
         """Keep the views (and the ledger, when there is one) up to date until ``stop``
@@ -287,11 +289,12 @@ class ViewRunner:
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Build a fresh generation from the first event while the serving one keeps
         serving; put it in service once it has caught up; drop the old one."""
+        bulk = not self.db.sqlite  # the access log loaded first, keyed after
         with self.db.transaction() as run:
             old = active_generation(run, self.db)
             new = old + 1
             drop_generation(run, self.db, new)
-            create_generation(run, self.db, new)
+            create_generation(run, self.db, new, access_keyed=not bulk)
             set_position(run, self.db, new, 0)
 
         def report(reached: int) -> None:
@@ -299,13 +302,16 @@ class ViewRunner:
                 progress(reached, self.vault.recorder.max_notification_id() or 0)
 
         with collector_held_back():  # a million events' worth of short-lived objects
-            if self.db.sqlite:
-                # SQLite's driver lets go of the interpreter lock around every row, so a
-                # writer thread would contend with the decoding, not overlap it (measured
-                # 15-30% slower); PostgreSQL's does its work in the server.
-                self.catch_up(new, progress=report, batch=self.rebuild_batch)
-            else:
+            if bulk:
                 self._catch_up_overlapped(new, report)
+                log.info("read models: keying the rebuilt access log")
+                with self.db.transaction() as run:
+                    key_access_log(run, self.db, new)
+            # What the overlapped catch-up left (none unless it was refused a batch); on
+            # SQLite, everything: its driver lets go of the interpreter lock around every
+            # row, so a writer thread would contend with the decoding, not overlap it
+            # (measured 15-30% slower); PostgreSQL's does its work in the server.
+            self.catch_up(new, progress=report, batch=self.rebuild_batch)
         with self.db.transaction() as run:
             self._lock_position(run, old)
             run(

@@ -37,7 +37,14 @@ def create_common(db: Database) -> None:
         )
 
 
-def create_generation(run: Run, db: Database, generation: int) -> None:
+def create_generation(
+    run: Run, db: Database, generation: int, *, access_keyed: bool = True
+) -> None:
+    """The views' tables for one generation, unless they are there already.
+    ``access_keyed=False`` leaves the access log without its keys and indexes, for a
+    rebuild to load in bulk and then key (:func:`key_access_log`; PostgreSQL only): a
+    million rows go in at about half the server's work, and the keys are built once,
+    sorted, at the end."""
     residents = view_table(db, "residents", generation)
     library = view_table(db, "library", generation)
     consents = view_table(db, "consents", generation)
@@ -77,13 +84,27 @@ def create_generation(run: Run, db: Database, generation: int) -> None:
     )
     run(
         f"CREATE TABLE IF NOT EXISTS {access} ("
-        "access_id TEXT PRIMARY KEY, position BIGINT NOT NULL UNIQUE, "
+        "access_id TEXT NOT NULL, position BIGINT NOT NULL, "
         "resident_id TEXT NOT NULL, officer TEXT NOT NULL, department TEXT NOT NULL, "
         "document_id TEXT NOT NULL, doc_type TEXT, purpose TEXT NOT NULL, consent_id TEXT, "
         "allowed INTEGER NOT NULL, reason_codes TEXT NOT NULL, personal "
         f"{blob}, policy_version TEXT NOT NULL, rule TEXT, request_id TEXT NOT NULL, "
-        "at TEXT NOT NULL)"
+        "at TEXT NOT NULL"
+        + (", PRIMARY KEY (access_id), UNIQUE (position))" if access_keyed else ")")
     )
+    if access_keyed:
+        _index_access_log(run, access, generation)
+
+
+def key_access_log(run: Run, db: Database, generation: int) -> None:
+    """Give an access log created without them (``create_generation(…,
+    access_keyed=False)``) the keys and indexes it would have had from the start."""
+    access = view_table(db, "access", generation)
+    run(f"ALTER TABLE {access} ADD PRIMARY KEY (access_id), ADD UNIQUE (position)")
+    _index_access_log(run, access, generation)
+
+
+def _index_access_log(run: Run, access: str, generation: int) -> None:
     run(
         f"CREATE INDEX IF NOT EXISTS cv_access_g{generation}_resident "
         f"ON {access} (resident_id, position)"

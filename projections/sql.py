@@ -6,9 +6,9 @@ through the connection pool eventsourcing already opened.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.sqlite import SQLiteDatastore
@@ -20,10 +20,9 @@ class Write:
     """Writes whose replies nobody waits for: ``write(statement, params)``, and
     ``write.many(statement, rows)`` for one statement over many rows."""
 
-    def __init__(self, cursor: Any, sql: Callable[[str], str], sqlite: bool) -> None:
+    def __init__(self, cursor: Any, sql: Callable[[str], str]) -> None:
         self._cursor = cursor
         self._sql = sql
-        self._sqlite = sqlite
 
     def __call__(self, statement: str, params: Params) -> None:
         self._cursor.execute(self._sql(statement), params)
@@ -31,25 +30,6 @@ class Write:
     def many(self, statement: str, rows: Sequence[Params]) -> None:
         if rows:
             self._cursor.executemany(self._sql(statement), rows)
-
-    def add_counts(self, table: str, column: str, key: str, counts: Mapping[str, int]) -> None:
-        """Add ``counts[k]`` to ``column`` of the row whose text ``key`` is ``k``, for each
-        ``k``. On PostgreSQL in one statement over one JSON object, instead of one
-        statement per row: a batch of a busy log changes thousands of counters (and the
-        object is cheaper to send than two arrays, element by element)."""
-        if not counts:
-            return
-        if self._sqlite:  # in-process: one statement per row costs little
-            self.many(
-                f"UPDATE {table} SET {column} = {column} + ? WHERE {key} = ?",
-                [(n, row) for row, n in counts.items()],
-            )
-            return
-        self._cursor.execute(
-            f"UPDATE {table} AS t SET {column} = t.{column} + u.n::bigint "
-            f"FROM json_each_text(%s::json) AS u(k, n) WHERE t.{key} = u.k",
-            (json.dumps(counts),),
-        )
 
 
 class Run:
@@ -93,7 +73,7 @@ class Run:
         """Writes sent without waiting for each one's reply (PostgreSQL's pipeline mode),
         so a batch of them costs about one round trip. A failed write raises by the end
         of the block, and the transaction rolls back whole as usual."""
-        write = Write(self._cursor, self._sql, self._sqlite)
+        write = Write(self._cursor, self._sql)
         if self._sqlite:  # in-process: there is no round trip to save
             yield write
             return
@@ -103,6 +83,16 @@ class Run:
                 yield write
         finally:
             self._pipelined = False
+
+
+@dataclass(frozen=True)
+class LogTable:
+    """Where a recorder keeps the log, for statements that read it inside the views' own
+    transactions (the views live in the event store's database)."""
+
+    name: str  # the table, as a statement names it (qualified where there is a schema)
+    position: str  # the column that holds each event's notification id
+    aggregate_id: str  # an expression: the event's originator id as the text str() gives
 
 
 class Database:

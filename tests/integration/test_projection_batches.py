@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError
@@ -17,7 +16,7 @@ from projections.runner import ViewRunner
 from projections.schema import view_table
 from projections.sql import Database
 from vault.access import ACCESS_TOPIC
-from vault.consent import USED_TOPIC, Consent
+from vault.consent import USED_TOPIC
 from vault.document import REUSED_TOPIC
 from vault.errors import AccessDenied
 from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
@@ -72,24 +71,7 @@ def test_a_read_inside_a_pipeline_is_refused_where_it_would_see_nothing(
                 run(f"SELECT COUNT(*) FROM {table}")
 
 
-def test_counts_are_added_to_their_rows_only(services: Services) -> None:
-    db = services.view_runner.db
-    table = db.table("cv_test_counts")
-    with db.transaction() as run:
-        run(f"CREATE TABLE IF NOT EXISTS {table} (k TEXT PRIMARY KEY, n INTEGER NOT NULL)")
-        run(f"DELETE FROM {table}")
-        for key in ("a", "b", "c"):
-            run(f"INSERT INTO {table} (k, n) VALUES (?, ?)", (key, 10))
-    with db.transaction() as run, run.pipeline() as write:
-        write.add_counts(table, "n", "k", {"a": 1, "c": 5, "missing": 7})
-        write.add_counts(table, "n", "k", {})
-    with db.transaction() as run, run.pipeline() as write:
-        write.add_counts(table, "n", "k", {"a": 2})
-    with db.transaction(commit=False) as run:
-        assert run(f"SELECT k, n FROM {table} ORDER BY k") == [("a", 13), ("b", 10), ("c", 15)]
-
-
-def test_overlapped_catch_up_whose_batch_another_follower_wrote_first_still_completes(
+def test_a_rebuild_whose_batch_another_follower_wrote_first_still_completes(
     services: Services,
 ) -> None:
     """PostgreSQL's rebuild writes each batch while preparing the next; when a batch is
@@ -99,8 +81,6 @@ def test_overlapped_catch_up_whose_batch_another_follower_wrote_first_still_comp
         vault.register_resident(f"r{number}")
     head = vault.recorder.max_notification_id()
     runner = ViewRunner(vault, services.view_runner.db, rebuild_batch=3)
-    generation = runner.generation()
-    assert runner.position(generation) == 0
     real_commit = runner._commit
     commits = 0
 
@@ -112,40 +92,109 @@ def test_overlapped_catch_up_whose_batch_another_follower_wrote_first_still_comp
         return real_commit(batch, **how)  # refused before its rows are copied
 
     runner._commit = commit_after_a_rival  # type: ignore[method-assign]
-    runner._catch_up_overlapped(generation, None)
-    assert runner.position(generation) == head
+    assert runner.rebuild() == head
+    generation = runner.generation()
     with runner.db.transaction(commit=False) as run:
         table = view_table(runner.db, "residents", generation)
         assert run(f"SELECT COUNT(*) FROM {table}") == [(12,)]
 
 
-def test_a_use_counts_the_same_decoded_or_not(services: Services) -> None:
-    db = services.view_runner.db
-    generation = services.view_runner.generation()
-    at = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-    consent = Consent(  # type: ignore[call-arg]
-        resident_id="r1", department="civil-affairs", doc_types=["id-card"],
-        purpose="subsistence-allowance", valid_from=at, valid_until=at + timedelta(days=1),
-        max_uses=None, granted_at=at,
-    )
-    for _ in range(3):
-        consent.use(department="civil-affairs", doc_type="id-card",
-                    purpose="subsistence-allowance", document_id=uuid4(), request_id="r",
-                    now=at)
-    granted, *used = consent.collect_events()
-    projector = Projector(db, generation)
-    projector.apply(granted, 1)
-    projector.apply(used[0], 2)  # decoded
-    assert projector.count(USED_TOPIC, used[1].originator_id)  # undecoded
-    assert projector.count(USED_TOPIC, str(used[2].originator_id))  # its id as text
-    assert not projector.count("vault.consent:Consent.Revoked", consent.id)
-    with db.transaction() as run, run.pipeline() as write:
-        projector.flush(write)
+def _indexes(db: Database, generation: int) -> list[str]:
+    """How the generation's access log is keyed and indexed, with the generation's
+    number taken out."""
+    table = f"cv_access_g{generation}"
+    if db.sqlite:  # the table's own statement too, which holds its keys
+        query = "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL"
+        params: tuple[str, ...] = (table,)
+    else:
+        query = "SELECT indexdef FROM pg_indexes WHERE schemaname = ? AND tablename = ?"
+        params = (db.datastore.schema, table)
     with db.transaction(commit=False) as run:
-        table = view_table(db, "consents", generation)
-        assert run(f"SELECT uses FROM {table} WHERE consent_id = ?", (str(consent.id),)) == [
-            (3,)
-        ]
+        rows = run(query, params)
+    return sorted(str(sql).replace(f"_g{generation}", "_gN") for (sql,) in rows)
+
+
+def test_a_rebuilt_access_log_is_keyed_as_a_new_one_is(services: Services) -> None:
+    """PostgreSQL's rebuild loads the access log before keying it; once in service it has
+    the same keys and indexes as a generation created keyed, and they hold."""
+    _fetched_three_times(services)
+    runner = services.view_runner
+    runner.catch_up()
+    before = runner.generation()
+    keyed = _indexes(runner.db, before)
+    assert len(keyed) >= 3
+    runner.rebuild()
+    generation = runner.generation()
+    assert generation == before + 1
+    assert _indexes(runner.db, generation) == keyed
+    table = view_table(runner.db, "access", generation)
+    with runner.db.transaction(commit=False) as run:
+        [row] = run(f"SELECT * FROM {table} ORDER BY position LIMIT 1")
+    with pytest.raises(IntegrityError), runner.db.transaction() as run:
+        run(f"INSERT INTO {table} VALUES ({', '.join('?' * len(row))})", row)
+
+
+def _fetched_three_times(services: Services) -> tuple[Any, Any]:
+    """A document and a consent, then three fetches: three uses and three reuses."""
+    vault = services.vault
+    document = vault.submit_document("r1", [b"card"], DocumentDetails("id-card", "居民身份证"))
+    consent = vault.grant_consent(
+        "r1",
+        ConsentRequest(
+            department="civil-affairs", doc_types=("id-card",),
+            purpose="subsistence-allowance", valid_until=datetime.now(UTC) + timedelta(days=1),
+        ),
+    ).consent
+    for _ in range(3):
+        vault.fetch_document(
+            officer="o", department="civil-affairs", resident_id="r1",
+            document_id=document.id, purpose="subsistence-allowance",
+        )
+    return document, consent
+
+
+def test_uses_and_reuses_are_counted_from_the_log_within_the_batch_only(
+    services: Services,
+) -> None:
+    """The counters take the uses and reuses of the batch's stretch of the log, counted by
+    the database, and nothing outside it; stretches add up."""
+    vault, runner = services.vault, services.view_runner
+    document, consent = _fetched_three_times(services)
+    notifications = vault.recorder.select_notifications(1, 1000)
+    uses = [n.id for n in notifications if n.topic == USED_TOPIC]
+    reuses = [n.id for n in notifications if n.topic == REUSED_TOPIC]
+    assert len(uses) == len(reuses) == 3
+    assert uses[0] < reuses[0] < uses[1]
+    generation = runner.generation()
+    db = runner.db
+    projector = Projector(db, generation, runner.log)
+    opened = vault.mapper.to_domain_events(notifications)
+    for notification, event in zip(notifications, opened, strict=True):
+        projector.apply(event, notification.id)
+
+    def counters() -> tuple[Any, Any]:
+        with db.transaction(commit=False) as run:
+            [(used,)] = run(
+                f"SELECT uses FROM {view_table(db, 'consents', generation)} "
+                "WHERE consent_id = ?", (str(consent.id),)
+            )
+            [(reused,)] = run(
+                f"SELECT reuse_count FROM {view_table(db, 'library', generation)} "
+                "WHERE document_id = ?", (str(document.id),)
+            )
+        return used, reused
+
+    with db.transaction() as run:
+        for table in ("consents", "library"):
+            run(f"DELETE FROM {view_table(db, table, generation)}")
+        with run.pipeline() as write:
+            projector.flush(write)
+            projector.add_counts(write, 1, reuses[0])  # the first fetch only
+    assert counters() == (1, 1)
+    with db.transaction() as run, run.pipeline() as write:
+        projector.add_counts(write, reuses[0] + 1, notifications[-1].id)  # the rest
+        projector.add_counts(write, notifications[-1].id + 1, notifications[-1].id + 50)
+    assert counters() == (3, 3)
 
 
 def test_access_rows_keep_the_events_own_sealed_fields_and_older_rows_still_read(
@@ -180,7 +229,7 @@ def test_access_rows_keep_the_events_own_sealed_fields_and_older_rows_still_read
     assert bytes(stored) == sealed  # the event's own sealed bytes
     # A row sealed by the projector, from the event decoded opened:
     [opened] = vault.mapper.to_domain_events([notification])
-    projector = Projector(runner.db, generation)
+    projector = Projector(runner.db, generation, runner.log)
     projector.key_of = vault.keys.data_key
     with runner.db.transaction() as run:
         run(f"DELETE FROM {table} WHERE access_id = ?", (str(entry.access_id),))
@@ -226,43 +275,22 @@ def test_the_runner_asks_keys_only_for_rows_the_projector_seals(
     access = [n for n in notifications if n.topic == ACCESS_TOPIC]
     documents = [n for n in notifications if n.topic.endswith("Document.Submitted")]
     grades = [n for n in notifications if n.topic.endswith("Resident.GradeRecorded")]
-    projector = Projector(runner.db, runner.generation())
+    projector = Projector(runner.db, runner.generation(), runner.log)
     assert projector.owners_to_seal(vault.mapper.to_domain_events(access)) == {"r2"}
     assert projector.owners_to_seal(vault.mapper.to_domain_events(documents)) == {"r2"}
     assert projector.owners_to_seal(vault.mapper.to_domain_events(grades)) == {"r1"}
 
 
-def test_the_recorder_counts_each_aggregates_events_of_some_topics_in_a_range(
-    services: Services,
-) -> None:
+def test_the_recorder_describes_its_table_as_the_log_reads(services: Services) -> None:
+    """What the read models' statements read of the log's table (each event's position,
+    topic and aggregate id as text) is what the recorder gives out for it."""
     vault = services.vault
-    document = vault.submit_document("r1", [b"card"], DocumentDetails("id-card", "居民身份证"))
-    vault.grant_consent(
-        "r1",
-        ConsentRequest(
-            department="civil-affairs", doc_types=("id-card",),
-            purpose="subsistence-allowance", valid_until=datetime.now(UTC) + timedelta(days=1),
-        ),
-    )
-    for _ in range(3):  # each a use of the one consent and a reuse of the one document
-        vault.fetch_document(
-            officer="o", department="civil-affairs", resident_id="r1",
-            document_id=document.id, purpose="subsistence-allowance",
-        )
-    notifications = vault.recorder.select_notifications(1, 1000)
-    head = notifications[-1].id
-    topics = sorted({n.topic for n in notifications})
-    recorder: Any = vault.recorder
-    counted = recorder.count_events(1, head, topics)
-    expected: dict[tuple[str, str], int] = {}
-    for n in notifications:
-        key = (str(n.originator_id), n.topic)
-        expected[key] = expected.get(key, 0) + 1
-    assert {(str(o), t): c for o, t, c in counted} == expected
-    assert expected[(str(document.id), REUSED_TOPIC)] == 3
-    assert recorder.count_events(head + 1, head + 10, topics) == []
-    last = notifications[-1]
-    assert [(str(o), t, c) for o, t, c in recorder.count_events(head, head, [last.topic])] == [
-        (str(last.originator_id), last.topic, 1)
+    _fetched_three_times(services)
+    log = services.view_runner.log
+    with services.view_runner.db.transaction(commit=False) as run:
+        rows = run(f"SELECT {log.position}, topic, {log.aggregate_id} FROM {log.name} "
+                   f"ORDER BY {log.position}")
+    assert rows == [
+        (n.id, n.topic, str(n.originator_id))
+        for n in vault.recorder.select_notifications(1, 1000)
     ]
-    assert recorder.count_events(1, head, ["no.such:Topic"]) == []
