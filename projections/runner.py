@@ -181,27 +181,29 @@ class ViewRunner:
             next(states) if projector.takes_stored(n.topic) else None for n in notifications
         ]
 
-    def _commit(self, batch: _Batch, *, fresh: bool = False) -> tuple[int, int]:
+    def _commit(self, batch: _Batch, *, bulk: bool = False) -> tuple[int, int]:
         """Write a prepared batch and its position in one transaction, unless the views
         are no longer where it started (another follower wrote first): then nothing.
 
-        ``fresh``: the generation is a rebuild's (on PostgreSQL), which no other writer
-        touches and nobody reads, so its new rows go in by ``COPY``, and its commits do
-        not wait for the disk (``synchronous_commit = off``). That risks nothing: a
-        batch's rows and its position still commit or vanish together, so a server
-        crash can take back the last few batches but never apply one twice or skip
-        one; and the commit that puts the generation in service waits for the disk,
-        which makes every commit before it durable too."""
+        ``bulk``: the batch is part of a rebuild's bulk load (on PostgreSQL) into a
+        generation no other writer touches and nobody reads, so its new rows go in by
+        ``COPY``, its uses and reuses are left for :meth:`_end_bulk_load` to count in
+        one pass, and its commit does not wait for the disk (``synchronous_commit =
+        off``). That risks nothing: a batch's rows and its position still commit or
+        vanish together, so a server crash can take back the last few batches but never
+        apply one twice or skip one; and the commit that puts the generation in service
+        waits for the disk, which makes every commit before it durable too."""
         with self.db.transaction() as run:
             reached = self._lock_position(run, batch.generation)
             if reached != batch.start:
                 return 0, reached  # another follower applied this batch first; read again
-            if fresh:
+            if bulk:
                 run("SET LOCAL synchronous_commit = off")
                 batch.projector.copy_inserts(run)
             with run.pipeline() as write:
                 batch.projector.flush(write)
-                batch.projector.add_counts(write, batch.start + 1, batch.end)
+                if not bulk:
+                    batch.projector.add_counts(write, batch.start + 1, batch.end)
             set_position(run, self.db, batch.generation, batch.end)
         return batch.events, batch.end
 
@@ -226,8 +228,20 @@ class ViewRunner:
                         progress(reached)
                 if prepared is None:
                     break
-                writing = writer.submit(self._commit, prepared, fresh=True)
+                writing = writer.submit(self._commit, prepared, bulk=True)
                 start = prepared.end
+
+    def _end_bulk_load(self, generation: int) -> None:
+        """Finish what a rebuild's bulk load left (see :meth:`_commit`): add the uses and
+        reuses up to the position it reached, counted in one pass over the log rather
+        than a pass and a few thousand row updates per batch, and key the access log.
+        One transaction, so the generation is whole again when it commits."""
+        log.info("read models: counting uses and keying the rebuilt access log")
+        with self.db.transaction() as run:
+            reached = self._lock_position(run, generation)
+            with run.pipeline() as write:
+                Projector(self.db, generation, self.log).add_counts(write, 1, reached)
+            key_access_log(run, self.db, generation)
 
     def follow(self, stop: threading.Event) -> None:
         """Keep the views (and the ledger, when there is one) up to date until ``stop``
@@ -289,7 +303,7 @@ class ViewRunner:
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Build a fresh generation from the first event while the serving one keeps
         serving; put it in service once it has caught up; drop the old one."""
-        bulk = not self.db.sqlite  # the access log loaded first, keyed after
+        bulk = not self.db.sqlite  # loaded in bulk, then finished (see _commit)
         with self.db.transaction() as run:
             old = active_generation(run, self.db)
             new = old + 1
@@ -304,9 +318,7 @@ class ViewRunner:
         with collector_held_back():  # a million events' worth of short-lived objects
             if bulk:
                 self._catch_up_overlapped(new, report)
-                log.info("read models: keying the rebuilt access log")
-                with self.db.transaction() as run:
-                    key_access_log(run, self.db, new)
+                self._end_bulk_load(new)
             # What the overlapped catch-up left (none unless it was refused a batch); on
             # SQLite, everything: its driver lets go of the interpreter lock around every
             # row, so a writer thread would contend with the decoding, not overlap it

@@ -87,8 +87,9 @@ def test_a_rebuild_whose_batch_another_follower_wrote_first_still_completes(
     def commit_after_a_rival(batch: Any, **how: Any) -> tuple[int, int]:
         nonlocal commits
         commits += 1
-        if commits == 2:  # another follower writes this batch first
-            real_commit(runner._prepare(batch.generation, batch.start, batch.end - batch.start))
+        if commits == 2:  # another writer of the bulk load writes this batch first
+            rival = runner._prepare(batch.generation, batch.start, batch.end - batch.start)
+            real_commit(rival, **how)
         return real_commit(batch, **how)  # refused before its rows are copied
 
     runner._commit = commit_after_a_rival  # type: ignore[method-assign]
