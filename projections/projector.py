@@ -314,10 +314,11 @@ def _topic_of(event_name: str) -> str:
     return get_topic(getattr(_AGGREGATES[aggregate], event))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Insert:
     """New rows for a view table: the first column is its key; a row whose key is
-    already there is left as it is."""
+    already there is left as it is. Compared (and hashed, once per row taken in) by
+    identity: each projector has one of each."""
 
     table: str
     columns: tuple[str, ...]

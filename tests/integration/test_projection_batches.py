@@ -57,6 +57,26 @@ def test_a_failed_write_in_a_pipeline_rolls_back_the_whole_batch(services: Servi
         assert run(f"SELECT COUNT(*) FROM {table}")[0] == (0,)
 
 
+def test_rows_copied_in_bulk_read_back_as_they_were_given(services: Services) -> None:
+    """``Run.copy`` (binary ``COPY`` on PostgreSQL, the column types from the catalog):
+    text in any script, NULLs, bytes of every value, integers of either width."""
+    db = services.view_runner.db
+    table = db.table("cv_test_copy")
+    rows = [
+        ("居民身份证 \\ \t\n 'quoted'", None, bytes(range(256)), 2**40, 1),
+        ("", "x", b"", -1, 0),
+    ]
+    for _ in range(2):  # the second time with the column types remembered
+        with db.transaction() as run:
+            run(f"DROP TABLE IF EXISTS {table}")
+            run(f"CREATE TABLE {table} (t TEXT, u TEXT, b {db.blob}, big BIGINT, "
+                "small INTEGER NOT NULL)")
+            run.copy(table, ("small", "t", "u", "b", "big"), [(r[4], *r[:4]) for r in rows])
+        with db.transaction(commit=False) as run:
+            got = run(f"SELECT t, u, b, big, small FROM {table} ORDER BY small DESC")
+        assert [(t, u, bytes(b), big, small) for t, u, b, big, small in got] == rows
+
+
 def test_a_read_inside_a_pipeline_is_refused_where_it_would_see_nothing(
     services: Services,
 ) -> None:
