@@ -26,12 +26,17 @@ def on_each_backend(
     report: Callable[[R], None],
     *,
     with_postgres: bool,
+    with_sqlite: bool = True,
 ) -> list[R]:
-    """SQLite first, then PostgreSQL if wanted and reachable; each result is reported at once."""
+    """SQLite first (if wanted), then PostgreSQL if wanted and reachable; each result is
+    reported at once."""
     results: list[R] = []
     with tempfile.TemporaryDirectory(prefix="civicvault-bench-") as tmp:
-        results.append(run_sqlite(Path(tmp)))
-        report(results[-1])
+        if with_sqlite:
+            results.append(run_sqlite(Path(tmp)))
+            report(results[-1])
+        else:
+            print("SQLite: skipped (--no-sqlite)")
         if not with_postgres:
             print("PostgreSQL: skipped (--no-postgres)")
             return results

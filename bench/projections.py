@@ -73,6 +73,7 @@ Run from the project root::
     .venv/bin/python -m bench.projections                   # 1,000,000 events, 10 s of load
     .venv/bin/python -m bench.projections --quick           # 20,000 events, 3 s: a smoke test
     .venv/bin/python -m bench.projections --events 200000 --no-postgres
+    .venv/bin/python -m bench.projections --no-sqlite       # PostgreSQL only
     CIVICVAULT_TEST_POSTGRES_DSN=postgresql://user:pw@host:5432/db \
         .venv/bin/python -m bench.projections
 """
@@ -842,7 +843,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8, help="fetching threads in the load")
     parser.add_argument("--seconds", type=float, help="seconds of load, each way")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = parser.parse_args(argv)
+    if args.no_postgres and args.no_sqlite:
+        parser.error("--no-postgres and --no-sqlite leave nothing to measure")
     events: int = args.events or (20_000 if args.quick else 1_000_000)
     options = Options(
         events=events,
@@ -863,6 +867,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda dsn, server, root: run_postgres(dsn, server, root, options),
         report,
         with_postgres=not args.no_postgres,
+        with_sqlite=not args.no_sqlite,
     )
     postgres = [r for r in results if r.rebuild_goal]
     met = bool(postgres) and all(r.goal_met for r in results)
