@@ -235,10 +235,10 @@ class ViewRunner:
         """Finish what a rebuild's bulk load left (see :meth:`_commit`): add the uses and
         reuses up to the position it reached, counted in one pass over the log rather
         than a pass and a few thousand row updates per batch, and key the access log.
-        The two touch different tables and each takes about a second for a million
-        events, so they run side by side, in two transactions; the generation is whole
-        once both have committed (and if either fails, the rebuild fails, and the next
-        one starts over)."""
+        The two touch different tables and each is a pass over a large one (the log,
+        the access log), so they run side by side, in two transactions; the generation
+        is whole once both have committed (and if either fails, the rebuild fails, and
+        the next one starts over)."""
         log.info("read models: counting uses and keying the rebuilt access log")
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="views-keys") as helper:
             keyed = helper.submit(self._key_access_log, generation)

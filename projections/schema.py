@@ -42,9 +42,9 @@ def create_generation(
 ) -> None:
     """The views' tables for one generation, unless they are there already.
     ``access_keyed=False`` leaves the access log without its keys and indexes, for a
-    rebuild to load in bulk and then key (:func:`key_access_log`; PostgreSQL only): a
-    million rows go in at about half the server's work, and the keys are built once,
-    sorted, at the end."""
+    rebuild to load in bulk and then key (:func:`key_access_log`; PostgreSQL only): rows
+    go in without four indexes to keep up, and the keys are built once, sorted, at the
+    end."""
     residents = view_table(db, "residents", generation)
     library = view_table(db, "library", generation)
     consents = view_table(db, "consents", generation)

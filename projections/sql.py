@@ -62,8 +62,9 @@ class Run:
         for the server than one insert each), plain inserts on SQLite.
 
         The copy is in PostgreSQL's binary format, with the columns' types read from the
-        catalog once per table: 40% less of the client's time per row than the text
-        format, which escapes every byte string as hex, and less of the server's."""
+        catalog once per table: the text format escapes every byte string as hex on the
+        client (in a rebuild, under the interpreter lock the decoding needs) and the
+        server parses it back."""
         if not rows:
             return
         names = ", ".join(columns)
