@@ -27,6 +27,7 @@ from keys.tokens import ROLES, issue_token
 from projections.evidence import BundleError, NothingToExport, export_bundle, verify_bundle
 from projections.ledger import Checkpoint
 from projections.ledger import verify as verify_ledger
+from projections.runner import RebuildRunning
 from vault.errors import InvalidInput, InvalidPolicy, VaultError
 from vault.ids import check_identifier, check_resident_id
 
@@ -193,6 +194,7 @@ _FAILURES: tuple[tuple[type[BaseException], str, int], ...] = (
     (InvalidPolicy, "invalid policy", EXIT_USAGE),
     (BadMasterKey, "error: master key", EXIT_USAGE),
     (NothingToExport, "refused", EXIT_FAILED),
+    (RebuildRunning, "refused", EXIT_FAILED),
     (VaultError, "refused", EXIT_FAILED),
     (KeyLayerError, "key error", EXIT_FAILED),
 )
@@ -338,7 +340,11 @@ def _rebuild_projections(args: argparse.Namespace, settings: Settings) -> int:
             progress.total = head
             progress.update(reached)
 
-        reached = services.view_runner.rebuild(report)
+        def stage(what: str) -> None:
+            progress.done()  # the events are in; what follows moves no count
+            print(f"civicvault: {what}…", file=sys.stderr, flush=True)
+
+        reached = services.view_runner.rebuild(report, stage=stage)
         progress.done()
         generation = services.view_runner.generation()
     finally:

@@ -33,7 +33,7 @@ from projections.schema import (
     position,
     set_position,
 )
-from projections.sql import Database, LogTable, Run
+from projections.sql import Database, LockHeld, LogTable, Run
 from vault.app import Vault
 from vault.folding import collector_held_back
 
@@ -50,6 +50,10 @@ wrote in one transaction, rather than three events per commit (each round costs 
 write transactions, the views' and the ledger's, whatever it holds). It adds at most
 this much to the lag."""
 log = logging.getLogger("civicvault.views")
+
+
+class RebuildRunning(Exception):
+    """A rebuild was asked for while another one runs (:meth:`ViewRunner.rebuild`)."""
 
 
 @runtime_checkable
@@ -239,7 +243,6 @@ class ViewRunner:
         the access log), so they run side by side, in two transactions; the generation
         is whole once both have committed (and if either fails, the rebuild fails, and
         the next one starts over)."""
-        log.info("read models: counting uses and keying the rebuilt access log")
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="views-keys") as helper:
             keyed = helper.submit(self._key_access_log, generation)
             with self.db.transaction() as run:
@@ -309,9 +312,36 @@ class ViewRunner:
         event: Any = self.vault.mapper.to_domain_event(first)
         return head - reached, max(0.0, (datetime.now(UTC) - event.timestamp).total_seconds())
 
-    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
+    def rebuild(
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        stage: Callable[[str], None] | None = None,
+    ) -> int:
         """Build a fresh generation from the first event while the serving one keeps
-        serving; put it in service once it has caught up; drop the old one."""
+        serving; put it in service once it has caught up; drop the old one. Returns the
+        position the new generation reached.
+
+        ``progress(reached, head)`` is called as batches commit; ``stage(what)`` when a
+        step begins that moves no position (the end of PostgreSQL's bulk load, a pass
+        over the log and one over the access log).
+
+        One rebuild at a time: a second, from any process, raises
+        :class:`RebuildRunning` and changes nothing. (It would drop and create again
+        the tables the first is filling, and the two would count uses twice.)"""
+        try:
+            with self.db.exclusive("rebuild"):
+                return self._rebuild(progress, stage)
+        except LockHeld:
+            raise RebuildRunning(
+                "another rebuild of the read models is running; wait for it to finish"
+            ) from None
+
+    def _rebuild(
+        self,
+        progress: Callable[[int, int], None] | None,
+        stage: Callable[[str], None] | None,
+    ) -> int:
         bulk = not self.db.sqlite  # loaded in bulk, then finished (see _commit)
         with self.db.transaction() as run:
             old = active_generation(run, self.db)
@@ -327,6 +357,8 @@ class ViewRunner:
         with collector_held_back():  # a million events' worth of short-lived objects
             if bulk:
                 self._catch_up_overlapped(new, report)
+                if stage:
+                    stage("counting uses and reuses, keying the access log")
                 self._end_bulk_load(new)
             # What the overlapped catch-up left (none unless it was refused a batch); on
             # SQLite, everything: its driver lets go of the interpreter lock around every

@@ -6,9 +6,13 @@ through the connection pool eventsourcing already opened.
 
 from __future__ import annotations
 
+import fcntl
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from eventsourcing.sqlite import SQLiteDatastore
@@ -132,6 +136,73 @@ class Database:
     def transaction(self, *, commit: bool = True) -> Iterator[Run]:
         with self.datastore.transaction(commit=commit) as cursor:
             yield Run(cursor, self.sqlite, self._column_types)
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold the lock called ``name`` on this database until the block ends, or raise
+        :class:`LockHeld` at once when another process (or thread) holds it.
+
+        Whoever holds it dies with it: on PostgreSQL it is a session's advisory lock,
+        which the server lets go when the session ends; on SQLite, an ``flock`` on a file
+        beside the database, which the kernel lets go when the process ends. A killed
+        holder never leaves it taken. On PostgreSQL it keeps one pooled connection (idle,
+        outside any transaction) until the block ends."""
+        if self.sqlite:
+            with _file_lock(self.datastore.pool, name):
+                yield
+            return
+        key = f"civicvault {self.datastore.schema} {name}"
+        with self.datastore.get_connection() as connection:  # in autocommit mode
+            [row] = connection.execute(
+                "SELECT pg_try_advisory_lock(hashtext(%s)) AS taken", (key,)
+            ).fetchall()
+            if not row["taken"]:  # the pool's connections give rows as dicts
+                raise LockHeld(name)
+            try:
+                yield
+            finally:  # the pool hands the session out again: the lock must not go with it
+                try:
+                    connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+                except Exception:  # closed instead (the pool drops it), lock and all
+                    connection.close()
+
+
+class LockHeld(Exception):
+    """Someone else holds the lock (:meth:`Database.exclusive`) named by the message."""
+
+
+_memory_locks: weakref.WeakKeyDictionary[Any, dict[str, threading.Lock]] = (
+    weakref.WeakKeyDictionary()
+)  # by the in-memory database's pool, then by name
+_memory_locks_guard = threading.Lock()
+
+
+@contextmanager
+def _file_lock(pool: Any, name: str) -> Iterator[None]:
+    """``flock`` on ``<database>.<name>.lock``; for an in-memory database (which lives
+    in one process, with its pool), a lock in this process."""
+    if pool.is_sqlite_memory_mode:
+        with _memory_locks_guard:
+            lock = _memory_locks.setdefault(pool, {}).setdefault(name, threading.Lock())
+        if not lock.acquire(blocking=False):
+            raise LockHeld(name)
+        try:
+            yield
+        finally:
+            lock.release()
+        return
+    database = str(pool.db_name).removeprefix("file:").split("?")[0]
+    # Opened apart from any other holder's (flock conflicts between open files, even
+    # in one process) and never deleted (a deleted lock file could be locked twice).
+    with Path(f"{database}.{name}.lock").open("a") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockHeld(name) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
 
 
 def quoted(identifier: str) -> str:

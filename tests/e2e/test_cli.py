@@ -1,4 +1,5 @@
-"""The command line, run as a real process: demo, gc, master-key rotation and bad input."""
+"""The command line, run as a real process: demo, gc, master-key rotation, policy, rebuild
+and bad input."""
 
 from __future__ import annotations
 
@@ -236,3 +237,28 @@ def test_a_missing_policy_file_is_refused(tmp_path: Path) -> None:
         civicvault("policy", "publish", str(tmp_path / "nope.csv"), "--data-dir", str(tmp_path))
     )
     assert "cannot read" in line
+
+
+def test_rebuilding_the_read_models_shows_progress_and_one_at_a_time(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    services = open_services(settings)
+    try:
+        for number in range(30):
+            services.vault.register_resident(f"r{number}")
+        head = services.vault.recorder.max_notification_id()
+        serving = services.view_runner.generation()
+        with services.view_runner.db.exclusive("rebuild"):  # as a rebuild elsewhere holds it
+            refused = civicvault("projections", "rebuild", "--data-dir", str(tmp_path))
+    finally:
+        services.close()
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr.strip() == (
+        "civicvault: refused: another rebuild of the read models is running; "
+        "wait for it to finish"
+    )
+    result = civicvault("projections", "rebuild", "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert f"events applied: {head}/{head} (" in result.stderr
+    assert result.stdout.strip() == (
+        f"read models rebuilt up to event {head}; generation {serving + 1} is serving"
+    )

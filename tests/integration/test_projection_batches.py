@@ -12,7 +12,7 @@ from eventsourcing.persistence import IntegrityError
 from adapters.wiring import Services
 from policy.scales import Grade
 from projections.projector import Projector
-from projections.runner import ViewRunner
+from projections.runner import RebuildRunning, ViewRunner
 from projections.schema import view_table
 from projections.sql import Database
 from vault.access import ACCESS_TOPIC
@@ -118,6 +118,65 @@ def test_a_rebuild_whose_batch_another_follower_wrote_first_still_completes(
     with runner.db.transaction(commit=False) as run:
         table = view_table(runner.db, "residents", generation)
         assert run(f"SELECT COUNT(*) FROM {table}") == [(12,)]
+
+
+def _residents_served(runner: ViewRunner) -> int:
+    with runner.db.transaction(commit=False) as run:
+        table = view_table(runner.db, "residents", runner.generation())
+        [(count,)] = run(f"SELECT COUNT(*) FROM {table}")
+    return int(count)
+
+
+def test_a_second_rebuild_is_refused_while_one_runs_and_the_first_completes(
+    services: Services,
+) -> None:
+    """Two rebuilds at once would drop and fill each other's tables; the second is
+    refused at once (on PostgreSQL from another session, on SQLite from another open
+    lock file), and may start as soon as the first is done."""
+    vault = services.vault
+    for number in range(12):
+        vault.register_resident(f"r{number}")
+    first = ViewRunner(vault, services.view_runner.db, rebuild_batch=3)
+    second = ViewRunner(vault, services.view_runner.db, rebuild_batch=3)
+    serving = first.generation()
+    refusals: list[str] = []
+
+    def meanwhile(reached: int, head: int) -> None:
+        if not refusals:
+            with pytest.raises(RebuildRunning) as refused:
+                second.rebuild()
+            refusals.append(str(refused.value))
+            assert second.generation() == serving  # it changed nothing
+
+    assert first.rebuild(meanwhile) == vault.recorder.max_notification_id()
+    assert refusals == ["another rebuild of the read models is running; wait for it to finish"]
+    assert first.generation() == serving + 1
+    assert _residents_served(first) == 12
+    second.rebuild()  # the first let go of the lock
+    assert second.generation() == serving + 2
+    assert _residents_served(second) == 12
+
+
+def test_a_rebuild_that_fails_lets_go_of_its_lock_and_the_old_views_serve_on(
+    services: Services,
+) -> None:
+    vault = services.vault
+    for number in range(5):
+        vault.register_resident(f"r{number}")
+    runner = ViewRunner(vault, services.view_runner.db, rebuild_batch=2)
+    runner.catch_up()
+    serving = runner.generation()
+
+    def fail(reached: int, head: int) -> None:
+        raise RuntimeError("the operator's terminal went away")
+
+    with pytest.raises(RuntimeError):
+        runner.rebuild(fail)
+    assert runner.generation() == serving
+    assert _residents_served(runner) == 5
+    runner.rebuild()
+    assert runner.generation() == serving + 1
+    assert _residents_served(runner) == 5
 
 
 def _indexes(db: Database, generation: int) -> list[str]:
