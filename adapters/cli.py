@@ -279,13 +279,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             )
             print_welcome(services, f"http://{args.host}:{args.port}", sys.stdout)
         if args.workers == 1:
+            # The app closes the services when it shuts down: on SIGTERM uvicorn shuts
+            # down gracefully, then raises the signal again to exit by it, so this
+            # function's own ``finally`` runs only if the server never started.
             uvicorn.run(
-                create_app(services), host=args.host, port=args.port,
+                create_app(services, owns_services=True), host=args.host, port=args.port,
                 access_log=False, log_level="warning",
             )
             return EXIT_OK
     finally:
-        services.close()
+        services.close()  # again, if the app did: closing twice is harmless
     # Each worker opens the same stores from the same settings.
     os.environ["CIVICVAULT_DATA_DIR"] = str(settings.data_dir)
     uvicorn.run(
