@@ -241,6 +241,18 @@ class Views:
     def _query(
         self, view: str, columns: str, rest: str, params: tuple[Any, ...] | list[Any]
     ) -> list[tuple[Any, ...]]:
+        try:
+            return self._query_once(view, columns, rest, params)
+        except Exception as e:
+            # A rebuild put a new generation in service and dropped this one between
+            # reading which serves and reading from it: read again, from the new one.
+            if not self.db.missing_table(e):
+                raise
+        return self._query_once(view, columns, rest, params)
+
+    def _query_once(
+        self, view: str, columns: str, rest: str, params: tuple[Any, ...] | list[Any]
+    ) -> list[tuple[Any, ...]]:
         with self.db.transaction(commit=False) as run:
             table = view_table(self.db, view, active_generation(run, self.db))
             return run(f"SELECT {columns} FROM {table} {rest}", params)

@@ -30,6 +30,7 @@ from projections.schema import (
     create_generation,
     drop_generation,
     key_access_log,
+    lock_active_generation,
     position,
     set_position,
 )
@@ -89,7 +90,16 @@ class ViewRunner:
         self.rebuild_batch = rebuild_batch
         create_common(db)
         with db.transaction() as run:
-            create_generation(run, db, active_generation(run, db))
+            # The serving generation's tables and tracking row, read and made while the
+            # generation row is locked: a rebuild switching meanwhile waits, so this
+            # never makes again the tables of a generation it has just dropped.
+            serving = lock_active_generation(run, db)
+            create_generation(run, db, serving)
+            run(
+                f"INSERT INTO {db.table(TRACKING)} (name, generation, position) "
+                "VALUES (?, ?, 0) ON CONFLICT (name, generation) DO NOTHING",
+                (PROJECTION, serving),
+            )
 
     def generation(self) -> int:
         with self.db.transaction(commit=False) as run:
@@ -200,7 +210,9 @@ class ViewRunner:
         with self.db.transaction() as run:
             reached = self._lock_position(run, batch.generation)
             if reached != batch.start:
-                return 0, reached  # another follower applied this batch first; read again
+                # Another follower applied this batch first (read again), or a rebuild
+                # dropped the generation (the next step reads the one now serving).
+                return 0, batch.start if reached is None else reached
             if bulk:
                 run("SET LOCAL synchronous_commit = off")
                 batch.projector.copy_inserts(run)
@@ -246,7 +258,7 @@ class ViewRunner:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="views-keys") as helper:
             keyed = helper.submit(self._key_access_log, generation)
             with self.db.transaction() as run:
-                reached = self._lock_position(run, generation)
+                reached = self._held_position(run, generation)
                 with run.pipeline() as write:
                     Projector(self.db, generation, self.log).add_counts(write, 1, reached)
             keyed.result()
@@ -365,33 +377,53 @@ class ViewRunner:
             # row, so a writer thread would contend with the decoding, not overlap it
             # (measured 15-30% slower); PostgreSQL's does its work in the server.
             self.catch_up(new, progress=report, batch=self.rebuild_batch)
-        with self.db.transaction() as run:
-            self._lock_position(run, old)
-            run(
-                f"UPDATE {self.db.table(GENERATION)} SET generation = ? WHERE name = ?",
-                (new, PROJECTION),
-            )
+            while not self._switch(old, new):  # the serving views moved on meanwhile
+                self.catch_up(new, progress=report, batch=self.rebuild_batch)
         self.catch_up(new, progress=report)
         with self.db.transaction() as run:
             drop_generation(run, self.db, old)
         return self.position(new)
 
-    def _lock_position(self, run: Run, generation: int) -> int:
-        """Take the generation's tracking row for this transaction, then read it."""
+    def _switch(self, old: int, new: int) -> bool:
+        """Put ``new`` in service in place of ``old`` if it has got at least as far in the
+        log; False (nothing changed) if ``old`` is ahead. Both positions are locked, so
+        no follower moves ``old`` on between the check and the switch: a reader never
+        sees the views go back, nor a position it waited for undone."""
+        with self.db.transaction() as run:
+            serving = self._held_position(run, old)
+            if self._held_position(run, new) < serving:
+                return False
+            run(
+                f"UPDATE {self.db.table(GENERATION)} SET generation = ? WHERE name = ?",
+                (new, PROJECTION),
+            )
+        return True
+
+    def _held_position(self, run: Run, generation: int) -> int:
+        """:meth:`_lock_position` for a generation that must be there: the serving one,
+        or one this process is rebuilding (no one else may, nor drop it meanwhile)."""
+        reached = self._lock_position(run, generation)
+        if reached is None:
+            raise LookupError(f"read models: generation {generation} has no position")
+        return reached
+
+    def _lock_position(self, run: Run, generation: int) -> int | None:
+        """Take the generation's tracking row for this transaction, then read it; None if
+        the generation has none (a rebuild dropped it after putting a new one in
+        service)."""
         tracking = self.db.table(TRACKING)
-        run(
-            f"INSERT INTO {tracking} (name, generation, position) VALUES (?, ?, 0) "
-            "ON CONFLICT (name, generation) DO NOTHING",
-            (PROJECTION, generation),
-        )
         if self.db.sqlite:
             # Any write takes SQLite's single write lock, which is held to the commit.
             run(f"UPDATE {tracking} SET position = position WHERE name = ? AND generation = ?",
                 (PROJECTION, generation))
+            rows = run(f"SELECT position FROM {tracking} WHERE name = ? AND generation = ?",
+                       (PROJECTION, generation))
         else:
-            run(f"SELECT position FROM {tracking} WHERE name = ? AND generation = ? FOR UPDATE",
-                (PROJECTION, generation))
-        return position(run, self.db, generation)
+            rows = run(
+                f"SELECT position FROM {tracking} WHERE name = ? AND generation = ? FOR UPDATE",
+                (PROJECTION, generation),
+            )
+        return int(rows[0][0]) if rows else None
 
 
 @dataclass

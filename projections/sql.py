@@ -137,6 +137,18 @@ class Database:
         with self.datastore.transaction(commit=commit) as cursor:
             yield Run(cursor, self.sqlite, self._column_types)
 
+    def missing_table(self, error: BaseException) -> bool:
+        """Whether ``error`` (as the datastore raised it, or what it was raised from) says
+        a table is not there."""
+        cause: BaseException | None = error
+        while cause is not None:
+            if getattr(cause, "sqlstate", None) == "42P01":  # PostgreSQL's undefined_table
+                return True
+            if self.sqlite and "no such table" in str(cause):
+                return True
+            cause = cause.__cause__ or cause.__context__
+        return False
+
     @contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
         """Hold the lock called ``name`` on this database until the block ends, or raise

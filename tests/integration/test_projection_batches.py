@@ -11,6 +11,7 @@ from eventsourcing.persistence import IntegrityError
 
 from adapters.wiring import Services
 from policy.scales import Grade
+from projections import queries
 from projections.projector import Projector
 from projections.runner import RebuildRunning, ViewRunner
 from projections.schema import view_table
@@ -155,6 +156,86 @@ def test_a_second_rebuild_is_refused_while_one_runs_and_the_first_completes(
     second.rebuild()  # the first let go of the lock
     assert second.generation() == serving + 2
     assert _residents_served(second) == 12
+
+
+def test_a_rebuild_takes_over_only_once_it_has_got_as_far_as_the_serving_views(
+    services: Services,
+) -> None:
+    """Between the rebuild's last batch and its switch, the live follower moves the
+    serving views on: the switch waits for the new ones to catch up again, so a reader
+    never sees the views go back (nor a position it waited for undone)."""
+    vault = services.vault
+    for number in range(5):
+        vault.register_resident(f"r{number}")
+    live = services.view_runner
+    live.catch_up()
+    runner = ViewRunner(vault, live.db, rebuild_batch=2)
+    real_switch = runner._switch
+    moved_on: list[int] = []
+    served_after_switch: list[int] = []
+
+    def switch_after_the_serving_views_moved_on(old: int, new: int) -> bool:
+        if not moved_on:
+            vault.register_resident("late")
+            live.catch_up()
+            moved_on.append(live.position(old))
+        switched = real_switch(old, new)
+        if switched:
+            served_after_switch.append(runner.position())
+        return switched
+
+    runner._switch = switch_after_the_serving_views_moved_on  # type: ignore[method-assign]
+    runner.rebuild()
+    assert served_after_switch[0] >= moved_on[0]
+    assert _residents_served(runner) == 6
+
+
+def test_a_batch_for_a_dropped_generation_is_refused_and_leaves_nothing_behind(
+    services: Services,
+) -> None:
+    """A follower that prepared a batch for the old generation commits it after a rebuild
+    dropped that generation; and a process starts with the old generation in mind."""
+    vault = services.vault
+    vault.register_resident("r0")
+    live = services.view_runner
+    old = live.generation()
+    late = live._prepare(old, live.position(old), 10)
+    assert late is not None
+    ViewRunner(vault, live.db).rebuild()
+    assert live._commit(late) == (0, late.start)
+    ViewRunner(vault, live.db)  # reads the serving generation, the new one
+    with live.db.transaction(commit=False) as run:
+        tracked = run(
+            f"SELECT generation FROM {live.db.table('cv_view_tracking')} ORDER BY generation"
+        )
+    assert tracked == [(old + 1,)]
+    assert _residents_served(live) == 1
+    with pytest.raises(Exception, match="cv_residents_g"), live.db.transaction() as run:
+        run(f"SELECT COUNT(*) FROM {view_table(live.db, 'residents', old)}")
+
+
+def test_a_read_that_names_a_generation_a_rebuild_just_dropped_reads_the_new_one(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads take which generation serves, then read its tables: a rebuild can switch
+    and drop in between (PostgreSQL reads in read-committed mode)."""
+    vault = services.vault
+    vault.register_resident("r0")
+    runner = services.view_runner
+    runner.catch_up()
+    old = runner.generation()
+    ViewRunner(vault, runner.db).rebuild()
+    real = queries.active_generation
+    answered: list[int] = []
+
+    def serving(run: Any, db: Database) -> int:
+        """The first read still sees the old generation serving."""
+        answered.append(old if not answered else real(run, db))
+        return answered[-1]
+
+    monkeypatch.setattr(queries, "active_generation", serving)
+    assert services.views.resident("r0") is not None
+    assert answered == [old, old + 1]
 
 
 def test_a_rebuild_that_fails_lets_go_of_its_lock_and_the_old_views_serve_on(
