@@ -24,6 +24,7 @@ from vault.access import AccessAttempt
 from vault.consent import Consent
 from vault.document import Document
 from vault.personal import Erased
+from vault.resident import Resident
 
 RESIDENTS = ("r1", "r2", "r3")
 
@@ -51,7 +52,14 @@ def _expected_from_the_events(services: Services) -> dict[str, Any]:
     documents = {str(a.id): a for a in folded.values() if isinstance(a, Document)}
     consents = {str(a.id): a for a in folded.values() if isinstance(a, Consent)}
     accesses = {str(a.id): a for a in folded.values() if isinstance(a, AccessAttempt)}
-    return {"documents": documents, "consents": consents, "accesses": accesses}
+    residents = {a.resident_id: a for a in folded.values() if isinstance(a, Resident)}
+    return {
+        "documents": documents, "consents": consents, "accesses": accesses,
+        "residents": residents,
+    }
+
+
+_ID = {"library": "document_id", "consents": "consent_id", "access": "access_id"}
 
 
 def _follow_with_crashes(services: Services, rng: random.Random, crashes: int) -> None:
@@ -167,8 +175,25 @@ def test_interrupted_following_equals_a_rebuild_and_the_events(
                     attempt.reason_codes, reasons, attempt.policy_version, attempt.rule,
                     attempt.request_id, attempt.at,
                 )
-        listed = {e.document_id for r in RESIDENTS for e in followed[r]["library"]}
-        assert listed == set(expected["documents"])
+        # Nothing missing either: every resident has exactly their own documents,
+        # consents and access attempts, and their grade and erasure, as folded.
+        for resident in RESIDENTS:
+            views_of = followed[resident]
+            for kind, key in (
+                ("library", "documents"), ("consents", "consents"), ("access", "accesses")
+            ):
+                ids = {getattr(e, _ID[kind]) for e in views_of[kind]}
+                assert ids == {
+                    i for i, a in expected[key].items() if a.resident_id == resident
+                }, kind
+            folded = expected["residents"].get(resident)
+            entry = views_of["resident"]
+            if folded is None:
+                assert entry is None
+            else:
+                assert entry is not None
+                assert entry.erased == folded.is_erased
+                assert entry.grade == (None if folded.is_erased else folded.grade)
     finally:
         services.close()
 
