@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from policy.scales import Grade
 from vault.errors import InvalidInput
@@ -120,4 +120,8 @@ def check_text(field: str, value: object, max_length: int) -> str:
 def check_aware(field: str, value: object) -> datetime:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise InvalidInput(field, "must be a date-time with a time zone (RFC 3339)")
+    try:  # every time is compared and stored in UTC, which must hold it
+        value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(field, "is outside the years 1 to 9999 in UTC") from None
     return value

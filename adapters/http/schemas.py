@@ -342,6 +342,10 @@ def paged(entries: Sequence[E], limit: int) -> tuple[list[E], str | None]:
     return shown, encode_cursor(shown[-1].position)
 
 
+MAX_POSITION = 2**63 - 1
+"""The largest log position: the databases keep positions as 64-bit integers."""
+
+
 def encode_cursor(position: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"p": position}).encode()).decode().rstrip("=")
 
@@ -354,7 +358,10 @@ def decode_cursor(cursor: str | None) -> int | None:
         position = json.loads(base64.urlsafe_b64decode(padded))["p"]
     except (binascii.Error, ValueError, KeyError, TypeError):
         raise InvalidInput("cursor", "is not a cursor this API gave out") from None
-    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+    if (
+        not isinstance(position, int) or isinstance(position, bool)
+        or not 0 <= position <= MAX_POSITION
+    ):
         raise InvalidInput("cursor", "is not a cursor this API gave out")
     return position
 

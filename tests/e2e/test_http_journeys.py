@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from adapters.http.downloads import SEND_BYTES
+from adapters.http.schemas import encode_cursor
 from adapters.samples import sample_pdf, sample_png
 from keys.receipts import verify_consent_receipt
 from tests.e2e.conftest import LiveApi
@@ -333,9 +334,16 @@ def test_other_bad_requests_get_clear_4xx(api: LiveApi) -> None:
     _problem(me.get("/v1/me/documents/not-a-uuid"), 422, "invalid-input")
     _problem(me.get("/v1/me/documents/00000000-0000-0000-0000-000000000000"), 404)
     _problem(me.get("/v1/me/documents", params={"cursor": "garbage"}), 422, "invalid-input")
+    for position in (-1, 2**63, "1", True):
+        cursor = encode_cursor(position)  # type: ignore[arg-type]
+        _problem(me.get("/v1/me/documents", params={"cursor": cursor}), 422, "invalid-input")
     _problem(me.get("/v1/me/documents", params={"limit": 0}), 422, "invalid-input")
     _problem(_consent(me, expires_at="2020-01-01T00:00:00+00:00"), 422, "invalid-input")
     _problem(_consent(me, expires_at="2030-01-01T00:00:00"), 422, "invalid-input")
+    _problem(_consent(me, expires_at="9999-12-31T23:59:59-10:00"), 422, "invalid-input")
+    auditor = api.client("auditor", "auditor-1")
+    for edge in ({"since": "0001-01-01T00:00:00+14:00"}, {"until": "9999-12-31T23:00:00-10:00"}):
+        _problem(auditor.get("/v1/audit/accesses", params=edge), 422, "invalid-input")
     _problem(
         me.post(
             "/v1/me/consents", content=b"{not json", headers={"Content-Type": "application/json"}

@@ -9,6 +9,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from projections.schema import stamp, stamp_iso, unstamp
+from vault.errors import InvalidInput
+from vault.inputs import check_aware
 
 zones = st.sampled_from(
     [None, UTC, UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5))]
@@ -43,3 +45,26 @@ def test_a_stamped_stored_time_reads_back_as_the_same_moment(at: datetime) -> No
 
 def test_no_time_stamps_as_none() -> None:
     assert stamp_iso(None) is None
+
+
+any_offset = st.timedeltas(min_value=timedelta(hours=-23, minutes=-59),
+                           max_value=timedelta(hours=23, minutes=59)).map(timezone)
+
+
+@given(st.datetimes(timezones=any_offset))
+@example(datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))))
+@example(datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-10))))
+def test_any_time_with_a_zone_is_taken_and_stamps_or_is_refused_as_bad_input(
+    at: datetime,
+) -> None:
+    """Times from requests are checked with check_aware before anything stamps them:
+    the edges of the calendar, which UTC cannot hold, are bad input, never a crash."""
+    try:
+        checked = check_aware("since", at)
+    except InvalidInput:
+        # Refused only where the moment, in UTC, falls outside years 1 to 9999.
+        offset = at.utcoffset() or timedelta()
+        naive_utc = at.replace(tzinfo=None)
+        assert (naive_utc - datetime.min < offset) or (datetime.max - naive_utc < -offset)
+        return
+    assert unstamp(stamp(checked)) == at
