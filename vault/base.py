@@ -67,8 +67,8 @@ class VaultBase(Application[UUID]):
         self.max_document_bytes = max_document_bytes
         self.max_attempts = max_attempts
         self.on_recorded: list[Callable[[int], None]] = []
-        self._positions = threading.local()
         """Called with the number of events each save appended (for metrics)."""
+        self._positions = threading.local()
         super().__init__(env=factory.env.copy())
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
@@ -77,9 +77,13 @@ class VaultBase(Application[UUID]):
         for observer in self.on_recorded:
             observer(len(recordings))
 
-    def last_position(self) -> int | None:
-        """Where in the log this thread's latest write landed (for read-your-writes)."""
+    def take_position(self) -> int | None:
+        """Where in the log this thread's latest write landed (for read-your-writes),
+        once: None if it has written nothing since it last asked. A server's threads
+        serve one request after another, and a request that wrote nothing must not
+        answer with the position of an earlier one's write."""
         position: int | None = getattr(self._positions, "last", None)
+        self._positions.last = None
         return position
 
     def construct_factory(self, env: Any) -> InfrastructureFactory[Any]:

@@ -96,7 +96,9 @@ def current_resident(
         check_resident_id(principal.subject)
     except InvalidInput:
         raise _unauthorized("the token's subject is not a valid resident id") from None
-    if vault.register_resident(principal.subject).is_erased:
+    registered = vault.register_resident(principal.subject)
+    vault.take_position()  # the route answers for its own writes, not this one
+    if registered.is_erased:
         raise ResidentErased(f"resident {principal.subject} was erased")
     return principal.subject
 
@@ -153,6 +155,6 @@ Fresh = Annotated[None, Depends(reached_position)]
 
 def mark_position(response: Response, vault: Vault) -> None:
     """Tell the client where its write landed in the log (call in the thread that wrote)."""
-    position = vault.last_position()
+    position = vault.take_position()
     if position is not None:
         response.headers["X-Log-Position"] = str(position)

@@ -217,6 +217,17 @@ def test_the_credit_platforms_and_the_auditors_journeys(api: LiveApi) -> None:
         },
     )
     assert again.json() == {"applied": 0, "stale": 1, "erased": 0}
+    # A push that writes nothing answers no log position, not that of an earlier
+    # request served by the same thread.
+    assert "x-log-position" in pushed.headers
+    update = {"resident_id": "zhao-lei", "grade": "B", "effective_at": now}
+    for sequence in range(2, 7):
+        wrote, stale = (
+            platform.post("/v1/credit/grades", json={"updates": [{**update, "sequence": n}]})
+            for n in (sequence, 1)
+        )
+        assert "x-log-position" in wrote.headers
+        assert (stale.json()["stale"], stale.headers.get("x-log-position")) == (1, None)
     bad = _problem(
         platform.post(
             "/v1/credit/grades",
