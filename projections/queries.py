@@ -157,17 +157,26 @@ class Views:
         after: int | None = None,
         limit: int | None = None,
     ) -> list[ConsentEntry]:
-        """The consents a department holds that are active now, in the order given."""
-        where, params = "WHERE department = ?", list[Any]([department])
+        """The consents a department holds that are active now (as
+        :meth:`ConsentEntry.status` says), in the order given; chosen and counted by the
+        database, so a page reads only its own rows however many consents there are."""
+        at = stamp(now)
+        where = (
+            "WHERE department = ? AND revoked_at IS NULL "
+            "AND (max_uses IS NULL OR uses < max_uses) AND valid_from <= ? AND valid_until > ?"
+        )
+        params: list[Any] = [department, at, at]
         if resident_id is not None:
             where += " AND resident_id = ?"
             params.append(resident_id)
         if after is not None:
             where += " AND position > ?"
             params.append(after)
-        rows = self._query("consents", _CONSENTS, f"{where} ORDER BY position", params)
-        active = [c for c in map(_consent_entry, rows) if c.status(now) == "active"]
-        return active if limit is None else active[:limit]
+        rest = f"{where} ORDER BY position"
+        if limit is not None:
+            rest += " LIMIT ?"
+            params.append(limit)
+        return [_consent_entry(row) for row in self._query("consents", _CONSENTS, rest, params)]
 
     def access_log(
         self, resident_id: str, *, limit: int, before: int | None = None

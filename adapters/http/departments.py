@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from functools import partial
+from itertools import islice
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -29,6 +31,7 @@ from adapters.http.schemas import (
 )
 from adapters.http.uploads import ACCEPTED_TYPES, read_upload
 from policy.scales import TrustLevel
+from projections.queries import LibraryEntry, Views
 from vault.document import Document
 from vault.errors import AccessDenied, DocumentNotFound, ResidentErased, ResidentNotFound
 from vault.ids import check_identifier, check_resident_id
@@ -69,20 +72,35 @@ def fetchable_documents(
     point = vault.decision_point()
     held = views.consents_held(officer.department, now, resident_id=resident_id)
     covered = {t for c in held if c.purpose == purpose for t in c.doc_types}
-    before = decode_cursor(cursor)
-    fetchable = [
-        entry
-        for entry in views.library(resident_id, limit=10_000)
-        if (before is None or entry.position < before)
-        and entry.doc_type in covered
-        and (entry.expires_at is None or now < entry.expires_at)
-        and point.decide(
-            officer=officer.officer_id, department=officer.department, doc_type=entry.doc_type,
-            purpose=purpose, grade=resident.grade, trust=TrustLevel(entry.trust_level),
-        ).allowed
-    ]
-    items, next_cursor = paged(fetchable, limit)
+
+    def fetchable(entry: LibraryEntry) -> bool:
+        return (
+            entry.doc_type in covered
+            and (entry.expires_at is None or now < entry.expires_at)
+            and point.decide(
+                officer=officer.officer_id, department=officer.department,
+                doc_type=entry.doc_type, purpose=purpose, grade=resident.grade,
+                trust=TrustLevel(entry.trust_level),
+            ).allowed
+        )
+
+    library = _library_from(views, resident_id, decode_cursor(cursor))
+    items, next_cursor = paged(list(islice(filter(fetchable, library), limit + 1)), limit)
     return Page(items=[entry_out(e) for e in items], next_cursor=next_cursor)
+
+
+def _library_from(views: Views, resident_id: str, before: int | None) -> Iterator[LibraryEntry]:
+    """The resident's current documents, newest first from ``before``, read a page at a
+    time for as long as the caller takes them."""
+    while True:
+        page = views.library(resident_id, limit=LIBRARY_PAGE, before=before)
+        yield from page
+        if len(page) < LIBRARY_PAGE:
+            return
+        before = page[-1].position
+
+
+LIBRARY_PAGE = 200
 
 
 @router.get("/v1/department/consents")

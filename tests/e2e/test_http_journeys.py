@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from adapters.http import departments
 from adapters.http.downloads import SEND_BYTES
 from adapters.http.schemas import encode_cursor
 from adapters.samples import sample_pdf, sample_png
@@ -366,3 +367,32 @@ def test_other_bad_requests_get_clear_4xx(api: LiveApi) -> None:
     _problem(civil.get("/v1/residents/r1/documents", params={"purpose": "Not A Purpose"}), 422)
     _problem(api.client().get("/nowhere"), 404, "not-found")
     _problem(me.put("/v1/me/documents"), 405)
+
+
+def test_a_departments_listing_pages_through_a_long_library_without_gaps(
+    api: LiveApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fetchable documents are picked from the library read a few at a time (here
+    two): pages of them never skip, repeat or show what the department may not fetch."""
+    monkeypatch.setattr(departments, "LIBRARY_PAGE", 2)
+    me = api.client("resident", "wang-fang")
+    diplomas = []
+    for n in range(6):
+        diplomas.append(_upload(me, doc_type="diploma", title=f"证书 {n}").json()["document_id"])
+        if n % 2:
+            _upload(me, doc_type=("id-card", "household-register", "income-proof")[n // 2])
+    _consent(
+        me, department="human-resources", doc_types=["diploma"], purpose="employment-subsidy"
+    )
+    hr = api.client("officer", "officer-hr", "human-resources")
+    shown, cursor = [], None
+    while True:
+        page = hr.get(
+            "/v1/residents/wang-fang/documents",
+            params={"purpose": "employment-subsidy", "limit": 2}
+            | ({"cursor": cursor} if cursor else {}),
+        ).json()
+        shown += [d["document_id"] for d in page["items"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert shown == diplomas[::-1]

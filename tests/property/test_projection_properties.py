@@ -7,6 +7,7 @@ import random
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -21,7 +22,7 @@ from projections.runner import ViewRunner
 from tests.property.test_replay_properties import Program, command, fold_log
 from tests.support import MovableClock
 from vault.access import AccessAttempt
-from vault.consent import Consent
+from vault.consent import Consent, ConsentStatus
 from vault.document import Document
 from vault.personal import Erased
 from vault.resident import Resident
@@ -60,6 +61,16 @@ def _expected_from_the_events(services: Services) -> dict[str, Any]:
 
 
 _ID = {"library": "document_id", "consents": "consent_id", "access": "access_id"}
+
+
+def _paged_held(views: Views, department: str, now: datetime) -> list[Any]:
+    """consents_held read two at a time, after the last position each page showed."""
+    pages: list[Any] = []
+    after = None
+    while page := views.consents_held(department, now, after=after, limit=2):
+        pages += page
+        after = page[-1].position
+    return pages
 
 
 def _follow_with_crashes(services: Services, rng: random.Random, crashes: int) -> None:
@@ -125,9 +136,12 @@ def test_interrupted_following_equals_a_rebuild_and_the_events(
         services.vault.current_policy_version()
         runner = Program(services.vault, clock)
         rng = random.Random(seed)
-        # A history that always has fetches, consent uses and reuses, then the random one.
+        # A history that always has fetches, consent uses and reuses, and a consent used
+        # up, then the random one.
         fixed = [
             ("submit", "r1", "id-card"),
+            ("grant", "r1", 1),
+            ("fetch", 0, "civil-affairs"),
             ("grant", "r1", 3),
             ("fetch", 0, "civil-affairs"),
             ("fetch", 0, "civil-affairs"),
@@ -147,55 +161,81 @@ def test_interrupted_following_equals_a_rebuild_and_the_events(
         assert _snapshot(services.views) == followed
 
         expected = _expected_from_the_events(services)
-        for resident in RESIDENTS:
-            for entry in followed[resident]["library"]:
-                document = expected["documents"][entry.document_id]
-                title = None if isinstance(document.title, Erased) else document.title
-                assert (entry.status, entry.trust_level, entry.reuse_count, entry.title) == (
-                    document.status.value,
-                    document.trust_level.value,
-                    document.reuse_count,
-                    title,
-                )
-            for entry in followed[resident]["consents"]:
-                consent = expected["consents"][entry.consent_id]
-                assert (entry.uses, entry.revoked_at) == (consent.uses, consent.revoked_at)
-            for access in followed[resident]["access"]:
-                attempt = expected["accesses"][access.access_id]
-                reasons = None if isinstance(attempt.reasons, Erased) else attempt.reasons
-                assert (
-                    access.resident_id, access.officer, access.department, access.document_id,
-                    access.doc_type, access.purpose, access.consent_id, access.allowed,
-                    access.reason_codes, access.reasons, access.policy_version, access.rule,
-                    access.request_id, access.at,
-                ) == (
-                    attempt.resident_id, attempt.officer, attempt.department,
-                    str(attempt.document_id), attempt.doc_type, attempt.purpose,
-                    str(attempt.consent_id) if attempt.consent_id else None, attempt.allowed,
-                    attempt.reason_codes, reasons, attempt.policy_version, attempt.rule,
-                    attempt.request_id, attempt.at,
-                )
-        # Nothing missing either: every resident has exactly their own documents,
-        # consents and access attempts, and their grade and erasure, as folded.
-        for resident in RESIDENTS:
-            views_of = followed[resident]
-            for kind, key in (
-                ("library", "documents"), ("consents", "consents"), ("access", "accesses")
-            ):
-                ids = {getattr(e, _ID[kind]) for e in views_of[kind]}
-                assert ids == {
-                    i for i, a in expected[key].items() if a.resident_id == resident
-                }, kind
-            folded = expected["residents"].get(resident)
-            entry = views_of["resident"]
-            if folded is None:
-                assert entry is None
-            else:
-                assert entry is not None
-                assert entry.erased == folded.is_erased
-                assert entry.grade == (None if folded.is_erased else folded.grade)
+        _assert_each_row_matches_the_fold(followed, expected)
+        _assert_nothing_is_missing(followed, expected)
+        _assert_consents_held_match_the_fold(services.views, expected, clock.now())
     finally:
         services.close()
+
+
+def _assert_each_row_matches_the_fold(followed: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Each row the views hold says what the fold says, field by field."""
+    for resident in RESIDENTS:
+        for entry in followed[resident]["library"]:
+            document = expected["documents"][entry.document_id]
+            title = None if isinstance(document.title, Erased) else document.title
+            assert (entry.status, entry.trust_level, entry.reuse_count, entry.title) == (
+                document.status.value,
+                document.trust_level.value,
+                document.reuse_count,
+                title,
+            )
+        for entry in followed[resident]["consents"]:
+            consent = expected["consents"][entry.consent_id]
+            assert (entry.uses, entry.revoked_at) == (consent.uses, consent.revoked_at)
+        for access in followed[resident]["access"]:
+            attempt = expected["accesses"][access.access_id]
+            reasons = None if isinstance(attempt.reasons, Erased) else attempt.reasons
+            assert (
+                access.resident_id, access.officer, access.department, access.document_id,
+                access.doc_type, access.purpose, access.consent_id, access.allowed,
+                access.reason_codes, access.reasons, access.policy_version, access.rule,
+                access.request_id, access.at,
+            ) == (
+                attempt.resident_id, attempt.officer, attempt.department,
+                str(attempt.document_id), attempt.doc_type, attempt.purpose,
+                str(attempt.consent_id) if attempt.consent_id else None, attempt.allowed,
+                attempt.reason_codes, reasons, attempt.policy_version, attempt.rule,
+                attempt.request_id, attempt.at,
+            )
+
+
+def _assert_nothing_is_missing(followed: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Every resident has exactly their own documents, consents and access attempts, and
+    their grade and erasure, as folded."""
+    for resident in RESIDENTS:
+        views_of = followed[resident]
+        for kind, key in (
+            ("library", "documents"), ("consents", "consents"), ("access", "accesses")
+        ):
+            ids = {getattr(e, _ID[kind]) for e in views_of[kind]}
+            assert ids == {
+                i for i, a in expected[key].items() if a.resident_id == resident
+            }, kind
+        folded = expected["residents"].get(resident)
+        entry = views_of["resident"]
+        if folded is None:
+            assert entry is None
+        else:
+            assert entry is not None
+            assert entry.erased == folded.is_erased
+            assert entry.grade == (None if folded.is_erased else folded.grade)
+
+
+def _assert_consents_held_match_the_fold(
+    views: Views, expected: dict[str, Any], today: datetime
+) -> None:
+    """What a department holds at any moment (before, within and after the consents'
+    terms): exactly the consents the fold finds active then, also read page by page."""
+    for days in (-1, 0, 15, 31):
+        now = today + timedelta(days=days)
+        for department in ("civil-affairs", "housing"):
+            held = views.consents_held(department, now)
+            assert {c.consent_id for c in held} == {
+                i for i, c in expected["consents"].items()
+                if c.department == department and c.status(now) == ConsentStatus.ACTIVE
+            }
+            assert _paged_held(views, department, now) == held
 
 
 def test_pages_never_skip_or_repeat_while_writes_go_on(
