@@ -29,6 +29,7 @@ from projections.schema import (
     create_common,
     create_generation,
     drop_generation,
+    generation_exists,
     key_access_log,
     lock_active_generation,
     position,
@@ -90,11 +91,14 @@ class ViewRunner:
         self.rebuild_batch = rebuild_batch
         create_common(db)
         with db.transaction() as run:
-            # The serving generation's tables and tracking row, read and made while the
-            # generation row is locked: a rebuild switching meanwhile waits, so this
-            # never makes again the tables of a generation it has just dropped.
+            # The serving generation's tables and tracking row, made (the first time)
+            # while the generation row is locked: a rebuild switching meanwhile waits, so
+            # this never makes again the tables of a generation it has just dropped. Only
+            # when they are missing: making them "if not exists" still locks the tables
+            # against the followers' writes until this commits.
             serving = lock_active_generation(run, db)
-            create_generation(run, db, serving)
+            if not generation_exists(run, db, serving):
+                create_generation(run, db, serving)
             run(
                 f"INSERT INTO {db.table(TRACKING)} (name, generation, position) "
                 "VALUES (?, ?, 0) ON CONFLICT (name, generation) DO NOTHING",

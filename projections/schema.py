@@ -116,10 +116,23 @@ def _index_access_log(run: Run, access: str, generation: int) -> None:
 
 
 def drop_generation(run: Run, db: Database, generation: int) -> None:
-    for view in VIEWS:
-        run(f"DROP TABLE IF EXISTS {view_table(db, view, generation)}")
+    """The generation's tables and position, gone. Its tracking row first: a follower
+    that is committing a batch to it holds that row, then the tables, and this takes
+    them in the same order, so it waits for the batch instead of deadlocking with it."""
     run(f"DELETE FROM {db.table(TRACKING)} WHERE name = ? AND generation = ?",
         (PROJECTION, generation))
+    for view in VIEWS:
+        run(f"DROP TABLE IF EXISTS {view_table(db, view, generation)}")
+
+
+def generation_exists(run: Run, db: Database, generation: int) -> bool:
+    """Whether the generation's tables are there (they are made in one transaction)."""
+    access = view_table(db, "access", generation)
+    if db.sqlite:
+        return bool(run("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                        (access,)))
+    [(found,)] = run("SELECT to_regclass(?) IS NOT NULL", (access,))
+    return bool(found)
 
 
 def lock_active_generation(run: Run, db: Database) -> int:

@@ -3,6 +3,8 @@ together, and reads cannot slip into a pipeline where they would see no rows."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +16,7 @@ from policy.scales import Grade
 from projections import queries
 from projections.projector import Projector
 from projections.runner import RebuildRunning, ViewRunner
-from projections.schema import view_table
+from projections.schema import generation_exists, view_table
 from projections.sql import Database
 from vault.access import ACCESS_TOPIC
 from vault.consent import USED_TOPIC
@@ -212,6 +214,56 @@ def test_a_batch_for_a_dropped_generation_is_refused_and_leaves_nothing_behind(
     assert _residents_served(live) == 1
     with pytest.raises(Exception, match="cv_residents_g"), live.db.transaction() as run:
         run(f"SELECT COUNT(*) FROM {view_table(live.db, 'residents', old)}")
+
+
+def test_a_batch_committing_to_the_old_generation_as_it_is_dropped_finishes_first(
+    services: Services,
+) -> None:
+    """A follower locks the old generation's position, then writes its tables, just as
+    the rebuild that has switched away from it drops them: the drop waits for the batch
+    (it takes the position first, too) rather than deadlocking with it."""
+    vault = services.vault
+    for number in range(5):
+        vault.register_resident(f"r{number}")
+    live = services.view_runner
+    live.catch_up()
+    old = live.generation()
+    vault.register_resident("late")
+    late = live._prepare(old, live.position(old), 10)
+    assert late is not None
+    runner = ViewRunner(vault, live.db, rebuild_batch=2)
+    switched, writing = threading.Event(), threading.Event()
+    real_switch, real_flush = runner._switch, late.projector.flush
+
+    def switch(old: int, new: int) -> bool:
+        done = real_switch(old, new)
+        if done:  # the drop comes next: let the late batch take its lock first
+            switched.set()
+            assert writing.wait(10)
+        return done
+
+    def flush(write: Any) -> None:
+        writing.set()
+        time.sleep(0.3)  # the rebuild goes on to drop meanwhile
+        real_flush(write)
+
+    runner._switch = switch  # type: ignore[method-assign]
+    late.projector.flush = flush  # type: ignore[method-assign]
+    results: dict[str, Any] = {}
+
+    def follower() -> None:
+        assert switched.wait(10)
+        results["late"] = live._commit(late)
+
+    thread = threading.Thread(target=follower)
+    thread.start()
+    results["rebuild"] = runner.rebuild()
+    thread.join(20)
+    assert results == {"late": (late.events, late.end), "rebuild": late.end}
+    with live.db.transaction(commit=False) as run:
+        tracked = run(f"SELECT generation FROM {live.db.table('cv_view_tracking')}")
+        assert tracked == [(old + 1,)]
+        assert not generation_exists(run, live.db, old)
 
 
 def test_a_read_that_names_a_generation_a_rebuild_just_dropped_reads_the_new_one(
