@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from copy import deepcopy
 from datetime import datetime
 from itertools import takewhile
@@ -68,22 +68,24 @@ class VaultBase(Application[UUID]):
         self.max_attempts = max_attempts
         self.on_recorded: list[Callable[[int], None]] = []
         """Called with the number of events each save appended (for metrics)."""
-        self._positions = threading.local()
+        self._position: ContextVar[int | None] = ContextVar("vault_position", default=None)
+        """Where the latest write of the current context landed: a context, not a thread,
+        because a server's threads serve one request after another, each in a copy of
+        its request's context, and a request that wrote nothing must not answer with
+        the position of another's write."""
         super().__init__(env=factory.env.copy())
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         if recordings:
-            self._positions.last = max(r.notification.id for r in recordings)
+            self._position.set(max(r.notification.id for r in recordings))
         for observer in self.on_recorded:
             observer(len(recordings))
 
     def take_position(self) -> int | None:
-        """Where in the log this thread's latest write landed (for read-your-writes),
-        once: None if it has written nothing since it last asked. A server's threads
-        serve one request after another, and a request that wrote nothing must not
-        answer with the position of an earlier one's write."""
-        position: int | None = getattr(self._positions, "last", None)
-        self._positions.last = None
+        """Where in the log the latest write made in this context landed (for
+        read-your-writes), once: None if it has written nothing since it last asked."""
+        position = self._position.get()
+        self._position.set(None)
         return position
 
     def construct_factory(self, env: Any) -> InfrastructureFactory[Any]:

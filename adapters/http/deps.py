@@ -96,9 +96,7 @@ def current_resident(
         check_resident_id(principal.subject)
     except InvalidInput:
         raise _unauthorized("the token's subject is not a valid resident id") from None
-    registered = vault.register_resident(principal.subject)
-    vault.take_position()  # the route answers for its own writes, not this one
-    if registered.is_erased:
+    if vault.register_resident(principal.subject).is_erased:
         raise ResidentErased(f"resident {principal.subject} was erased")
     return principal.subject
 

@@ -218,17 +218,7 @@ def test_the_credit_platforms_and_the_auditors_journeys(api: LiveApi) -> None:
         },
     )
     assert again.json() == {"applied": 0, "stale": 1, "erased": 0}
-    # A push that writes nothing answers no log position, not that of an earlier
-    # request served by the same thread.
     assert "x-log-position" in pushed.headers
-    update = {"resident_id": "zhao-lei", "grade": "B", "effective_at": now}
-    for sequence in range(2, 7):
-        wrote, stale = (
-            platform.post("/v1/credit/grades", json={"updates": [{**update, "sequence": n}]})
-            for n in (sequence, 1)
-        )
-        assert "x-log-position" in wrote.headers
-        assert (stale.json()["stale"], stale.headers.get("x-log-position")) == (1, None)
     bad = _problem(
         platform.post(
             "/v1/credit/grades",
@@ -396,3 +386,29 @@ def test_a_departments_listing_pages_through_a_long_library_without_gaps(
         if (cursor := page["next_cursor"]) is None:
             break
     assert shown == diplomas[::-1]
+
+
+def test_a_write_that_appends_nothing_answers_no_log_position(api: LiveApi) -> None:
+    """Not the position of an earlier request's write served by the same thread, nor
+    of a read that wrote (the first reading of the policy publishes the default one)."""
+    platform = api.client("credit-platform", "credit-platform")
+    civil = api.client("officer", "officer-li", "civil-affairs")
+    now = datetime.now(UTC).isoformat()
+
+    def push(sequence: int) -> httpx.Response:
+        update = {"resident_id": "zhao-lei", "grade": "B", "effective_at": now}
+        update["sequence"] = sequence
+        return platform.post("/v1/credit/grades", json={"updates": [update]})
+
+    assert "x-log-position" in push(1).headers
+    for sequence in range(2, 7):
+        tracks = civil.get(
+            "/v1/services/residence-permit/tracks", params={"resident_id": "zhao-lei"}
+        )
+        assert tracks.status_code == 200
+        stale = push(1)
+        assert (stale.json()["stale"], stale.headers.get("x-log-position")) == (1, None)
+        wrote = push(sequence)
+        assert "x-log-position" in wrote.headers
+        stale = push(1)
+        assert (stale.json()["stale"], stale.headers.get("x-log-position")) == (1, None)
