@@ -121,15 +121,20 @@ class ViewRunner:
         progress: Callable[[int], None] | None = None,
         stop: threading.Event | None = None,
         batch: int | None = None,
+        until: int | None = None,
     ) -> int:
-        """Apply every event recorded so far; returns how many events of the log that
-        covered."""
+        """Apply every event recorded so far (or until the views have reached ``until``);
+        returns how many events of the log that covered."""
         applied = 0
-        while not (stop and stop.is_set()):
-            done, reached = self.step(generation, batch=batch)
+        reached = 0 if until is None else self.position(generation)
+        while not (stop and stop.is_set()) and (until is None or reached < until):
+            done, now = self.step(generation, batch=batch)
             if not done:
-                return applied
-            applied += done
+                if until is None or now <= reached:
+                    return applied  # nothing more in the log
+                reached = now  # another follower wrote that batch first: read on from there
+                continue
+            applied, reached = applied + done, now
             if progress:
                 progress(reached)
         return applied
@@ -228,18 +233,22 @@ class ViewRunner:
         return batch.events, batch.end
 
     def _catch_up_overlapped(
-        self, generation: int, progress: Callable[[int], None] | None
+        self, generation: int, progress: Callable[[int], None] | None, until: int
     ) -> None:
-        """Catch up with each batch written by a helper thread while the next one is
-        prepared: the database's time on a write overlaps the decoding of what follows.
-        Batches are written one at a time, in order, each checked against the position
-        it started from, so a batch prepared after one that was refused is refused too;
-        it stops at the first refused (the caller catches up the plain way)."""
+        """Catch up to ``until`` with each batch written by a helper thread while the next
+        one is prepared: the database's time on a write overlaps the decoding of what
+        follows. Batches are written one at a time, in order, each checked against the
+        position it started from, so a batch prepared after one that was refused is
+        refused too; it stops at the first refused (the caller catches up the plain
+        way)."""
         start = self.position(generation)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="views-writer") as writer:
             writing: Future[tuple[int, int]] | None = None
             while True:
-                prepared = self._prepare(generation, start, self.rebuild_batch)
+                prepared = (
+                    self._prepare(generation, start, self.rebuild_batch)
+                    if start < until else None
+                )
                 if writing is not None:
                     done, reached = writing.result()
                     if not done:  # someone else moved the views
@@ -370,9 +379,14 @@ class ViewRunner:
             if progress:
                 progress(reached, self.vault.recorder.max_notification_id() or 0)
 
+        # The log as it is now, then only as far as the serving views: under a heavy
+        # load the log's head can run ahead of every follower for good, while the
+        # serving views move only as fast as their follower, which a rebuild (in larger
+        # batches) outpaces. After the switch the followers carry the new views on.
+        head = self.vault.recorder.max_notification_id() or 0
         with collector_held_back():  # a million events' worth of short-lived objects
             if bulk:
-                self._catch_up_overlapped(new, report)
+                self._catch_up_overlapped(new, report, until=head)
                 if stage:
                     stage("counting uses and reuses, keying the access log")
                 self._end_bulk_load(new)
@@ -380,13 +394,14 @@ class ViewRunner:
             # SQLite, everything: its driver lets go of the interpreter lock around every
             # row, so a writer thread would contend with the decoding, not overlap it
             # (measured 15-30% slower); PostgreSQL's does its work in the server.
-            self.catch_up(new, progress=report, batch=self.rebuild_batch)
-            while not self._switch(old, new):  # the serving views moved on meanwhile
-                self.catch_up(new, progress=report, batch=self.rebuild_batch)
-        self.catch_up(new, progress=report)
+            self.catch_up(new, progress=report, batch=self.rebuild_batch, until=head)
+            while not self._switch(old, new):  # the serving views are further on
+                serving = self.position(old)
+                self.catch_up(new, progress=report, batch=self.rebuild_batch, until=serving)
+        reached = self.position(new)
         with self.db.transaction() as run:
             drop_generation(run, self.db, old)
-        return self.position(new)
+        return reached
 
     def _switch(self, old: int, new: int) -> bool:
         """Put ``new`` in service in place of ``old`` if it has got at least as far in the

@@ -192,6 +192,35 @@ def test_a_rebuild_takes_over_only_once_it_has_got_as_far_as_the_serving_views(
     assert _residents_served(runner) == 6
 
 
+def test_a_rebuild_under_writes_faster_than_it_does_not_chase_the_log_forever(
+    services: Services,
+) -> None:
+    """Writes land faster than the rebuild applies them and the serving views' follower
+    is behind: the rebuild goes as far as the log was when it began, then as far as the
+    serving views, and takes over; the followers carry the new views on from there."""
+    vault = services.vault
+    for number in range(6):
+        vault.register_resident(f"r{number}")
+    live = services.view_runner
+    live.catch_up()
+    head = vault.recorder.max_notification_id()
+    runner = ViewRunner(vault, live.db, rebuild_batch=2)
+    batches = 0
+
+    def three_more_writes_per_batch(reached: int, now: int) -> None:
+        nonlocal batches
+        batches += 1
+        if batches < 200:  # a bound, so that a rebuild that chases still ends
+            for _ in range(3):
+                vault.register_resident(f"w{batches}-{_}")
+
+    assert runner.rebuild(three_more_writes_per_batch) >= head
+    assert batches < 20
+    live.catch_up()
+    assert live.position() == vault.recorder.max_notification_id()
+    assert _residents_served(live) == 6 + 3 * min(batches, 199)
+
+
 def test_a_batch_for_a_dropped_generation_is_refused_and_leaves_nothing_behind(
     services: Services,
 ) -> None:
