@@ -4,6 +4,7 @@ a page skip or repeat an item."""
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -123,14 +124,28 @@ class Views:
         return ResidentEntry(resident_id, grade, bool(erased))
 
     def library(
-        self, resident_id: str, *, limit: int, before: int | None = None, everything: bool = False
+        self,
+        resident_id: str,
+        *,
+        limit: int,
+        before: int | None = None,
+        everything: bool = False,
+        doc_types: Collection[str] | None = None,
+        unexpired_at: datetime | None = None,
     ) -> list[LibraryEntry]:
-        """The resident's current documents, newest first (``everything``: ended ones too)."""
+        """The resident's current documents, newest first (``everything``: ended ones too;
+        only of ``doc_types``, and only those not expired at ``unexpired_at``, if given)."""
         where = "WHERE resident_id = ?" + ("" if everything else " AND status = 'active'")
         params: list[Any] = [resident_id]
         if before is not None:
             where += " AND position < ?"
             params.append(before)
+        if doc_types is not None:
+            where += f" AND doc_type IN ({', '.join('?' * len(doc_types)) or 'NULL'})"
+            params += sorted(doc_types)
+        if unexpired_at is not None:
+            where += " AND (expires_at IS NULL OR expires_at > ?)"
+            params.append(stamp(unexpired_at))
         rows = self._query(
             "library", _LIBRARY, f"{where} ORDER BY position DESC LIMIT ?", (*params, limit)
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import datetime
 from functools import partial
 from itertools import islice
 from typing import Annotated
@@ -74,26 +75,27 @@ def fetchable_documents(
     covered = {t for c in held if c.purpose == purpose for t in c.doc_types}
 
     def fetchable(entry: LibraryEntry) -> bool:
-        return (
-            entry.doc_type in covered
-            and (entry.expires_at is None or now < entry.expires_at)
-            and point.decide(
-                officer=officer.officer_id, department=officer.department,
-                doc_type=entry.doc_type, purpose=purpose, grade=resident.grade,
-                trust=TrustLevel(entry.trust_level),
-            ).allowed
-        )
+        return point.decide(
+            officer=officer.officer_id, department=officer.department,
+            doc_type=entry.doc_type, purpose=purpose, grade=resident.grade,
+            trust=TrustLevel(entry.trust_level),
+        ).allowed
 
-    library = _library_from(views, resident_id, decode_cursor(cursor))
+    library = _library_from(views, resident_id, decode_cursor(cursor), covered, now)
     items, next_cursor = paged(list(islice(filter(fetchable, library), limit + 1)), limit)
     return Page(items=[entry_out(e) for e in items], next_cursor=next_cursor)
 
 
-def _library_from(views: Views, resident_id: str, before: int | None) -> Iterator[LibraryEntry]:
-    """The resident's current documents, newest first from ``before``, read a page at a
-    time for as long as the caller takes them."""
+def _library_from(
+    views: Views, resident_id: str, before: int | None, doc_types: set[str], now: datetime
+) -> Iterator[LibraryEntry]:
+    """The resident's current documents of ``doc_types`` not expired ``now``, newest
+    first from ``before``, read a page at a time for as long as the caller takes them."""
     while True:
-        page = views.library(resident_id, limit=LIBRARY_PAGE, before=before)
+        page = views.library(
+            resident_id, limit=LIBRARY_PAGE, before=before, doc_types=doc_types,
+            unexpired_at=now,
+        )
         yield from page
         if len(page) < LIBRARY_PAGE:
             return

@@ -536,3 +536,36 @@ def test_the_recorder_describes_its_table_as_the_log_reads(services: Services) -
         (n.id, n.topic, str(n.originator_id))
         for n in vault.recorder.select_notifications(1, 1000)
     ]
+
+
+def test_a_library_read_for_some_types_at_a_moment_leaves_out_the_rest(
+    services: Services,
+) -> None:
+    """What a department's listing reads: only the document types its consents cover,
+    and only documents not expired at the moment it asks."""
+    vault = services.vault
+    now = vault.clock.now()
+    filed = {
+        name: vault.submit_document(
+            "r1", [name.encode()], DocumentDetails(doc_type, name, expires_at=expires)
+        ).id
+        for name, doc_type, expires in [
+            ("expires soon", "diploma", now + timedelta(days=1)),
+            ("expires later", "diploma", now + timedelta(days=30)),
+            ("never expires", "diploma", None),
+            ("other type", "id-card", None),
+        ]
+    }
+    services.view_runner.catch_up()
+
+    def read(**which: Any) -> set[str]:
+        entries = services.views.library("r1", limit=10, **which)
+        return {name for name, id_ in filed.items() if str(id_) in {e.document_id for e in entries}}
+
+    assert read() == set(filed)
+    assert read(doc_types={"diploma"}) == set(filed) - {"other type"}
+    assert read(doc_types=set()) == set()
+    assert read(doc_types={"diploma"}, unexpired_at=now + timedelta(days=2)) == {
+        "expires later", "never expires"
+    }
+    assert read(unexpired_at=now + timedelta(days=1)) == set(filed) - {"expires soon"}
