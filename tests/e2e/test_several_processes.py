@@ -219,10 +219,14 @@ def test_two_api_processes_and_a_worker_follow_one_postgresql_exactly_once(
 
     failures: list[str] = []
     fetched: dict[str, int] = {}
-    threads = [
-        threading.Thread(target=_resident_journey, args=(n, apis, failures, fetched))
-        for n in range(RESIDENTS)
-    ]
+
+    def journey(n: int) -> None:
+        try:
+            _resident_journey(n, apis, failures, fetched)
+        except Exception as e:  # a thread's error would otherwise only be a warning
+            failures.append(f"r{n}: {e!r}")
+
+    threads = [threading.Thread(target=journey, args=(n,)) for n in range(RESIDENTS)]
     for thread in threads:
         thread.start()
     for thread in threads:
