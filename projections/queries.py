@@ -4,7 +4,7 @@ a page skip or repeat an item."""
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -130,7 +130,7 @@ class Views:
         limit: int,
         before: int | None = None,
         everything: bool = False,
-        doc_types: Collection[str] | None = None,
+        doc_types: Set[str] | None = None,
         unexpired_at: datetime | None = None,
     ) -> list[LibraryEntry]:
         """The resident's current documents, newest first (``everything``: ended ones too;

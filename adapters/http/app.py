@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.http import audit, credit, departments, open, residents
 from adapters.http.observability import Metrics, Observe, configure_logging
@@ -17,6 +18,7 @@ from adapters.http.problems import install_problem_handlers
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services
 from keys.tokens import ExternalIssuer, TokenVerifier
+from vault.app import Vault
 
 
 def ledger_lag(services: Services) -> tuple[int, int]:
@@ -65,9 +67,26 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
     metrics.watch_ledger(lambda: ledger_lag(services))
     install_problem_handlers(app)
     app.add_middleware(Observe, metrics=metrics)
+    app.add_middleware(OwnPositions, vault=services.vault)
     for router in (residents.router, departments.router, credit.router, audit.router, open.router):
         app.include_router(router)
     return app
+
+
+class OwnPositions:
+    """ASGI middleware: each request starts with no log position of its own. Its
+    context is copied from the serving thread's, which may have written before it
+    served (``serve --demo`` seeds first), and a request that writes nothing must
+    not answer with that write's position."""
+
+    def __init__(self, app: ASGIApp, vault: Vault) -> None:
+        self.app = app
+        self.vault = vault
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.vault.take_position()
+        await self.app(scope, receive, send)
 
 
 def app_from_environment() -> FastAPI:
