@@ -259,11 +259,8 @@ class Ledger:
         return added
 
     def _locked_size(self, run: Run) -> int:
-        if self.db.sqlite:  # any write takes SQLite's one write lock until the commit
-            run(f"UPDATE {self.state_table} SET size = size WHERE name = 'ledger'")
-            return self._size(run)
-        rows = run(f"SELECT size FROM {self.state_table} WHERE name = 'ledger' FOR UPDATE")
-        return int(rows[0][0])
+        [(size,)] = run.locked(self.state_table, "size", "name = 'ledger'", ())
+        return int(size)
 
     def _frontier_at(self, size: int) -> Frontier:
         if self._frontier is None or self._frontier.size != size:

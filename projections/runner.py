@@ -430,18 +430,10 @@ class ViewRunner:
         """Take the generation's tracking row for this transaction, then read it; None if
         the generation has none (a rebuild dropped it after putting a new one in
         service)."""
-        tracking = self.db.table(TRACKING)
-        if self.db.sqlite:
-            # Any write takes SQLite's single write lock, which is held to the commit.
-            run(f"UPDATE {tracking} SET position = position WHERE name = ? AND generation = ?",
-                (PROJECTION, generation))
-            rows = run(f"SELECT position FROM {tracking} WHERE name = ? AND generation = ?",
-                       (PROJECTION, generation))
-        else:
-            rows = run(
-                f"SELECT position FROM {tracking} WHERE name = ? AND generation = ? FOR UPDATE",
-                (PROJECTION, generation),
-            )
+        rows = run.locked(
+            self.db.table(TRACKING), "position", "name = ? AND generation = ?",
+            (PROJECTION, generation),
+        )
         return int(rows[0][0]) if rows else None
 
 

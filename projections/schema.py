@@ -139,12 +139,8 @@ def lock_active_generation(run: Run, db: Database) -> int:
     """:func:`active_generation`, with its row locked to the end of the transaction (on
     SQLite, the database's one write lock), so no rebuild puts another in service
     meanwhile."""
-    table = db.table(GENERATION)
-    if db.sqlite:
-        run(f"UPDATE {table} SET generation = generation WHERE name = ?", (PROJECTION,))
-        return active_generation(run, db)
-    rows = run(f"SELECT generation FROM {table} WHERE name = ? FOR UPDATE", (PROJECTION,))
-    return int(rows[0][0])
+    [(generation,)] = run.locked(db.table(GENERATION), "generation", "name = ?", (PROJECTION,))
+    return int(generation)
 
 
 def active_generation(run: Run, db: Database) -> int:

@@ -61,6 +61,17 @@ class Run:
         rows = cursor.fetchall() or []
         return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
 
+    def locked(
+        self, table: str, column: str, where: str, params: Params
+    ) -> list[tuple[Any, ...]]:
+        """``column`` of the rows of ``table`` that match ``where``, locked until the
+        transaction ends: ``FOR UPDATE`` on PostgreSQL; on SQLite, which locks the whole
+        database for a writer, by a write that changes nothing, taken before the read."""
+        if not self._sqlite:
+            return self(f"SELECT {column} FROM {table} WHERE {where} FOR UPDATE", params)
+        self(f"UPDATE {table} SET {column} = {column} WHERE {where}", params)
+        return self(f"SELECT {column} FROM {table} WHERE {where}", params)
+
     def copy(self, table: str, columns: Sequence[str], rows: Sequence[Params]) -> None:
         """New rows in bulk: ``COPY … FROM STDIN`` on PostgreSQL (far less work per row
         for the server than one insert each), plain inserts on SQLite.
