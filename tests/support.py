@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -187,3 +188,10 @@ class CountingKeyTable(MemoryKeyTable):
     def resident_keys(self, resident_ids: Sequence[str]) -> list[WrappedResidentKey]:
         self.reads.append(sorted(resident_ids))
         return super().resident_keys(resident_ids)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on just now, for a server the tests start."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -70,11 +70,21 @@ class LiveApi:
         )
 
 
-def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
+def _serve(
+    app: Any, before_serving: Callable[[], None] | None = None
+) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """Serve ``app`` on a loopback port from a thread of its own, which first runs
+    ``before_serving`` (as ``serve --demo`` seeds in the thread that then serves)."""
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, access_log=False, log_level="warning")
     )
-    thread = threading.Thread(target=server.run, daemon=True)
+
+    def run() -> None:
+        if before_serving is not None:
+            before_serving()
+        server.run()
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
@@ -89,7 +99,9 @@ def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
 def live_api_factory(tmp_path: Path) -> Iterator[Callable[..., LiveApi]]:
     started: list[tuple[uvicorn.Server, threading.Thread, Services]] = []
 
-    def start(**settings: Any) -> LiveApi:
+    def start(
+        *, before_serving: Callable[[Services], None] | None = None, **settings: Any
+    ) -> LiveApi:
         services = open_services(
             Settings(
                 data_dir=tmp_path / f"api-{len(started)}",
@@ -98,7 +110,8 @@ def live_api_factory(tmp_path: Path) -> Iterator[Callable[..., LiveApi]]:
             )
         )
         app = create_app(services)
-        server, thread, url = _serve(app)
+        first = None if before_serving is None else (lambda: before_serving(services))
+        server, thread, url = _serve(app, first)
         started.append((server, thread, services))
         return LiveApi(url, services, app)
 

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
-import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from adapters.http import departments
-from adapters.http.app import create_app
 from adapters.http.downloads import SEND_BYTES
 from adapters.http.schemas import encode_cursor
 from adapters.samples import sample_pdf, sample_png
-from adapters.settings import Settings
-from adapters.wiring import open_services
-from keys.master import MasterKey
 from keys.receipts import verify_consent_receipt
 from tests.e2e.conftest import LiveApi
 
@@ -422,38 +415,18 @@ def test_a_write_that_appends_nothing_answers_no_log_position(api: LiveApi) -> N
         assert (stale.json()["stale"], stale.headers.get("x-log-position")) == (1, None)
 
 
-def test_a_write_made_before_serving_is_no_requests_position(tmp_path: Path) -> None:
+def test_a_write_made_before_serving_is_no_requests_position(
+    live_api_factory: Callable[..., LiveApi],
+) -> None:
     """``serve --demo`` seeds in the thread that then serves, and every request's context
     is copied from that thread's: a request that writes nothing still answers none."""
-    services = open_services(
-        Settings(data_dir=tmp_path, master_key=MasterKey.generate().to_base64())
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(services), host="127.0.0.1", port=0, log_level="warning")
-    )
-
-    def seed_then_serve() -> None:
-        services.vault.register_resident("seeded")
-        server.run()
-
-    thread = threading.Thread(target=seed_then_serve, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            assert thread.is_alive()
-            time.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        api = LiveApi(f"http://127.0.0.1:{port}", services, None)
-        platform = api.client("credit-platform", "credit-platform")
-        now = datetime.now(UTC).isoformat()
-        update = {"resident_id": "seeded", "grade": "B", "effective_at": now, "sequence": 1}
-        applied = platform.post("/v1/credit/grades", json={"updates": [update]})
-        assert applied.json()["applied"] == 1
-        assert "x-log-position" in applied.headers
-        for _ in range(3):
-            stale = platform.post("/v1/credit/grades", json={"updates": [update]})
-            assert (stale.json()["stale"], stale.headers.get("x-log-position")) == (1, None)
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        services.close()
+    api = live_api_factory(before_serving=lambda s: s.vault.register_resident("seeded"))
+    platform = api.client("credit-platform", "credit-platform")
+    now = datetime.now(UTC).isoformat()
+    update = {"resident_id": "seeded", "grade": "B", "effective_at": now, "sequence": 1}
+    applied = platform.post("/v1/credit/grades", json={"updates": [update]})
+    assert applied.json()["applied"] == 1
+    assert "x-log-position" in applied.headers
+    for _ in range(3):
+        stale = platform.post("/v1/credit/grades", json={"updates": [update]})
+        assert (stale.json()["stale"], stale.headers.get("x-log-position")) == (1, None)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from adapters.settings import Settings
 from adapters.wiring import Services, open_services
 from keys.master import MasterKey
 from tests.e2e.conftest import LiveApi
+from tests.support import free_port
 
 RESIDENTS = 6
 DOC_TYPES = ("id-card", "household-register", "income-proof")  # civil-affairs may fetch each
@@ -65,12 +65,6 @@ class Processes:
 
     def output(self) -> str:
         return "\n".join(p.read_text() for p in sorted(self.logs.glob("process-*.log")))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_ready(url: str, processes: Processes) -> None:
@@ -194,7 +188,7 @@ def test_two_api_processes_and_a_worker_follow_one_postgresql_exactly_once(
     shared: tuple[Services, Processes],
 ) -> None:
     services, processes = shared
-    urls = [f"http://127.0.0.1:{_free_port()}" for _ in range(2)]
+    urls = [f"http://127.0.0.1:{free_port()}" for _ in range(2)]
     for url in urls:
         processes.start("serve", "--port", url.rsplit(":", 1)[1])
     worker = processes.start("projections", "run")
