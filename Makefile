@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The machine's PostgreSQL; each test run creates its own database there and drops it after.
 export CIVICVAULT_TEST_POSTGRES_DSN ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test bench clean
+.PHONY: run test test-quick bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check vault policy projections adapters keys tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
+
+# While developing: the fast tests only, with the development hypothesis profile.
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" --durations=10
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.crypto

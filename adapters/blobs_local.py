@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from keys.files import fsync_dir
 from vault.ports import BlobInfo, BlobNotFound
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,127}){0,7}")
@@ -42,7 +43,7 @@ class LocalBlobStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return written
 
     def get(self, key: str) -> Iterator[bytes]:
@@ -61,7 +62,7 @@ class LocalBlobStore:
             path.unlink()
         except FileNotFoundError:
             return
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def list(self) -> Iterator[BlobInfo]:
         for folder, _, files in os.walk(self.root):
@@ -91,11 +92,3 @@ def _read_and_close(f: object) -> Iterator[bytes]:
     with f:  # type: ignore[attr-defined]
         while piece := f.read(READ_BYTES):  # type: ignore[attr-defined]
             yield piece
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

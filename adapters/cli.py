@@ -1,4 +1,4 @@
-"""The ``civicvault`` command line: thin commands over the application service."""
+"""The ``civicvault`` command line: thin commands over the services."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from adapters.progress import Progress
 from adapters.settings import Settings
 from adapters.wiring import Services, next_key_file, open_services, previous_key_file
 from keys.errors import BadMasterKey, KeyLayerError
+from keys.files import fsync_dir
 from keys.master import MasterKey, write_key_file
 from keys.resident_keys import rotate_master
 from keys.tokens import ROLES, issue_token
@@ -269,8 +270,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.community import print_welcome, seed
     from adapters.http.app import create_app
 
-    services = open_services(settings)
-    try:
+    with open_services(settings) as services:
         if args.demo:
             seeded = seed(services)
             print(
@@ -280,15 +280,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             print_welcome(services, f"http://{args.host}:{args.port}", sys.stdout)
         if args.workers == 1:
             # The app closes the services when it shuts down: on SIGTERM uvicorn shuts
-            # down gracefully, then raises the signal again to exit by it, so this
-            # function's own ``finally`` runs only if the server never started.
+            # down gracefully, then raises the signal again to exit by it, so leaving this
+            # block closes them only if the server never started (closing twice is
+            # harmless).
             uvicorn.run(
                 create_app(services, owns_services=True), host=args.host, port=args.port,
                 access_log=False, log_level="warning",
             )
             return EXIT_OK
-    finally:
-        services.close()  # again, if the app did: closing twice is harmless
     # Each worker opens the same stores from the same settings.
     os.environ["CIVICVAULT_DATA_DIR"] = str(settings.data_dir)
     uvicorn.run(
@@ -304,8 +303,7 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     if args.dept is not None:
         check_identifier("dept", args.dept)
     ttl = args.ttl if args.ttl is not None else settings.token_ttl_seconds
-    services = open_services(settings)
-    try:
+    with open_services(settings) as services:
         token = issue_token(
             services.signing.current("tokens"),
             role=args.role,
@@ -314,10 +312,8 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
             ttl=timedelta(seconds=ttl),
             issuer=settings.token_issuer,
             audience=settings.token_audience,
-            now=services.vault.clock.now(),
+            now=services.clock.now(),
         )
-    finally:
-        services.close()
     print(token)
     return EXIT_OK
 
@@ -325,18 +321,14 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.demo import run_demo
 
-    services = open_services(settings)
-    try:
+    with open_services(settings) as services:
         run_demo(services, out=sys.stdout)
-    finally:
-        services.close()
     return EXIT_OK
 
 
 def _rebuild_projections(args: argparse.Namespace, settings: Settings) -> int:
-    services = open_services(settings)
-    try:
-        total = services.vault.recorder.max_notification_id() or 0
+    with open_services(settings) as services:
+        total = services.events.head()
         progress = Progress("events applied", total=total, stream=sys.stderr)
 
         def report(reached: int, head: int) -> None:
@@ -350,22 +342,17 @@ def _rebuild_projections(args: argparse.Namespace, settings: Settings) -> int:
         reached = services.view_runner.rebuild(report, stage=stage)
         progress.done()
         generation = services.view_runner.generation()
-    finally:
-        services.close()
     print(f"read models rebuilt up to event {reached}; generation {generation} is serving")
     return EXIT_OK
 
 
 def _run_projections(args: argparse.Namespace, settings: Settings) -> int:
-    services = open_services(settings)
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    print("civicvault: keeping the read models up to date (Ctrl-C to stop)", file=sys.stderr)
-    try:
+    with open_services(settings) as services:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        print("civicvault: keeping the read models up to date (Ctrl-C to stop)", file=sys.stderr)
         services.view_runner.follow(stop)
-    finally:
-        services.close()
     return EXIT_OK
 
 
@@ -374,12 +361,9 @@ def _publish_policy(args: argparse.Namespace, settings: Settings) -> int:
         text = args.file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read {args.file}: {e}") from None
-    services = open_services(settings)
-    try:
-        before = services.vault.current_policy_version()
-        version = services.vault.publish_policy(text)
-    finally:
-        services.close()
+    with open_services(settings) as services:
+        before = services.policies.current_version()
+        version = services.policies.publish(text).value
     if version == before:
         print(f"policy {version} was already in force; nothing changed")
     else:
@@ -389,13 +373,12 @@ def _publish_policy(args: argparse.Namespace, settings: Settings) -> int:
 
 def _gc(args: argparse.Namespace, settings: Settings) -> int:
     grace = args.grace if args.grace is not None else settings.gc_grace_seconds
-    services = open_services(settings)
-    try:
+    with open_services(settings) as services:
         progress = Progress("gc: blobs examined", stream=sys.stderr)
-        report = services.vault.collect_garbage(timedelta(seconds=grace), progress=progress.update)
+        report = services.documents.collect_garbage(
+            timedelta(seconds=grace), progress=progress.update
+        )
         progress.done()
-    finally:
-        services.close()
     print(
         f"examined {report.examined} blobs: deleted {report.deleted} unreferenced, "
         f"kept {report.referenced} referenced and {report.too_young} younger than {grace}s"
@@ -452,13 +435,10 @@ def _retire_previous(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("CIVICVAULT_PREVIOUS_MASTER_KEY is not set: there is nothing to retire")
     if not from_environment and not previous.exists():
         raise UsageError(f"{previous} does not exist: there is nothing to retire")
-    services = open_services(settings)
-    try:
+    with open_services(settings) as services:
         current = services.master.current
         done = _rewrap(services, current)
         left = services.key_table.count_wrapped(except_under=current.key_id)
-    finally:
-        services.close()
     if left:
         print(f"{left} keys are still wrapped by another master key; nothing was retired")
         return EXIT_FAILED
@@ -477,11 +457,8 @@ def _retire_previous(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rewrap_under(settings: Settings, target: MasterKey) -> int:
-    services = open_services(settings)
-    try:
+    with open_services(settings) as services:
         return _rewrap(services, target)
-    finally:
-        services.close()
 
 
 def _rewrap(services: Services, target: MasterKey) -> int:
@@ -500,18 +477,15 @@ def _rewrap(services: Services, target: MasterKey) -> int:
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     anchors = [c for path in args.checkpoint for c in _checkpoints_file(path)]
     given_keys = _jwks_file(args.keys) if args.keys is not None else None
-    services = open_services(settings)
-    try:
-        total = services.vault.recorder.max_notification_id() or 0
+    with open_services(settings) as services:
+        total = services.events.head()
         progress = Progress("events verified", total=total, stream=sys.stderr)
         verdict = verify_ledger(
-            services.vault.recorder, services.ledger,
+            services.events, services.ledger,
             given_keys or services.signing.public_keys("checkpoints"),
             anchors=anchors, progress=progress.update,
         )
         progress.done()
-    finally:
-        services.close()
     if not verdict.intact:
         print(f"TAMPERED: {verdict.problem}")
         return EXIT_FAILED
@@ -523,18 +497,15 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit_readjudicate(args: argparse.Namespace, settings: Settings) -> int:
-    services = open_services(settings)
-    try:
+    with open_services(settings) as services:
         progress = Progress("events replayed", stream=sys.stderr)
 
         def report(done: int, head: int) -> None:
             progress.total = head
             progress.update(done)
 
-        found = services.vault.readjudicate(args.since, args.until, progress=report)
+        found = services.audit.readjudicate(args.since, args.until, progress=report)
         progress.done()
-    finally:
-        services.close()
     for m in found.mismatches:
         print(
             f"MISMATCH event {m.event} ({m.at.isoformat()}): {m.officer} of {m.department} "
@@ -554,8 +525,7 @@ def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
     check_resident_id(args.resident)
     if args.out.is_dir():
         raise UsageError(f"{args.out} is a directory; give a file name")
-    services = open_services(settings)
-    try:
+    with open_services(settings) as services:
         services.view_runner.catch_up()  # the views list the entries: bring them up to date
         progress = Progress("entries proven", stream=sys.stderr)
         key = services.signing.current("checkpoints")
@@ -565,8 +535,6 @@ def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
             now=datetime.now(UTC), progress=progress.update,
         )
         progress.done()
-    finally:
-        services.close()
     _write_atomically(
         args.out, json.dumps(exported.bundle, ensure_ascii=False, indent=1).encode()
     )
@@ -586,6 +554,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
+        fsync_dir(path.parent)
     except OSError as e:
         temporary.unlink(missing_ok=True)
         raise UsageError(f"cannot write {path}: {e.strerror}") from None
@@ -599,11 +568,8 @@ def _audit_verify_bundle(args: argparse.Namespace, settings: Settings) -> int:
     if args.keys is not None:
         public_keys = _jwks_file(args.keys)
     else:
-        services = open_services(settings)
-        try:
+        with open_services(settings) as services:
             public_keys = services.signing.public_keys("checkpoints")
-        finally:
-            services.close()
     try:
         verdict = verify_bundle(bundle, public_keys)
     except BundleError as e:

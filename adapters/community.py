@@ -35,41 +35,40 @@ PEOPLE = (
 
 def seed(services: Services) -> bool:
     """Seed the community unless it is already there; True if it was seeded now."""
-    vault = services.vault
+    residents, documents = services.residents, services.documents
     try:
-        vault.resident(PEOPLE[0].resident_id)
+        residents.resident(PEOPLE[0].resident_id)
         return False
     except ResidentNotFound:
         pass
-    now = vault.clock.now()
-    vault.record_grades(
+    now = services.clock.now()
+    residents.record_grades(
         [GradeUpdate(p.resident_id, p.grade, now, 1) for p in PEOPLE if p.grade is not None]
     )
     for n, person in enumerate(PEOPLE):
-        id_card = vault.issue_document(
+        documents.issue(
             "public-security", "officer-zhao", person.resident_id,
             io.BytesIO(sample_png(seed=n)),
             DocumentDetails("id-card", f"居民身份证 {person.name}", "image/png", "id-card.png",
                             expires_at=now + timedelta(days=3650)),
         )
-        household = vault.submit_document(
+        household = documents.submit(
             person.resident_id,
             io.BytesIO(sample_pdf(f"Household register {person.resident_id}")),
             DocumentDetails("household-register", f"户口簿 {person.name}", "application/pdf",
                             "hukou.pdf"),
         )
         if person.grade in (Grade.A, Grade.B):
-            vault.verify_document("civil-affairs", "officer-li", household.id)
-        del id_card
-    vault.submit_document(
+            documents.verify("civil-affairs", "officer-li", household.value.id)
+    documents.submit(
         "zhang-wei", io.BytesIO(sample_pdf("Income proof 2026")),
         DocumentDetails("income-proof", "收入证明 张伟 2026", "application/pdf", "income.pdf"),
     )
-    vault.submit_document(
+    documents.submit(
         "li-na", io.BytesIO(sample_pdf("Property certificate")),
         DocumentDetails("property-cert", "不动产权证书 李娜", "application/pdf", "property.pdf"),
     )
-    vault.submit_document(
+    documents.submit(
         "chen-jie", io.BytesIO(sample_pdf("Diploma")),
         DocumentDetails("diploma", "毕业证书 陈杰", "application/pdf", "diploma.pdf"),
     )
@@ -81,7 +80,7 @@ def seed(services: Services) -> bool:
         ("wang-fang", "housing", ("id-card",), "housing-subsidy"),
         ("chen-jie", "human-resources", ("id-card", "diploma"), "employment-subsidy"),
     ):
-        vault.grant_consent(
+        services.consents.grant(
             resident_id,
             ConsentRequest(department, doc_types, purpose, valid_until=month),
         )
@@ -91,14 +90,14 @@ def seed(services: Services) -> bool:
 def print_welcome(services: Services, base_url: str, out: TextIO) -> None:
     """URLs, a token per actor, and three curl lines to try."""
     settings = services.settings
-    vault = services.vault
     key = services.signing.current("tokens")
     ttl = timedelta(hours=12)
 
     def token(role: Role, subject: str, department: str | None = None) -> str:
         return issue_token(
             key, role=role, subject=subject, department=department, ttl=ttl,
-            issuer=settings.token_issuer, audience=settings.token_audience, now=vault.clock.now(),
+            issuer=settings.token_issuer, audience=settings.token_audience,
+            now=services.clock.now(),
         )
 
     tokens = {
@@ -108,8 +107,8 @@ def print_welcome(services: Services, base_url: str, out: TextIO) -> None:
         "auditor": token("auditor", "auditor-sun"),
         "credit platform": token("credit-platform", "credit-platform"),
     }
-    id_card = _first(vault.library("zhang-wei"), "id-card")
-    wang_card = _first(vault.library("wang-fang"), "id-card")
+    id_card = _first_id_card(services, "zhang-wei")
+    wang_card = _first_id_card(services, "wang-fang")
     print(f"\ncivicvault is serving on {base_url}", file=out)
     print(f"  API docs:   {base_url}/docs", file=out)
     print(f"  OpenAPI:    {base_url}/openapi.json", file=out)
@@ -146,5 +145,9 @@ def print_welcome(services: Services, base_url: str, out: TextIO) -> None:
     out.flush()
 
 
-def _first(documents: list[Document], doc_type: str) -> Document:
-    return next(d for d in documents if d.doc_type == doc_type)
+def _first_id_card(services: Services, resident_id: str) -> Document:
+    """The resident's ID card, read from the records (the read models may still be behind)."""
+    resident = services.residents.resident(resident_id)
+    return next(
+        d for d in map(services.documents.find, resident.document_ids) if d.doc_type == "id-card"
+    )

@@ -43,7 +43,6 @@ Say = Callable[..., None]
 def _file_documents(
     services: Services, resident_id: str, say: Say
 ) -> tuple[Document, Document, bytes]:
-    vault = services.vault
     where = describe(services.settings)
     say(
         "civicvault demo — 让信息多走路，让市民少跑腿",
@@ -51,7 +50,7 @@ def _file_documents(
         f"master key: {where['master_key']}",
     )
 
-    resident = vault.register_resident(resident_id)
+    resident = services.residents.register(resident_id).value
     say(
         f"Resident 张伟 registers as {resident_id}",
         f"credit grade: {resident.grade_label} (treated as C for access, no fast-track)\n"
@@ -59,7 +58,7 @@ def _file_documents(
     )
 
     id_card_bytes = sample_png(seed=7)
-    id_card = vault.submit_document(
+    id_card = services.documents.submit(
         resident_id,
         io.BytesIO(id_card_bytes),
         DocumentDetails(
@@ -68,8 +67,8 @@ def _file_documents(
             content_type="image/png",
             filename="id-card.png",
         ),
-    )
-    household = vault.submit_document(
+    ).value
+    household = services.documents.submit(
         resident_id,
         io.BytesIO(sample_pdf("Household register - Zhang Wei")),
         DocumentDetails(
@@ -78,7 +77,7 @@ def _file_documents(
             content_type="application/pdf",
             filename="hukou.pdf",
         ),
-    )
+    ).value
     say(
         "张伟 uploads two documents, once",
         f"id-card            {id_card.id}  {id_card.size} B  trust level {id_card.trust_level}\n"
@@ -88,7 +87,7 @@ def _file_documents(
         "titles and hashes inside the events are sealed with 张伟's key",
     )
 
-    verified = vault.verify_document("civil-affairs", "officer-li", id_card.id)
+    verified = services.documents.verify("civil-affairs", "officer-li", id_card.id).value
     say(
         "An officer of 民政局 (civil-affairs) checks the ID card against the original",
         f"trust level {id_card.trust_level} → {verified.trust_level}",
@@ -99,15 +98,13 @@ def _file_documents(
 def _consent_and_fetch(
     services: Services, resident_id: str, id_card: Document, id_card_bytes: bytes, say: Say
 ) -> UUID:
-    vault = services.vault
-
-    granted = vault.grant_consent(
+    granted = services.consents.grant(
         resident_id,
         ConsentRequest(
             department="civil-affairs",
             doc_types=("id-card", "household-register"),
             purpose="subsistence-allowance",
-            valid_until=vault.clock.now() + timedelta(days=30),
+            valid_until=services.clock.now() + timedelta(days=30),
             max_uses=3,
         ),
     )
@@ -120,7 +117,7 @@ def _consent_and_fetch(
         f"{claims['consentReceiptID']}",
     )
 
-    fetch = vault.fetch_document(
+    fetch = services.fetches.fetch(
         officer="officer-li",
         department="civil-affairs",
         resident_id=resident_id,
@@ -138,7 +135,7 @@ def _consent_and_fetch(
     )
 
     try:
-        vault.fetch_document(
+        services.fetches.fetch(
             officer="officer-zhao",
             department="housing",
             resident_id=resident_id,
@@ -155,27 +152,27 @@ def _consent_and_fetch(
 def _grades_then_revoke(
     services: Services, resident_id: str, consent_id: UUID, household: Document, say: Say
 ) -> None:
-    vault = services.vault
-    now = vault.clock.now
+    now = services.clock.now
 
-    first = vault.record_grades(
+    first = services.residents.record_grades(
         [GradeUpdate(resident_id, Grade.B, now(), sequence=2)]
     )
-    late = vault.record_grades(
+    late = services.residents.record_grades(
         [GradeUpdate(resident_id, Grade.D, now() - timedelta(days=1), sequence=1)]
     )
-    tracks = vault.tracks_for(resident_id, "residence-permit")
+    tracks = services.policies.tracks_for(resident_id, "residence-permit")
+    grade = services.residents.resident(resident_id).grade_label
     say(
         "The credit platform pushes grades",
         f"grade B, sequence 2 → applied {first.applied}\n"
         f"grade D, sequence 1 arrives late → stale {late.stale}, never overwrites B\n"
-        f"张伟's grade is now {vault.resident(resident_id).grade_label}; fast-track for "
+        f"张伟's grade is now {grade}; fast-track for "
         f"居住证办理 (residence-permit): {', '.join(tracks.tracks) or 'none'}",
     )
 
-    vault.revoke_consent(resident_id, consent_id)
+    services.consents.revoke(resident_id, consent_id)
     try:
-        vault.fetch_document(
+        services.fetches.fetch(
             officer="officer-li",
             department="civil-affairs",
             resident_id=resident_id,
@@ -189,16 +186,15 @@ def _grades_then_revoke(
 
 
 def _erase(services: Services, resident_id: str, id_card: Document, say: Say) -> None:
-    vault = services.vault
-    now = vault.clock.now
+    now = services.clock.now
 
-    events_before = vault.recorder.max_notification_id() or 0
+    events_before = services.events.head()
     services.ledger.catch_up()
     services.ledger.checkpoint()  # sign the log as it stood before the erasure
-    vault.erase_resident(resident_id)
-    replayed = vault.as_of(id_card.id, now())
+    services.residents.erase(resident_id)
+    replayed = services.store.as_of(id_card.id, now())
     try:
-        b"".join(vault.document_content(replayed))  # type: ignore[arg-type]
+        b"".join(services.documents.content(replayed))  # type: ignore[arg-type]
         readable = "still readable (this would be a bug)"
     except VaultError as e:
         readable = f"cannot be decrypted: {e.code}"
@@ -210,7 +206,7 @@ def _erase(services: Services, resident_id: str, id_card: Document, say: Say) ->
     )
     services.ledger.catch_up()
     verdict = verify_ledger(
-        vault.recorder, services.ledger, services.signing.public_keys("checkpoints")
+        services.events, services.ledger, services.signing.public_keys("checkpoints")
     )
     say(
         "an auditor verifies the ledger after the erasure",

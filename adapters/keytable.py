@@ -9,8 +9,8 @@ from typing import Any
 
 from eventsourcing.persistence import InfrastructureFactory
 
+from adapters.sql import Database, Run
 from keys.store import KeyKind, Rewrap, SigningKeyRecord, WrappedResidentKey
-from projections.sql import Database, Run
 
 RESIDENT_KEYS = "civicvault_resident_keys"
 SIGNING_KEYS = "civicvault_signing_keys"

@@ -22,7 +22,7 @@ reader's CPU (``bench/readjudicate.py``, ``bench/projections.py`` read this way)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from eventsourcing.persistence import InterfaceError, Notification, OperationalError
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -30,7 +30,8 @@ from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
-from projections.sql import LogTable, quoted
+from adapters.sql import quoted
+from projections.database import LogTable
 
 
 class OrderedPostgresApplicationRecorder(PostgresApplicationRecorder):
@@ -113,6 +114,20 @@ class OrderedPostgresApplicationRecorder(PostgresApplicationRecorder):
             statement += SQL(" WHERE ") + SQL(" AND ").join(conditions)
         statement += SQL(" ORDER BY notification_id LIMIT %s")
         params.append(limit)
+        return self._notifications(statement, params)
+
+    def select_notifications_at(self, positions: Collection[int]) -> Sequence[Notification]:
+        """The notifications at these positions (those there are), in log order, in one
+        query."""
+        if not positions:
+            return []
+        statement = self.sql_select_notifications + SQL(
+            " WHERE notification_id = ANY(%s) ORDER BY notification_id"
+        )
+        return self._notifications(statement, [list(positions)])
+
+    def _notifications(self, statement: Composed, params: list[object]) -> list[Notification]:
+        """The notifications a statement selects, read in binary as plain tuples."""
         with (
             self.datastore.get_connection() as conn,
             conn.cursor(binary=True, row_factory=tuple_row) as curs,

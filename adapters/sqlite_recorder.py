@@ -2,18 +2,20 @@
 
 The SQLite store keeps each originator id as 32 hex digits of text, and reading the log
 turns every one back into a :class:`UUID`: a million times in a rebuild, a verification
-or a re-adjudication of a million events. :func:`vault.transcoding.uuid_from_hex` does it
+or a re-adjudication of a million events. :func:`adapters.transcoding.uuid_from_hex` does it
 without the general parsing of :class:`UUID`'s constructor.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from uuid import UUID
 
+from eventsourcing.persistence import Notification
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from projections.sql import LogTable
-from vault.transcoding import uuid_from_hex
+from adapters.transcoding import uuid_from_hex
+from projections.database import LogTable
 
 
 class SQLiteRecorder(SQLiteApplicationRecorder):
@@ -24,6 +26,29 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         if self.datastore.originator_id_type == "uuid":
             return uuid_from_hex(originator_id)
         return originator_id
+
+    def select_notifications_at(self, positions: Collection[int]) -> Sequence[Notification]:
+        """The notifications at these positions (those there are), in log order, in one
+        query."""
+        if not positions:
+            return []
+        marks = ",".join("?" * len(positions))
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT rowid, * FROM {self.events_table_name} WHERE rowid IN ({marks}) "
+                "ORDER BY rowid",
+                list(positions),
+            )
+            return [
+                Notification(
+                    id=row["rowid"],
+                    originator_id=self.convert_originator_id(row["originator_id"]),
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=row["state"],
+                )
+                for row in c.fetchall()
+            ]
 
     def log_table(self) -> LogTable:
         """The events table, for the read models' statements (they count uses and reuses

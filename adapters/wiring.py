@@ -1,19 +1,24 @@
-"""Builds a running vault from settings: event store, key table, blob store, signing keys."""
+"""Builds a running vault from settings: the event store, the key table, the blob store and
+the signing keys, and over them the six services, the read models and the ledger, each
+given only what it uses."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlparse
 
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
 from adapters.blobs_local import LocalBlobStore
+from adapters.eventstore import RecordedLog, VaultApplication
 from adapters.keytable import SqlKeyTable
 from adapters.settings import Settings
+from adapters.sql import Database, LogWakeups
 from keys.errors import BadMasterKey
 from keys.master import MasterKey, MasterKeys, load_or_create_key_file
 from keys.receipts import ConsentTerms, sign_consent_receipt
@@ -22,9 +27,14 @@ from keys.signing import SigningKeys
 from projections.ledger import Ledger
 from projections.queries import Views
 from projections.runner import ViewRunner
-from projections.sql import Database
-from vault.app import Vault
-from vault.ports import BlobStore, Clock
+from vault.ports import BlobStore, Clock, DataKeys, ReceiptSigner, SystemClock
+from vault.services.audit import Audit
+from vault.services.consents import Consents
+from vault.services.documents import DEFAULT_MAX_DOCUMENT_BYTES, Documents
+from vault.services.fetches import Fetches
+from vault.services.policies import Policies
+from vault.services.residents import Residents
+from vault.store import Store
 
 # Imported by eventsourcing only when PostgreSQL is configured (psycopg is an optional extra).
 POSTGRES_RECORDER_TOPIC = "adapters.postgres_recorder:OrderedPostgresApplicationRecorder"
@@ -32,25 +42,91 @@ SQLITE_RECORDER_TOPIC = "adapters.sqlite_recorder:SQLiteRecorder"
 
 
 @dataclass
-class Services:
-    """What one process holds: the vault and the pieces the CLI needs directly."""
+class Core:
+    """The six services over one event store, each given only the ports it uses."""
+
+    clock: Clock
+    store: Store
+    events: RecordedLog
+    residents: Residents
+    documents: Documents
+    consents: Consents
+    fetches: Fetches
+    policies: Policies
+    audit: Audit
+    application: VaultApplication
+    keys: DataKeys
+    blobs: BlobStore
+
+    def close(self) -> None:
+        """Serve the fetches already asked for, then close the store (closing twice is
+        harmless)."""
+        self.fetches.close()
+        self.store.close()
+
+
+def compose(
+    factory: InfrastructureFactory[Any],
+    keys: DataKeys,
+    blobs: BlobStore,
+    sign_receipt: ReceiptSigner,
+    *,
+    clock: Clock | None = None,
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+) -> Core:
+    """The services over an event store made by ``factory``."""
+    clock = clock or SystemClock()
+    application = VaultApplication(factory, keys)
+    store = Store(application)
+    events = application.event_log()
+    residents = Residents(store, keys, clock)
+    documents = Documents(
+        store, residents, keys, blobs, events, clock, max_document_bytes=max_document_bytes
+    )
+    policies = Policies(store, residents, clock)
+    return Core(
+        clock=clock,
+        store=store,
+        events=events,
+        residents=residents,
+        documents=documents,
+        consents=Consents(store, residents, clock, sign_receipt),
+        fetches=Fetches(store, policies, documents, clock),
+        policies=policies,
+        audit=Audit(store, policies, events, keys),
+        application=application,
+        keys=keys,
+        blobs=blobs,
+    )
+
+
+@dataclass
+class Services(Core):
+    """What one process holds: the services, the read models, the ledger, and the pieces the
+    CLI needs directly. A context manager: leaving it closes everything."""
 
     settings: Settings
-    vault: Vault
-    key_table: SqlKeyTable
-    master: MasterKeys
-    signing: SigningKeys
-    blobs: BlobStore
     views: Views
     view_runner: ViewRunner
     ledger: Ledger
+    key_table: SqlKeyTable
+    master: MasterKeys
+    signing: SigningKeys
 
-    def close(self) -> None:
-        self.vault.close()
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def open_services(settings: Settings, *, clock: Clock | None = None) -> Services:
-    """Connect to the configured stores and return a ready vault."""
+    """Connect to the configured stores and compose the services over them."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     master = master_keys(settings)
     factory = InfrastructureFactory.construct(Environment("Vault", event_store_env(settings)))
@@ -62,38 +138,40 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> Services
     def sign_receipt(terms: ConsentTerms) -> str:
         return sign_consent_receipt(signing.current("receipts"), terms)
 
-    vault = Vault(
-        factory=factory,
-        keys=keys,
-        blobs=blobs,
-        sign_receipt=sign_receipt,
-        clock=clock,
-        max_document_bytes=settings.max_document_bytes,
-    )
-    database = Database(factory.datastore)  # type: ignore[attr-defined]
-
     def sign_checkpoint(message: bytes) -> tuple[str, bytes]:
         key = signing.current("checkpoints")
         return key.kid, key.private_key.sign(message)
 
+    core = compose(
+        factory, keys, blobs, sign_receipt,
+        clock=clock, max_document_bytes=settings.max_document_bytes,
+    )
+    database = Database(factory.datastore)  # type: ignore[attr-defined]
     ledger = Ledger(
-        vault.recorder,
+        core.events,
         database,
         sign_checkpoint,
         checkpoint_events=settings.checkpoint_events,
         checkpoint_seconds=settings.checkpoint_seconds,
     )
-    view_runner = ViewRunner(vault, database, ledger=ledger)
+    channel = core.application.notify_channel()
+    view_runner = ViewRunner(
+        core.events,
+        keys,
+        database,
+        core.application.log_table(),
+        lambda: LogWakeups(database, channel),
+        ledger=ledger,
+    )
     return Services(
-        settings,
-        vault,
-        key_table,
-        master,
-        signing,
-        blobs,
-        Views(database, keys),
-        view_runner,
-        ledger,
+        **vars(core),
+        settings=settings,
+        views=Views(database, keys),
+        view_runner=view_runner,
+        ledger=ledger,
+        key_table=key_table,
+        master=master,
+        signing=signing,
     )
 
 

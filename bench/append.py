@@ -5,29 +5,30 @@ What is measured
 For each backend — SQLite (the embedded default, in a temporary directory) and PostgreSQL
 (DSN from ``CIVICVAULT_TEST_POSTGRES_DSN``, default ``postgresql://postgres@127.0.0.1:5432/test``,
 in a fresh ``bench_<random>`` schema that is dropped at the end; skipped if unreachable) —
-a :class:`vault.app.Vault` is built by ``adapters.wiring.open_services``. Set-up (untimed)
-registers residents and grants each one consent (``vault.grant_consent``: department
-``civil-affairs``, document type ``id-card``, purpose ``subsistence-allowance``, valid for a
-day, so no use in the run meets an expired consent).
+the services are built by ``adapters.wiring.open_services``. Set-up (untimed) registers
+residents and grants each one consent (``consents.grant``: department ``civil-affairs``,
+document type ``id-card``, purpose ``subsistence-allowance``, valid for a day, so no use in
+the run meets an expired consent).
 
 The goal event is ``Consent.Used``: it is the event the vault appends most, since every
-allowed fetch appends one (an allowed ``fetch_document`` saves three events in one
+allowed fetch appends one (an allowed ``fetches.fetch`` saves three events in one
 transaction: ``AccessAttempt.Recorded``, ``Consent.Used`` and ``Document.Reused``), and it
 carries no personal field. So:
 
 a. single-event appends (the goal): before each timed call the consent is loaded afresh
-   (``vault.consent(rid, consent_id)``, through the vault's aggregate cache as a fetch does)
-   and given one pending ``Consent.Used`` event (``consent.use(...)``); only
-   ``vault.save(consent)`` is timed (mapper, insert, commit).
+   (``consents.consent(rid, consent_id)``, through the vault's aggregate cache as a fetch
+   does) and given one pending ``Consent.Used`` event (``consent.use(...)``); only
+   ``store.save(consent)`` is timed (mapper, insert, commit).
 b. batched appends: 100 consents are loaded afresh and given one pending ``Consent.Used``
-   each (untimed); only ``vault.save(*consents)`` is timed.
+   each (untimed); only ``store.save(*consents)`` is timed.
 c. the sealed path, for information (no goal): ``Resident.GradeRecorded`` carries a sealed
    personal field (the grade, sealed with the resident's data key), so its save includes a
    key-table read whenever that resident's key is not in the in-memory key cache (which
    lasts 2 s, so other processes notice a crypto-shredding quickly). One row times
-   ``vault.save(resident)`` with one pending ``GradeRecorded`` (the resident loaded afresh,
-   untimed); another times the whole domain command ``vault.record_grades([GradeUpdate(...)])``
-   per resident (key prefetch + read + decide + append).
+   ``store.save(resident)`` with one pending ``GradeRecorded`` (the resident loaded afresh,
+   untimed); another times the whole domain command
+   ``residents.record_grades([GradeUpdate(...)])`` per resident (key prefetch + read +
+   decide + append).
 d. baseline, same run, same database, same durability: raw INSERTs of rows the size of the
    app's stored ``Consent.Used`` events (average ``length(state)`` of the events whose topic
    is ``vault.consent:Consent.Used``, read back from the app's events table after an untimed
@@ -71,11 +72,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from adapters.wiring import Services
+from adapters.wiring import Core, Services
 from bench.backends import on_each_backend, postgres_services, sqlite_services
 from bench.tables import print_table
 from policy.scales import Grade
-from vault.app import Vault
 from vault.consent import Consent
 from vault.inputs import ConsentRequest, GradeUpdate
 from vault.resident import Resident
@@ -134,10 +134,10 @@ class Timing:
 
 @dataclass
 class Measured:
-    app_single: Timing  # vault.save(consent), one Consent.Used
-    app_batch: Timing  # vault.save(*consents), one Consent.Used each
-    app_sealed_save: Timing  # vault.save(resident), one GradeRecorded
-    app_sealed_command: Timing  # vault.record_grades([one update])
+    app_single: Timing  # store.save(consent), one Consent.Used
+    app_batch: Timing  # store.save(*consents), one Consent.Used each
+    app_sealed_save: Timing  # store.save(resident), one GradeRecorded
+    app_sealed_command: Timing  # residents.record_grades([one update])
     raw_single: Timing
     raw_batch: Timing
     topic: str  # the Consent.Used topic as stored
@@ -173,7 +173,7 @@ class RawStore(Protocol):
 class Target:
     """One backend: the running vault, the raw table beside it, and how to read event sizes."""
 
-    vault: Vault
+    vault: Core
     raw: RawStore
     event_shape: Callable[[str], EventShape]  # by topic suffix
     make_id: Callable[[], Any]
@@ -185,7 +185,7 @@ class Target:
 Subject = tuple[str, uuid.UUID]  # a resident id and the consent they granted
 
 
-def set_up(vault: Vault, count: int) -> list[Subject]:
+def set_up(vault: Core, count: int) -> list[Subject]:
     """Register residents and grant each one consent to civil-affairs (untimed)."""
     request = ConsentRequest(
         department=DEPARTMENT,
@@ -196,15 +196,15 @@ def set_up(vault: Vault, count: int) -> list[Subject]:
     subjects = []
     for i in range(count):
         rid = f"bench-{i:06d}"
-        vault.register_resident(rid)
-        subjects.append((rid, vault.grant_consent(rid, request).consent.id))
+        vault.residents.register(rid)
+        subjects.append((rid, vault.consents.grant(rid, request).consent.id))
     return subjects
 
 
-def used_consent(vault: Vault, subject: Subject) -> Consent:
+def used_consent(vault: Core, subject: Subject) -> Consent:
     """The consent loaded afresh, holding one pending Consent.Used event."""
     rid, consent_id = subject
-    consent = vault.consent(rid, consent_id)
+    consent = vault.consents.consent(rid, consent_id)
     consent.use(
         department=DEPARTMENT,
         doc_type=DOC_TYPE,
@@ -216,27 +216,27 @@ def used_consent(vault: Vault, subject: Subject) -> Consent:
     return consent
 
 
-def save_used(vault: Vault, subjects: Sequence[Subject]) -> Step:
-    """Untimed: load each consent and use it; timed: one ``vault.save`` of them all."""
-    return lambda: partial(vault.save, *[used_consent(vault, s) for s in subjects])
+def save_used(vault: Core, subjects: Sequence[Subject]) -> Step:
+    """Untimed: load each consent and use it; timed: one ``store.save`` of them all."""
+    return lambda: partial(vault.store.save, *[used_consent(vault, s) for s in subjects])
 
 
-def save_graded(vault: Vault, rid: str, seq: Iterator[int]) -> Step:
-    """Untimed: load the resident and record a grade; timed: ``vault.save(resident)``."""
+def save_graded(vault: Core, rid: str, seq: Iterator[int]) -> Step:
+    """Untimed: load the resident and record a grade; timed: ``store.save(resident)``."""
 
     def prepare() -> Callable[[], object]:
-        resident: Resident = vault.resident(rid)
-        if not resident.record_grade(Grade.A, next(seq), datetime.now(UTC)):
+        resident: Resident = vault.residents.resident(rid)
+        if not resident.record_grade(Grade.A, next(seq), datetime.now(UTC), vault.clock.now()):
             raise RuntimeError(f"grade for {rid} was stale")
-        return partial(vault.save, resident)
+        return partial(vault.store.save, resident)
 
     return prepare
 
 
-def grade_command(vault: Vault, rid: str, seq: Iterator[int]) -> Step:
+def grade_command(vault: Core, rid: str, seq: Iterator[int]) -> Step:
     """Timed: the whole command, read + decide + append (sequence drawn when it runs)."""
     return lambda: partial(
-        vault.record_grades, [GradeUpdate(rid, Grade.B, datetime.now(UTC), next(seq))]
+        vault.residents.record_grades, [GradeUpdate(rid, Grade.B, datetime.now(UTC), next(seq))]
     )
 
 
@@ -271,10 +271,10 @@ def measure(target: Target, n_single: int, n_batches: int) -> Measured:
     for step in raw_steps(target, topic, state_bytes, WARMUP, 1):
         step()()
 
-    app_single = Timing("app: vault.save(consent), 1 Consent.Used", 1)
+    app_single = Timing("app: store.save(consent), 1 Consent.Used", 1)
     raw_single = Timing("raw: autocommit INSERT per row", 1)
-    app_sealed_save = Timing(f"app: vault.save(resident), 1 sealed {GRADED}", 1)
-    app_sealed_command = Timing("app: vault.record_grades([1 update])", 1)
+    app_sealed_save = Timing(f"app: store.save(resident), 1 sealed {GRADED}", 1)
+    app_sealed_command = Timing("app: residents.record_grades([1 update])", 1)
     # In each block the consent saves and the raw inserts take turns going first; then the
     # sealed path on the same residents: a save, then a command that appends the next grade.
     for n, start in enumerate(range(0, n_single, BLOCK)):
@@ -288,7 +288,7 @@ def measure(target: Target, n_single: int, n_batches: int) -> Measured:
         app_sealed_save.run([save_graded(vault, rid, seq) for rid, _ in block])
         app_sealed_command.run([grade_command(vault, rid, seq) for rid, _ in block])
 
-    app_batch = Timing(f"app: vault.save(*{BATCH} consents), 1 Consent.Used each", BATCH)
+    app_batch = Timing(f"app: store.save(*{BATCH} consents), 1 Consent.Used each", BATCH)
     raw_batch = Timing(f"raw: {BATCH}-row transactions", BATCH)
     groups = [subjects[i : i + BATCH] for i in range(0, len(subjects) - BATCH + 1, BATCH)]
     for b in range(n_batches):
@@ -322,7 +322,7 @@ def measure(target: Target, n_single: int, n_batches: int) -> Measured:
 
 
 def events_table(services: Services) -> str:
-    recorder: Any = services.vault.recorder
+    recorder: Any = services.application.recorder
     return str(recorder.events_table_name)
 
 
@@ -367,7 +367,7 @@ class RawSqlite:
 
 
 def app_sqlite_pragmas(services: Services) -> tuple[str, int]:
-    factory: Any = services.vault.factory
+    factory: Any = services.application.factory
     with factory.datastore.transaction(commit=False) as cursor:
         cursor.execute("PRAGMA journal_mode")
         journal_mode = str(cursor.fetchone()[0])
@@ -396,7 +396,7 @@ def run_sqlite(root: Path, n_single: int, n_batches: int) -> BackendResult:
         raw = RawSqlite(settings.data_dir / "raw.sqlite3", synchronous)
         try:
             target = Target(
-                services.vault,
+                services,
                 raw,
                 partial(event_shape_sqlite, settings.sqlite_path, table),
                 lambda: uuid.uuid4().hex,
@@ -456,7 +456,7 @@ class RawPostgres:
 
 
 def app_synchronous_commit(services: Services) -> str:
-    factory: Any = services.vault.factory
+    factory: Any = services.application.factory
     with factory.datastore.get_connection() as conn:
         row = conn.execute("SHOW synchronous_commit").fetchone()
     return str(row["synchronous_commit"])
@@ -487,7 +487,7 @@ def run_postgres(dsn: str, server: str, root: Path, n_single: int, n_batches: in
         raw = RawPostgres(dsn, schema, synchronous_commit)
         try:
             target = Target(
-                services.vault,
+                services,
                 raw,
                 partial(event_shape_postgres, dsn, schema, table),
                 uuid.uuid4,

@@ -8,7 +8,7 @@ What is measured
    ``AESGCM(key).encrypt(nonce, data, aad)`` / ``.decrypt`` on the same bytes in the same run.
    The inputs follow the path the vault really takes:
 
-   * seal is fed an iterable of 1 MiB ``bytes`` pieces, as ``Vault._seal_and_store`` does
+   * seal is fed an iterable of 1 MiB ``bytes`` pieces, as ``Documents._seal_and_store`` does
      (it reads uploads 1 MiB at a time and passes them on through a generator);
    * open is fed the sealed bytes as an iterable of 256 KiB pieces, as the local and S3 blob
      stores' ``get`` yield them (``READ_BYTES``, 1 MiB), i.e. not aligned to sealed chunks.
@@ -58,7 +58,7 @@ MiB = 1024 * 1024
 MB = 1_000_000
 GOAL_RATIO = 0.8
 GOAL_GROWTH_MIB = 64.0
-SEAL_PIECE = MiB  # Vault._seal_and_store reads uploads 1 MiB at a time
+SEAL_PIECE = MiB  # Documents._seal_and_store reads uploads 1 MiB at a time
 OPEN_PIECE = READ_BYTES  # what the blob stores' get() yields
 MIN_REP_SECONDS = 0.05
 DOCUMENT_ID = "6f1c2d9e-8a4b-4c1e-9d3f-2b7a5e0c1d42"

@@ -5,19 +5,19 @@ What is measured
 For each backend — SQLite (the embedded default, in a temporary directory) and PostgreSQL
 (DSN from ``CIVICVAULT_TEST_POSTGRES_DSN``, default ``postgresql://postgres@127.0.0.1:5432/test``,
 in a fresh ``bench_<random>`` schema given in the database URL and dropped at the end, even on
-error; skipped with a note if unreachable) — a :class:`vault.app.Vault` is built by
+error; skipped with a note if unreachable) — the services are built by
 ``adapters.wiring.open_services`` with a generated master key and local blobs. Set-up, untimed:
 one resident is registered, submits one 256 KiB document of random bytes (an ``id-card``) and
 grants ``civil-affairs`` an unlimited consent for ``subsistence-allowance`` valid for 30 days;
-``vault.current_policy_version()`` is called once (publishing the default policy); then a few
+``policies.current_version()`` is called once (publishing the default policy); then a few
 warm-up fetches and reads.
 
-a. fetch: ``vault.fetch_document(officer=..., department="civil-affairs", ...)`` and then
+a. fetch: ``fetches.fetch(officer=..., department="civil-affairs", ...)`` and then
    draining ``.content`` — the whole path a department's request takes: load the resident,
    the document and the resident's consents, decide (policy + consent), append and commit the
    consent's ``Used``, the document's ``Reused`` and the ``AccessAttempt``'s ``Recorded`` in one
    transaction, then unwrap the document key and read and decrypt the 256 KiB blob.
-b. baseline, same run, same vault, same blob: ``vault.document_content(document)`` drained,
+b. baseline, same run, same vault, same blob: ``documents.content(document)`` drained,
    with the ``Document`` aggregate loaded once beforehand — unwrap the key, read and decrypt,
    no loading, no checks, no events.
 
@@ -25,7 +25,7 @@ Both sides drain their content the same way (the chunks' lengths are summed; not
 kept). The fetch and baseline loops run interleaved in blocks, rotating which goes first, so
 drift in disk or database latency hits both alike. Printed per backend: calls/s, p50/p99
 latency, the ratio fetch / baseline, the events written per fetch (from
-``vault.recorder.max_notification_id()`` before and after the timed fetches), and the fetch
+``events.head()`` before and after the timed fetches), and the fetch
 rate of the first and the last block: every fetch appends an event to the same consent and
 the same document, and with no snapshots each fetch replays them all, so a fetch gets slower
 the more often that document was fetched under that consent. There is no numeric goal for the
@@ -52,10 +52,9 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from adapters.wiring import Services
+from adapters.wiring import Core, Services
 from bench.backends import on_each_backend, postgres_services, sqlite_services
 from bench.tables import print_table
-from vault.app import Vault
 from vault.document import Document
 from vault.inputs import ConsentRequest, DocumentDetails
 
@@ -133,16 +132,16 @@ def drain(chunks: Iterable[bytes]) -> int:
     return total
 
 
-def set_up(vault: Vault) -> tuple[Document, UUID]:
+def set_up(vault: Core) -> tuple[Document, UUID]:
     """One resident, one 256 KiB document, one unlimited consent, the policy in force."""
-    vault.register_resident(RESIDENT)
-    document = vault.submit_document(
+    vault.residents.register(RESIDENT)
+    document = vault.documents.submit(
         RESIDENT,
         io.BytesIO(os.urandom(DOCUMENT_BYTES)),
         DocumentDetails(doc_type="id-card", title="居民身份证 (bench)"),
-    )
+    ).value
     now = datetime.now(UTC)
-    granted = vault.grant_consent(
+    granted = vault.consents.grant(
         RESIDENT,
         ConsentRequest(
             department=DEPARTMENT,
@@ -151,15 +150,15 @@ def set_up(vault: Vault) -> tuple[Document, UUID]:
             valid_until=now + timedelta(days=30),
         ),
     )
-    vault.current_policy_version()
+    vault.policies.current_version()
     return document, granted.consent.id
 
 
-def measure(vault: Vault, n_fetches: int, block: int) -> Measured:
+def measure(vault: Core, n_fetches: int, block: int) -> Measured:
     document, consent_id = set_up(vault)
 
     def fetch() -> None:
-        fetched = vault.fetch_document(
+        fetched = vault.fetches.fetch(
             officer=OFFICER,
             department=DEPARTMENT,
             resident_id=RESIDENT,
@@ -170,25 +169,25 @@ def measure(vault: Vault, n_fetches: int, block: int) -> Measured:
             raise RuntimeError("a fetch returned the wrong number of bytes")
 
     def read() -> None:
-        if drain(vault.document_content(document)) != DOCUMENT_BYTES:
+        if drain(vault.documents.content(document)) != DOCUMENT_BYTES:
             raise RuntimeError("a read returned the wrong number of bytes")
 
     for _ in range(WARMUP):
         fetch()
         read()
 
-    fetches = Timing("fetch_document + drain content")
-    baseline = Timing("baseline: document_content + drain")
-    events_before = vault.recorder.max_notification_id() or 0
+    fetches = Timing("fetches.fetch + drain content")
+    baseline = Timing("baseline: documents.content + drain")
+    events_before = vault.events.head()
     for n, start in enumerate(range(0, n_fetches, block)):
         size = min(block, n_fetches - start)
         pair = [(fetches, [fetch] * size), (baseline, [read] * size)]
         for timing, calls in pair if n % 2 == 0 else pair[::-1]:
             timing.run(calls)
-    events_after = vault.recorder.max_notification_id() or 0
+    events_after = vault.events.head()
 
-    consent: Any = vault.repository.get(consent_id)
-    final: Any = vault.repository.get(document.id)
+    consent: Any = vault.application.repository.get(consent_id)
+    final: Any = vault.application.repository.get(document.id)
     return Measured(
         fetches,
         baseline,
@@ -215,7 +214,7 @@ def common_notes(services: Services, measured: Measured) -> list[str]:
 
 def run_sqlite(root: Path, n_fetches: int, block: int) -> BackendResult:
     with sqlite_services(root) as scratch:
-        measured = measure(scratch.services.vault, n_fetches, block)
+        measured = measure(scratch.services, n_fetches, block)
         notes = [scratch.where, *common_notes(scratch.services, measured)]
     return BackendResult("SQLite", notes, measured)
 
@@ -225,7 +224,7 @@ def run_sqlite(root: Path, n_fetches: int, block: int) -> BackendResult:
 
 def run_postgres(dsn: str, server: str, root: Path, n_fetches: int, block: int) -> BackendResult:
     with postgres_services(dsn, server, root) as scratch:
-        measured = measure(scratch.services.vault, n_fetches, block)
+        measured = measure(scratch.services, n_fetches, block)
         notes = [scratch.where, *common_notes(scratch.services, measured)]
     return BackendResult("PostgreSQL", notes, measured)
 

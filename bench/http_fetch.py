@@ -7,7 +7,7 @@ blob folder; every other ``CIVICVAULT_*`` setting at its default): ``adapters.wi
 with a generated master key; 64 residents are registered and each submits one 256 KiB document
 of random bytes (an ``id-card``, ``application/pdf``) and grants ``civil-affairs`` an unlimited
 consent for ``subsistence-allowance`` valid for one day; the default policy is published
-(``vault.current_policy_version()``); one officer token is signed with
+(``policies.current_version()``); one officer token is signed with
 ``keys.tokens.issue_token`` (officer ``officer-li``, department ``civil-affairs``, one hour).
 The services are closed before any server starts.
 
@@ -162,18 +162,17 @@ def set_up(root: Path) -> Fixture:
     documents: list[Target] = []
     services = open_services(settings)
     try:
-        vault = services.vault
         now = datetime.now(UTC)
         for n in range(RESIDENTS):
             resident = f"bench-resident-{n:04d}"
             content = os.urandom(DOCUMENT_BYTES)
-            vault.register_resident(resident)
-            document = vault.submit_document(
+            services.residents.register(resident)
+            document = services.documents.submit(
                 resident,
                 io.BytesIO(content),
                 DocumentDetails("id-card", "居民身份证", "application/pdf"),
-            )
-            vault.grant_consent(
+            ).value
+            services.consents.grant(
                 resident,
                 ConsentRequest(
                     department=DEPARTMENT,
@@ -184,7 +183,7 @@ def set_up(root: Path) -> Fixture:
             )
             path = f"/v1/residents/{resident}/documents/{document.id}/content?purpose={PURPOSE}"
             documents.append(Target(path, content))
-        vault.current_policy_version()
+        services.policies.current_version()
         token = issue_token(
             services.signing.current("tokens"),
             role="officer",

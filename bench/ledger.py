@@ -18,13 +18,14 @@ departments fetch, judged as the app judges them — up to N events (default 1,0
 still empty when the fill ends. An untimed pass over the log then counts the notifications
 and warms the page cache. Timed, each once, in this order:
 
-a. Growth. Baseline: the raw read, ``recorder.select_notifications`` paging through every
-   notification in the ledger's pages, and nothing else. Then ``ledger.catch_up()`` from the
-   empty tree: the same pages read, each event's leaf hashed, every perfect node it completes
-   written (about two rows per event), a checkpoint signed when due. events/s, and
+a. Growth. Baseline: the raw read, ``application.recorder.select_notifications`` paging
+   through every notification in the ledger's pages, and nothing else. Then
+   ``ledger.catch_up()`` from the empty tree: the same pages read, each event's leaf hashed,
+   every perfect node it completes written (about two rows per event), a checkpoint signed
+   when due. events/s, and
    catch_up / raw read, for information (no goal); the CPU time of the thread beside its wall
    time shows whether Python's work or the database is the bound.
-b. Verification: ``verify(recorder, ledger, public_keys("checkpoints"), page=ledger.batch)``,
+b. Verification: ``verify(events, ledger, public_keys("checkpoints"), page=ledger.batch)``,
    which reads the log again, recomputes every leaf hash and the tree, compares each with the
    stored leaf hash and each signed checkpoint's root. It must find the log intact. Two
    baselines, same run, same pages:
@@ -159,9 +160,9 @@ class Proofs:
 
 
 def measure_growth(services: Services) -> Growth:
-    vault, ledger = services.vault, services.ledger
-    notifications = read_log(vault, ledger.batch)  # warm-up: counts, and warms the page cache
-    raw = timed(lambda: read_log(vault, ledger.batch))
+    ledger = services.ledger
+    notifications = read_log(services, ledger.batch)  # warm-up: counts, and warms the page cache
+    raw = timed(lambda: read_log(services, ledger.batch))
     added = 0
 
     def grow() -> None:
@@ -181,7 +182,7 @@ def measure_growth(services: Services) -> Growth:
 
 
 def measure_verification(services: Services) -> Verification:
-    vault, ledger = services.vault, services.ledger
+    ledger = services.ledger
     leaf_bytes = 0
     hashing = 0.0
 
@@ -202,16 +203,16 @@ def measure_verification(services: Services) -> Verification:
 
     def store() -> None:
         nonlocal events
-        events = read_log(vault, ledger.batch, hash_page)
+        events = read_log(services, ledger.batch, hash_page)
 
     store_seconds = timed(store)
-    read_log(vault, ledger.batch, hash_in_memory)
+    read_log(services, ledger.batch, hash_in_memory)
     keys = services.signing.public_keys("checkpoints")
     verdict: Verdict | None = None
 
     def check() -> None:
         nonlocal verdict
-        verdict = verify(vault.recorder, ledger, keys, page=ledger.batch)
+        verdict = verify(services.events, ledger, keys, page=ledger.batch)
 
     cpu = time.thread_time()
     seconds = timed(check)
@@ -238,7 +239,7 @@ def clocked(call: Callable[..., T], *args: Any) -> tuple[T, float]:
 
 
 def measure_proofs(services: Services, rounds: int) -> Proofs:
-    ledger, recorder = services.ledger, services.vault.recorder
+    ledger, events = services.ledger, services.events
     size = ledger.size()
     prefix = min(PREFIX, size)
     rng = random.Random(SEED)
@@ -260,7 +261,7 @@ def measure_proofs(services: Services, rounds: int) -> Proofs:
         proofs += [(event, full), (small_event, small)]
     roots = {size: ledger.root(size), prefix: ledger.root(prefix)}
     for event, proof in proofs:
-        [notification] = recorder.select_notifications(event, 1)
+        [notification] = events.select_notifications(event, 1)
         if proof.leaf_hash != leaf_hash(leaf_of(notification)) or not verify_inclusion(
             proof.leaf_hash, proof.leaf_index, proof.tree_size, proof.inclusion_path,
             roots[proof.tree_size],
@@ -303,10 +304,9 @@ class Options:
 
 
 def measure(services: Services, name: str, options: Options) -> BackendResult:
-    vault = services.vault
-    vault.current_policy_version()
+    services.policies.current_version()
     print(f"{name}: filling {options.events:,} events ...", flush=True)
-    fill = Filler(vault, options.residents, SEED).run(options.events)
+    fill = Filler(services, options.residents, SEED).run(options.events)
     print(f"{name}: filled in {fill.seconds:.1f} s; growing the ledger ...", flush=True)
     growth = measure_growth(services)
     print(f"{name}: grown in {growth.seconds:.1f} s; verifying ...", flush=True)
@@ -367,7 +367,7 @@ def report(result: BackendResult) -> None:
              f"{v.events:,}", f"{v.store_seconds:.2f}", f"{v.store_rate:,.0f}"],
             ["(ii) hashlib.sha256(leaf), leaves in memory (info)",
              f"{v.events:,}", f"{v.memory_seconds:.2f}", f"{v.memory_rate:,.0f}"],
-            ["verify(recorder, ledger, public_keys)",
+            ["verify(events, ledger, public_keys)",
              f"{v.verdict.events:,}", f"{v.seconds:.2f}", f"{v.rate:,.0f}"],
         ],
     )

@@ -5,14 +5,14 @@ What is measured
 For each backend — SQLite (the embedded default, in a temporary directory) and PostgreSQL
 (DSN from ``CIVICVAULT_TEST_POSTGRES_DSN``, default ``postgresql://postgres@127.0.0.1:5432/test``,
 in a fresh ``bench_<random>`` schema given in the database URL and dropped at the end, even on
-error; skipped with a note if unreachable) — a :class:`vault.app.Vault` and its
+error; skipped with a note if unreachable) — the services and their
 :class:`projections.runner.ViewRunner` are built by ``adapters.wiring.open_services`` with a
 generated master key and local blobs, every other setting at its default.
 
 Fill, untimed for the ratios (its time is printed): the default policy is published
-(``vault.current_policy_version()``), then the event store is filled up to N events (default
+(``policies.current_version()``), then the event store is filled up to N events (default
 1,000,000; ``--quick`` 20,000; ``--events``) with a seeded, realistic mix built from the domain
-aggregates in memory and written with ``vault.save(*events)`` in transactions of about 5,000
+aggregates in memory and written with ``store.save(*events)`` in transactions of about 5,000
 events, kept in the order the commands would have written them (an allowed fetch's
 ``AccessAttempt.Recorded``, ``Consent.Used`` and ``Document.Reused`` side by side). Residents
 (N / 200 by default, ``--residents``) join over the first half of the log: each is
@@ -23,7 +23,7 @@ under a fresh document key into a real blob; ``Document.Submitted`` or, for a qu
 each) and grant 1–2 consents for services whose document types they hold
 (``Consent.Granted``, ``Resident.ConsentFiled``). All the rest are fetches by a random resident's
 departments, judged and recorded by ``vault.judgement.record_fetch`` on the in-memory
-aggregates against the default policy, as ``vault.fetch_document`` does: mostly under one of
+aggregates against the default policy, as ``fetches.fetch`` does: mostly under one of
 the resident's consents, some by a department the resident never consented to; an allowed
 fetch appends ``AccessAttempt.Recorded`` (its grade and reasons sealed) + ``Consent.Used`` +
 ``Document.Reused``, a denied one only ``AccessAttempt.Recorded``. Now and then a consent is
@@ -34,12 +34,13 @@ test server here runs with autovacuum off.
 1. Rebuild throughput. After an untimed warm-up pass over the log (it counts the
    notifications and warms the page cache), timed, each once, in this order:
 
-   a. raw read, the baseline: ``vault.recorder.select_notifications(start, BATCH)`` paging
-      through every notification, in the pages the rebuild reads
+   a. raw read, the baseline: ``application.recorder.select_notifications(start, BATCH)``
+      paging through every notification, in the pages the rebuild reads
       (``view_runner.rebuild_batch``, ``projections.runner.REBUILD_BATCH``), and nothing else;
-   b. raw read + decode, for information: the same, plus ``vault.mapper.to_domain_events`` on
-      each page, as the runner decodes (the page's keys read in one query, then personal
-      fields decrypted), which separates the cost of decoding from the cost of applying;
+   b. raw read + decode, for information: the same, plus
+      ``application.mapper.to_domain_events`` on each page, as the runner decodes (the page's
+      keys read in one query, then personal fields decrypted), which separates the cost of
+      decoding from the cost of applying;
    c. rebuild: ``services.view_runner.rebuild()`` — a fresh generation of the views built
       from the first event and put in service, the old one dropped. The CPU time of the
       thread that ran it is printed beside its wall time: near equal means the rebuild is
@@ -56,7 +57,7 @@ test server here runs with autovacuum off.
    ``civil-affairs`` an unlimited consent for ``subsistence-allowance``. The in-process
    follower is started (a thread running ``services.view_runner.follow(stop_event)``) and
    waited for until it has caught up; each thread fetches twice (warm-up). Then each thread
-   loops ``vault.fetch_document`` on its own resident's document and drains the content, for
+   loops ``fetches.fetch`` on its own resident's document and drains the content, for
    ``--seconds`` (default 10; ``--quick`` 3), while another thread samples
    ``services.view_runner.lag()`` every 50 ms (the seconds the oldest event not yet in the
    views has waited, and how many there are). Printed: fetches/s, fetch p50/p99, the lag's
@@ -98,7 +99,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
-from adapters.wiring import Services
+from adapters.wiring import Core, Services
 from bench.backends import on_each_backend, postgres_services, sqlite_services
 from bench.tables import print_table
 from keys.envelope import new_document_key, seal_document
@@ -107,7 +108,6 @@ from policy.decision import DecisionPoint
 from policy.rules import default_policy_text, parse_policy
 from policy.scales import Grade
 from projections.schema import view_table
-from vault.app import Vault
 from vault.consent import Consent
 from vault.document import Document
 from vault.inputs import ConsentRequest, DocumentDetails
@@ -115,7 +115,7 @@ from vault.judgement import record_fetch
 from vault.resident import Resident
 
 KiB = 1024
-SAVE_EVENTS = 5000  # events per vault.save in the fill
+SAVE_EVENTS = 5000  # events per store.save in the fill
 EVENTS_PER_RESIDENT = 200  # the default number of residents is N / this
 SEED = 20240611
 GOAL_RATIO = 0.3  # rebuild / raw read, on PostgreSQL
@@ -195,12 +195,12 @@ class Fill:
 class Filler:
     """Builds the log from aggregates in memory, as the commands would have written it."""
 
-    def __init__(self, vault: Vault, residents: int, seed: int) -> None:
+    def __init__(self, vault: Core, residents: int, seed: int) -> None:
         self.vault = vault
         self.target_residents = residents
         self.rng = random.Random(seed)
         self.services = services_of_policy()
-        self.point: DecisionPoint = vault.decision_point()
+        self.point: DecisionPoint = vault.policies.decision_point()
         self.people: list[Person] = []
         self.fill = Fill()
         self.pending: list[Any] = []  # events for the next save, in command order
@@ -209,7 +209,7 @@ class Filler:
     def run(self, total: int) -> Fill:
         """Append events until the store holds ``total`` (or a few more, for tiny totals)."""
         start = time.perf_counter()
-        budget = total - (self.vault.recorder.max_notification_id() or 0)
+        budget = total - self.vault.events.head()
         half = max(1, budget // 2)
         while self.fill.events < budget:
             due = min(
@@ -232,7 +232,7 @@ class Filler:
             return
         # The mapper seals personal fields with each resident's key: one query for the batch.
         self.vault.keys.prefetch(self.touched)
-        self.vault.save(*self.pending)
+        self.vault.store.save(*self.pending)
         self.fill.events += len(self.pending)
         self.fill.by_type.update(type(e).__qualname__ for e in self.pending)
         self.pending = []
@@ -255,10 +255,10 @@ class Filler:
     def newcomer(self, resident_id: str) -> Person:
         rng = self.rng
         now = datetime.now(UTC)
-        resident = Resident(resident_id=resident_id)
+        resident = Resident(resident_id=resident_id, timestamp=now)
         if rng.random() < GRADED:
             grade = rng.choices(*GRADES)[0]
-            resident.record_grade(grade, rng.randrange(1, 10**6), now - timedelta(days=1))
+            resident.record_grade(grade, rng.randrange(1, 10**6), now - timedelta(days=1), now)
         self.collect(resident)
         doc_types = ["id-card"]
         others = sorted({t for s in self.services.values() for t in s.doc_types} - {"id-card"})
@@ -282,8 +282,9 @@ class Filler:
                 valid_until=now + timedelta(days=rng.choice((30, 90, 365))),
                 max_uses=rng.choice((None, None, None, 1000)),
                 granted_at=now,
+                timestamp=now,
             )
-            resident.file_consent(consent.id, consent.department, consent.purpose)
+            resident.file_consent(consent.id, consent.department, consent.purpose, now)
             self.collect(consent, resident)
             consents.append(consent)
         self.fill.consents += len(consents)
@@ -318,14 +319,14 @@ class Filler:
         if rng.random() < ISSUED:
             issuer = ISSUER.get(doc_type, "civil-affairs")
             document = Document.issue(
-                document_id, department=issuer, officer=self.officer(issuer), **fields
+                document_id, department=issuer, officer=self.officer(issuer), at=now, **fields
             )
         else:
-            document = Document.submit(document_id, **fields)
+            document = Document.submit(document_id, at=now, **fields)
             if rng.random() < VERIFIED:
                 department = rng.choice([s.department for s in self.services.values()])
                 document.verify(department, self.officer(department), now)
-        resident.file_document(document.id)
+        resident.file_document(document.id, now)
         self.collect(document, resident)
         self.fill.documents += 1
         return document
@@ -334,7 +335,7 @@ class Filler:
         return f"{department}-officer-{self.rng.randrange(20):02d}"
 
     def fetch(self, person: Person, *, force_denied: bool = False) -> None:
-        """One department's fetch, judged and recorded as ``vault.fetch_document`` does."""
+        """One department's fetch, judged and recorded as ``fetches.fetch`` does."""
         rng = self.rng
         resident = person.resident
         consented = {(c.department, c.purpose) for c in person.consents}
@@ -417,11 +418,11 @@ class Rebuild:
         return self.rebuild_rate / self.raw_rate
 
 
-def read_log(vault: Vault, page: int, decode: Callable[[Any], object] | None = None) -> int:
+def read_log(vault: Core, page: int, decode: Callable[[Any], object] | None = None) -> int:
     """Page through every notification (``decode`` given each page); returns how many."""
     count = 0
     start = 1
-    while notifications := vault.recorder.select_notifications(start, page):
+    while notifications := vault.application.recorder.select_notifications(start, page):
         if decode is not None:
             decode(notifications)
         count += len(notifications)
@@ -455,12 +456,13 @@ def view_rows(services: Services) -> dict[str, int]:
 
 
 def measure_rebuild(services: Services) -> Rebuild:
-    vault = services.vault
     runner = services.view_runner
     page = runner.rebuild_batch
-    notifications = read_log(vault, page)  # warm-up: counts, and warms the page cache
-    raw = timed(lambda: read_log(vault, page))
-    decoded = timed(lambda: read_log(vault, page, vault.mapper.to_domain_events))
+    notifications = read_log(services, page)  # warm-up: counts, and warms the page cache
+    raw = timed(lambda: read_log(services, page))
+    decoded = timed(
+        lambda: read_log(services, page, services.application.mapper.to_domain_events)
+    )
     position = 0
 
     def rebuild() -> None:
@@ -517,19 +519,19 @@ def drain(chunks: Iterable[bytes]) -> int:
     return total
 
 
-def set_up_load(vault: Vault, threads: int) -> list[tuple[str, UUID]]:
+def set_up_load(vault: Core, threads: int) -> list[tuple[str, UUID]]:
     """One resident per thread, each with one 256 KiB document and an unlimited consent."""
     targets = []
     now = datetime.now(UTC)
     for n in range(threads):
         resident_id = f"load-resident-{n:03d}"
-        vault.register_resident(resident_id)
-        document = vault.submit_document(
+        vault.residents.register(resident_id)
+        document = vault.documents.submit(
             resident_id,
             io.BytesIO(os.urandom(LOAD_BYTES)),
             DocumentDetails(doc_type="id-card", title="居民身份证 (bench)"),
-        )
-        vault.grant_consent(
+        ).value
+        vault.consents.grant(
             resident_id,
             ConsentRequest(
                 department=LOAD_DEPARTMENT,
@@ -542,8 +544,8 @@ def set_up_load(vault: Vault, threads: int) -> list[tuple[str, UUID]]:
     return targets
 
 
-def fetch_once(vault: Vault, resident_id: str, document_id: UUID) -> None:
-    fetched = vault.fetch_document(
+def fetch_once(vault: Core, resident_id: str, document_id: UUID) -> None:
+    fetched = vault.fetches.fetch(
         officer="officer-load",
         department=LOAD_DEPARTMENT,
         resident_id=resident_id,
@@ -557,7 +559,6 @@ def fetch_once(vault: Vault, resident_id: str, document_id: UUID) -> None:
 def run_load(services: Services, targets: list[tuple[str, UUID]], seconds: float,
              load: Load, *, sample: bool) -> None:
     """Every thread fetches its own resident's document until the time is up."""
-    vault = services.vault
     lock = threading.Lock()
     done = threading.Event()
     start = time.perf_counter()
@@ -567,7 +568,7 @@ def run_load(services: Services, targets: list[tuple[str, UUID]], seconds: float
         latencies: list[float] = []
         while (began := time.perf_counter()) < deadline:
             try:
-                fetch_once(vault, resident_id, document_id)
+                fetch_once(services, resident_id, document_id)
             except Exception as e:
                 with lock:
                     load.failed += 1
@@ -600,22 +601,21 @@ def run_load(services: Services, targets: list[tuple[str, UUID]], seconds: float
 
 
 def measure_lag(services: Services, threads: int, seconds: float) -> tuple[Load, Load]:
-    vault = services.vault
     runner = services.view_runner
-    targets = set_up_load(vault, threads)
+    targets = set_up_load(services, threads)
     followed = Load("follower running", threads)
     unfollowed = Load("follower stopped (baseline)", threads)
     stop = threading.Event()
     follower = threading.Thread(target=runner.follow, args=(stop,), name="views-follower")
     follower.start()
     try:
-        runner.wait_for(vault.recorder.max_notification_id() or 0, 120)
+        runner.wait_for(services.events.head(), 120)
         for resident_id, document_id in targets:
             for _ in range(LOAD_WARMUP):
-                fetch_once(vault, resident_id, document_id)
-        runner.wait_for(vault.recorder.max_notification_id() or 0, 120)
+                fetch_once(services, resident_id, document_id)
+        runner.wait_for(services.events.head(), 120)
         run_load(services, targets, seconds, followed, sample=True)
-        head = vault.recorder.max_notification_id() or 0
+        head = services.events.head()
         began = time.perf_counter()
         if runner.wait_for(head, 120):
             followed.caught_up_after = time.perf_counter() - began
@@ -671,16 +671,15 @@ def analyze_the_log(services: Services) -> None:
     db = services.view_runner.db
     if db.sqlite:
         return
-    table = db.table(services.vault.recorder.events_table_name)  # type: ignore[attr-defined]
+    table = db.table(services.application.recorder.events_table_name)  # type: ignore[attr-defined]
     with db.transaction() as run:
         run(f"ANALYZE {table}")
 
 
 def measure(services: Services, name: str, options: Options) -> tuple[Fill, Rebuild, Load, Load]:
-    vault = services.vault
-    vault.current_policy_version()
+    services.policies.current_version()
     print(f"{name}: filling {options.events:,} events ...", flush=True)
-    fill = Filler(vault, options.residents, SEED).run(options.events)
+    fill = Filler(services, options.residents, SEED).run(options.events)
     analyze_the_log(services)
     print(f"{name}: filled in {fill.seconds:.1f} s; rebuilding ...", flush=True)
     rebuild = measure_rebuild(services)
@@ -767,7 +766,7 @@ def report(result: BackendResult) -> None:
     f, u = result.followed, result.unfollowed
     print_table(
         [
-            f"2. load: {f.threads} threads, fetch_document",
+            f"2. load: {f.threads} threads, fetches.fetch",
             *("fetches", "seconds", "fetches/s", "p50 ms", "p99 ms", "failed"),
         ],
         [

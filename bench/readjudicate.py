@@ -5,7 +5,7 @@ What is measured
 For each backend — SQLite (the embedded default, in a temporary directory) and PostgreSQL
 (DSN from ``CIVICVAULT_TEST_POSTGRES_DSN``, default ``postgresql://postgres@127.0.0.1:5432/test``,
 in a fresh ``bench_<random>`` schema given in the database URL and dropped at the end, even on
-error; skipped with a note if unreachable) — a :class:`vault.app.Vault` is built by
+error; skipped with a note if unreachable) — the services are built by
 ``adapters.wiring.open_services`` with a generated master key and local blobs, every other
 setting at its default.
 
@@ -13,7 +13,7 @@ Fill, untimed (its time is printed): the realistic log of ``bench/projections.py
 ``Filler``, imported: residents register, most get a sealed credit grade, file sealed
 documents and grant consents; departments fetch, each fetch judged and recorded by
 ``vault.judgement.record_fetch`` on the aggregates in memory against the default policy, as
-``vault.fetch_document`` does; now and then a consent is revoked or a document
+``fetches.fetch`` does; now and then a consent is revoked or a document
 withdrawn — up to N events (default 1,000,000, about 370,000 of them access events;
 ``--quick`` 20,000; ``--events``). An allowed fetch's events are written in the order
 ``record_fetch`` gives them, ``AccessAttempt.Recorded`` then ``Consent.Used`` and
@@ -23,13 +23,13 @@ warms the page cache and checks that order: every ``Consent.Used`` directly foll
 ``AccessAttempt.Recorded``.
 
 Timed, each once, in this order, paging as re-adjudication pages
-(``vault.audit_commands.READJUDICATION_PAGE``):
+(``vault.services.audit.READJUDICATION_PAGE``):
 
-a. raw read, for information: ``vault.recorder.select_notifications`` through every
+a. raw read, for information: ``application.recorder.select_notifications`` through every
    notification, and nothing else;
-b. raw read + decode, the baseline: the same, plus ``vault.mapper.to_domain_events`` on each
-   page (the page's resident keys read in one query, personal fields decrypted);
-c. ``vault.readjudicate()`` over the whole log (no window): the same read; every resident,
+b. raw read + decode, the baseline: the same, plus ``application.mapper.to_domain_events`` on
+   each page (the page's resident keys read in one query, personal fields decrypted);
+c. ``audit.readjudicate()`` over the whole log (no window): the same read; every resident,
    document and consent event folded into its aggregate (``Consent.Used`` and
    ``Document.Reused``, which only count, by their version without being decoded; access
    events decoded with their sealed fields left closed), and every
@@ -62,21 +62,20 @@ from typing import Any
 
 from eventsourcing.utils import get_topic
 
-from adapters.wiring import Services
+from adapters.wiring import Core, Services
 from bench.backends import on_each_backend, postgres_services, sqlite_services
 from bench.projections import EVENTS_PER_RESIDENT, SEED, Fill, Filler, read_log, timed
 from bench.tables import print_table
 from vault.access import AccessAttempt
-from vault.app import Vault
-from vault.audit_commands import READJUDICATION_PAGE, Readjudication
 from vault.consent import USED_TOPIC
+from vault.services.audit import READJUDICATION_PAGE, Readjudication
 
 GOAL_RATE = 20_000  # access events re-decided per second
 SHOWN_MISMATCHES = 5
 ACCESS = get_topic(AccessAttempt.Recorded)
 
 
-def uses_out_of_order(vault: Vault) -> tuple[int, int]:
+def uses_out_of_order(vault: Core) -> tuple[int, int]:
     """(notifications, ``Consent.Used`` events not directly after an access event)."""
     previous = ""
     out_of_order = 0
@@ -114,15 +113,17 @@ class Measured:
         return self.found.checked / self.seconds
 
 
-def measure_readjudication(vault: Vault) -> Measured:
+def measure_readjudication(vault: Core) -> Measured:
     notifications, out_of_order = uses_out_of_order(vault)  # also the warm-up
     raw = timed(lambda: read_log(vault, READJUDICATION_PAGE))
-    decoded = timed(lambda: read_log(vault, READJUDICATION_PAGE, vault.mapper.to_domain_events))
+    decoded = timed(
+        lambda: read_log(vault, READJUDICATION_PAGE, vault.application.mapper.to_domain_events)
+    )
     found = Readjudication()
 
     def readjudicate() -> None:
         nonlocal found
-        found = vault.readjudicate()
+        found = vault.audit.readjudicate()
 
     cpu = time.thread_time()
     seconds = timed(readjudicate)
@@ -162,12 +163,11 @@ class BackendResult:
 
 
 def measure(services: Services, name: str, events: int, residents: int) -> BackendResult:
-    vault = services.vault
-    vault.current_policy_version()
+    services.policies.current_version()
     print(f"{name}: filling {events:,} events ...", flush=True)
-    fill = Filler(vault, residents, SEED).run(events)
+    fill = Filler(services, residents, SEED).run(events)
     print(f"{name}: filled in {fill.seconds:.1f} s; re-adjudicating ...", flush=True)
-    measured = measure_readjudication(vault)
+    measured = measure_readjudication(services)
     print(flush=True)
     fetches = fill.allowed + fill.denied
     notes = [
@@ -212,7 +212,7 @@ def report(result: BackendResult) -> None:
              f"{m.raw_seconds:.2f}", f"{m.notifications / m.raw_seconds:,.0f}", "-"],
             [f"raw read + mapper.to_domain_events, {page} (baseline)", f"{m.notifications:,}",
              f"{m.decoded_seconds:.2f}", f"{m.decoded_rate:,.0f}", "-"],
-            ["vault.readjudicate()", f"{found.events:,}", f"{m.seconds:.2f}", f"{m.rate:,.0f}",
+            ["audit.readjudicate()", f"{found.events:,}", f"{m.seconds:.2f}", f"{m.rate:,.0f}",
              f"{m.access_rate:,.0f}"],
         ],
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keys.errors import BadMasterKey, UnknownMasterKey
+from keys.files import fsync_dir
 from keys.secrets import unwrap_key, wrap_key
 
 MASTER_KEY_BYTES = 32
@@ -87,7 +88,7 @@ def load_or_create_key_file(path: Path) -> tuple[MasterKey, bool]:
         return MasterKey.from_base64(path.read_text()), False
     finally:
         tmp.unlink()
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return key, True
 
 
@@ -96,21 +97,13 @@ def write_key_file(path: Path, key: MasterKey) -> None:
     tmp = path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
     _write_private(tmp, key)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _write_private(path: Path, key: MasterKey) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, (key.to_base64() + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
         os.fsync(fd)
     finally:
         os.close(fd)

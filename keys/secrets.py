@@ -38,6 +38,12 @@ def open_personal_fields(resident_key: bytes, sealed: bytes, *, context: bytes) 
     return _open(resident_key, sealed, b"fields:" + context)
 
 
+def personal_context(topic: str, originator_id: object, originator_version: int) -> bytes:
+    """What an event's personal fields are bound to when sealed: its topic, aggregate and
+    version, so that sealed fields cannot be moved to another event."""
+    return f"{topic}|{originator_id}|{originator_version}".encode()
+
+
 def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
     nonce = os.urandom(_NONCE_BYTES)
     return _VERSION + nonce + AESGCM(key).encrypt(nonce, plaintext, _VERSION + aad)

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import jwt
@@ -88,8 +88,11 @@ class TokenVerifier:
         audience: str,
         leeway: timedelta = timedelta(seconds=30),
         external: ExternalIssuer | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """``now`` is the clock tokens' times are judged by."""
         self._own_keys = own_keys
+        self._now = now
         self._cached_keys: Mapping[str, Ed25519PublicKey] = {}
         self._keys_read_at = self._unknown_kid_read_at = -1e9
         self._issuer = issuer
@@ -110,7 +113,7 @@ class TokenVerifier:
         with self._verified_lock:
             known = self._verified.get(token)
         if known is not None:
-            if known.expires > time.time() - self._leeway.total_seconds() and (
+            if known.expires > self._now().timestamp() - self._leeway.total_seconds() and (
                 self._key(known.kid, external=known.external) is not None
             ):
                 return known.principal
@@ -157,11 +160,15 @@ class TokenVerifier:
                 algorithms=list(algorithms),
                 issuer=issuer,
                 audience=audience,
-                leeway=self._leeway,
-                options={"require": _REQUIRED, "strict_aud": True},
+                # The times are checked below, by this verifier's clock.
+                options={
+                    "require": _REQUIRED, "strict_aud": True,
+                    "verify_exp": False, "verify_nbf": False, "verify_iat": False,
+                },
             )
         except jwt.PyJWTError as e:
             raise InvalidToken(str(e)) from None
+        _check_times(claims, self._now().timestamp(), self._leeway.total_seconds())
         principal = _principal(claims)
         return principal, _Verified(principal, float(claims["exp"]), kid, is_external)
 
@@ -178,6 +185,23 @@ class TokenVerifier:
         self._cached_keys = dict(self._own_keys())
         self._keys_read_at = now
         return self._cached_keys.get(kid)
+
+
+def _check_times(claims: Mapping[str, Any], now: float, leeway: float) -> None:
+    """``iat`` and ``nbf`` not after ``now``, ``exp`` after it, each within ``leeway``
+    seconds; each a whole number of seconds."""
+    times: dict[str, int] = {}
+    for name in ("iat", "nbf", "exp"):
+        try:
+            times[name] = int(claims[name])
+        except (ValueError, TypeError, OverflowError):
+            raise InvalidToken(f"the {name} claim must be an integer") from None
+    if times["iat"] > now + leeway:
+        raise InvalidToken("The token is not yet valid (iat)")
+    if times["nbf"] > now + leeway:
+        raise InvalidToken("The token is not yet valid (nbf)")
+    if times["exp"] <= now - leeway:
+        raise InvalidToken("Signature has expired")
 
 
 KEYS_FRESH_SECONDS = 5.0

@@ -24,12 +24,13 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from projections.database import Database, Run
 from projections.merkle import (
     Frontier,
     Node,
@@ -41,7 +42,7 @@ from projections.merkle import (
     perfect_parts,
     range_hash,
 )
-from projections.sql import Database, Run
+from vault.ports import Notifications
 
 NODES = "cv_ledger_nodes"
 STATE = "cv_ledger_state"
@@ -49,12 +50,6 @@ CHECKPOINTS = "cv_ledger_checkpoints"
 BATCH = 5000
 CHECKPOINT_PREFIX = b"civicvault checkpoint v1\n"
 log = logging.getLogger("civicvault.ledger")
-
-
-class Notifications(Protocol):
-    """The part of the event store's recorder the ledger reads."""
-
-    def select_notifications(self, start: int | None, limit: int) -> Sequence[Any]: ...
 
 
 class LedgerGap(Exception):
@@ -403,12 +398,7 @@ class Ledger:
 
     def records(self, events: Sequence[int]) -> dict[int, bytes]:
         """The leaf data (:func:`leaf_data`) of each event, as the event store holds it now."""
-        found: dict[int, bytes] = {}
-        for event in events:
-            rows = self.log.select_notifications(event, 1)
-            if rows and rows[0].id == event:
-                found[event] = leaf_of(rows[0])
-        return found
+        return {n.id: leaf_of(n) for n in self.log.select_notifications_at(events)}
 
     def consistency(self, first: int, second: int) -> list[bytes]:
         """Proof that the tree of ``second`` events extends the tree of ``first``."""

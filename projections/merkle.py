@@ -23,7 +23,6 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-HASH_BYTES = 32
 Node = tuple[int, int]
 """(level, index): the perfect subtree over leaves [index * 2**level, (index + 1) * 2**level)."""
 

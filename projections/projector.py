@@ -18,16 +18,16 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from keys.errors import KeyLayerError, TamperedSecret
-from keys.secrets import open_personal_fields, seal_personal_fields
-from projections.schema import stamp, stamp_iso, view_table
-from projections.sql import Database, LogTable, Params, Run, Write
+from keys.secrets import open_personal_fields, personal_context, seal_personal_fields
+from projections.database import Database, LogTable, Params, Run, Write
+from projections.schema import stamp, stamp_iso
+from projections.tables import ACCESS, CONSENTS, LIBRARY, RESIDENTS, Table
 from vault.access import ACCESS_TOPIC, AccessAttempt
 from vault.consent import USED_TOPIC, Consent
 from vault.document import REUSED_TOPIC, Document
-from vault.personal import Erased, personal_context, stored_sealed_personal
+from vault.markers import Erased
 from vault.ports import DataKeys
 from vault.resident import Resident
-from vault.transcoding import stored_id_text, stored_time_text
 
 
 class Projector:
@@ -40,10 +40,10 @@ class Projector:
         self.key_of: Callable[[str], bytes | None] = lambda resident_id: None
         """Each resident's data key (None when erased), to seal view rows with: set it
         before applying events that carry personal fields."""
-        self.residents = view_table(db, "residents", generation)
-        self.library = view_table(db, "library", generation)
-        self.consents = view_table(db, "consents", generation)
-        self.access = view_table(db, "access", generation)
+        self.residents = RESIDENTS.name(db, generation)
+        self.library = LIBRARY.name(db, generation)
+        self.consents = CONSENTS.name(db, generation)
+        self.access = ACCESS.name(db, generation)
         # By event class name (several are made by the @event decorator at run time).
         self._handlers: dict[str, Callable[[Any, int], None]] = {
             "Resident.Registered": self._resident_registered,
@@ -69,28 +69,17 @@ class Projector:
         self._stored: dict[str, Callable[[UUID | str, dict[str, Any], int], None]] = {
             ACCESS_TOPIC: self._access_stored,
         }
+        self.stored_fields = {"ids": ("document_id", "consent_id"), "times": ("at",)}
+        """How :meth:`take_stored` wants the stored states read
+        (:meth:`vault.ports.EventLog.stored_states`): which fields as id and time text."""
         self.topics = tuple(map(_topic_of, self._handlers))
         """The topics of the events to read for :meth:`apply` or :meth:`take_stored`; uses
         and reuses are counted (:meth:`add_counts`), the rest change no view."""
         self._json_lists: dict[tuple[str, ...], str] = {}
-        self._new_resident = _Insert(self.residents, ("resident_id", "aggregate_id"))
-        self._new_document = _Insert(
-            self.library,
-            ("document_id", "resident_id", "position", "doc_type", "personal",
-             "content_type", "size", "trust_level", "issuer", "status", "expires_at",
-             "created_at", "replaces"),
-        )
-        self._new_consent = _Insert(
-            self.consents,
-            ("consent_id", "resident_id", "position", "department", "doc_types", "purpose",
-             "valid_from", "valid_until", "max_uses", "granted_at"),
-        )
-        self._new_access = _Insert(
-            self.access,
-            ("access_id", "position", "resident_id", "officer", "department", "document_id",
-             "doc_type", "purpose", "consent_id", "allowed", "reason_codes", "personal",
-             "policy_version", "rule", "request_id", "at"),
-        )
+        self._new_resident = _Insert(self.residents, RESIDENTS)
+        self._new_document = _Insert(self.library, LIBRARY)
+        self._new_consent = _Insert(self.consents, CONSENTS)
+        self._new_access = _Insert(self.access, ACCESS)
         self._inserts: dict[_Insert, list[Params]] = {}
         self._assignments: list[tuple[str, Params]] = []
 
@@ -110,8 +99,8 @@ class Projector:
         self, topic: str, originator_id: UUID | str, state: dict[str, Any], position: int
     ) -> None:
         """Take in one event of a topic :meth:`takes_stored` names, from its state as
-        :meth:`~vault.personal.PersonalDataMapper.to_stored_states` reads it; its changes
-        are the same as :meth:`apply` makes of the event."""
+        :meth:`~vault.ports.EventLog.stored_states` reads it (with :attr:`stored_fields`);
+        its changes are the same as :meth:`apply` makes of the event."""
         self._stored[topic](originator_id, state, position)
 
     def owners_to_seal(self, events: Iterable[Any]) -> set[str]:
@@ -173,7 +162,7 @@ class Projector:
         other writer touches (a rebuild's): unlike :meth:`flush`, a row already there
         is an error, not skipped (in an access log loaded unkeyed, when it is keyed)."""
         for insert, rows in self._inserts.items():
-            run.copy(insert.table, insert.columns, rows)
+            run.copy(insert.table, insert.description.names, rows)
         self._inserts.clear()
 
     def _insert(self, insert: _Insert, params: Params) -> None:
@@ -190,7 +179,10 @@ class Projector:
         return seal_personal_fields(key, json.dumps(fields).encode(), context=context.encode())
 
     def _resident_registered(self, e: Any, position: int) -> None:
-        self._insert(self._new_resident, (e.resident_id, str(e.originator_id)))
+        self._insert(
+            self._new_resident,
+            RESIDENTS.row(resident_id=e.resident_id, aggregate_id=str(e.originator_id)),
+        )
 
     def _grade_recorded(self, e: Any, position: int) -> None:
         personal = self.seal(e.resident_id, {"grade": e.grade}, f"view:resident:{e.resident_id}")
@@ -211,11 +203,12 @@ class Projector:
         )
         self._insert(
             self._new_document,
-            (
-                str(e.originator_id), e.resident_id, position, e.doc_type, personal,
-                e.content_type, e.size, e.trust_level, e.issuer, "active",
-                stamp(e.expires_at), stamp(e.timestamp),
-                str(e.replaces) if e.replaces else None,
+            LIBRARY.row(
+                document_id=str(e.originator_id), resident_id=e.resident_id,
+                position=position, doc_type=e.doc_type, personal=personal,
+                content_type=e.content_type, size=e.size, trust_level=e.trust_level,
+                issuer=e.issuer, status="active", expires_at=stamp(e.expires_at),
+                created_at=stamp(e.timestamp), replaces=str(e.replaces) if e.replaces else None,
             ),
         )
 
@@ -240,10 +233,12 @@ class Projector:
     def _consent_granted(self, e: Any, position: int) -> None:
         self._insert(
             self._new_consent,
-            (
-                str(e.originator_id), e.resident_id, position, e.department,
-                json.dumps(list(e.doc_types)), e.purpose, stamp(e.valid_from),
-                stamp(e.valid_until), e.max_uses, stamp(e.granted_at),
+            CONSENTS.row(
+                consent_id=str(e.originator_id), resident_id=e.resident_id, position=position,
+                department=e.department, doc_types=json.dumps(list(e.doc_types)),
+                purpose=e.purpose, valid_from=stamp(e.valid_from),
+                valid_until=stamp(e.valid_until), max_uses=e.max_uses,
+                granted_at=stamp(e.granted_at),
             ),
         )
 
@@ -266,9 +261,8 @@ class Projector:
         # The stored fields copied as they are, the sealed ones too: nothing opened,
         # nothing sealed.
         self._access_row(
-            state, str(access_id), position, stored_id_text(state["document_id"]),
-            stored_id_text(state["consent_id"]), stored_sealed_personal(state),
-            stamp_iso(stored_time_text(state["at"])),
+            state, str(access_id), position, state["document_id"], state["consent_id"],
+            state["personal"], stamp_iso(state["at"]),
         )
 
     def _access_row(
@@ -286,11 +280,14 @@ class Projector:
         f = fields
         self._insert(
             self._new_access,
-            (
-                access_id, position, f["resident_id"], f["officer"], f["department"],
-                document_id, f["doc_type"], f["purpose"], consent_id,
-                1 if f["allowed"] else 0, self._json_list(f["reason_codes"]), personal,
-                f["policy_version"], f["rule"], f["request_id"], at,
+            ACCESS.row(
+                access_id=access_id, position=position, resident_id=f["resident_id"],
+                officer=f["officer"], department=f["department"], document_id=document_id,
+                doc_type=f["doc_type"], purpose=f["purpose"], consent_id=consent_id,
+                allowed=1 if f["allowed"] else 0,
+                reason_codes=self._json_list(f["reason_codes"]), personal=personal,
+                policy_version=f["policy_version"], rule=f["rule"],
+                request_id=f["request_id"], at=at,
             ),
         )
 
@@ -316,20 +313,16 @@ def _topic_of(event_name: str) -> str:
 
 @dataclass(frozen=True, eq=False)
 class _Insert:
-    """New rows for a view table: the first column is its key; a row whose key is
+    """New rows for a view table, whole rows (:attr:`Table.row`); a row whose key is
     already there is left as it is. Compared (and hashed, once per row taken in) by
     identity: each projector has one of each."""
 
     table: str
-    columns: tuple[str, ...]
+    description: Table
 
     @property
     def statement(self) -> str:
-        return (
-            f"INSERT INTO {self.table} ({', '.join(self.columns)}) "
-            f"VALUES ({', '.join('?' * len(self.columns))}) "
-            f"ON CONFLICT ({self.columns[0]}) DO NOTHING"
-        )
+        return self.description.insert(self.table)
 
 
 def _runs(statements: list[tuple[str, Params]]) -> Iterator[tuple[str, list[Params]]]:

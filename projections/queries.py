@@ -4,15 +4,20 @@ a page skip or repeat an item."""
 from __future__ import annotations
 
 import json
-from collections.abc import Set
+from collections.abc import Iterator, Set
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
-from policy.scales import Grade
+from policy.scales import Grade, TrustLevel
+from projections.database import Database, Params
 from projections.projector import open_access_personal, open_sealed
 from projections.schema import active_generation, stamp, unstamp, view_table
-from projections.sql import Database
+from projections.tables import ACCESS, CONSENTS, LIBRARY, RESIDENTS, Table
+from vault.consent import ConsentStatus, consent_status
+from vault.errors import ResidentErased, ResidentNotFound
+from vault.judgement import Decides, fetchable
 from vault.ports import DataKeys
 
 
@@ -27,7 +32,7 @@ class LibraryEntry:
     sha256: str | None
     content_type: str
     size: int
-    trust_level: str
+    trust_level: TrustLevel
     issuer: str | None
     status: str
     expires_at: datetime | None
@@ -35,6 +40,13 @@ class LibraryEntry:
     replaces: str | None
     superseded_by: str | None
     reuse_count: int
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
 
 @dataclass(frozen=True)
@@ -52,16 +64,18 @@ class ConsentEntry:
     revoked_at: datetime | None
     granted_at: datetime
 
-    def status(self, now: datetime) -> str:
-        if self.revoked_at is not None:
-            return "revoked"
-        if self.max_uses is not None and self.uses >= self.max_uses:
-            return "used-up"
-        if now < self.valid_from:
-            return "not-yet-valid"
-        if now >= self.valid_until:
-            return "expired"
-        return "active"
+    def status(self, now: datetime) -> ConsentStatus:
+        """The live status at ``now`` (:func:`vault.consent.consent_status`)."""
+        return consent_status(
+            revoked_at=self.revoked_at, max_uses=self.max_uses, uses=self.uses,
+            valid_from=self.valid_from, valid_until=self.valid_until, now=now,
+        )
+
+    def covers(self, department: str, doc_type: str, purpose: str) -> bool:
+        """Whether the consent's terms name this department, document type and purpose."""
+        return (
+            department == self.department and doc_type in self.doc_types and purpose == self.purpose
+        )
 
 
 @dataclass(frozen=True)
@@ -91,18 +105,14 @@ class ResidentEntry:
     erased: bool
 
 
-_LIBRARY = (
-    "document_id, resident_id, position, doc_type, personal, content_type, size, "
-    "trust_level, issuer, status, expires_at, created_at, replaces, superseded_by, reuse_count"
+_LIBRARY_PAGE = 200
+
+LIVE_CONSENT = (
+    "revoked_at IS NULL AND (max_uses IS NULL OR uses < max_uses) "
+    "AND valid_from <= ? AND valid_until > ?"
 )
-_CONSENTS = (
-    "consent_id, resident_id, position, department, doc_types, purpose, valid_from, "
-    "valid_until, max_uses, uses, revoked_at, granted_at"
-)
-_ACCESS = (
-    "access_id, position, resident_id, officer, department, document_id, doc_type, purpose, "
-    "consent_id, allowed, reason_codes, personal, policy_version, rule, request_id, at"
-)
+"""A consent row is active at a time (given twice, stamped): the SQL that mirrors
+:func:`vault.consent.consent_status`, held to it by a property test."""
 
 
 class Views:
@@ -113,15 +123,13 @@ class Views:
         self.keys = keys
 
     def resident(self, resident_id: str) -> ResidentEntry | None:
-        rows = self._query(
-            "residents", "resident_id, personal, erased", "WHERE resident_id = ?", (resident_id,)
-        )
+        rows = self._query(RESIDENTS, "WHERE resident_id = ?", (resident_id,))
         if not rows:
             return None
-        _, sealed, erased = rows[0]
-        opened = open_sealed(self.keys, resident_id, sealed, f"view:resident:{resident_id}")
+        row = rows[0]
+        opened = open_sealed(self.keys, resident_id, row.personal, f"view:resident:{resident_id}")
         grade = Grade(opened["grade"]) if opened else None
-        return ResidentEntry(resident_id, grade, bool(erased))
+        return ResidentEntry(resident_id, grade, bool(row.erased))
 
     def library(
         self,
@@ -146,10 +154,54 @@ class Views:
         if unexpired_at is not None:
             where += " AND (expires_at IS NULL OR expires_at > ?)"
             params.append(stamp(unexpired_at))
-        rows = self._query(
-            "library", _LIBRARY, f"{where} ORDER BY position DESC LIMIT ?", (*params, limit)
-        )
+        rows = self._query(LIBRARY, f"{where} ORDER BY position DESC LIMIT ?", (*params, limit))
         return [self._library_entry(row) for row in rows]
+
+    def fetchable(
+        self,
+        resident_id: str,
+        *,
+        officer: str,
+        department: str,
+        purpose: str,
+        point: Decides,
+        now: datetime,
+        limit: int,
+        before: int | None = None,
+    ) -> list[LibraryEntry]:
+        """The resident's documents the department may fetch now for the purpose, newest
+        first from ``before`` (:func:`vault.judgement.fetchable` on the rows). An unknown
+        resident is :class:`ResidentNotFound`, an erased one :class:`ResidentErased`."""
+        resident = self.resident(resident_id)
+        if resident is None:
+            raise ResidentNotFound(f"resident {resident_id} is not registered")
+        if resident.erased:
+            raise ResidentErased(f"resident {resident_id} was erased")
+        held = self.consents_held(department, now, resident_id=resident_id)
+        # Only the rows that can pass are read: current, unexpired, of a type a consent
+        # held covers for the purpose (the rule itself is applied to each row again).
+        covered = {t for c in held if c.purpose == purpose for t in c.doc_types}
+        rows = self._library_from(resident_id, before, covered, now)
+        allowed = fetchable(
+            rows, consents=held, grade=resident.grade, officer=officer, department=department,
+            purpose=purpose, point=point, now=now,
+        )
+        return list(islice(allowed, limit))
+
+    def _library_from(
+        self, resident_id: str, before: int | None, doc_types: set[str], now: datetime
+    ) -> Iterator[LibraryEntry]:
+        """The resident's current documents of ``doc_types`` not expired ``now``, newest
+        first from ``before``, read a page at a time for as long as the caller takes them."""
+        while True:
+            page = self.library(
+                resident_id, limit=_LIBRARY_PAGE, before=before, doc_types=doc_types,
+                unexpired_at=now,
+            )
+            yield from page
+            if len(page) < _LIBRARY_PAGE:
+                return
+            before = page[-1].position
 
     def consents(
         self, resident_id: str, *, limit: int, before: int | None = None
@@ -158,9 +210,7 @@ class Views:
         if before is not None:
             where += " AND position < ?"
             params.append(before)
-        rows = self._query(
-            "consents", _CONSENTS, f"{where} ORDER BY position DESC LIMIT ?", (*params, limit)
-        )
+        rows = self._query(CONSENTS, f"{where} ORDER BY position DESC LIMIT ?", (*params, limit))
         return [_consent_entry(row) for row in rows]
 
     def consents_held(
@@ -176,10 +226,7 @@ class Views:
         :meth:`ConsentEntry.status` says), in the order given; chosen and counted by the
         database, so a page reads only its own rows however many consents there are."""
         at = stamp(now)
-        where = (
-            "WHERE department = ? AND revoked_at IS NULL "
-            "AND (max_uses IS NULL OR uses < max_uses) AND valid_from <= ? AND valid_until > ?"
-        )
+        where = f"WHERE department = ? AND {LIVE_CONSENT}"
         params: list[Any] = [department, at, at]
         if resident_id is not None:
             where += " AND resident_id = ?"
@@ -191,7 +238,7 @@ class Views:
         if limit is not None:
             rest += " LIMIT ?"
             params.append(limit)
-        return [_consent_entry(row) for row in self._query("consents", _CONSENTS, rest, params)]
+        return [_consent_entry(row) for row in self._query(CONSENTS, rest, params)]
 
     def access_log(
         self, resident_id: str, *, limit: int, before: int | None = None
@@ -201,9 +248,7 @@ class Views:
         if before is not None:
             where += " AND position < ?"
             params.append(before)
-        rows = self._query(
-            "access", _ACCESS, f"{where} ORDER BY position DESC LIMIT ?", (*params, limit)
-        )
+        rows = self._query(ACCESS, f"{where} ORDER BY position DESC LIMIT ?", (*params, limit))
         return [self._access_entry(row) for row in rows]
 
     def accesses(
@@ -229,20 +274,18 @@ class Views:
                 clauses.append(clause)
                 params.append(value)
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        rows = self._query(
-            "access", _ACCESS, f"{where} ORDER BY position LIMIT ?", (*params, limit)
-        )
+        rows = self._query(ACCESS, f"{where} ORDER BY position LIMIT ?", (*params, limit))
         return [self._access_entry(row) for row in rows]
 
     def figures(self) -> dict[str, list[dict[str, Any]]]:
         """For the dashboard: documents by type and trust level; fetches by department,
         outcome and first reason."""
-        documents = self._query(
+        documents = self._select(
             "library", "doc_type, trust_level, COUNT(*)",
             "WHERE status = 'active' GROUP BY doc_type, trust_level ORDER BY doc_type, trust_level",
             (),
         )
-        fetches = self._query(
+        fetches = self._select(
             "access", "department, allowed, reason_codes, COUNT(*)",
             "GROUP BY department, allowed, reason_codes ORDER BY department", (),
         )
@@ -262,57 +305,64 @@ class Views:
             ],
         }
 
-    def _query(
-        self, view: str, columns: str, rest: str, params: tuple[Any, ...] | list[Any]
+    def _query(self, table: Table, rest: str, params: Params) -> list[Any]:
+        """Whole rows of ``table`` in the serving generation, readable by column name."""
+        return [table.read(row) for row in self._select(table.view, table.select, rest, params)]
+
+    def _select(
+        self, view: str, columns: str, rest: str, params: Params
     ) -> list[tuple[Any, ...]]:
         try:
-            return self._query_once(view, columns, rest, params)
+            return self._select_once(view, columns, rest, params)
         except Exception as e:
             # A rebuild put a new generation in service and dropped this one between
             # reading which serves and reading from it: read again, from the new one.
             if not self.db.missing_table(e):
                 raise
-        return self._query_once(view, columns, rest, params)
+        return self._select_once(view, columns, rest, params)
 
-    def _query_once(
-        self, view: str, columns: str, rest: str, params: tuple[Any, ...] | list[Any]
+    def _select_once(
+        self, view: str, columns: str, rest: str, params: Params
     ) -> list[tuple[Any, ...]]:
         with self.db.transaction(commit=False) as run:
             table = view_table(self.db, view, active_generation(run, self.db))
             return run(f"SELECT {columns} FROM {table} {rest}", params)
 
-    def _library_entry(self, row: tuple[Any, ...]) -> LibraryEntry:
-        (document_id, resident_id, position, doc_type, sealed, content_type, size, trust,
-         issuer, status, expires_at, created_at, replaces, superseded_by, reuse_count) = row
+    def _library_entry(self, row: Any) -> LibraryEntry:
         personal = open_sealed(
-            self.keys, resident_id, sealed, f"view:document:{document_id}"
+            self.keys, row.resident_id, row.personal, f"view:document:{row.document_id}"
         ) or {}
         return LibraryEntry(
-            document_id, resident_id, int(position), doc_type, personal.get("title"),
-            personal.get("filename"), personal.get("sha256"), content_type, int(size), trust,
-            issuer, status, unstamp(expires_at), _when(created_at), replaces, superseded_by,
-            int(reuse_count),
+            document_id=row.document_id, resident_id=row.resident_id,
+            position=int(row.position), doc_type=row.doc_type, title=personal.get("title"),
+            filename=personal.get("filename"), sha256=personal.get("sha256"),
+            content_type=row.content_type, size=int(row.size),
+            trust_level=TrustLevel(row.trust_level), issuer=row.issuer, status=row.status,
+            expires_at=unstamp(row.expires_at), created_at=_when(row.created_at),
+            replaces=row.replaces, superseded_by=row.superseded_by,
+            reuse_count=int(row.reuse_count),
         )
 
-    def _access_entry(self, row: tuple[Any, ...]) -> AccessEntry:
-        (access_id, position, resident_id, officer, department, document_id, doc_type, purpose,
-         consent_id, allowed, codes, sealed, policy_version, rule, request_id, at) = row
-        personal = open_access_personal(self.keys, resident_id, access_id, sealed)
-        reasons = tuple(personal["reasons"]) if personal else None
+    def _access_entry(self, row: Any) -> AccessEntry:
+        personal = open_access_personal(self.keys, row.resident_id, row.access_id, row.personal)
         return AccessEntry(
-            access_id, int(position), resident_id, officer, department, document_id, doc_type,
-            purpose, consent_id, bool(allowed), tuple(json.loads(codes)), reasons,
-            policy_version, rule, request_id, _when(at),
+            access_id=row.access_id, position=int(row.position), resident_id=row.resident_id,
+            officer=row.officer, department=row.department, document_id=row.document_id,
+            doc_type=row.doc_type, purpose=row.purpose, consent_id=row.consent_id,
+            allowed=bool(row.allowed), reason_codes=tuple(json.loads(row.reason_codes)),
+            reasons=tuple(personal["reasons"]) if personal else None,
+            policy_version=row.policy_version, rule=row.rule, request_id=row.request_id,
+            at=_when(row.at),
         )
 
 
-def _consent_entry(row: tuple[Any, ...]) -> ConsentEntry:
-    (consent_id, resident_id, position, department, doc_types, purpose, valid_from,
-     valid_until, max_uses, uses, revoked_at, granted_at) = row
+def _consent_entry(row: Any) -> ConsentEntry:
     return ConsentEntry(
-        consent_id, resident_id, int(position), department, tuple(json.loads(doc_types)),
-        purpose, _when(valid_from), _when(valid_until), max_uses, int(uses),
-        unstamp(revoked_at), _when(granted_at),
+        consent_id=row.consent_id, resident_id=row.resident_id, position=int(row.position),
+        department=row.department, doc_types=tuple(json.loads(row.doc_types)),
+        purpose=row.purpose, valid_from=_when(row.valid_from),
+        valid_until=_when(row.valid_until), max_uses=row.max_uses, uses=int(row.uses),
+        revoked_at=unstamp(row.revoked_at), granted_at=_when(row.granted_at),
     )
 
 

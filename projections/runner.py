@@ -13,12 +13,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from eventsourcing.persistence import Notification
 
+from projections.database import Database, LockHeld, LogTable, Run, Waiter
 from projections.ledger import Ledger
 from projections.projector import Projector
 from projections.schema import (
@@ -35,16 +37,14 @@ from projections.schema import (
     position,
     set_position,
 )
-from projections.sql import Database, LockHeld, LogTable, Run
-from vault.app import Vault
 from vault.folding import collector_held_back
+from vault.ports import DataKeys, EventLog
 
 BATCH = 500  # events per transaction while following: small, so each lands soon
 REBUILD_BATCH = 5000  # while rebuilding: large, so fewer round trips and commits
 SPAN = 2
 """A batch covers at most this many times its size of the log (the events it reads
 are fewer: uses and reuses are counted by the database)."""
-POLL_SECONDS = 0.05
 GATHER_SECONDS = 0.05
 """After a round that found fewer events than a batch, the follower waits this long
 before the next: under a steady load each round then applies what a few dozen requests
@@ -58,31 +58,27 @@ class RebuildRunning(Exception):
     """A rebuild was asked for while another one runs (:meth:`ViewRunner.rebuild`)."""
 
 
-@runtime_checkable
-class SharesItsTable(Protocol):
-    """A recorder whose table statements on the views' side may read (both of
-    civicvault's: the views are kept in the event store's own database)."""
-
-    def log_table(self) -> LogTable:
-        ...
-
-
 class ViewRunner:
     """Applies the notification log to the views."""
 
     def __init__(
         self,
-        vault: Vault,
+        events: EventLog,
+        keys: DataKeys,
         db: Database,
+        log_table: LogTable,
+        wakeups: Callable[[], AbstractContextManager[Waiter]],
         *,
         batch: int = BATCH,
         rebuild_batch: int = REBUILD_BATCH,
         ledger: Ledger | None = None,
     ) -> None:
-        if not isinstance(vault.recorder, SharesItsTable):
-            raise TypeError(f"{type(vault.recorder).__name__} does not share its table")
-        self.vault = vault
-        self.log: LogTable = vault.recorder.log_table()
+        """``log_table`` is where the event store keeps the log, in ``db`` (uses and reuses
+        are counted there); ``wakeups`` opens a waiter for new events."""
+        self.events = events
+        self.keys = keys
+        self.log_table = log_table
+        self.wakeups = wakeups
         self.db = db
         self.ledger = ledger
         self._ledger_retry_at = 0.0
@@ -159,11 +155,10 @@ class ViewRunner:
     def _prepare(self, generation: int, start: int, batch: int) -> _Batch | None:
         """The views' changes for the events after ``start`` (up to ``batch`` of those
         read one by one), not yet written."""
-        recorder = self.vault.recorder
-        head = recorder.max_notification_id() or 0
+        head = self.events.head()
         if head <= start:
             return None
-        projector = Projector(self.db, generation, self.log)
+        projector = Projector(self.db, generation, self.log_table)
         # Only the events that change a view are read; uses and reuses (most of a busy
         # log) are counted by the database when the batch is written. Every id up to
         # ``head`` is committed (ids are given in commit order), so the read here and
@@ -171,18 +166,18 @@ class ViewRunner:
         # first ``batch`` of some topics among all the rest of a long log can be planned
         # as a sort of all of them.
         stop = min(head, start + SPAN * batch)
-        notifications = recorder.select_notifications(
+        notifications = self.events.select_notifications(
             start + 1, batch, stop=stop, topics=projector.topics
         )
         end = notifications[-1].id if len(notifications) == batch else stop
         # Access events (most of the rest) are taken in from their stored state; the
         # others are decoded into events.
         states = self._stored_states(notifications, projector)
-        events = self.vault.mapper.to_domain_events(
+        events = self.events.decode(
             [n for n, state in zip(notifications, states, strict=True) if state is None]
         )
         # Access rows keep their events' own sealed fields, so few events need a key here.
-        projector.key_of = self.vault.keys.data_keys(projector.owners_to_seal(events)).get
+        projector.key_of = self.keys.data_keys(projector.owners_to_seal(events)).get
         decoded = iter(events)
         for notification, state in zip(notifications, states, strict=True):
             if state is None:
@@ -199,7 +194,7 @@ class ViewRunner:
         """Each notification's stored state where the projector takes it in so; None
         where it wants the event (or the event needs upcasting first)."""
         stored = [n for n in notifications if projector.takes_stored(n.topic)]
-        states = iter(self.vault.mapper.to_stored_states(stored))
+        states = iter(self.events.stored_states(stored, **projector.stored_fields))
         return [
             next(states) if projector.takes_stored(n.topic) else None for n in notifications
         ]
@@ -273,7 +268,7 @@ class ViewRunner:
             with self.db.transaction() as run:
                 reached = self._held_position(run, generation)
                 with run.pipeline() as write:
-                    Projector(self.db, generation, self.log).add_counts(write, 1, reached)
+                    Projector(self.db, generation, self.log_table).add_counts(write, 1, reached)
             keyed.result()
 
     def _key_access_log(self, generation: int) -> None:
@@ -292,7 +287,7 @@ class ViewRunner:
         pause = 0.5
         while not stop.is_set():
             try:
-                with _Wakeup(self.vault, self.db) as wakeup:
+                with self.wakeups() as wakeup:
                     while not stop.is_set():
                         applied = self.catch_up(stop=stop) + self._grow_ledger(stop)
                         if applied == 0:
@@ -329,13 +324,19 @@ class ViewRunner:
 
     def lag(self) -> tuple[int, float]:
         """(events not yet in the views, seconds the oldest of them has waited)."""
-        head = self.vault.recorder.max_notification_id() or 0
+        head = self.events.head()
         reached = self.position()
         if head <= reached:
             return 0, 0.0
-        [first] = self.vault.recorder.select_notifications(reached + 1, 1)
-        event: Any = self.vault.mapper.to_domain_event(first)
-        return head - reached, max(0.0, (datetime.now(UTC) - event.timestamp).total_seconds())
+        # The first event not yet in the views, its time read without decoding it.
+        first = self.events.select_notifications(reached + 1, 1)
+        [state] = self.events.stored_states(first, times=("timestamp",))
+        at = (
+            datetime.fromisoformat(state["timestamp"])
+            if state is not None
+            else self.events.decode(first, open_personal=False)[0].timestamp
+        )
+        return head - reached, max(0.0, (datetime.now(UTC) - at).total_seconds())
 
     def rebuild(
         self,
@@ -377,13 +378,13 @@ class ViewRunner:
 
         def report(reached: int) -> None:
             if progress:
-                progress(reached, self.vault.recorder.max_notification_id() or 0)
+                progress(reached, self.events.head())
 
         # The log as it is now, then only as far as the serving views: under a heavy
         # load the log's head can run ahead of every follower for good, while the
         # serving views move only as fast as their follower, which a rebuild (in larger
         # batches) outpaces. After the switch the followers carry the new views on.
-        head = self.vault.recorder.max_notification_id() or 0
+        head = self.events.head()
         with collector_held_back():  # a million events' worth of short-lived objects
             if bulk:
                 self._catch_up_overlapped(new, report, until=head)
@@ -446,33 +447,3 @@ class _Batch:
     end: int  # the position they reach once it is written
     events: int  # the events of the log it covers (end - start), read one by one or not
     projector: Projector
-
-
-class _Wakeup:
-    """Waits for new events: LISTEN on PostgreSQL, a short sleep on SQLite."""
-
-    def __init__(self, vault: Vault, db: Database) -> None:
-        self._db = db
-        self._channel = getattr(vault.recorder, "channel_name", None)
-        self._conn: Any = None
-
-    def __enter__(self) -> _Wakeup:
-        if not self._db.sqlite and self._channel:
-            import psycopg
-            from psycopg import sql
-
-            pool = self._db.datastore.pool
-            self._conn = psycopg.connect(pool.conninfo, **pool.kwargs, autocommit=True)
-            self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-        return self
-
-    def wait(self, stop: threading.Event) -> None:
-        if self._conn is None:
-            stop.wait(POLL_SECONDS)
-            return
-        for _ in self._conn.notifies(timeout=1.0, stop_after=1):
-            break
-
-    def __exit__(self, *exc: object) -> None:
-        if self._conn is not None:
-            self._conn.close()

@@ -6,16 +6,18 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from projections.sql import Database, Run
+from projections.database import Database, Run
+from projections.tables import ACCESS, TABLES
 
 TRACKING = "cv_view_tracking"
 GENERATION = "cv_view_generation"
 PROJECTION = "views"
-VIEWS = ("residents", "library", "consents", "access")
+_TABLES = {table.view: table for table in TABLES}
 
 
 def view_table(db: Database, view: str, generation: int) -> str:
-    return db.table(f"cv_{view}_g{generation}")
+    """The table of a view (``"library"``, …) in a generation, as statements name it."""
+    return _TABLES[view].name(db, generation)
 
 
 def create_common(db: Database) -> None:
@@ -45,74 +47,14 @@ def create_generation(
     rebuild to load in bulk and then key (:func:`key_access_log`; PostgreSQL only): rows
     go in without four indexes to keep up, and the keys are built once, sorted, at the
     end."""
-    residents = view_table(db, "residents", generation)
-    library = view_table(db, "library", generation)
-    consents = view_table(db, "consents", generation)
-    access = view_table(db, "access", generation)
-    blob = db.blob
-    run(
-        f"CREATE TABLE IF NOT EXISTS {residents} ("
-        "resident_id TEXT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE, "
-        f"personal {blob}, erased INTEGER NOT NULL DEFAULT 0)"
-    )
-    run(
-        f"CREATE TABLE IF NOT EXISTS {library} ("
-        "document_id TEXT PRIMARY KEY, resident_id TEXT NOT NULL, position BIGINT NOT NULL, "
-        f"doc_type TEXT NOT NULL, personal {blob}, content_type TEXT NOT NULL, "
-        "size BIGINT NOT NULL, trust_level TEXT NOT NULL, issuer TEXT, status TEXT NOT NULL, "
-        "expires_at TEXT, created_at TEXT NOT NULL, replaces TEXT, superseded_by TEXT, "
-        "reuse_count INTEGER NOT NULL DEFAULT 0)"
-    )
-    run(
-        f"CREATE INDEX IF NOT EXISTS cv_library_g{generation}_resident "
-        f"ON {library} (resident_id, position)"
-    )
-    run(
-        f"CREATE TABLE IF NOT EXISTS {consents} ("
-        "consent_id TEXT PRIMARY KEY, resident_id TEXT NOT NULL, position BIGINT NOT NULL, "
-        "department TEXT NOT NULL, doc_types TEXT NOT NULL, purpose TEXT NOT NULL, "
-        "valid_from TEXT NOT NULL, valid_until TEXT NOT NULL, max_uses INTEGER, "
-        "uses INTEGER NOT NULL DEFAULT 0, revoked_at TEXT, granted_at TEXT NOT NULL)"
-    )
-    run(
-        f"CREATE INDEX IF NOT EXISTS cv_consents_g{generation}_resident "
-        f"ON {consents} (resident_id, position)"
-    )
-    run(
-        f"CREATE INDEX IF NOT EXISTS cv_consents_g{generation}_department "
-        f"ON {consents} (department, position)"
-    )
-    run(
-        f"CREATE TABLE IF NOT EXISTS {access} ("
-        "access_id TEXT NOT NULL, position BIGINT NOT NULL, "
-        "resident_id TEXT NOT NULL, officer TEXT NOT NULL, department TEXT NOT NULL, "
-        "document_id TEXT NOT NULL, doc_type TEXT, purpose TEXT NOT NULL, consent_id TEXT, "
-        "allowed INTEGER NOT NULL, reason_codes TEXT NOT NULL, personal "
-        f"{blob}, policy_version TEXT NOT NULL, rule TEXT, request_id TEXT NOT NULL, "
-        "at TEXT NOT NULL"
-        + (", PRIMARY KEY (access_id), UNIQUE (position))" if access_keyed else ")")
-    )
-    if access_keyed:
-        _index_access_log(run, access, generation)
+    for table in TABLES:
+        table.create(run, db, generation, keyed=access_keyed or table is not ACCESS)
 
 
 def key_access_log(run: Run, db: Database, generation: int) -> None:
     """Give an access log created without them (``create_generation(…,
     access_keyed=False)``) the keys and indexes it would have had from the start."""
-    access = view_table(db, "access", generation)
-    run(f"ALTER TABLE {access} ADD PRIMARY KEY (access_id), ADD UNIQUE (position)")
-    _index_access_log(run, access, generation)
-
-
-def _index_access_log(run: Run, access: str, generation: int) -> None:
-    run(
-        f"CREATE INDEX IF NOT EXISTS cv_access_g{generation}_resident "
-        f"ON {access} (resident_id, position)"
-    )
-    run(
-        f"CREATE INDEX IF NOT EXISTS cv_access_g{generation}_department "
-        f"ON {access} (department, position)"
-    )
+    ACCESS.add_keys(run, db, generation)
 
 
 def drop_generation(run: Run, db: Database, generation: int) -> None:
@@ -121,13 +63,13 @@ def drop_generation(run: Run, db: Database, generation: int) -> None:
     them in the same order, so it waits for the batch instead of deadlocking with it."""
     run(f"DELETE FROM {db.table(TRACKING)} WHERE name = ? AND generation = ?",
         (PROJECTION, generation))
-    for view in VIEWS:
-        run(f"DROP TABLE IF EXISTS {view_table(db, view, generation)}")
+    for table in TABLES:
+        run(f"DROP TABLE IF EXISTS {table.name(db, generation)}")
 
 
 def generation_exists(run: Run, db: Database, generation: int) -> bool:
     """Whether the generation's tables are there (they are made in one transaction)."""
-    access = view_table(db, "access", generation)
+    access = ACCESS.name(db, generation)
     if db.sqlite:
         return bool(run("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                         (access,)))

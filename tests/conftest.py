@@ -21,12 +21,19 @@ from adapters.wiring import Services, open_services
 from keys.master import MasterKey
 from tests.support import MovableClock, free_port
 
-settings.register_profile(
-    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=50
-)
-settings.load_profile("default")
-
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Property tests search harder under CI than on a developer's machine; a test that sets its
+# own number of examples (the costly ones) keeps it in both. HYPOTHESIS_PROFILE overrides.
+for _name, _examples in (("dev", 20), ("ci", 100)):
+    settings.register_profile(
+        _name,
+        max_examples=_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+        print_blob=_name == "ci",
+    )
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev"))
 POSTGRES_DSN_VAR = "CIVICVAULT_TEST_POSTGRES_DSN"
 
 

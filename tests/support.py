@@ -1,23 +1,28 @@
-"""Test doubles standing in for servers in unit tests (the real ones are tested in integration)."""
+"""Test doubles standing in for servers in unit tests (the real ones are tested in
+integration), and the queries only tests ask of the aggregates themselves."""
 
 from __future__ import annotations
 
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
+from adapters.wiring import Core, Services, compose
 from keys.master import MasterKey, MasterKeys
 from keys.receipts import ConsentTerms, sign_consent_receipt
 from keys.resident_keys import ResidentKeys
 from keys.signing import SigningKeys
 from keys.store import Rewrap, SigningKeyRecord, WrappedResidentKey
-from vault.app import Vault
+from projections.runner import BATCH, REBUILD_BATCH, ViewRunner
+from vault.consent import Consent
+from vault.document import Document
+from vault.judgement import fetchable
 from vault.ports import BlobInfo, BlobNotFound
 
 
@@ -150,28 +155,89 @@ class MemoryKeyTable:
             return done
 
 
-def memory_vault(clock: MovableClock | None = None, **overrides: Any) -> Vault:
-    """A vault on eventsourcing's in-memory store, a memory key table and memory blobs."""
+@dataclass
+class MemoryVault(Core):
+    """The services on eventsourcing's in-memory store, a memory key table and memory
+    blobs."""
+
+    signing: SigningKeys
+
+
+def memory_vault(clock: MovableClock | None = None, **overrides: Any) -> MemoryVault:
+    """The services on eventsourcing's in-memory store (``blobs=`` and
+    ``max_document_bytes=`` may be given)."""
     factory = InfrastructureFactory.construct(
         Environment("Vault", {"PERSISTENCE_MODULE": "eventsourcing.popo"})
     )
     table = MemoryKeyTable()
     master = MasterKeys(MasterKey.generate())
     signing = SigningKeys(table, master)
+    keys = ResidentKeys(table, master)
+    blobs = overrides.pop("blobs", MemoryBlobStore())
 
     def sign(terms: ConsentTerms) -> str:
         return sign_consent_receipt(signing.current("receipts"), terms)
 
-    vault = Vault(
-        factory=factory,
-        keys=ResidentKeys(table, master),
-        blobs=overrides.pop("blobs", MemoryBlobStore()),
-        sign_receipt=sign,
-        clock=clock or MovableClock(),
-        **overrides,
+    core = compose(factory, keys, blobs, sign, clock=clock or MovableClock(), **overrides)
+    return MemoryVault(**vars(core), signing=signing)
+
+
+def another_runner(
+    services: Services, *, batch: int = BATCH, rebuild_batch: int = REBUILD_BATCH
+) -> ViewRunner:
+    """A follower of its own over the services' read models (as another process has), with
+    the batch sizes given."""
+    return ViewRunner(
+        services.events,
+        services.keys,
+        services.view_runner.db,
+        services.application.log_table(),
+        services.view_runner.wakeups,
+        batch=batch,
+        rebuild_batch=rebuild_batch,
     )
-    vault.signing = signing  # type: ignore[attr-defined]
-    return vault
+
+
+# Queries only tests ask: the product reads these from the read models.
+
+
+def library(vault: Core, resident_id: str) -> list[Document]:
+    """The resident's current documents, newest first, from the aggregates."""
+    resident = vault.residents.active(resident_id)
+    documents = [vault.documents.find(d) for d in resident.document_ids]
+    return sorted(
+        (d for d in documents if d.is_active), key=lambda d: d.created_on, reverse=True
+    )
+
+
+def consents_of(vault: Core, resident_id: str) -> list[Consent]:
+    """Every consent the resident has given, newest first, from the aggregates."""
+    resident = vault.residents.active(resident_id)
+    return [vault.consents.consent(resident_id, c) for c in reversed(resident.consent_ids)]
+
+
+def read_document(vault: Core, resident_id: str, document_id: Any) -> Iterator[bytes]:
+    """The bytes of one of the resident's own documents, decrypted as they stream."""
+    return vault.documents.content(vault.documents.document(resident_id, document_id))
+
+
+def fetchable_documents(
+    vault: Core, *, officer: str, department: str, resident_id: str, purpose: str
+) -> list[Document]:
+    """What a department may fetch now for a purpose, judged on the aggregates with the
+    rule the listing applies to the read models."""
+    resident = vault.residents.active(resident_id)
+    consents = [
+        vault.consents.consent(resident_id, c)
+        for c in resident.consents_for(department, purpose)
+    ]
+    return list(
+        fetchable(
+            (vault.documents.find(d) for d in resident.document_ids),
+            consents=consents, grade=resident.grade, officer=officer, department=department,
+            purpose=purpose, point=vault.policies.decision_point(), now=vault.clock.now(),
+        )
+    )
 
 
 class CountingKeyTable(MemoryKeyTable):

@@ -9,7 +9,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from vault.copying import CopiedCheaply
-from vault.personal import Erased
+from vault.markers import Erased
 
 
 class AccessAttempt(CopiedCheaply, Aggregate):
@@ -75,7 +75,8 @@ class AccessAttempt(CopiedCheaply, Aggregate):
 
     @classmethod
     def record(cls, **fields: Any) -> AccessAttempt:
-        return cls._create(cls.Recorded, **fields)
+        """Record an attempt; its event is stamped with the attempt's time (``at``)."""
+        return cls._create(cls.Recorded, timestamp=fields["at"], **fields)
 
 
 ACCESS_TOPIC = f"{__name__}:AccessAttempt.Recorded"

@@ -29,6 +29,29 @@ class ConsentStatus(StrEnum):
     REVOKED = "revoked"
 
 
+def consent_status(
+    *,
+    revoked_at: datetime | None,
+    max_uses: int | None,
+    uses: int,
+    valid_from: datetime,
+    valid_until: datetime,
+    now: datetime,
+) -> ConsentStatus:
+    """Whether a consent is live at ``now``, and if not why: the one rule, for the
+    aggregate and its read-model row alike (``projections.queries`` holds the SQL that
+    mirrors it to a property test). Expiry is computed, never recorded."""
+    if revoked_at is not None:
+        return ConsentStatus.REVOKED
+    if max_uses is not None and uses >= max_uses:
+        return ConsentStatus.USED_UP
+    if now < valid_from:
+        return ConsentStatus.NOT_YET_VALID
+    if now >= valid_until:
+        return ConsentStatus.EXPIRED
+    return ConsentStatus.ACTIVE
+
+
 class Consent(CopiedCheaply, Aggregate):
     """Permission for one department to fetch certain documents for one purpose."""
 
@@ -43,6 +66,7 @@ class Consent(CopiedCheaply, Aggregate):
         valid_until: datetime,
         max_uses: int | None,
         granted_at: datetime,
+        timestamp: datetime,
     ) -> None:
         self.resident_id = resident_id
         self.department = department
@@ -56,16 +80,11 @@ class Consent(CopiedCheaply, Aggregate):
         self.revoked_at: datetime | None = None
 
     def status(self, now: datetime) -> ConsentStatus:
-        """The live status at ``now``; expiry is computed, never recorded."""
-        if self.revoked_at is not None:
-            return ConsentStatus.REVOKED
-        if self.max_uses is not None and self.uses >= self.max_uses:
-            return ConsentStatus.USED_UP
-        if now < self.valid_from:
-            return ConsentStatus.NOT_YET_VALID
-        if now >= self.valid_until:
-            return ConsentStatus.EXPIRED
-        return ConsentStatus.ACTIVE
+        """The live status at ``now`` (see :func:`consent_status`)."""
+        return consent_status(
+            revoked_at=self.revoked_at, max_uses=self.max_uses, uses=self.uses,
+            valid_from=self.valid_from, valid_until=self.valid_until, now=now,
+        )
 
     @property
     def uses_left(self) -> int | None:
@@ -111,7 +130,7 @@ class Consent(CopiedCheaply, Aggregate):
     ) -> None:
         """Consume one use for fetching ``document_id``; raises if the consent does not allow it."""
         self.check_allows(department, doc_type, purpose, now)
-        self._used(department, doc_type, purpose, document_id, request_id, now)
+        self._used(department, doc_type, purpose, document_id, request_id, now, timestamp=now)
 
     @event("Used")
     def _used(
@@ -122,6 +141,7 @@ class Consent(CopiedCheaply, Aggregate):
         document_id: UUID,
         request_id: str,
         at: datetime,
+        timestamp: datetime,
     ) -> None:
         self._count_use()
 
@@ -139,10 +159,10 @@ class Consent(CopiedCheaply, Aggregate):
         """The resident withdraws consent; no later use can succeed."""
         if self.revoked_at is not None:
             raise ConsentAlreadyRevoked(f"consent {self.id} was already revoked")
-        self._revoked(at)
+        self._revoked(at, timestamp=at)
 
     @event("Revoked")
-    def _revoked(self, at: datetime) -> None:
+    def _revoked(self, at: datetime, timestamp: datetime) -> None:
         self.revoked_at = at
 
 

@@ -18,7 +18,7 @@ from vault.errors import (
     DocumentWithdrawn,
     NotTheIssuer,
 )
-from vault.personal import Erased
+from vault.markers import Erased
 
 
 class DocumentStatus(StrEnum):
@@ -95,11 +95,12 @@ class Document(CopiedCheaply, Aggregate):
         self.reuse_count = 0
 
     @classmethod
-    def submit(cls, document_id: UUID, **fields: Any) -> Document:
-        """A resident's own upload: trust level C, no issuer."""
+    def submit(cls, document_id: UUID, *, at: datetime, **fields: Any) -> Document:
+        """A resident's own upload at ``at``: trust level C, no issuer."""
         return cls._create(
             cls.Submitted,
             id=document_id,
+            timestamp=at,
             trust_level=TrustLevel.C.value,
             issuer=None,
             officer=None,
@@ -107,11 +108,15 @@ class Document(CopiedCheaply, Aggregate):
         )
 
     @classmethod
-    def issue(cls, document_id: UUID, *, department: str, officer: str, **fields: Any) -> Document:
-        """Issued by the department that is the source of the record: trust level A."""
+    def issue(
+        cls, document_id: UUID, *, department: str, officer: str, at: datetime, **fields: Any
+    ) -> Document:
+        """Issued at ``at`` by the department that is the source of the record: trust
+        level A."""
         return cls._create(
             cls.Issued,
             id=document_id,
+            timestamp=at,
             trust_level=TrustLevel.A.value,
             issuer=department,
             officer=officer,
@@ -143,20 +148,22 @@ class Document(CopiedCheaply, Aggregate):
             raise AlreadyTrusted(
                 f"document {self.id} is already at trust level {self.trust_level.value}"
             )
-        self._verified(department, officer, at)
+        self._verified(department, officer, at, timestamp=at)
 
     @event("Verified")
-    def _verified(self, department: str, officer: str, at: datetime) -> None:
+    def _verified(self, department: str, officer: str, at: datetime, timestamp: datetime) -> None:
         self.trust_level = TrustLevel.B
         self.verified_by = department
 
     def reuse(self, department: str, purpose: str, access_id: UUID, at: datetime) -> None:
         """A department fetched it instead of asking the resident to hand it over again."""
         self.check_available()
-        self._reused(department, purpose, access_id, at)
+        self._reused(department, purpose, access_id, at, timestamp=at)
 
     @event("Reused")
-    def _reused(self, department: str, purpose: str, access_id: UUID, at: datetime) -> None:
+    def _reused(
+        self, department: str, purpose: str, access_id: UUID, at: datetime, timestamp: datetime
+    ) -> None:
         self._count_reuse()
 
     def _count_reuse(self) -> None:
@@ -172,10 +179,10 @@ class Document(CopiedCheaply, Aggregate):
     def supersede(self, by: UUID, at: datetime) -> None:
         """A newer version of the same document replaces this one."""
         self.check_available()
-        self._superseded(by, at)
+        self._superseded(by, at, timestamp=at)
 
     @event("Superseded")
-    def _superseded(self, by: UUID, at: datetime) -> None:
+    def _superseded(self, by: UUID, at: datetime, timestamp: datetime) -> None:
         self.status = DocumentStatus.SUPERSEDED
         self.superseded_by = by
         self.ended_at = at
@@ -185,7 +192,7 @@ class Document(CopiedCheaply, Aggregate):
         if self.issuer != department:
             raise NotTheIssuer(f"only the issuing department may revoke document {self.id}")
         self.check_available()
-        self._revoked(self.resident_id, department, reason, at)
+        self._revoked(self.resident_id, department, reason, at, timestamp=at)
 
     class Revoked(Aggregate.Event):
         personal_fields: ClassVar[tuple[str, ...]] = ("reason",)
@@ -195,7 +202,9 @@ class Document(CopiedCheaply, Aggregate):
         at: datetime
 
     @event(Revoked)
-    def _revoked(self, resident_id: str, department: str, reason: str, at: datetime) -> None:
+    def _revoked(
+        self, resident_id: str, department: str, reason: str, at: datetime, timestamp: datetime
+    ) -> None:
         self.status = DocumentStatus.REVOKED
         self.ended_at = at
         self.end_reason = reason
@@ -203,10 +212,10 @@ class Document(CopiedCheaply, Aggregate):
     def withdraw(self, at: datetime) -> None:
         """The resident takes the document out of their library; no department can fetch it."""
         self.check_available()
-        self._withdrawn(at)
+        self._withdrawn(at, timestamp=at)
 
     @event("Withdrawn")
-    def _withdrawn(self, at: datetime) -> None:
+    def _withdrawn(self, at: datetime, timestamp: datetime) -> None:
         self.status = DocumentStatus.WITHDRAWN
         self.ended_at = at
 

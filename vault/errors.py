@@ -49,6 +49,12 @@ class ConsentNotFound(NotFound):
     code = "consent-not-found"
 
 
+class UnknownPolicyVersion(NotFound):
+    """No policy of that version (content hash) was ever published."""
+
+    code = "unknown-policy-version"
+
+
 class ResidentErased(VaultError):
     """The resident asked to be erased; nothing of theirs can be read or added."""
 

@@ -7,16 +7,16 @@ order the events must be saved.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from policy.decision import Decision, DecisionPoint, Reason
 from policy.scales import UNRATED, Grade, TrustLevel
 from vault.access import AccessAttempt
-from vault.consent import Consent
+from vault.consent import Consent, ConsentStatus
 from vault.document import Document
 from vault.errors import ConsentDenied, DocumentUnavailable
 from vault.resident import Resident
@@ -35,6 +35,66 @@ class Decides(Protocol):
         grade: Grade | None,
         trust: TrustLevel,
     ) -> Decision: ...
+
+
+class Listed(Protocol):
+    """A document as :func:`fetchable` needs it: an aggregate, or a read-model row."""
+
+    @property
+    def doc_type(self) -> str: ...
+
+    @property
+    def trust_level(self) -> TrustLevel: ...
+
+    @property
+    def is_active(self) -> bool: ...
+
+    def is_expired(self, now: datetime) -> bool: ...
+
+
+class Granted(Protocol):
+    """A consent as :func:`fetchable` needs it: an aggregate, or a read-model row."""
+
+    def status(self, now: datetime) -> ConsentStatus: ...
+
+    def covers(self, department: str, doc_type: str, purpose: str) -> bool: ...
+
+
+L = TypeVar("L", bound=Listed)
+
+
+def fetchable(
+    documents: Iterable[L],
+    *,
+    consents: Sequence[Granted],
+    grade: Grade | None,
+    officer: str,
+    department: str,
+    purpose: str,
+    point: Decides,
+    now: datetime,
+) -> Iterator[L]:
+    """The documents (of a registered resident who is not erased, with ``grade``) that a
+    department may fetch now for a purpose, in the order given: each available, not
+    expired, covered by a consent that is active now, and allowed by the policy. A fetch
+    of any of them would be allowed as :func:`judge_fetch` judges it, given the same
+    state; the listing is read from the read models, the fetch judged on the aggregates."""
+    live = [c for c in consents if c.status(now) is ConsentStatus.ACTIVE]
+    for document in documents:
+        if (
+            document.is_active
+            and not document.is_expired(now)
+            and any(c.covers(department, document.doc_type, purpose) for c in live)
+            and point.decide(
+                officer=officer,
+                department=department,
+                doc_type=document.doc_type,
+                purpose=purpose,
+                grade=grade,
+                trust=document.trust_level,
+            ).allowed
+        ):
+            yield document
 
 
 @dataclass(frozen=True)

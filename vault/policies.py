@@ -20,7 +20,12 @@ class PolicyVersion(Aggregate):
 
     @event("Published")
     def __init__(
-        self, content_hash: str, model_text: str, policy_text: str, published_at: datetime
+        self,
+        content_hash: str,
+        model_text: str,
+        policy_text: str,
+        published_at: datetime,
+        timestamp: datetime,
     ) -> None:
         self.content_hash = content_hash
         self.model_text = model_text
@@ -36,7 +41,7 @@ class PolicyRegistry(Aggregate):
         return REGISTRY_ID
 
     @event("Opened")
-    def __init__(self) -> None:
+    def __init__(self, timestamp: datetime) -> None:
         self.history: list[tuple[str, datetime]] = []
 
     @property
@@ -46,17 +51,8 @@ class PolicyRegistry(Aggregate):
     def activate(self, version: str, at: datetime) -> None:
         """Put a published version in force (a no-op if it already is)."""
         if version != self.current:
-            self._activated(version, at)
+            self._activated(version, at, timestamp=at)
 
     @event("Activated")
-    def _activated(self, version: str, at: datetime) -> None:
+    def _activated(self, version: str, at: datetime, timestamp: datetime) -> None:
         self.history.append((version, at))
-
-    def version_at(self, at: datetime) -> str | None:
-        """The version that was in force at ``at``."""
-        in_force = None
-        for version, since in self.history:
-            if since > at:
-                break
-            in_force = version
-        return in_force

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
+
+from eventsourcing.persistence import Notification
+
+from keys.receipts import ConsentTerms
 
 
 class BlobNotFound(Exception):
@@ -72,3 +76,57 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+class ReceiptSigner(Protocol):
+    """Signs a consent's terms as a receipt the resident keeps (a compact JWS)."""
+
+    def __call__(self, terms: ConsentTerms) -> str: ...
+
+
+class Notifications(Protocol):
+    """The notification log, read a page at a time in order (what the ledger reads)."""
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+    ) -> Sequence[Notification]: ...
+
+    def select_notifications_at(self, positions: Collection[int]) -> Sequence[Notification]:
+        """The notifications at these positions (those there are), in log order, in one
+        query."""
+        ...
+
+
+class EventLog(Notifications, Protocol):
+    """The notification log as folds over the whole history read it: the read models, the
+    audit's re-adjudication, garbage collection."""
+
+    def head(self) -> int:
+        """The position of the last event recorded (0 for an empty log)."""
+        ...
+
+    def decode(
+        self, notifications: Sequence[Notification], *, open_personal: bool = True
+    ) -> list[Any]:
+        """The domain events of these notifications; with ``open_personal=False`` their
+        personal fields are left sealed (they read as ``SEALED``, or ``ERASED`` where
+        nothing was sealed)."""
+        ...
+
+    def stored_states(
+        self,
+        notifications: Sequence[Notification],
+        *,
+        ids: Collection[str] = (),
+        times: Collection[str] = (),
+    ) -> list[dict[str, Any] | None]:
+        """Each event's fields as stored, without building the event (most of the cost of
+        reading a long log): the fields named in ``ids`` as id text (``str(UUID)``), those in
+        ``times`` as the ISO text they were written as, the personal fields still sealed, as
+        bytes, under ``"personal"`` (None if none were sealed). None for an event stored at
+        an older version of its class (decode it)."""
+        ...

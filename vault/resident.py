@@ -12,18 +12,21 @@ from policy.scales import UNRATED, Grade
 from vault.copying import CopiedCheaply
 from vault.errors import ResidentErased
 from vault.ids import resident_aggregate_id
-from vault.personal import Erased
+from vault.markers import Erased
 
 
 class Resident(CopiedCheaply, Aggregate):
-    """One resident's identity, credit grade and the index of their library and consents."""
+    """One resident's identity, credit grade and the index of their library and consents.
+
+    Every event is stamped with the business clock's time (``timestamp``), so that the
+    state at any time (``Store.as_of``) is read by the same clock that judged it."""
 
     @staticmethod
     def create_id(resident_id: str) -> UUID:
         return resident_aggregate_id(resident_id)
 
     @event("Registered")
-    def __init__(self, resident_id: str) -> None:
+    def __init__(self, resident_id: str, timestamp: datetime) -> None:
         self.resident_id = resident_id
         self.grade: Grade | None = None
         self.grade_sequence: int | None = None
@@ -42,12 +45,15 @@ class Resident(CopiedCheaply, Aggregate):
         """The grade as shown to people: A–D, or ``unrated``."""
         return self.grade.value if self.grade is not None else UNRATED
 
-    def record_grade(self, grade: Grade, sequence: int, effective_at: datetime) -> bool:
-        """Take a grade from the credit platform; an older or equal sequence is stale (False)."""
+    def record_grade(
+        self, grade: Grade, sequence: int, effective_at: datetime, at: datetime
+    ) -> bool:
+        """Take a grade from the credit platform at ``at``; an older or equal sequence is
+        stale (False)."""
         self._check_not_erased()
         if self.grade_sequence is not None and sequence <= self.grade_sequence:
             return False
-        self._grade_recorded(self.resident_id, grade.value, sequence, effective_at)
+        self._grade_recorded(self.resident_id, grade.value, sequence, effective_at, timestamp=at)
         return True
 
     class GradeRecorded(Aggregate.Event):
@@ -61,29 +67,36 @@ class Resident(CopiedCheaply, Aggregate):
 
     @event(GradeRecorded)
     def _grade_recorded(
-        self, resident_id: str, grade: str | Erased, sequence: int, effective_at: datetime
+        self,
+        resident_id: str,
+        grade: str | Erased,
+        sequence: int,
+        effective_at: datetime,
+        timestamp: datetime,
     ) -> None:
         # After erasure the sealed grade reads back as ERASED; the sequence still orders.
         self.grade = Grade(grade) if isinstance(grade, str) else None
         self.grade_sequence = sequence
         self.grade_effective_at = effective_at
 
-    def file_document(self, document_id: UUID) -> None:
+    def file_document(self, document_id: UUID, at: datetime) -> None:
         """Add a document to the resident's library index."""
         self._check_not_erased()
-        self._document_filed(document_id)
+        self._document_filed(document_id, timestamp=at)
 
     @event("DocumentFiled")
-    def _document_filed(self, document_id: UUID) -> None:
+    def _document_filed(self, document_id: UUID, timestamp: datetime) -> None:
         self.document_ids.append(document_id)
 
-    def file_consent(self, consent_id: UUID, department: str, purpose: str) -> None:
+    def file_consent(self, consent_id: UUID, department: str, purpose: str, at: datetime) -> None:
         """Add a consent to the resident's index of consents."""
         self._check_not_erased()
-        self._consent_filed(consent_id, department, purpose)
+        self._consent_filed(consent_id, department, purpose, timestamp=at)
 
     @event("ConsentFiled")
-    def _consent_filed(self, consent_id: UUID, department: str, purpose: str) -> None:
+    def _consent_filed(
+        self, consent_id: UUID, department: str, purpose: str, timestamp: datetime
+    ) -> None:
         self.consent_ids.append(consent_id)
         self.consent_scopes[consent_id] = (department, purpose)
 
@@ -94,10 +107,10 @@ class Resident(CopiedCheaply, Aggregate):
     def erase(self, at: datetime) -> None:
         """Mark the resident erased; their key is shredded right after."""
         self._check_not_erased()
-        self._erased(at)
+        self._erased(at, timestamp=at)
 
     @event("Erased")
-    def _erased(self, at: datetime) -> None:
+    def _erased(self, at: datetime, timestamp: datetime) -> None:
         self.erased_at = at
 
     def _check_not_erased(self) -> None:

@@ -10,20 +10,18 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from adapters.http import audit, credit, departments, open, residents
+from adapters.http import audit, credit, departments, public, residents
 from adapters.http.observability import Metrics, Observe, configure_logging
 from adapters.http.problems import install_problem_handlers
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services
 from keys.tokens import ExternalIssuer, TokenVerifier
-from vault.app import Vault
 
 
 def ledger_lag(services: Services) -> tuple[int, int]:
     """(events not yet in the ledger, events not yet under a signed checkpoint)."""
-    head = services.vault.recorder.max_notification_id() or 0
+    head = services.events.head()
     signed = services.ledger.latest_checkpoint()
     return head - services.ledger.size(), head - (signed.tree_size if signed else 0)
 
@@ -62,31 +60,16 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
     app.state.services = services
     app.state.metrics = metrics
     app.state.verifier = token_verifier(services, settings)
-    services.vault.on_recorded.append(metrics.events.inc)
+    services.application.on_recorded.append(metrics.events.inc)
     metrics.watch_lag(services.view_runner.lag)
     metrics.watch_ledger(lambda: ledger_lag(services))
     install_problem_handlers(app)
     app.add_middleware(Observe, metrics=metrics)
-    app.add_middleware(OwnPositions, vault=services.vault)
-    for router in (residents.router, departments.router, credit.router, audit.router, open.router):
+    for router in (
+        residents.router, departments.router, credit.router, audit.router, public.router
+    ):
         app.include_router(router)
     return app
-
-
-class OwnPositions:
-    """ASGI middleware: each request starts with no log position of its own. Its
-    context is copied from the serving thread's, which may have written before it
-    served (``serve --demo`` seeds first), and a request that writes nothing must
-    not answer with that write's position."""
-
-    def __init__(self, app: ASGIApp, vault: Vault) -> None:
-        self.app = app
-        self.vault = vault
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            self.vault.take_position()
-        await self.app(scope, receive, send)
 
 
 def app_from_environment() -> FastAPI:
@@ -115,4 +98,5 @@ def token_verifier(services: Services, settings: Settings) -> TokenVerifier:
         audience=settings.token_audience,
         leeway=timedelta(seconds=settings.token_leeway_seconds),
         external=external,
+        now=services.clock.now,
     )

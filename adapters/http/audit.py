@@ -9,25 +9,22 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from adapters.http.deps import CurrentAuditor, Fresh, LedgerDep, VaultDep, ViewsDep
+from adapters.http.deps import AuditDep, CurrentAuditor, Fresh, LedgerDep, ViewsDep
+from adapters.http.paging import Cursor, Limit, Page, decode_cursor, paged
 from adapters.http.problems import Problem
-from adapters.http.residents import Cursor, Limit
 from adapters.http.schemas import (
     AccessOut,
     CheckpointOut,
     ConsistencyOut,
     InclusionOut,
-    Page,
     ReadjudicationOut,
     ReplayOut,
     access_entry_out,
     checkpoint_out,
     consent_out,
-    decode_cursor,
     document_out,
     inclusion_out,
     mismatch_out,
-    paged,
 )
 from projections.ledger import Ledger
 from projections.merkle import ProofError
@@ -70,12 +67,12 @@ def accesses(
 @router.get("/replay")
 def replay(
     auditor: CurrentAuditor,
-    vault: VaultDep,
+    audit: AuditDep,
     resident_id: Annotated[str, Query(min_length=1, max_length=64)],
     at: datetime,
 ) -> ReplayOut:
     """The resident's documents, consents and grade as they stood at ``at``, from the events."""
-    state = vault.replay_resident(resident_id, at)
+    state = audit.replay_resident(resident_id, at)
     return ReplayOut(
         resident_id=resident_id,
         at=at,
@@ -113,14 +110,14 @@ def figures(auditor: CurrentAuditor, views: ViewsDep, fresh: Fresh) -> Figures:
 @router.post("/readjudicate")
 def readjudicate(
     auditor: CurrentAuditor,
-    vault: VaultDep,
+    audit: AuditDep,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> ReadjudicationOut:
     """Every access recorded in [since, until) decided again, on the residents, documents and
     consents as they stood just before it in the log and with the policy version it
     recorded; lists each decision that does not match (the first 1,000)."""
-    report = vault.readjudicate(since, until)
+    report = audit.readjudicate(since, until)
     return ReadjudicationOut(
         checked=report.checked,
         unverifiable=report.unverifiable,

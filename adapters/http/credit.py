@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from adapters.http.deps import CurrentCreditPlatform, VaultDep, mark_position
+from adapters.http.deps import CurrentCreditPlatform, ResidentsDep, answer_position
 from adapters.http.schemas import GradeBatchIn, GradeOutcomeOut
 from policy.scales import Grade
 from vault.errors import InvalidInput
@@ -15,7 +15,8 @@ router = APIRouter(prefix="/v1/credit", tags=["credit platform"])
 
 @router.post("/grades")
 def push_grades(
-    body: GradeBatchIn, response: Response, platform: CurrentCreditPlatform, vault: VaultDep
+    body: GradeBatchIn, response: Response, platform: CurrentCreditPlatform,
+    residents: ResidentsDep,
 ) -> GradeOutcomeOut:
     """Apply grades; an older or equal sequence for a resident is stale and changes nothing.
 
@@ -29,6 +30,6 @@ def push_grades(
         except ValueError:
             raise InvalidInput(f"updates[{index}].grade", "must be one of A, B, C, D") from None
         updates.append(GradeUpdate(row.resident_id, grade, row.effective_at, row.sequence))
-    outcome = vault.record_grades(updates)
-    mark_position(response, vault)
+    outcome = residents.record_grades(updates)
+    answer_position(response, outcome.position)
     return GradeOutcomeOut(applied=outcome.applied, stale=outcome.stale, erased=outcome.erased)

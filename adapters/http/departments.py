@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from datetime import datetime
 from functools import partial
-from itertools import islice
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -14,28 +11,32 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from adapters.http.deps import CurrentOfficer, Fresh, VaultDep, ViewsDep, mark_position
+from adapters.http.deps import (
+    ClockDep,
+    CurrentOfficer,
+    DocumentsDep,
+    FetchesDep,
+    Fresh,
+    PoliciesDep,
+    ViewsDep,
+    answer_position,
+)
 from adapters.http.downloads import content_response
 from adapters.http.observability import Metrics
-from adapters.http.residents import UPLOAD_BODY, Cursor, Limit, document_details
+from adapters.http.paging import Cursor, Limit, Page, decode_cursor, paged
 from adapters.http.schemas import (
     ConsentOut,
     DocumentOut,
-    Page,
     TracksOut,
     consent_entry_out,
-    decode_cursor,
     document_out,
     entry_out,
-    paged,
     tracks_out,
 )
-from adapters.http.uploads import ACCEPTED_TYPES, read_upload
-from policy.scales import TrustLevel
-from projections.queries import LibraryEntry, Views
-from vault.document import Document
-from vault.errors import AccessDenied, DocumentNotFound, ResidentErased, ResidentNotFound
+from adapters.http.uploads import ACCEPTED_TYPES, UPLOAD_BODY, read_upload
+from vault.errors import AccessDenied, DocumentNotFound
 from vault.ids import check_identifier, check_resident_id
+from vault.services.documents import Documents
 
 router = APIRouter(tags=["departments"])
 Purpose = Annotated[
@@ -52,8 +53,9 @@ def fetchable_documents(
     resident_id: str,
     purpose: Purpose,
     officer: CurrentOfficer,
-    vault: VaultDep,
+    policies: PoliciesDep,
     views: ViewsDep,
+    clock: ClockDep,
     fresh: Fresh,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -64,54 +66,22 @@ def fetchable_documents(
     """
     check_resident_id(resident_id)
     check_identifier("purpose", purpose)
-    resident = views.resident(resident_id)
-    if resident is None:
-        raise ResidentNotFound(f"resident {resident_id} is not registered")
-    if resident.erased:
-        raise ResidentErased(f"resident {resident_id} was erased")
-    now = vault.clock.now()
-    point = vault.decision_point()
-    held = views.consents_held(officer.department, now, resident_id=resident_id)
-    covered = {t for c in held if c.purpose == purpose for t in c.doc_types}
-
-    def fetchable(entry: LibraryEntry) -> bool:
-        return point.decide(
-            officer=officer.officer_id, department=officer.department,
-            doc_type=entry.doc_type, purpose=purpose, grade=resident.grade,
-            trust=TrustLevel(entry.trust_level),
-        ).allowed
-
-    library = _library_from(views, resident_id, decode_cursor(cursor), covered, now)
-    items, next_cursor = paged(list(islice(filter(fetchable, library), limit + 1)), limit)
+    entries = views.fetchable(
+        resident_id, officer=officer.officer_id, department=officer.department,
+        purpose=purpose, point=policies.decision_point(), now=clock.now(),
+        limit=limit + 1, before=decode_cursor(cursor),
+    )
+    items, next_cursor = paged(entries, limit)
     return Page(items=[entry_out(e) for e in items], next_cursor=next_cursor)
-
-
-def _library_from(
-    views: Views, resident_id: str, before: int | None, doc_types: set[str], now: datetime
-) -> Iterator[LibraryEntry]:
-    """The resident's current documents of ``doc_types`` not expired ``now``, newest
-    first from ``before``, read a page at a time for as long as the caller takes them."""
-    while True:
-        page = views.library(
-            resident_id, limit=LIBRARY_PAGE, before=before, doc_types=doc_types,
-            unexpired_at=now,
-        )
-        yield from page
-        if len(page) < LIBRARY_PAGE:
-            return
-        before = page[-1].position
-
-
-LIBRARY_PAGE = 200
 
 
 @router.get("/v1/department/consents")
 def consents_held(
-    officer: CurrentOfficer, vault: VaultDep, views: ViewsDep, fresh: Fresh,
+    officer: CurrentOfficer, views: ViewsDep, clock: ClockDep, fresh: Fresh,
     limit: Limit = 50, cursor: Cursor = None,
 ) -> Page[ConsentOut]:
     """The consents my department holds now: which residents, which document types, what for."""
-    now = vault.clock.now()
+    now = clock.now()
     held = views.consents_held(
         officer.department, now, after=decode_cursor(cursor), limit=limit + 1
     )
@@ -134,13 +104,14 @@ async def fetch_document(
     purpose: Purpose,
     request: Request,
     officer: CurrentOfficer,
-    vault: VaultDep,
+    fetches: FetchesDep,
+    documents: DocumentsDep,
 ) -> Response:
     """Fetch a document for a purpose; the access event is committed before any byte is sent."""
     metrics: Metrics = request.app.state.metrics
     try:
         recorded = await asyncio.wrap_future(
-            vault.submit_fetch(
+            fetches.submit(
                 officer=officer.officer_id,
                 department=officer.department,
                 resident_id=resident_id,
@@ -158,7 +129,7 @@ async def fetch_document(
         "X-Log-Position": str(recorded.position),
     }
     return await content_response(
-        request, recorded.document, partial(vault.document_content, recorded.document), headers
+        request, recorded.document, partial(documents.content, recorded.document), headers
     )
 
 
@@ -168,48 +139,45 @@ async def issue_document(
     request: Request,
     response: Response,
     officer: CurrentOfficer,
-    vault: VaultDep,
+    documents: DocumentsDep,
 ) -> DocumentOut:
     """Issue a document into the resident's library (trust level A)."""
-    upload = await read_upload(request, vault.max_document_bytes)
-
-    def issue() -> Document:
-        document = vault.issue_document(
-            officer.department, officer.officer_id, resident_id, upload.stream(),
-            document_details(upload),
-        )
-        mark_position(response, vault)
-        return document
-
+    upload = await read_upload(request, documents.max_document_bytes)
     try:
-        document = await run_in_threadpool(issue)
+        issued = await run_in_threadpool(
+            lambda: documents.issue(
+                officer.department, officer.officer_id, resident_id, upload.stream(),
+                upload.details(),
+            )
+        )
     finally:
         upload.close()
-    return document_out(document)
+    answer_position(response, issued.position)
+    return document_out(issued.value)
 
 
 @router.post("/v1/residents/{resident_id}/documents/{document_id}/verify")
 def verify_document(
     resident_id: str, document_id: str, response: Response, officer: CurrentOfficer,
-    vault: VaultDep,
+    documents: DocumentsDep,
 ) -> DocumentOut:
     """Checked against the original by an officer: trust level B."""
-    _belongs(vault, resident_id, document_id)
-    document = vault.verify_document(officer.department, officer.officer_id, document_id)
-    mark_position(response, vault)
-    return document_out(document)
+    _belongs(documents, resident_id, document_id)
+    verified = documents.verify(officer.department, officer.officer_id, document_id)
+    answer_position(response, verified.position)
+    return document_out(verified.value)
 
 
 @router.post("/v1/residents/{resident_id}/documents/{document_id}/revoke")
 def revoke_document(
     resident_id: str, document_id: str, body: Revocation, response: Response,
-    officer: CurrentOfficer, vault: VaultDep,
+    officer: CurrentOfficer, documents: DocumentsDep,
 ) -> DocumentOut:
     """The issuing department revokes a document it issued (e.g. cancelled at source)."""
-    _belongs(vault, resident_id, document_id)
-    document = vault.revoke_document(officer.department, document_id, body.reason)
-    mark_position(response, vault)
-    return document_out(document)
+    _belongs(documents, resident_id, document_id)
+    revoked = documents.revoke(officer.department, document_id, body.reason)
+    answer_position(response, revoked.position)
+    return document_out(revoked.value)
 
 
 @router.get("/v1/services/{service_id}/tracks")
@@ -217,12 +185,12 @@ def tracks(
     service_id: str,
     resident_id: Annotated[str, Query(min_length=1, max_length=64)],
     officer: CurrentOfficer,
-    vault: VaultDep,
+    policies: PoliciesDep,
 ) -> TracksOut:
     """The fast-track tracks (reuse, missing-allowed, commitment, priority) that apply now."""
-    return tracks_out(resident_id, service_id, vault.tracks_for(resident_id, service_id))
+    return tracks_out(resident_id, service_id, policies.tracks_for(resident_id, service_id))
 
 
-def _belongs(vault: VaultDep, resident_id: str, document_id: str) -> None:
-    if vault.find_document(document_id).resident_id != resident_id:
+def _belongs(documents: Documents, resident_id: str, document_id: str) -> None:
+    if documents.find(document_id).resident_id != resident_id:
         raise DocumentNotFound(f"document {document_id} not found")

@@ -1,4 +1,4 @@
-"""Declared dependencies: the vault, and the principal each route requires."""
+"""Declared dependencies: one per service, and the principal each route requires."""
 
 from __future__ import annotations
 
@@ -9,36 +9,71 @@ from fastapi import Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from adapters.http.problems import Problem
+from adapters.wiring import Services
 from keys.tokens import InvalidToken, Principal, Role, TokenVerifier
 from projections.ledger import Ledger
 from projections.queries import Views
-from vault.app import Vault
 from vault.errors import InvalidInput, ResidentErased
 from vault.ids import check_identifier, check_resident_id
+from vault.ports import Clock
+from vault.services.audit import Audit
+from vault.services.consents import Consents
+from vault.services.documents import Documents
+from vault.services.fetches import Fetches
+from vault.services.policies import Policies
+from vault.services.residents import Residents
 
 
-async def get_vault(request: Request) -> Vault:
-    vault: Vault = request.app.state.services.vault
-    return vault
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
-VaultDep = Annotated[Vault, Depends(get_vault)]
+async def get_residents(request: Request) -> Residents:
+    return _services(request).residents
+
+
+async def get_documents(request: Request) -> Documents:
+    return _services(request).documents
+
+
+async def get_consents(request: Request) -> Consents:
+    return _services(request).consents
+
+
+async def get_fetches(request: Request) -> Fetches:
+    return _services(request).fetches
+
+
+async def get_policies(request: Request) -> Policies:
+    return _services(request).policies
+
+
+async def get_audit(request: Request) -> Audit:
+    return _services(request).audit
 
 
 async def get_views(request: Request) -> Views:
-    views: Views = request.app.state.services.views
-    return views
-
-
-ViewsDep = Annotated[Views, Depends(get_views)]
+    return _services(request).views
 
 
 async def get_ledger(request: Request) -> Ledger:
-    ledger: Ledger = request.app.state.services.ledger
-    return ledger
+    return _services(request).ledger
 
 
+async def get_clock(request: Request) -> Clock:
+    return _services(request).clock
+
+
+ResidentsDep = Annotated[Residents, Depends(get_residents)]
+DocumentsDep = Annotated[Documents, Depends(get_documents)]
+ConsentsDep = Annotated[Consents, Depends(get_consents)]
+FetchesDep = Annotated[Fetches, Depends(get_fetches)]
+PoliciesDep = Annotated[Policies, Depends(get_policies)]
+AuditDep = Annotated[Audit, Depends(get_audit)]
+ViewsDep = Annotated[Views, Depends(get_views)]
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -88,7 +123,7 @@ def _requiring(role: Role) -> object:
 
 
 def current_resident(
-    principal: Annotated[Principal, Depends(_requiring("resident"))], vault: VaultDep
+    principal: Annotated[Principal, Depends(_requiring("resident"))], residents: ResidentsDep
 ) -> str:
     """The resident acting on their own data, registered on their first request; an erased
     resident's token still authenticates, but every route answers 410 Gone."""
@@ -96,7 +131,7 @@ def current_resident(
         check_resident_id(principal.subject)
     except InvalidInput:
         raise _unauthorized("the token's subject is not a valid resident id") from None
-    if vault.register_resident(principal.subject).is_erased:
+    if residents.register(principal.subject).value.is_erased:
         raise ResidentErased(f"resident {principal.subject} was erased")
     return principal.subject
 
@@ -135,9 +170,9 @@ async def reached_position(
     target = max(p for p in (x_min_log_position, min_position, 0) if p is not None)
     if not target:
         return
-    services = request.app.state.services
-    head = await run_in_threadpool(services.vault.recorder.max_notification_id)
-    if target > (head or 0):
+    services = _services(request)
+    head = await run_in_threadpool(services.events.head)
+    if target > head:
         raise InvalidInput("X-Min-Log-Position", f"no write has reached log position {target}")
     wait = services.settings.read_wait_seconds
     if not await run_in_threadpool(services.view_runner.wait_for, target, wait):
@@ -151,8 +186,8 @@ async def reached_position(
 Fresh = Annotated[None, Depends(reached_position)]
 
 
-def mark_position(response: Response, vault: Vault) -> None:
-    """Tell the client where its write landed in the log (call in the thread that wrote)."""
-    position = vault.take_position()
+def answer_position(response: Response, position: int | None) -> None:
+    """Tell the client where its write landed in the log (for read-your-writes), if it
+    appended anything."""
     if position is not None:
         response.headers["X-Log-Position"] = str(position)

@@ -12,7 +12,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from adapters.http.problems import Problem
 from vault.document import Document
-from vault.personal import Erased
+from vault.markers import Erased
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 

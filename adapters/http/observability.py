@@ -8,11 +8,13 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -43,34 +45,56 @@ class Metrics:
         )
 
     def watch_lag(self, lag: Callable[[], tuple[int, float]]) -> None:
-        """Report how far the read models trail the log, read when metrics are scraped."""
-        Gauge(
-            "civicvault_read_model_lag_events", "Events recorded but not yet in the read models",
-            registry=self.registry,
-        ).set_function(lambda: lag()[0])
-        Gauge(
-            "civicvault_read_model_lag_seconds",
-            "How long the oldest event not yet in the read models has waited",
-            registry=self.registry,
-        ).set_function(lambda: lag()[1])
+        """Report how far the read models trail the log, read once per scrape."""
+        self.registry.register(
+            _Pair(
+                lag,
+                ("civicvault_read_model_lag_events",
+                 "Events recorded but not yet in the read models"),
+                ("civicvault_read_model_lag_seconds",
+                 "How long the oldest event not yet in the read models has waited"),
+            )
+        )
 
     def watch_ledger(self, unsigned: Callable[[], tuple[int, int]]) -> None:
-        """Report how far the ledger and its newest checkpoint trail the log: a ledger
-        stopped at a gap in the log shows here (and in the logs) while the API serves on."""
-        Gauge(
-            "civicvault_ledger_lag_events", "Events recorded but not yet in the ledger",
-            registry=self.registry,
-        ).set_function(lambda: unsigned()[0])
-        Gauge(
-            "civicvault_ledger_unsigned_events",
-            "Events recorded but not yet covered by a signed checkpoint",
-            registry=self.registry,
-        ).set_function(lambda: unsigned()[1])
+        """Report how far the ledger and its newest checkpoint trail the log, read once per
+        scrape: a ledger stopped at a gap in the log shows here (and in the logs) while the
+        API serves on."""
+        self.registry.register(
+            _Pair(
+                unsigned,
+                ("civicvault_ledger_lag_events", "Events recorded but not yet in the ledger"),
+                ("civicvault_ledger_unsigned_events",
+                 "Events recorded but not yet covered by a signed checkpoint"),
+            )
+        )
 
     def decided(self, allowed: bool, reasons: tuple[str, ...]) -> None:
         self.decisions.labels(
             "allowed" if allowed else "denied", reasons[0] if reasons else "allowed"
         ).inc()
+
+
+class _Pair(Collector):
+    """Two gauges read from one call per scrape (the call costs database round trips)."""
+
+    def __init__(
+        self,
+        read: Callable[[], tuple[float, float]],
+        first: tuple[str, str],
+        second: tuple[str, str],
+    ) -> None:
+        self._read = read
+        self._names = (first, second)
+
+    def collect(self) -> Iterator[Metric]:
+        values = self._read()
+        for (name, documentation), value in zip(self._names, values, strict=True):
+            yield GaugeMetricFamily(name, documentation, value=value)
+
+    def describe(self) -> Iterator[Metric]:
+        for name, documentation in self._names:
+            yield GaugeMetricFamily(name, documentation)
 
 
 class JsonLines(logging.Formatter):

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import partial
-from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from adapters.http.deps import (
+    ClockDep,
+    ConsentsDep,
     CurrentResident,
+    DocumentsDep,
     Fresh,
     LedgerDep,
-    VaultDep,
+    ResidentsDep,
     ViewsDep,
-    mark_position,
+    answer_position,
 )
 from adapters.http.downloads import content_response
+from adapters.http.paging import Cursor, Limit, Page, decode_cursor, paged
 from adapters.http.schemas import (
-    MAX_PAGE,
     AccessLogPage,
     ConsentIn,
     ConsentOut,
@@ -29,50 +30,19 @@ from adapters.http.schemas import (
     GrantedConsentOut,
     LedgerEntryOut,
     LoggedAccessOut,
-    Page,
     access_entry_out,
     b64,
     checkpoint_out,
     consent_entry_out,
     consent_out,
-    decode_cursor,
     document_out,
     entry_out,
     inclusion_out,
-    paged,
 )
-from adapters.http.uploads import ACCEPTED_TYPES, Upload, read_upload
-from vault.document import Document
-from vault.errors import InvalidInput
-from vault.inputs import ConsentRequest, DocumentDetails
+from adapters.http.uploads import ACCEPTED_TYPES, UPLOAD_BODY, read_upload
+from vault.inputs import ConsentRequest
 
 router = APIRouter(prefix="/v1/me", tags=["residents"])
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
-Cursor = Annotated[str | None, Query(max_length=200)]
-
-UPLOAD_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "doc_type", "title"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": f"one of {', '.join(ACCEPTED_TYPES)}",
-                        },
-                        "doc_type": {"type": "string", "example": "id-card"},
-                        "title": {"type": "string", "example": "居民身份证"},
-                        "expires_at": {"type": "string", "format": "date-time"},
-                    },
-                }
-            }
-        },
-    }
-}
 
 
 class Erasure(BaseModel):
@@ -80,39 +50,20 @@ class Erasure(BaseModel):
     erased: bool
 
 
-def document_details(upload: Upload) -> DocumentDetails:
-    """Check an upload's form fields (the file's type against its bytes) as document details."""
-    expires = upload.fields.get("expires_at")
-    try:
-        expires_at = datetime.fromisoformat(expires) if expires else None
-    except ValueError:
-        raise InvalidInput("expires_at", "must be an RFC 3339 date-time") from None
-    return DocumentDetails(
-        doc_type=upload.fields.get("doc_type", ""),
-        title=upload.fields.get("title", ""),
-        content_type=upload.content_type(),
-        filename=upload.filename,
-        expires_at=expires_at,
-    )
-
-
 @router.post("/documents", status_code=201, openapi_extra=UPLOAD_BODY)
 async def upload_document(
-    request: Request, response: Response, resident: CurrentResident, vault: VaultDep
+    request: Request, response: Response, resident: CurrentResident, documents: DocumentsDep
 ) -> DocumentOut:
     """Hand a document over once; it joins the library at trust level C."""
-    upload = await read_upload(request, vault.max_document_bytes)
-
-    def submit() -> Document:
-        document = vault.submit_document(resident, upload.stream(), document_details(upload))
-        mark_position(response, vault)
-        return document
-
+    upload = await read_upload(request, documents.max_document_bytes)
     try:
-        document = await run_in_threadpool(submit)
+        filed = await run_in_threadpool(
+            lambda: documents.submit(resident, upload.stream(), upload.details())
+        )
     finally:
         upload.close()
-    return document_out(document)
+    answer_position(response, filed.position)
+    return document_out(filed.value)
 
 
 @router.get("/documents")
@@ -127,8 +78,8 @@ def library(
 
 
 @router.get("/documents/{document_id}")
-def document(document_id: str, resident: CurrentResident, vault: VaultDep) -> DocumentOut:
-    return document_out(vault.document(resident, document_id))
+def document(document_id: str, resident: CurrentResident, documents: DocumentsDep) -> DocumentOut:
+    return document_out(documents.document(resident, document_id))
 
 
 @router.get(
@@ -137,28 +88,29 @@ def document(document_id: str, resident: CurrentResident, vault: VaultDep) -> Do
     responses={200: {"content": {t: {} for t in ACCEPTED_TYPES}}, 206: {"description": "a range"}},
 )
 async def document_content(
-    document_id: str, request: Request, resident: CurrentResident, vault: VaultDep
+    document_id: str, request: Request, resident: CurrentResident, documents: DocumentsDep
 ) -> Response:
-    found = await run_in_threadpool(vault.document, resident, document_id)
-    return await content_response(request, found, partial(vault.document_content, found), {})
+    found = await run_in_threadpool(documents.document, resident, document_id)
+    return await content_response(request, found, partial(documents.content, found), {})
 
 
 @router.delete("/documents/{document_id}")
 def withdraw_document(
-    document_id: str, response: Response, resident: CurrentResident, vault: VaultDep
+    document_id: str, response: Response, resident: CurrentResident, documents: DocumentsDep
 ) -> DocumentOut:
     """Withdraw a document: no department can fetch it again."""
-    document = vault.withdraw_document(resident, document_id)
-    mark_position(response, vault)
-    return document_out(document)
+    withdrawn = documents.withdraw(resident, document_id)
+    answer_position(response, withdrawn.position)
+    return document_out(withdrawn.value)
 
 
 @router.post("/consents", status_code=201)
 def grant_consent(
-    body: ConsentIn, response: Response, resident: CurrentResident, vault: VaultDep
+    body: ConsentIn, response: Response, resident: CurrentResident, consents: ConsentsDep,
+    clock: ClockDep,
 ) -> GrantedConsentOut:
     """Let one department fetch some document types for one purpose, until a time."""
-    granted = vault.grant_consent(
+    granted = consents.grant(
         resident,
         ConsentRequest(
             department=body.department,
@@ -169,18 +121,18 @@ def grant_consent(
             max_uses=body.max_uses,
         ),
     )
-    mark_position(response, vault)
-    out = consent_out(granted.consent, vault.clock.now())
+    answer_position(response, granted.position)
+    out = consent_out(granted.consent, clock.now())
     return GrantedConsentOut(**out.model_dump(), receipt=granted.receipt)
 
 
 @router.get("/consents")
 def consents(
-    resident: CurrentResident, views: ViewsDep, vault: VaultDep, fresh: Fresh,
+    resident: CurrentResident, views: ViewsDep, clock: ClockDep, fresh: Fresh,
     limit: Limit = 50, cursor: Cursor = None,
 ) -> Page[ConsentOut]:
     """Every consent I have given, newest first, with its live status."""
-    now = vault.clock.now()
+    now = clock.now()
     entries = views.consents(resident, limit=limit + 1, before=decode_cursor(cursor))
     items, next_cursor = paged(entries, limit)
     return Page(items=[consent_entry_out(c, now) for c in items], next_cursor=next_cursor)
@@ -188,12 +140,13 @@ def consents(
 
 @router.post("/consents/{consent_id}/revoke")
 def revoke_consent(
-    consent_id: str, response: Response, resident: CurrentResident, vault: VaultDep
+    consent_id: str, response: Response, resident: CurrentResident, consents: ConsentsDep,
+    clock: ClockDep,
 ) -> ConsentOut:
     """Once this answers, no fetch under the consent succeeds."""
-    consent = vault.revoke_consent(resident, consent_id)
-    mark_position(response, vault)
-    return consent_out(consent, vault.clock.now())
+    revoked = consents.revoke(resident, consent_id)
+    answer_position(response, revoked.position)
+    return consent_out(revoked.value, clock.now())
 
 
 @router.get("/access-log")
@@ -233,8 +186,7 @@ def access_log(
 
 
 @router.post("/erase")
-def erase(response: Response, resident: CurrentResident, vault: VaultDep) -> Erasure:
+def erase(response: Response, resident: CurrentResident, residents: ResidentsDep) -> Erasure:
     """Crypto-shred everything personal: nothing of mine can be read again."""
-    vault.erase_resident(resident)
-    mark_position(response, vault)
+    answer_position(response, residents.erase(resident).position)
     return Erasure(resident_id=resident, erased=True)

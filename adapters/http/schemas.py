@@ -3,41 +3,20 @@
 from __future__ import annotations
 
 import base64
-import binascii
-import json
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from adapters.http.paging import Page
 from policy.catalogue import display_name
 from policy.decision import TrackDecision
 from projections.ledger import Checkpoint, InclusionProof
 from projections.queries import AccessEntry, ConsentEntry, LibraryEntry
-from vault.audit_commands import Mismatch
 from vault.consent import Consent
 from vault.document import Document
-from vault.errors import InvalidInput
-from vault.personal import Erased
-
-T = TypeVar("T")
-
-
-class Positioned(Protocol):
-    @property
-    def position(self) -> int: ...
-
-
-E = TypeVar("E", bound=Positioned)
-MAX_PAGE = 200
-
-
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    next_cursor: str | None = Field(
-        description="pass as ?cursor= for the next page; null at the end"
-    )
+from vault.markers import Erased
+from vault.services.audit import Mismatch
 
 
 class DocumentOut(BaseModel):
@@ -331,39 +310,6 @@ def tracks_out(resident_id: str, service: str, decision: TrackDecision) -> Track
 
 def _shown(value: str | Erased | None) -> str | None:
     return None if isinstance(value, Erased) else value
-
-
-def paged(entries: Sequence[E], limit: int) -> tuple[list[E], str | None]:
-    """A page of entries fetched ``limit + 1`` at a time, and the cursor for the next page:
-    the log position of the last entry shown (so writes in between never skip or repeat)."""
-    if len(entries) <= limit:
-        return list(entries), None
-    shown = list(entries[:limit])
-    return shown, encode_cursor(shown[-1].position)
-
-
-MAX_POSITION = 2**63 - 1
-"""The largest log position: the databases keep positions as 64-bit integers."""
-
-
-def encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"p": position}).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        position = json.loads(base64.urlsafe_b64decode(padded))["p"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise InvalidInput("cursor", "is not a cursor this API gave out") from None
-    if (
-        not isinstance(position, int) or isinstance(position, bool)
-        or not 0 <= position <= MAX_POSITION
-    ):
-        raise InvalidInput("cursor", "is not a cursor this API gave out")
-    return position
 
 
 def checkpoint_out(checkpoint: Checkpoint) -> CheckpointOut:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -14,6 +15,8 @@ from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from adapters.http.problems import Problem
+from vault.errors import InvalidInput
+from vault.inputs import DocumentDetails
 
 SPOOL_IN_MEMORY = 1024 * 1024
 MAX_FIELD_BYTES = 8 * 1024
@@ -25,6 +28,31 @@ _MAGIC = {
     "application/zip": (b"PK\x03\x04",),
 }
 ACCEPTED_TYPES = tuple(_MAGIC)
+
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "doc_type", "title"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": f"one of {', '.join(ACCEPTED_TYPES)}",
+                        },
+                        "doc_type": {"type": "string", "example": "id-card"},
+                        "title": {"type": "string", "example": "居民身份证"},
+                        "expires_at": {"type": "string", "format": "date-time"},
+                    },
+                }
+            }
+        },
+    }
+}
+"""The OpenAPI request body of a document upload (the route parses the body itself)."""
 
 
 @dataclass
@@ -64,6 +92,22 @@ class Upload:
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
+
+    def details(self) -> DocumentDetails:
+        """The form fields (and the file's type, checked against its bytes) as document
+        details."""
+        expires = self.fields.get("expires_at")
+        try:
+            expires_at = datetime.fromisoformat(expires) if expires else None
+        except ValueError:
+            raise InvalidInput("expires_at", "must be an RFC 3339 date-time") from None
+        return DocumentDetails(
+            doc_type=self.fields.get("doc_type", ""),
+            title=self.fields.get("title", ""),
+            content_type=self.content_type(),
+            filename=self.filename,
+            expires_at=expires_at,
+        )
 
 
 def _unsupported(detail: str) -> Problem:

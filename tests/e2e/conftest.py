@@ -51,7 +51,7 @@ class LiveApi:
             "ttl": timedelta(minutes=10),
             "issuer": settings.token_issuer,
             "audience": settings.token_audience,
-            "now": self.services.vault.clock.now(),
+            "now": self.services.clock.now(),
         }
         args.update(overrides)
         return issue_token(self.services.signing.current("tokens"), **args)

@@ -15,6 +15,7 @@ import pytest
 from adapters.settings import Settings
 from adapters.wiring import open_services
 from keys.master import MasterKey
+from tests.support import read_document
 from vault.inputs import DocumentDetails
 
 
@@ -81,9 +82,9 @@ def test_bad_input_is_one_line_and_exit_code_2(
 def test_gc_sweeps_old_orphans_and_keeps_documents(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     services = open_services(settings)
-    document = services.vault.submit_document(
+    document = services.documents.submit(
         "r1", io.BytesIO(b"kept"), DocumentDetails("id-card", "card")
-    )
+    ).value
     services.close()
     orphan = settings.blob_dir / "documents" / "zz" / "orphan"
     orphan.parent.mkdir(parents=True)
@@ -102,10 +103,10 @@ def test_gc_sweeps_old_orphans_and_keeps_documents(tmp_path: Path) -> None:
 def _file_and_read_back(settings: Settings, resident_id: str = "r1") -> tuple[object, bytes]:
     services = open_services(settings)
     try:
-        document = services.vault.submit_document(
+        document = services.documents.submit(
             resident_id, io.BytesIO(b"secret"), DocumentDetails("id-card", "card")
-        )
-        return document.id, b"".join(services.vault.read_document(resident_id, document.id))
+        ).value
+        return document.id, b"".join(read_document(services, resident_id, document.id))
     finally:
         services.close()
 
@@ -113,7 +114,7 @@ def _file_and_read_back(settings: Settings, resident_id: str = "r1") -> tuple[ob
 def _read(settings: Settings, document_id: object) -> bytes:
     services = open_services(settings)
     try:
-        return b"".join(services.vault.read_document("r1", document_id))  # type: ignore[arg-type]
+        return b"".join(read_document(services, "r1", document_id))
     finally:
         services.close()
 
@@ -221,14 +222,14 @@ def test_a_bad_policy_file_is_refused_and_nothing_changes(
 ) -> None:
     settings = Settings(data_dir=tmp_path)
     services = open_services(settings)
-    before = services.vault.current_policy_version()
+    before = services.policies.current_version()
     services.close()
     bad = tmp_path / "bad.csv"
     bad.write_text(text)
     line = _one_line_error(civicvault("policy", "publish", str(bad), "--data-dir", str(tmp_path)))
     assert message in line
     services = open_services(settings)
-    assert services.vault.current_policy_version() == before
+    assert services.policies.current_version() == before
     services.close()
 
 
@@ -244,8 +245,8 @@ def test_rebuilding_the_read_models_shows_progress_and_one_at_a_time(tmp_path: P
     services = open_services(settings)
     try:
         for number in range(30):
-            services.vault.register_resident(f"r{number}")
-        head = services.vault.recorder.max_notification_id()
+            services.residents.register(f"r{number}")
+        head = services.events.head()
         serving = services.view_runner.generation()
         with services.view_runner.db.exclusive("rebuild"):  # as a rebuild elsewhere holds it
             refused = civicvault("projections", "rebuild", "--data-dir", str(tmp_path))

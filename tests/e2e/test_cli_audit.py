@@ -63,15 +63,14 @@ def test_readjudicate_finds_nothing_then_flags_a_forged_allowed_access(data_dir:
 
     services = open_services(Settings(data_dir=data_dir))
     try:
-        [document_id] = services.vault.resident("r2").document_ids
-        services.vault.save(AccessAttempt.record(
+        [document_id] = services.residents.resident("r2").document_ids
+        forged_at = services.store.save(AccessAttempt.record(
             resident_id="r2", officer="officer-li", department="civil-affairs",
             document_id=document_id, doc_type="id-card", purpose="subsistence-allowance",
             consent_id=None, grade="unrated", trust_level="C", allowed=True, reason_codes=[],
-            reasons=[], policy_version=services.vault.current_policy_version(), rule=None,
+            reasons=[], policy_version=services.policies.current_version(), rule=None,
             request_id="forged", at=datetime.now(UTC),
         ))
-        forged_at = services.vault.recorder.max_notification_id()
     finally:
         services.close()
     flagged = _run(data_dir, "readjudicate")

@@ -263,6 +263,7 @@ def _call(client: httpx.Client, method: str, path: str, world: dict[str, str]) -
     return client.request(method, url, json=bodies.get(path), params=params.get(path))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ROLES)
 def test_authorization_matrix(live_api_factory: Any, role: str) -> None:
     api = live_api_factory()

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.http import departments
 from adapters.http.downloads import SEND_BYTES
-from adapters.http.schemas import encode_cursor
+from adapters.http.paging import encode_cursor
 from adapters.samples import sample_pdf, sample_png
 from keys.receipts import verify_consent_receipt
+from projections import queries
 from tests.e2e.conftest import LiveApi
 
 PDF = sample_pdf("a resident's document")
@@ -317,9 +317,9 @@ def test_bad_uploads_get_clear_4xx_and_change_nothing(
     api = live_api_factory(max_document_bytes=1000)
     me = api.client("resident", "r1")
     me.get("/v1/me/documents")
-    events = api.services.vault.recorder.max_notification_id()
+    events = api.services.events.head()
     _problem(_upload(me, **request_kwargs), status, code)
-    assert api.services.vault.recorder.max_notification_id() == events
+    assert api.services.events.head() == events
     assert list(api.services.blobs.list()) == []
 
 
@@ -365,7 +365,7 @@ def test_a_departments_listing_pages_through_a_long_library_without_gaps(
 ) -> None:
     """The fetchable documents are picked from the library read a few at a time (here
     two): pages of them never skip, repeat or show what the department may not fetch."""
-    monkeypatch.setattr(departments, "LIBRARY_PAGE", 2)
+    monkeypatch.setattr(queries, "_LIBRARY_PAGE", 2)
     me = api.client("resident", "wang-fang")
     diplomas = []
     for n in range(6):
@@ -420,7 +420,7 @@ def test_a_write_made_before_serving_is_no_requests_position(
 ) -> None:
     """``serve --demo`` seeds in the thread that then serves, and every request's context
     is copied from that thread's: a request that writes nothing still answers none."""
-    api = live_api_factory(before_serving=lambda s: s.vault.register_resident("seeded"))
+    api = live_api_factory(before_serving=lambda s: s.residents.register("seeded"))
     platform = api.client("credit-platform", "credit-platform")
     now = datetime.now(UTC).isoformat()
     update = {"resident_id": "seeded", "grade": "B", "effective_at": now, "sequence": 1}

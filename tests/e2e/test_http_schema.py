@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
@@ -25,6 +26,7 @@ def _token_for(path: str, api: LiveApi) -> str | None:
     return None
 
 
+@pytest.mark.slow
 def test_no_server_errors_and_responses_match_the_schema(api: LiveApi) -> None:
     schema = schemathesis.openapi.from_url(f"{api.base_url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]

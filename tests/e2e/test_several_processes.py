@@ -164,7 +164,7 @@ def _resident_journey(
 def _views_of(services: Services) -> dict[str, Any]:
     """Every resident's library, consents and access log as the views hold them."""
     views = services.views
-    now = services.vault.clock.now()
+    now = services.clock.now()
     return {
         f"r{n}": (
             sorted(
@@ -184,6 +184,7 @@ def _views_of(services: Services) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_two_api_processes_and_a_worker_follow_one_postgresql_exactly_once(
     shared: tuple[Services, Processes],
 ) -> None:
@@ -227,7 +228,7 @@ def test_two_api_processes_and_a_worker_follow_one_postgresql_exactly_once(
         thread.join()
     assert failures == [], processes.output()
 
-    head = services.vault.recorder.max_notification_id() or 0
+    head = services.events.head()
     assert services.view_runner.wait_for(head, timeout=30)
     followed = _views_of(services)
     for n in range(RESIDENTS):

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from adapters.wiring import Services, open_services
-from tests.support import MovableClock
+from tests.support import MovableClock, library
 from vault.consent import Consent
 from vault.document import Document
 from vault.errors import AccessDenied, ResidentErased
 from vault.inputs import ConsentRequest, DocumentDetails
-from vault.personal import ERASED
+from vault.markers import ERASED
 
 FETCHERS = 8
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
@@ -26,7 +26,8 @@ FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 def _race(
     services: Services, document: Document, stop_everything: Callable[[], object]
 ) -> list[tuple[bool, bool]]:
-    """Fetch from many threads; halfway, stop everything. Returns (started after ack, allowed)."""
+    """Fetch from many threads; once one is allowed, stop everything, and go on until the
+    fetchers have made as many attempts again. Returns (started after ack, allowed)."""
     acknowledged = threading.Event()
     done = threading.Event()
     outcomes: list[tuple[bool, bool]] = []
@@ -36,7 +37,7 @@ def _race(
         while not done.is_set():
             after = acknowledged.is_set()
             try:
-                fetched = services.vault.fetch_document(
+                fetched = services.fetches.fetch(
                     officer="o",
                     department="civil-affairs",
                     resident_id="r1",
@@ -58,7 +59,10 @@ def _race(
         time.sleep(0.01)
     stop_everything()
     acknowledged.set()
-    time.sleep(0.3)
+    # Let every fetcher finish at least one fetch begun after the acknowledgement.
+    deadline = time.monotonic() + 10
+    while sum(after for after, _ in outcomes) < FETCHERS and time.monotonic() < deadline:
+        time.sleep(0.01)
     done.set()
     for thread in threads:
         thread.join()
@@ -66,10 +70,10 @@ def _race(
 
 
 def _setup(services: Services, clock: MovableClock) -> tuple[Document, Consent]:
-    document = services.vault.submit_document(
+    document = services.documents.submit(
         "r1", [b"card"], DocumentDetails(doc_type="id-card", title="居民身份证")
-    )
-    consent = services.vault.grant_consent(
+    ).value
+    consent = services.consents.grant(
         "r1",
         ConsentRequest(
             department="civil-affairs",
@@ -82,15 +86,16 @@ def _setup(services: Services, clock: MovableClock) -> tuple[Document, Consent]:
 
 
 def _names(services: Services, aggregate_id: Any) -> list[str]:
-    return [type(e).__name__ for e in services.vault.events.get(aggregate_id)]
+    return [type(e).__name__ for e in services.application.events.get(aggregate_id)]
 
 
 def test_no_fetch_succeeds_after_an_acknowledged_revoke(
     services: Services, clock: MovableClock
 ) -> None:
     document, consent = _setup(services, clock)
-    outcomes = _race(services, document, lambda: services.vault.revoke_consent("r1", consent.id))
+    outcomes = _race(services, document, lambda: services.consents.revoke("r1", consent.id))
     assert any(allowed for _, allowed in outcomes), "the race never had a fetch allowed"
+    assert any(after for after, _ in outcomes), "no fetch started after the acknowledgement"
     assert not [o for o in outcomes if o == (True, True)]
     history = _names(services, consent.id)
     assert "Used" not in history[history.index("Revoked") :]
@@ -101,9 +106,10 @@ def test_no_fetch_succeeds_after_an_acknowledged_withdrawal(
 ) -> None:
     document, _ = _setup(services, clock)
     outcomes = _race(
-        services, document, lambda: services.vault.withdraw_document("r1", document.id)
+        services, document, lambda: services.documents.withdraw("r1", document.id)
     )
     assert any(allowed for _, allowed in outcomes), "the race never had a fetch allowed"
+    assert any(after for after, _ in outcomes), "no fetch started after the acknowledgement"
     assert not [o for o in outcomes if o == (True, True)]
     history = _names(services, document.id)
     assert "Reused" not in history[history.index("Withdrawn") :]
@@ -115,7 +121,7 @@ def test_concurrent_first_requests_register_the_resident_once(services: Services
 
     def register() -> None:
         barrier.wait()
-        ids.append(services.vault.register_resident("newcomer").id)
+        ids.append(services.residents.register("newcomer").value.id)
 
     threads = [threading.Thread(target=register) for _ in range(16)]
     for thread in threads:
@@ -129,15 +135,16 @@ def test_concurrent_first_requests_register_the_resident_once(services: Services
 def test_erasure_racing_uploads_leaves_nothing_readable_and_no_orphan_blob(
     services: Services,
 ) -> None:
-    vault = services.vault
-    vault.register_resident("r1")
+    services.residents.register("r1")
     started = threading.Event()
     stop = threading.Event()
 
     def upload() -> None:
         while not stop.is_set():
             try:
-                vault.submit_document("r1", [b"x" * 200_000], DocumentDetails("diploma", "证书"))
+                services.documents.submit(
+                    "r1", [b"x" * 200_000], DocumentDetails("diploma", "证书")
+                )
             except ResidentErased:
                 return
             started.set()
@@ -146,24 +153,24 @@ def test_erasure_racing_uploads_leaves_nothing_readable_and_no_orphan_blob(
     for thread in threads:
         thread.start()
     started.wait(10)
-    vault.erase_resident("r1")
+    services.residents.erase("r1")
     stop.set()
     for thread in threads:
         thread.join()
     with pytest.raises(ResidentErased):
-        vault.library("r1")
+        library(services, "r1")
     documents = [e for e in _all_events(services) if isinstance(e, Document.Submitted)]
     assert documents
+    content, as_of = services.documents.content, services.store.as_of
     for event in documents:
         assert event.title is ERASED
         with pytest.raises(ResidentErased):
-            b"".join(vault.document_content(vault.as_of(event.originator_id, FAR_FUTURE)))  # type: ignore[arg-type]
-    assert {b.key for b in services.blobs.list()} == vault.referenced_blob_keys()
+            b"".join(content(as_of(event.originator_id, FAR_FUTURE)))  # type: ignore[arg-type]
+    assert {b.key for b in services.blobs.list()} == services.documents._referenced_blob_keys()
 
 
 def _all_events(services: Services) -> list[Any]:
-    notifications = services.vault.recorder.select_notifications(1, 100_000)
-    return [services.vault.mapper.to_domain_event(n) for n in notifications]
+    return services.events.decode(services.events.select_notifications(1, 100_000))
 
 
 def test_two_processes_on_one_store_see_each_others_revoke_and_share_a_limited_consent(
@@ -172,14 +179,14 @@ def test_two_processes_on_one_store_see_each_others_revoke_and_share_a_limited_c
     """Two vaults on one store, as two API processes: each caches what it saved, and
     still sees every event the other wrote — a revoke written by one is obeyed by the
     other, and uses count across both."""
-    document = services.vault.submit_document(
+    document = services.documents.submit(
         "r1", [b"card"], DocumentDetails(doc_type="id-card", title="居民身份证")
-    )
+    ).value
     other = open_services(backend_settings, clock=clock)
-    vaults = [services.vault, other.vault]
+    processes = [services, other]
 
     def grant(max_uses: int | None = None) -> Consent:
-        return services.vault.grant_consent(
+        return services.consents.grant(
             "r1",
             ConsentRequest(
                 department="civil-affairs", doc_types=("id-card",),
@@ -189,7 +196,7 @@ def test_two_processes_on_one_store_see_each_others_revoke_and_share_a_limited_c
         ).consent
 
     def fetch(n: int) -> None:
-        vaults[n % 2].fetch_document(
+        processes[n % 2].fetches.fetch(
             officer="o", department="civil-affairs", resident_id="r1",
             document_id=document.id, purpose="subsistence-allowance",
         )
@@ -198,7 +205,7 @@ def test_two_processes_on_one_store_see_each_others_revoke_and_share_a_limited_c
         revoked = grant()
         fetch(0)  # each process fetches once, caching the consent and the document
         fetch(1)
-        other.vault.revoke_consent("r1", revoked.id)
+        other.consents.revoke("r1", revoked.id)
         with pytest.raises(AccessDenied) as denied:
             fetch(0)
         assert "consent-revoked" in denied.value.reason_codes
@@ -232,8 +239,8 @@ def test_two_processes_on_one_store_see_each_others_revoke_and_share_a_limited_c
         for thread in threads:
             thread.join()
         assert sum(allowed) == 20  # 48 tries from both processes at once, 20 uses
-        for vault in vaults:
-            assert vault.consent("r1", limited.id).uses == 20
-            assert vault.consent("r1", more.id).uses == 20
+        for process in processes:
+            assert process.consents.consent("r1", limited.id).uses == 20
+            assert process.consents.consent("r1", more.id).uses == 20
     finally:
         other.close()

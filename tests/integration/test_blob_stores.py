@@ -15,7 +15,7 @@ from adapters.blobs_local import InvalidBlobKey, LocalBlobStore
 from adapters.settings import Settings
 from adapters.wiring import open_services
 from keys.master import MasterKey
-from tests.support import MovableClock
+from tests.support import MovableClock, read_document
 from vault.inputs import DocumentDetails
 from vault.ports import BlobNotFound, BlobStore
 
@@ -142,14 +142,14 @@ def test_the_vault_keeps_documents_on_s3(s3_endpoint: str, tmp_path: Path) -> No
     )
     try:
         content = b"".join(_pieces(3 * 1024 * 1024))
-        document = services.vault.submit_document(
+        document = services.documents.submit(
             "r1", io.BytesIO(content), DocumentDetails("diploma", "毕业证书")
-        )
+        ).value
         assert not (tmp_path / "blobs").exists()
-        assert b"".join(services.vault.read_document("r1", document.id)) == content
+        assert b"".join(read_document(services, "r1", document.id)) == content
         services.blobs.put("documents/zz/orphan", [b"left behind"])
         clock.advance(timedelta(days=2))
-        report = services.vault.collect_garbage(timedelta(days=1))
+        report = services.documents.collect_garbage(timedelta(days=1))
         assert (report.deleted, report.referenced) == (1, 1)
         assert services.blobs.exists(document.blob_key)
     finally:

@@ -139,7 +139,7 @@ def test_a_leaf_that_is_not_an_access_event_is_caught(
     services: Services, clock: MovableClock
 ) -> None:
     bundle = _bundle(services, clock)
-    [first] = services.vault.recorder.select_notifications(1, 1)  # the policy's publication
+    [first] = services.events.select_notifications(1, 1)  # the policy's publication
     proof = services.ledger.inclusion(1, bundle["checkpoint"]["tree_size"])
     bundle["entries"][0].update(
         event=1, leaf=base64.b64encode(leaf_of(first)).decode(), leaf_index=0,

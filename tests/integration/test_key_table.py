@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services
 from keys.master import MasterKey, MasterKeys
-from keys.resident_keys import ResidentKeys, rotate_master
+from keys.resident_keys import rotate_master
 from keys.signing import SigningKeys
 from keys.store import SigningKeyRecord
-from tests.support import MovableClock
+from tests.support import MovableClock, read_document
 from vault.inputs import DocumentDetails
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
@@ -40,11 +42,11 @@ def test_shredding_keeps_a_tombstone_without_the_key(services: Services) -> None
 
 
 def test_keys_are_not_in_the_event_log(services: Services) -> None:
-    services.vault.register_resident("r1")
+    services.residents.register("r1")
     wrapped = services.key_table.resident_key("r1")
     assert wrapped is not None
     assert wrapped.wrapped is not None
-    stored = b"".join(n.state for n in services.vault.recorder.select_notifications(1, 100))
+    stored = b"".join(n.state for n in services.events.select_notifications(1, 100))
     assert wrapped.wrapped not in stored
 
 
@@ -54,13 +56,13 @@ def test_shredded_key_bytes_leave_the_sqlite_files(tmp_path: Path) -> None:
         clock=MovableClock(),
     )
     try:
-        services.vault.register_resident("r1")
+        services.residents.register("r1")
         row = services.key_table.resident_key("r1")
         assert row is not None
         assert row.wrapped is not None
         files = sorted(tmp_path.glob("vault.sqlite3*"))
         assert any(row.wrapped in path.read_bytes() for path in files)
-        services.vault.erase_resident("r1")
+        services.residents.erase("r1")
         assert all(row.wrapped not in path.read_bytes() for path in files if path.exists())
     finally:
         services.close()
@@ -80,19 +82,22 @@ def test_signing_keys_in_creation_order_and_retirement(services: Services) -> No
     assert table.signing_keys("receipts") == []
 
 
-def test_master_rotation_rewraps_everything_in_the_database(services: Services) -> None:
-    vault = services.vault
-    vault.register_resident("r1")
-    vault.register_resident("r2")
-    document = vault.submit_document(
+def test_master_rotation_rewraps_everything_in_the_database(
+    services: Services, clock: MovableClock
+) -> None:
+    services.residents.register("r1")
+    services.residents.register("r2")
+    document = services.documents.submit(
         "r1", [b"content"], DocumentDetails("id-card", "card")
-    )
+    ).value
     services.signing.current("receipts")
     new = MasterKey.generate()
     assert services.key_table.count_wrapped() == 3
     assert rotate_master(services.key_table, services.master, new) == 3
-    fresh = ResidentKeys(services.key_table, MasterKeys(new), cache_seconds=0)
-    vault.keys = fresh
-    vault.mapper.keys = fresh  # type: ignore[attr-defined]
-    assert b"".join(vault.read_document("r1", document.id)) == b"content"
+    # A process that holds only the new master key, with no key cached from before.
+    only_new = services.settings.model_copy(
+        update={"master_key": SecretStr(new.to_base64()), "key_cache_seconds": 0}
+    )
+    with open_services(only_new, clock=clock) as rotated:
+        assert b"".join(read_document(rotated, "r1", document.id)) == b"content"
     assert SigningKeys(services.key_table, MasterKeys(new)).current("receipts")

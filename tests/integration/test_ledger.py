@@ -24,11 +24,10 @@ ID_CARD = DocumentDetails(doc_type="id-card", title="居民身份证", content_t
 
 
 def _history(services: Services, clock: MovableClock, residents: int = 3) -> int:
-    vault = services.vault
     for n in range(residents):
         resident = f"r{n}"
-        vault.submit_document(resident, [f"card of {resident}".encode()], ID_CARD)
-        vault.grant_consent(
+        services.documents.submit(resident, [f"card of {resident}".encode()], ID_CARD)
+        services.consents.grant(
             resident,
             ConsentRequest(
                 department="civil-affairs",
@@ -37,19 +36,17 @@ def _history(services: Services, clock: MovableClock, residents: int = 3) -> int
                 valid_until=clock.now() + timedelta(days=30),
             ),
         )
-    return vault.recorder.max_notification_id() or 0
+    return services.events.head()
 
 
 def _verdict(services: Services) -> Verdict:
-    return verify(
-        services.vault.recorder, services.ledger, services.signing.public_keys("checkpoints")
-    )
+    return verify(services.events, services.ledger, services.signing.public_keys("checkpoints"))
 
 
 def _sql(services: Services) -> Callable[[str, tuple[object, ...]], None]:
     """Run a statement against the event store's own table, as an intruder with SQL would."""
     db = services.view_runner.db
-    recorder = services.vault.recorder
+    recorder = services.application.recorder
     table = db.table(recorder.events_table_name)  # type: ignore[attr-defined]
     id_column = "rowid" if db.sqlite else "notification_id"
 
@@ -80,7 +77,7 @@ def test_proofs_from_the_ledger_verify_with_the_plain_verifiers(
 
     for event in (1, events // 2, events, more):
         proof = ledger.inclusion(event, second.tree_size)
-        [notification] = services.vault.recorder.select_notifications(event, 1)
+        [notification] = services.events.select_notifications(event, 1)
         assert proof.leaf_hash == leaf_hash(leaf_of(notification))
         assert verify_inclusion(
             proof.leaf_hash, proof.leaf_index, proof.tree_size, proof.inclusion_path,
@@ -97,7 +94,7 @@ def test_proofs_from_the_ledger_verify_with_the_plain_verifiers(
 def test_checkpoints_are_written_every_n_events(services: Services, clock: MovableClock) -> None:
     events = _history(services, clock, residents=4)
     ledger = Ledger(
-        services.vault.recorder,
+        services.events,
         services.view_runner.db,
         lambda message: ("k", b"s"),
         batch=3,
@@ -137,12 +134,12 @@ def test_an_intact_log_verifies_and_erasure_keeps_it_so(
     events = _history(services, clock)
     services.ledger.catch_up()
     services.ledger.checkpoint()
-    services.vault.erase_resident("r1")  # shreds r1's key: sealed fields stay as stored
+    services.residents.erase("r1")  # shreds r1's key: sealed fields stay as stored
     services.ledger.catch_up()
     services.ledger.checkpoint()
     verdict = _verdict(services)
     assert verdict.intact, verdict.problem
-    assert verdict.events == verdict.in_ledger == (services.vault.recorder.max_notification_id())
+    assert verdict.events == verdict.in_ledger == services.events.head()
     assert verdict.events > events
     assert verdict.checkpoints == 2
 
@@ -157,7 +154,7 @@ def _tampered(services: Services, clock: MovableClock) -> int:
 
 def test_a_changed_byte_is_named(services: Services, clock: MovableClock) -> None:
     _tampered(services, clock)
-    [notification] = services.vault.recorder.select_notifications(4, 1)
+    [notification] = services.events.select_notifications(4, 1)
     state = bytearray(notification.state)
     state[len(state) // 2] ^= 0x01
     _sql(services)("UPDATE {table} SET state = ? WHERE {id} = ?", (bytes(state), 4))
@@ -193,7 +190,7 @@ def test_deleted_last_events_are_named(services: Services, clock: MovableClock) 
 def test_reordered_events_are_named(services: Services, clock: MovableClock) -> None:
     _tampered(services, clock)
     run = _sql(services)
-    second, fifth = services.vault.recorder.select_notifications(2, 4)[0::3]
+    second, fifth = services.events.select_notifications(2, 4)[0::3]
     assert (second.id, fifth.id) == (2, 5)
     # Swap the two records' contents: every row is still a valid event, in the wrong place.
     placeholder = "00000000-0000-0000-0000-000000000000"
@@ -217,7 +214,7 @@ def test_an_event_rewritten_with_the_ledgers_own_hashes_is_caught_by_the_checkpo
     services: Services, clock: MovableClock
 ) -> None:
     _tampered(services, clock)
-    [notification] = services.vault.recorder.select_notifications(4, 1)
+    [notification] = services.events.select_notifications(4, 1)
     forged = bytes(notification.state) + b" "
     _sql(services)("UPDATE {table} SET state = ? WHERE {id} = ?", (forged, 4))
     db = services.view_runner.db
@@ -246,7 +243,7 @@ def test_a_checkpoint_with_a_forged_signature_is_refused(
 def _rewrite_event_and_ledger(services: Services, event: int) -> None:
     """What an intruder with SQL access but no master key can do: change an event, give the
     ledger the matching hashes all the way up, and drop the checkpoints that no longer fit."""
-    [notification] = services.vault.recorder.select_notifications(event, 1)
+    [notification] = services.events.select_notifications(event, 1)
     forged = bytes(notification.state) + b" "
     _sql(services)("UPDATE {table} SET state = ? WHERE {id} = ?", (forged, event))
     db = services.view_runner.db
@@ -254,7 +251,7 @@ def _rewrite_event_and_ledger(services: Services, event: int) -> None:
         run(f"DELETE FROM {db.table('cv_ledger_nodes')}")
         run(f"DELETE FROM {db.table('cv_ledger_checkpoints')}")
         run(f"UPDATE {db.table('cv_ledger_state')} SET size = 0")
-    rebuilt = Ledger(services.vault.recorder, db, lambda m: ("intruder", b"\0" * 64))
+    rebuilt = Ledger(services.events, db, lambda m: ("intruder", b"\0" * 64))
     rebuilt.catch_up()
 
 
@@ -278,14 +275,14 @@ def test_a_checkpoint_kept_outside_catches_a_rewrite_with_the_ledgers_hashes(
     saved = Checkpoint.from_json(json.loads(json.dumps(anchor.to_json())))  # as an auditor saves it
     _rewrite_event_and_ledger(services, 4)
     keys = services.signing.public_keys("checkpoints")
-    verdict = verify(services.vault.recorder, services.ledger, keys, anchors=[saved])
+    verdict = verify(services.events, services.ledger, keys, anchors=[saved])
     assert not verdict.intact
     # The intruder's checkpoint is refused first; without it, the anchor names the rewrite.
     db = services.view_runner.db
     with db.transaction() as run:
         run(f"DELETE FROM {db.table('cv_ledger_checkpoints')}")
     services.ledger.checkpoint()  # even a freshly, honestly signed head of the forged tree
-    verdict = verify(services.vault.recorder, services.ledger, keys, anchors=[saved])
+    verdict = verify(services.events, services.ledger, keys, anchors=[saved])
     assert (verdict.intact, verdict.first_bad_event) == (False, 1)
     assert f"the tree of {saved.tree_size} events does not match" in (verdict.problem or "")
 
@@ -328,7 +325,7 @@ def test_an_unreadable_row_is_named_not_a_crash(services: Services, clock: Movab
     assert (verdict.intact, verdict.first_bad_event) == (False, 2)
     if services.view_runner.db.sqlite:
         _sql(services)("UPDATE {table} SET topic = ? WHERE {id} = ?", ("x", 2))
-        [notification] = services.vault.recorder.select_notifications(2, 1)
+        [notification] = services.events.select_notifications(2, 1)
         assert notification.topic == "x"
         verdict = _verdict(services)
         assert (verdict.intact, verdict.first_bad_event) == (False, 2)
@@ -341,7 +338,7 @@ def test_several_followers_do_not_sign_more_often(
     db = services.view_runner.db
     sign = lambda message: ("k", b"s")  # noqa: E731
     followers = [
-        Ledger(services.vault.recorder, db, sign, batch=2, checkpoint_events=8,
+        Ledger(services.events, db, sign, batch=2, checkpoint_events=8,
                checkpoint_seconds=3600)
         for _ in range(3)
     ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -23,20 +23,24 @@ from adapters.settings import Settings
 from adapters.wiring import Services, open_services
 from keys.master import MasterKey
 from policy.scales import Grade
+from tests.support import MovableClock
 from vault.ids import resident_aggregate_id
 from vault.inputs import GradeUpdate
 from vault.resident import Resident
 
 
 @pytest.fixture
-def pg_services(postgres_schema_url: str, tmp_path: Path) -> Iterator[Services]:
+def pg_services(
+    postgres_schema_url: str, tmp_path: Path, clock: MovableClock
+) -> Iterator[Services]:
     """A vault on its own PostgreSQL schema."""
     opened = open_services(
         Settings(
             data_dir=tmp_path,
             master_key=MasterKey.generate().to_base64(),
             database_url=postgres_schema_url,
-        )
+        ),
+        clock=clock,
     )
     try:
         yield opened
@@ -47,9 +51,9 @@ def pg_services(postgres_schema_url: str, tmp_path: Path) -> Iterator[Services]:
 def test_saves_wait_for_the_exclusive_table_lock(
     pg_services: Services, postgres_schema_url: str
 ) -> None:
-    recorder = pg_services.vault.recorder
+    recorder = pg_services.application.recorder
     assert isinstance(recorder, OrderedPostgresApplicationRecorder)
-    pg_services.vault.register_resident("first")
+    pg_services.residents.register("first")
     schema = postgres_schema_url.split("schema=")[1]
     table = sql.Identifier(schema, recorder.events_table_name)
     saved = threading.Event()
@@ -59,7 +63,7 @@ def test_saves_wait_for_the_exclusive_table_lock(
         blocker.execute(sql.SQL("LOCK TABLE {} IN ROW SHARE MODE").format(table))
 
         def save() -> None:
-            pg_services.vault.register_resident("second")
+            pg_services.residents.register("second")
             saved.set()
 
         writer = threading.Thread(target=save)
@@ -72,36 +76,38 @@ def test_saves_wait_for_the_exclusive_table_lock(
     assert ids == [1, 2]
 
 
-def test_failed_saves_leave_no_gap_in_the_notification_ids(pg_services: Services) -> None:
+def test_failed_saves_leave_no_gap_in_the_notification_ids(
+    pg_services: Services, clock: MovableClock
+) -> None:
     """A sequence would be spent by each failed insert; event N must stay leaf N - 1."""
-    vault = pg_services.vault
-    vault.register_resident("first")
+    store = pg_services.store
+    pg_services.residents.register("first")
     aggregate_id = resident_aggregate_id("first")
-    registered = datetime.now(UTC)
-    fresh = vault.resident("first")
-    fresh.file_document(uuid4())
-    vault.save(fresh)
+    registered = clock.now()
+    clock.advance(timedelta(seconds=1))
+    fresh = pg_services.residents.resident("first")
+    fresh.file_document(uuid4(), clock.now())
+    store.save(fresh)
     for _ in range(3):  # a copy as it stood before: each save conflicts and rolls back
-        stale = vault.as_of(aggregate_id, registered)
+        stale = store.as_of(aggregate_id, registered)
         assert isinstance(stale, Resident)
-        stale.file_document(uuid4())
+        stale.file_document(uuid4(), clock.now())
         with pytest.raises(IntegrityError):
-            vault.save(stale)
-    vault.register_resident("second")
-    ids = [n.id for n in vault.recorder.select_notifications(1, 100)]
+            store.save(stale)
+    pg_services.residents.register("second")
+    ids = [n.id for n in pg_services.events.select_notifications(1, 100)]
     assert ids == [1, 2, 3]
 
 
 def test_the_binary_read_returns_what_the_library_reads(pg_services: Services) -> None:
     """Every way of asking for notifications (start, stop, topics, exclusive start) gives
     the library's answer, field for field."""
-    vault = pg_services.vault
     for number in range(6):
-        vault.register_resident(f"r{number}")
-    vault.record_grades(
+        pg_services.residents.register(f"r{number}")
+    pg_services.residents.record_grades(
         [GradeUpdate(f"r{n}", Grade.A, datetime.now(UTC), 1) for n in range(6)]
     )
-    recorder = vault.recorder
+    recorder = pg_services.application.recorder
     topics = sorted({n.topic for n in recorder.select_notifications(1, 100)})
     asks: list[tuple[tuple[object, ...], dict[str, object]]] = [
         ((1, 100), {}),
@@ -115,7 +121,7 @@ def test_the_binary_read_returns_what_the_library_reads(pg_services: Services) -
     for args, kwargs in asks:
         ours = recorder.select_notifications(*args, **kwargs)  # type: ignore[arg-type]
         library = PostgresApplicationRecorder.select_notifications(
-            recorder, *args, **kwargs  # type: ignore[arg-type]
+            recorder, *args, **kwargs
         )
         assert ours == library, (args, kwargs)
         assert all(type(n.state) is bytes for n in ours)

@@ -6,24 +6,26 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from eventsourcing.persistence import IntegrityError
 
+from adapters.mapper import stored_sealed_personal
+from adapters.sql import Database as SqlDatabase
 from adapters.wiring import Services
 from policy.scales import Grade
 from projections import queries
+from projections.database import Database
 from projections.projector import Projector
 from projections.runner import RebuildRunning, ViewRunner
 from projections.schema import generation_exists, view_table
-from projections.sql import Database
+from tests.support import another_runner
 from vault.access import ACCESS_TOPIC
 from vault.consent import USED_TOPIC
 from vault.document import REUSED_TOPIC
 from vault.errors import AccessDenied
 from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
-from vault.personal import stored_sealed_personal
 
 
 def _table(db: Database) -> str:
@@ -99,11 +101,10 @@ def test_a_rebuild_whose_batch_another_follower_wrote_first_still_completes(
 ) -> None:
     """PostgreSQL's rebuild writes each batch while preparing the next; when a batch is
     refused (the views moved on without it), it catches up the plain way instead."""
-    vault = services.vault
     for number in range(12):
-        vault.register_resident(f"r{number}")
-    head = vault.recorder.max_notification_id()
-    runner = ViewRunner(vault, services.view_runner.db, rebuild_batch=3)
+        services.residents.register(f"r{number}")
+    head = services.events.head()
+    runner = another_runner(services, rebuild_batch=3)
     real_commit = runner._commit
     commits = 0
 
@@ -136,11 +137,10 @@ def test_a_second_rebuild_is_refused_while_one_runs_and_the_first_completes(
     """Two rebuilds at once would drop and fill each other's tables; the second is
     refused at once (on PostgreSQL from another session, on SQLite from another open
     lock file), and may start as soon as the first is done."""
-    vault = services.vault
     for number in range(12):
-        vault.register_resident(f"r{number}")
-    first = ViewRunner(vault, services.view_runner.db, rebuild_batch=3)
-    second = ViewRunner(vault, services.view_runner.db, rebuild_batch=3)
+        services.residents.register(f"r{number}")
+    first = another_runner(services, rebuild_batch=3)
+    second = another_runner(services, rebuild_batch=3)
     serving = first.generation()
     refusals: list[str] = []
 
@@ -151,7 +151,7 @@ def test_a_second_rebuild_is_refused_while_one_runs_and_the_first_completes(
             refusals.append(str(refused.value))
             assert second.generation() == serving  # it changed nothing
 
-    assert first.rebuild(meanwhile) == vault.recorder.max_notification_id()
+    assert first.rebuild(meanwhile) == services.events.head()
     assert refusals == ["another rebuild of the read models is running; wait for it to finish"]
     assert first.generation() == serving + 1
     assert _residents_served(first) == 12
@@ -166,19 +166,18 @@ def test_a_rebuild_takes_over_only_once_it_has_got_as_far_as_the_serving_views(
     """Between the rebuild's last batch and its switch, the live follower moves the
     serving views on: the switch waits for the new ones to catch up again, so a reader
     never sees the views go back (nor a position it waited for undone)."""
-    vault = services.vault
     for number in range(5):
-        vault.register_resident(f"r{number}")
+        services.residents.register(f"r{number}")
     live = services.view_runner
     live.catch_up()
-    runner = ViewRunner(vault, live.db, rebuild_batch=2)
+    runner = another_runner(services, rebuild_batch=2)
     real_switch = runner._switch
     moved_on: list[int] = []
     served_after_switch: list[int] = []
 
     def switch_after_the_serving_views_moved_on(old: int, new: int) -> bool:
         if not moved_on:
-            vault.register_resident("late")
+            services.residents.register("late")
             live.catch_up()
             moved_on.append(live.position(old))
         switched = real_switch(old, new)
@@ -198,13 +197,12 @@ def test_a_rebuild_under_writes_faster_than_it_does_not_chase_the_log_forever(
     """Writes land faster than the rebuild applies them and the serving views' follower
     is behind: the rebuild goes as far as the log was when it began, then as far as the
     serving views, and takes over; the followers carry the new views on from there."""
-    vault = services.vault
     for number in range(6):
-        vault.register_resident(f"r{number}")
+        services.residents.register(f"r{number}")
     live = services.view_runner
     live.catch_up()
-    head = vault.recorder.max_notification_id()
-    runner = ViewRunner(vault, live.db, rebuild_batch=2)
+    head = services.events.head()
+    runner = another_runner(services, rebuild_batch=2)
     batches = 0
 
     def three_more_writes_per_batch(reached: int, now: int) -> None:
@@ -212,12 +210,12 @@ def test_a_rebuild_under_writes_faster_than_it_does_not_chase_the_log_forever(
         batches += 1
         if batches < 200:  # a bound, so that a rebuild that chases still ends
             for _ in range(3):
-                vault.register_resident(f"w{batches}-{_}")
+                services.residents.register(f"w{batches}-{_}")
 
     assert runner.rebuild(three_more_writes_per_batch) >= head
     assert batches < 20
     live.catch_up()
-    assert live.position() == vault.recorder.max_notification_id()
+    assert live.position() == services.events.head()
     assert _residents_served(live) == 6 + 3 * min(batches, 199)
 
 
@@ -226,15 +224,14 @@ def test_a_batch_for_a_dropped_generation_is_refused_and_leaves_nothing_behind(
 ) -> None:
     """A follower that prepared a batch for the old generation commits it after a rebuild
     dropped that generation; and a process starts with the old generation in mind."""
-    vault = services.vault
-    vault.register_resident("r0")
+    services.residents.register("r0")
     live = services.view_runner
     old = live.generation()
     late = live._prepare(old, live.position(old), 10)
     assert late is not None
-    ViewRunner(vault, live.db).rebuild()
+    another_runner(services).rebuild()
     assert live._commit(late) == (0, late.start)
-    ViewRunner(vault, live.db)  # reads the serving generation, the new one
+    another_runner(services)  # reads the serving generation, the new one
     with live.db.transaction(commit=False) as run:
         tracked = run(
             f"SELECT generation FROM {live.db.table('cv_view_tracking')} ORDER BY generation"
@@ -251,16 +248,15 @@ def test_a_batch_committing_to_the_old_generation_as_it_is_dropped_finishes_firs
     """A follower locks the old generation's position, then writes its tables, just as
     the rebuild that has switched away from it drops them: the drop waits for the batch
     (it takes the position first, too) rather than deadlocking with it."""
-    vault = services.vault
     for number in range(5):
-        vault.register_resident(f"r{number}")
+        services.residents.register(f"r{number}")
     live = services.view_runner
     live.catch_up()
     old = live.generation()
-    vault.register_resident("late")
+    services.residents.register("late")
     late = live._prepare(old, live.position(old), 10)
     assert late is not None
-    runner = ViewRunner(vault, live.db, rebuild_batch=2)
+    runner = another_runner(services, rebuild_batch=2)
     switched, writing = threading.Event(), threading.Event()
     real_switch, real_flush = runner._switch, late.projector.flush
 
@@ -300,12 +296,11 @@ def test_a_read_that_names_a_generation_a_rebuild_just_dropped_reads_the_new_one
 ) -> None:
     """Reads take which generation serves, then read its tables: a rebuild can switch
     and drop in between (PostgreSQL reads in read-committed mode)."""
-    vault = services.vault
-    vault.register_resident("r0")
+    services.residents.register("r0")
     runner = services.view_runner
     runner.catch_up()
     old = runner.generation()
-    ViewRunner(vault, runner.db).rebuild()
+    another_runner(services).rebuild()
     real = queries.active_generation
     answered: list[int] = []
 
@@ -322,10 +317,9 @@ def test_a_read_that_names_a_generation_a_rebuild_just_dropped_reads_the_new_one
 def test_a_rebuild_that_fails_lets_go_of_its_lock_and_the_old_views_serve_on(
     services: Services,
 ) -> None:
-    vault = services.vault
     for number in range(5):
-        vault.register_resident(f"r{number}")
-    runner = ViewRunner(vault, services.view_runner.db, rebuild_batch=2)
+        services.residents.register(f"r{number}")
+    runner = another_runner(services, rebuild_batch=2)
     runner.catch_up()
     serving = runner.generation()
 
@@ -350,7 +344,7 @@ def _indexes(db: Database, generation: int) -> list[str]:
         params: tuple[str, ...] = (table,)
     else:
         query = "SELECT indexdef FROM pg_indexes WHERE schemaname = ? AND tablename = ?"
-        params = (db.datastore.schema, table)
+        params = (cast(SqlDatabase, db).datastore.schema, table)
     with db.transaction(commit=False) as run:
         rows = run(query, params)
     return sorted(str(sql).replace(f"_g{generation}", "_gN") for (sql,) in rows)
@@ -378,9 +372,10 @@ def test_a_rebuilt_access_log_is_keyed_as_a_new_one_is(services: Services) -> No
 
 def _fetched_three_times(services: Services) -> tuple[Any, Any]:
     """A document and a consent, then three fetches: three uses and three reuses."""
-    vault = services.vault
-    document = vault.submit_document("r1", [b"card"], DocumentDetails("id-card", "居民身份证"))
-    consent = vault.grant_consent(
+    document = services.documents.submit(
+        "r1", [b"card"], DocumentDetails("id-card", "居民身份证")
+    ).value
+    consent = services.consents.grant(
         "r1",
         ConsentRequest(
             department="civil-affairs", doc_types=("id-card",),
@@ -388,7 +383,7 @@ def _fetched_three_times(services: Services) -> tuple[Any, Any]:
         ),
     ).consent
     for _ in range(3):
-        vault.fetch_document(
+        services.fetches.fetch(
             officer="o", department="civil-affairs", resident_id="r1",
             document_id=document.id, purpose="subsistence-allowance",
         )
@@ -400,17 +395,17 @@ def test_uses_and_reuses_are_counted_from_the_log_within_the_batch_only(
 ) -> None:
     """The counters take the uses and reuses of the batch's stretch of the log, counted by
     the database, and nothing outside it; stretches add up."""
-    vault, runner = services.vault, services.view_runner
+    runner = services.view_runner
     document, consent = _fetched_three_times(services)
-    notifications = vault.recorder.select_notifications(1, 1000)
+    notifications = services.events.select_notifications(1, 1000)
     uses = [n.id for n in notifications if n.topic == USED_TOPIC]
     reuses = [n.id for n in notifications if n.topic == REUSED_TOPIC]
     assert len(uses) == len(reuses) == 3
     assert uses[0] < reuses[0] < uses[1]
     generation = runner.generation()
     db = runner.db
-    projector = Projector(db, generation, runner.log)
-    opened = vault.mapper.to_domain_events(notifications)
+    projector = Projector(db, generation, runner.log_table)
+    opened = services.events.decode(notifications)
     for notification, event in zip(notifications, opened, strict=True):
         projector.apply(event, notification.id)
 
@@ -445,10 +440,12 @@ def test_access_rows_keep_the_events_own_sealed_fields_and_older_rows_still_read
     """The runner stores an access event's sealed reasons as they are (nothing opened or
     sealed again); a row the projector sealed itself (an event decoded opened, as rows
     were written before) reads the same; erasure makes both unreadable."""
-    vault, runner = services.vault, services.view_runner
-    document = vault.submit_document("r1", [b"card"], DocumentDetails("id-card", "居民身份证"))
+    runner = services.view_runner
+    document = services.documents.submit(
+        "r1", [b"card"], DocumentDetails("id-card", "居民身份证")
+    ).value
     with pytest.raises(AccessDenied) as denied:
-        vault.fetch_document(
+        services.fetches.fetch(
             officer="o", department="housing", resident_id="r1",
             document_id=document.id, purpose="housing-subsidy",
         )
@@ -462,17 +459,17 @@ def test_access_rows_keep_the_events_own_sealed_fields_and_older_rows_still_read
             f"SELECT personal FROM {table} WHERE access_id = ?", (str(entry.access_id),)
         )
     [notification] = [
-        n for n in vault.recorder.select_notifications(1, 100) if n.topic == ACCESS_TOPIC
+        n for n in services.events.select_notifications(1, 100) if n.topic == ACCESS_TOPIC
     ]
-    [state] = vault.mapper.to_stored_states([notification])
+    [state] = services.application.mapper.to_stored_states([notification])
     assert state is not None
     sealed = stored_sealed_personal(state)
     assert sealed is not None
     assert bytes(stored) == sealed  # the event's own sealed bytes
     # A row sealed by the projector, from the event decoded opened:
-    [opened] = vault.mapper.to_domain_events([notification])
-    projector = Projector(runner.db, generation, runner.log)
-    projector.key_of = vault.keys.data_key
+    [opened] = services.events.decode([notification])
+    projector = Projector(runner.db, generation, runner.log_table)
+    projector.key_of = services.keys.data_key
     with runner.db.transaction() as run:
         run(f"DELETE FROM {table} WHERE access_id = ?", (str(entry.access_id),))
         projector.apply(opened, entry.position)
@@ -480,7 +477,7 @@ def test_access_rows_keep_the_events_own_sealed_fields_and_older_rows_still_read
             projector.flush(write)
     [again] = services.views.access_log("r1", limit=10)
     assert again.reasons == denied.value.reasons
-    vault.erase_resident("r1")
+    services.residents.erase("r1")
     runner.catch_up()
     assert [e.reasons for e in services.views.access_log("r1", limit=10)] == [None]
 
@@ -491,50 +488,51 @@ def test_the_runner_asks_keys_only_for_rows_the_projector_seals(
     """Grades and documents are sealed into their rows by the projector, so their owners'
     keys are wanted; an access event taken in from its stored state brings its own sealed
     fields (no key), and one given decoded is sealed here (its owner's key)."""
-    vault, runner = services.vault, services.view_runner
-    vault.register_resident("r1")
-    vault.register_resident("r2")
-    vault.record_grades([GradeUpdate("r1", Grade.B, datetime.now(UTC), 1)])
-    document = vault.submit_document("r2", [b"card"], DocumentDetails("id-card", "居民身份证"))
+    runner = services.view_runner
+    services.residents.register("r1")
+    services.residents.register("r2")
+    services.residents.record_grades([GradeUpdate("r1", Grade.B, datetime.now(UTC), 1)])
+    document = services.documents.submit(
+        "r2", [b"card"], DocumentDetails("id-card", "居民身份证")
+    ).value
     runner.catch_up()
     asked: list[set[str]] = []
-    data_keys = vault.keys.data_keys
+    data_keys = services.keys.data_keys
 
     def spied(resident_ids: Any) -> dict[str, bytes | None]:
         asked.append(set(resident_ids))
         return data_keys(resident_ids)
 
     with pytest.raises(AccessDenied):
-        vault.fetch_document(
+        services.fetches.fetch(
             officer="o", department="housing", resident_id="r2",
             document_id=document.id, purpose="housing-subsidy",
         )
-    monkeypatch.setattr(vault.keys, "data_keys", spied)
+    monkeypatch.setattr(services.keys, "data_keys", spied)
     runner.catch_up()  # the access event alone
     assert [entry.resident_id for entry in services.views.access_log("r2", limit=10)] == ["r2"]
     assert set().union(*asked) == set()
-    notifications = vault.recorder.select_notifications(1, 100)
+    notifications = services.events.select_notifications(1, 100)
     access = [n for n in notifications if n.topic == ACCESS_TOPIC]
     documents = [n for n in notifications if n.topic.endswith("Document.Submitted")]
     grades = [n for n in notifications if n.topic.endswith("Resident.GradeRecorded")]
-    projector = Projector(runner.db, runner.generation(), runner.log)
-    assert projector.owners_to_seal(vault.mapper.to_domain_events(access)) == {"r2"}
-    assert projector.owners_to_seal(vault.mapper.to_domain_events(documents)) == {"r2"}
-    assert projector.owners_to_seal(vault.mapper.to_domain_events(grades)) == {"r1"}
+    projector = Projector(runner.db, runner.generation(), runner.log_table)
+    assert projector.owners_to_seal(services.events.decode(access)) == {"r2"}
+    assert projector.owners_to_seal(services.events.decode(documents)) == {"r2"}
+    assert projector.owners_to_seal(services.events.decode(grades)) == {"r1"}
 
 
 def test_the_recorder_describes_its_table_as_the_log_reads(services: Services) -> None:
     """What the read models' statements read of the log's table (each event's position,
     topic and aggregate id as text) is what the recorder gives out for it."""
-    vault = services.vault
     _fetched_three_times(services)
-    log = services.view_runner.log
+    log = services.view_runner.log_table
     with services.view_runner.db.transaction(commit=False) as run:
         rows = run(f"SELECT {log.position}, topic, {log.aggregate_id} FROM {log.name} "
                    f"ORDER BY {log.position}")
     assert rows == [
         (n.id, n.topic, str(n.originator_id))
-        for n in vault.recorder.select_notifications(1, 1000)
+        for n in services.events.select_notifications(1, 1000)
     ]
 
 
@@ -543,12 +541,11 @@ def test_a_library_read_for_some_types_at_a_moment_leaves_out_the_rest(
 ) -> None:
     """What a department's listing reads: only the document types its consents cover,
     and only documents not expired at the moment it asks."""
-    vault = services.vault
-    now = vault.clock.now()
+    now = services.clock.now()
     filed = {
-        name: vault.submit_document(
+        name: services.documents.submit(
             "r1", [name.encode()], DocumentDetails(doc_type, name, expires_at=expires)
-        ).id
+        ).value.id
         for name, doc_type, expires in [
             ("expires soon", "diploma", now + timedelta(days=1)),
             ("expires later", "diploma", now + timedelta(days=30)),

@@ -21,7 +21,7 @@ CIVIL = {"officer": "officer-li", "department": "civil-affairs", "purpose": "sub
 
 def _fetch(services: Services, resident: str, document_id: UUID) -> bool:
     try:
-        b"".join(services.vault.fetch_document(
+        b"".join(services.fetches.fetch(
             resident_id=resident, document_id=document_id, **CIVIL
         ).content)
     except AccessDenied:
@@ -31,9 +31,10 @@ def _fetch(services: Services, resident: str, document_id: UUID) -> bool:
 
 def _history(services: Services, clock: MovableClock) -> dict[str, UUID]:
     """Two residents: r1 consents once and is graded down; r2 never consents."""
-    vault = services.vault
-    documents = {r: vault.submit_document(r, [r.encode()], ID_CARD).id for r in ("r1", "r2")}
-    vault.grant_consent(
+    documents = {
+        r: services.documents.submit(r, [r.encode()], ID_CARD).value.id for r in ("r1", "r2")
+    }
+    services.consents.grant(
         "r1",
         ConsentRequest(
             department="civil-affairs",
@@ -46,9 +47,9 @@ def _history(services: Services, clock: MovableClock) -> dict[str, UUID]:
     assert _fetch(services, "r1", documents["r1"])
     assert not _fetch(services, "r2", documents["r2"])  # no consent
     clock.advance(timedelta(hours=1))
-    vault.record_grades([GradeUpdate("r1", Grade.D, clock.now(), 1)])
+    services.residents.record_grades([GradeUpdate("r1", Grade.D, clock.now(), 1)])
     assert not _fetch(services, "r1", documents["r1"])  # grade D is below C
-    vault.record_grades([GradeUpdate("r1", Grade.B, clock.now(), 2)])
+    services.residents.record_grades([GradeUpdate("r1", Grade.B, clock.now(), 2)])
     assert _fetch(services, "r1", documents["r1"])
     assert not _fetch(services, "r1", documents["r1"])  # both uses spent
     return documents
@@ -57,42 +58,40 @@ def _history(services: Services, clock: MovableClock) -> dict[str, UUID]:
 def test_an_honest_history_has_no_mismatch(services: Services, clock: MovableClock) -> None:
     _history(services, clock)
     seen: list[tuple[int, int]] = []
-    report = services.vault.readjudicate(progress=lambda done, total: seen.append((done, total)))
+    report = services.audit.readjudicate(progress=lambda done, total: seen.append((done, total)))
     assert (report.checked, report.unverifiable, report.mismatches) == (5, 0, [])
-    head = services.vault.recorder.max_notification_id()
+    head = services.events.head()
     assert report.events == head
     assert seen[-1] == (head, head)
 
 
 def test_a_forged_allowed_access_is_flagged(services: Services, clock: MovableClock) -> None:
     documents = _history(services, clock)
-    vault = services.vault
     forged = AccessAttempt.record(
         resident_id="r2", document_id=documents["r2"], doc_type="id-card", consent_id=uuid4(),
         grade="unrated", trust_level="C", allowed=True, reason_codes=[], reasons=[],
-        policy_version=vault.current_policy_version(), rule=None, request_id="forged",
+        policy_version=services.policies.current_version(), rule=None, request_id="forged",
         at=clock.now(), **CIVIL,
     )
-    vault.save(forged)
-    report = vault.readjudicate()
+    services.store.save(forged)
+    report = services.audit.readjudicate()
     assert report.checked == 6
     [mismatch] = report.mismatches
     assert mismatch.access_id == forged.id
-    assert mismatch.event == vault.recorder.max_notification_id()
+    assert mismatch.event == services.events.head()
     assert (mismatch.recorded_allowed, mismatch.decided_allowed) == (True, False)
     assert mismatch.decided_reasons == ("no-consent",)
 
 
 def test_a_forged_policy_version_is_flagged(services: Services, clock: MovableClock) -> None:
     documents = _history(services, clock)
-    vault = services.vault
-    vault.save(AccessAttempt.record(
+    services.store.save(AccessAttempt.record(
         resident_id="r2", document_id=documents["r2"], doc_type="id-card", consent_id=None,
         grade="unrated", trust_level="C", allowed=False, reason_codes=["no-consent"],
         reasons=["none"], policy_version="0" * 64, rule=None, request_id="forged",
         at=clock.now(), **CIVIL,
     ))
-    [mismatch] = vault.readjudicate().mismatches
+    [mismatch] = services.audit.readjudicate().mismatches
     assert mismatch.decided_reasons == ("unknown-policy-version",)
 
 
@@ -100,17 +99,17 @@ def test_the_window_bounds_what_is_checked(services: Services, clock: MovableClo
     start = clock.now()
     _history(services, clock)
     later = start + timedelta(minutes=30)  # the grade pushes and the last three fetches
-    assert services.vault.readjudicate(since=later).checked == 3
-    assert services.vault.readjudicate(until=later).checked == 2
-    assert services.vault.readjudicate(since=later, until=later).checked == 0
+    assert services.audit.readjudicate(since=later).checked == 3
+    assert services.audit.readjudicate(until=later).checked == 2
+    assert services.audit.readjudicate(since=later, until=later).checked == 0
     with pytest.raises(InvalidInput, match="time zone"):
-        services.vault.readjudicate(since=later.replace(tzinfo=None))
+        services.audit.readjudicate(since=later.replace(tzinfo=None))
 
 
 def test_an_erased_residents_accesses_are_unverifiable(
     services: Services, clock: MovableClock
 ) -> None:
     _history(services, clock)
-    services.vault.erase_resident("r1")
-    report = services.vault.readjudicate()
+    services.residents.erase("r1")
+    report = services.audit.readjudicate()
     assert (report.checked, report.unverifiable, report.mismatches) == (5, 4, [])

@@ -27,12 +27,11 @@ from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from adapters.settings import Settings
-from adapters.wiring import open_services
+from adapters.wiring import Core, open_services
 from policy.rules import default_policy_text
 from policy.scales import Grade, TrustLevel
 from tests.support import MovableClock
 from vault.access import AccessAttempt
-from vault.app import Vault
 from vault.errors import AccessDenied
 from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
 
@@ -113,15 +112,15 @@ class Model:
 
 
 class Run:
-    def __init__(self, vault: Vault, clock: MovableClock) -> None:
+    def __init__(self, vault: Core, clock: MovableClock) -> None:
         self.vault = vault
         self.clock = clock
         self.model = Model()
-        self.point = vault.decision_point()
+        self.point = vault.policies.decision_point()
         for doc_type in DOC_TYPES:
-            document = vault.submit_document(
+            document = vault.documents.submit(
                 "r1", [doc_type.encode()], DocumentDetails(doc_type, doc_type)
-            )
+            ).value
             self.model.documents.append(DocumentModel(document.id, doc_type))
         self.fetches = 0
 
@@ -129,7 +128,7 @@ class Run:
         department, purpose = ASKS[ask]
         now = self.clock.now()
         valid_from = now + timedelta(days=delay)
-        consent = self.vault.grant_consent(
+        consent = self.vault.consents.grant(
             "r1",
             ConsentRequest(
                 department=department,
@@ -156,7 +155,7 @@ class Run:
         if self.model.consents:
             consent = self.model.consents[index % len(self.model.consents)]
             if not consent.revoked:
-                self.vault.revoke_consent("r1", consent.id)
+                self.vault.consents.revoke("r1", consent.id)
                 consent.revoked = True
 
     def fetch(self, index: int, ask: int) -> None:
@@ -177,7 +176,7 @@ class Run:
         expected = bool(usable) and decision.allowed and not document.withdrawn
         before = _access_count(self.vault)
         try:
-            fetched = self.vault.fetch_document(
+            fetched = self.vault.fetches.fetch(
                 officer="o",
                 department=department,
                 resident_id="r1",
@@ -194,16 +193,16 @@ class Run:
             min(usable, key=lambda c: c.valid_until).uses += 1
 
     def grade(self, grade: Grade, sequence: int) -> None:
-        self.vault.record_grades([GradeUpdate("r1", grade, self.clock.now(), sequence)])
+        self.vault.residents.record_grades([GradeUpdate("r1", grade, self.clock.now(), sequence)])
         if self.model.sequence is None or sequence > self.model.sequence:
             self.model.grade, self.model.sequence = grade, sequence
-        resident = self.vault.resident("r1")
+        resident = self.vault.residents.resident("r1")
         assert (resident.grade, resident.grade_sequence) == (self.model.grade, self.model.sequence)
 
     def verify(self, index: int) -> None:
         document = self.model.documents[index % len(self.model.documents)]
         if document.trust is TrustLevel.C and not document.withdrawn:
-            self.vault.verify_document("housing", "o", document.id)
+            self.vault.documents.verify("housing", "o", document.id)
             document.trust = TrustLevel.B
 
     def withdraw(self, index: int) -> None:
@@ -211,7 +210,7 @@ class Run:
             return  # most withdraw steps are no-ops, so some documents stay to be fetched
         document = self.model.documents[index]
         if not document.withdrawn:
-            self.vault.withdraw_document("r1", document.id)
+            self.vault.documents.withdraw("r1", document.id)
             document.withdrawn = True
 
     def advance(self, days: int) -> None:
@@ -219,15 +218,15 @@ class Run:
 
     def publish(self, stricter: bool) -> None:
         if stricter:
-            self.vault.publish_policy(STRICTER)
+            self.vault.policies.publish(STRICTER)
         else:
-            self.vault.publish_policy(default_policy_text())
-        self.point = self.vault.decision_point()
+            self.vault.policies.publish(default_policy_text())
+        self.point = self.vault.policies.decision_point()
 
 
-def _access_count(vault: Vault) -> int:
+def _access_count(vault: Core) -> int:
     topic = get_topic(AccessAttempt.Recorded)
-    return len(vault.recorder.select_notifications(1, 100_000, topics=[topic]))
+    return len(vault.events.select_notifications(1, 100_000, topics=[topic]))
 
 
 @settings(max_examples=25)
@@ -248,12 +247,12 @@ def test_fetches_obey_consent_policy_and_grades_under_any_interleaving(
     clock = MovableClock()
     services = open_services(fresh_settings(), clock=clock)
     try:
-        run = Run(services.vault, clock)
+        run = Run(services, clock)
         run.grant(0, "id-card", None, 0)  # so that some fetches have something to be allowed by
         for name, *args in program:
             getattr(run, name)(*args)
-        report = services.vault.readjudicate()
+        report = services.audit.readjudicate()
         assert report.mismatches == []
-        assert report.checked == _access_count(services.vault)
+        assert report.checked == _access_count(services)
     finally:
         services.close()

@@ -48,6 +48,7 @@ def test_use_is_allowed_exactly_when_every_condition_holds(
         valid_until=valid_until,
         max_uses=max_uses,
         granted_at=START,
+        timestamp=START,
     )
     uses, revoked = 0, False
     for kind, department, doc_type, purpose, day in attempts:

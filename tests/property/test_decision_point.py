@@ -84,6 +84,7 @@ default_requests = st.tuples(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=100)
 @given(st.lists(default_requests, min_size=REQUESTS_PER_EXAMPLE, max_size=REQUESTS_PER_EXAMPLE))
 def test_default_policy_decides_like_casbin(requests: list[tuple[Any, ...]]) -> None:
@@ -234,6 +235,7 @@ def large_requests(draw: st.DrawFn, policy: PolicyRules) -> tuple[Any, ...]:
     return (officer, rule.department, doc_type, rule.purpose, draw(grades), draw(trusts))
 
 
+@pytest.mark.slow
 def test_partitioning_is_exact(large: tuple[PolicyRules, DecisionPoint, dict[str, Any]]) -> None:
     """The full 100,000-rule plain Enforcer agrees with the per-department ones (and with us)."""
     policy, point, enforcers = large
@@ -254,6 +256,7 @@ def test_partitioning_is_exact(large: tuple[PolicyRules, DecisionPoint, dict[str
         assert _ours(point, request) == expected
 
 
+@pytest.mark.slow
 @settings(max_examples=100)
 @given(data=st.data())
 def test_large_policy_decides_like_casbin(

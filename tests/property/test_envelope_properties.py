@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import random
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -42,6 +43,7 @@ def _opens(sealed: bytes) -> bool:
     return True
 
 
+@pytest.mark.slow
 @settings(max_examples=40)
 @given(size=sizes, seed=st.integers(0, 2**32), piece=st.integers(1, 3 * CHUNK_BYTES))
 @example(size=MAX, seed=1, piece=1024 * 1024)

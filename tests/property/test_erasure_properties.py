@@ -21,7 +21,7 @@ from tests.support import MovableClock
 from vault.errors import ResidentErased
 from vault.ids import resident_aggregate_id
 from vault.inputs import DocumentDetails, GradeUpdate
-from vault.personal import ERASED
+from vault.markers import ERASED
 
 # The CJK prefix keeps a title from ever matching field names or topics in the stored JSON.
 titles = st.text(
@@ -43,31 +43,31 @@ def test_erasure_shreds_personal_fields_and_bytes_but_replay_still_works(
     erase_mask: list[bool],
 ) -> None:
     services = open_services(fresh_settings(), clock=MovableClock())
-    vault = services.vault
     try:
         filed: dict[str, list[tuple[Any, str, bytes]]] = {}
         revocations: dict[str, tuple[Any, str]] = {}
         for n, docs in enumerate(holdings):
             resident_id = f"resident-{n}"
             for title, content in docs:
-                document = vault.submit_document(
+                document = services.documents.submit(
                     resident_id,
                     [content],
                     DocumentDetails(doc_type="diploma", title=title, filename=f"{title}.pdf"),
-                )
+                ).value
                 filed.setdefault(resident_id, []).append((document.id, title, content))
-            issued = vault.issue_document(
+            issued = services.documents.issue(
                 "public-security", "o", resident_id, [b"card"], DocumentDetails("id-card", "身份证")
-            )
+            ).value
             reason = f"注销原因 {resident_id}"
-            vault.revoke_document("public-security", issued.id, reason)
+            services.documents.revoke("public-security", issued.id, reason)
             revocations[resident_id] = (issued.id, reason)
-            vault.record_grades([GradeUpdate(resident_id, Grade.D, datetime.now(UTC), 1)])
+            grade = GradeUpdate(resident_id, Grade.D, datetime.now(UTC), 1)
+            services.residents.record_grades([grade])
         erased = {r for n, r in enumerate(filed) if erase_mask[n]}
         for resident_id in erased:
-            vault.erase_resident(resident_id)
+            services.residents.erase(resident_id)
 
-        folded = fold_log(vault)  # replay from zero still works
+        folded = fold_log(services)  # replay from zero still works
         _check_revocations_and_grades(folded, revocations, erased)
         for resident_id, docs in filed.items():
             for document_id, title, content in docs:
@@ -77,16 +77,16 @@ def test_erasure_shreds_personal_fields_and_bytes_but_replay_still_works(
                     assert document.filename is ERASED
                     assert document.content_sha256 is ERASED
                     with pytest.raises(ResidentErased):
-                        b"".join(vault.document_content(document))
+                        b"".join(services.documents.content(document))
                     with pytest.raises(ResidentKeyShredded):
-                        vault.keys.unwrap_document_key(
+                        services.keys.unwrap_document_key(
                             resident_id, str(document_id), base64.b64decode(document.sealed_key)
                         )
                 else:
                     assert document.title == title
-                    assert b"".join(vault.document_content(document)) == content
+                    assert b"".join(services.documents.content(document)) == content
 
-        stored = b"".join(n.state for n in vault.recorder.select_notifications(1, 10_000))
+        stored = b"".join(n.state for n in services.events.select_notifications(1, 10_000))
         for docs in filed.values():
             for _, title, content in docs:
                 assert title.encode() not in stored

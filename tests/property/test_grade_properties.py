@@ -26,7 +26,7 @@ def test_the_highest_sequence_seen_always_wins(
     expected: dict[str, tuple[int, Grade]] = {}
     total_applied = total_stale = 0
     for batch in batches:
-        outcome = vault.record_grades([GradeUpdate(r, g, NOW, s) for r, g, s in batch])
+        outcome = vault.residents.record_grades([GradeUpdate(r, g, NOW, s) for r, g, s in batch])
         total_applied += outcome.applied
         total_stale += outcome.stale
         for resident_id, grade, sequence in batch:
@@ -34,6 +34,6 @@ def test_the_highest_sequence_seen_always_wins(
             if current is None or sequence > current[0]:
                 expected[resident_id] = (sequence, grade)
         for resident_id, (sequence, grade) in expected.items():
-            resident = vault.resident(resident_id)
+            resident = vault.residents.resident(resident_id)
             assert (resident.grade_sequence, resident.grade) == (sequence, grade)
     assert total_applied + total_stale == sum(len(b) for b in batches)

@@ -6,25 +6,24 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters import sql as sql_module
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services
 from projections import runner as runner_module
-from projections import sql as sql_module
 from projections.queries import Views
-from projections.runner import ViewRunner
 from tests.property.test_replay_properties import Program, command, fold_log
-from tests.support import MovableClock
+from tests.support import MovableClock, another_runner
 from vault.access import AccessAttempt
 from vault.consent import Consent, ConsentStatus
 from vault.document import Document
-from vault.personal import Erased
+from vault.markers import Erased
 from vault.resident import Resident
 
 RESIDENTS = ("r1", "r2", "r3")
@@ -49,7 +48,7 @@ def _snapshot(views: Views) -> dict[str, Any]:
 
 def _expected_from_the_events(services: Services) -> dict[str, Any]:
     """The same facts, folded straight from the event log."""
-    folded = fold_log(services.vault)
+    folded = fold_log(services)
     documents = {str(a.id): a for a in folded.values() if isinstance(a, Document)}
     consents = {str(a.id): a for a in folded.values() if isinstance(a, Consent)}
     accesses = {str(a.id): a for a in folded.values() if isinstance(a, AccessAttempt)}
@@ -77,15 +76,10 @@ def _follow_with_crashes(services: Services, rng: random.Random, crashes: int) -
     """Catch up in small batches, killing the follower now and then: in the middle of a
     batch, or after the views are written but before the position is."""
     for _ in range(crashes):
-        with _crash_after(rng.randint(0, 12), at_tracking=rng.random() < 0.5):
-            try:
-                runner = ViewRunner(
-                    services.vault, services.view_runner.db, batch=rng.randint(1, 7)
-                )
-                runner.catch_up()
-            except Crash:
-                pass
-    ViewRunner(services.vault, services.view_runner.db, batch=rng.randint(1, 50)).catch_up()
+        crash = _crash_after(rng.randint(0, 12), at_tracking=rng.random() < 0.5)
+        with crash, suppress(Crash):
+            another_runner(services, batch=rng.randint(1, 7)).catch_up()
+    another_runner(services, batch=rng.randint(1, 50)).catch_up()
 
 
 @contextmanager
@@ -133,8 +127,8 @@ def test_interrupted_following_equals_a_rebuild_and_the_events(
     clock = MovableClock()
     services = open_services(fresh_settings(), clock=clock)
     try:
-        services.vault.current_policy_version()
-        runner = Program(services.vault, clock)
+        services.policies.current_version()
+        runner = Program(services, clock)
         rng = random.Random(seed)
         # A history that always has fetches, consent uses and reuses, and a consent used
         # up, then the random one.
@@ -152,12 +146,11 @@ def test_interrupted_following_equals_a_rebuild_and_the_events(
             if rng.random() < 0.3:
                 _follow_with_crashes(services, rng, 1)
         _follow_with_crashes(services, rng, crashes)
-        assert services.view_runner.position() == services.vault.recorder.max_notification_id()
+        assert services.view_runner.position() == services.events.head()
         followed = _snapshot(services.views)
 
         # Small batches, so a PostgreSQL rebuild writes several while preparing the next.
-        db = services.view_runner.db
-        ViewRunner(services.vault, db, rebuild_batch=rng.randint(1, 9)).rebuild()
+        another_runner(services, rebuild_batch=rng.randint(1, 9)).rebuild()
         assert _snapshot(services.views) == followed
 
         expected = _expected_from_the_events(services)
@@ -242,14 +235,14 @@ def test_pages_never_skip_or_repeat_while_writes_go_on(
     fresh_settings: Callable[[], Settings],
 ) -> None:
     services = open_services(fresh_settings(), clock=MovableClock())
-    vault, views = services.vault, services.views
+    views = services.views
     from vault.inputs import DocumentDetails
 
     try:
         first = [
-            vault.submit_document(
+            services.documents.submit(
                 "r1", [f"doc {n}".encode()], DocumentDetails("diploma", f"证书 {n}")
-            )
+            ).value
             for n in range(25)
         ]
         services.view_runner.catch_up()
@@ -258,7 +251,7 @@ def test_pages_never_skip_or_repeat_while_writes_go_on(
         def keep_writing() -> None:
             n = 0
             while not stop.is_set():
-                vault.submit_document("r1", [b"later"], DocumentDetails("diploma", f"后来 {n}"))
+                services.documents.submit("r1", [b"later"], DocumentDetails("diploma", f"后来 {n}"))
                 services.view_runner.catch_up()
                 n += 1
 

@@ -12,9 +12,8 @@ shows exactly the state that was live then.
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -23,11 +22,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.settings import Settings
-from adapters.wiring import open_services
+from adapters.wiring import Core, open_services
 from policy.scales import Grade
 from tests.support import MovableClock
-from vault.app import Vault
-from vault.errors import ResidentNotFound, VaultError
+from vault.consent import Consent
+from vault.errors import ConsentNotFound, ResidentNotFound, VaultError
 from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
 
 RESIDENTS = ["r1", "r2", "r3"]
@@ -54,7 +53,7 @@ command = st.one_of(
 class Program:
     """Runs commands, remembering created ids; refused commands change nothing."""
 
-    def __init__(self, vault: Vault, clock: MovableClock) -> None:
+    def __init__(self, vault: Core, clock: MovableClock) -> None:
         self.vault = vault
         self.clock = clock
         self.documents: list[UUID] = []
@@ -63,14 +62,14 @@ class Program:
 
     def run(self, step: tuple[Any, ...]) -> None:
         name, *args = step
-        before = self.vault.recorder.max_notification_id() or 0
+        before = self.vault.events.head()
         try:
             getattr(self, name.replace("-", "_"))(*args)
         except VaultError as e:
             self.refused.append(e.code)
         else:
             return
-        after = self.vault.recorder.max_notification_id() or 0
+        after = self.vault.events.head()
         # A denied fetch records its one access event; any other refusal writes nothing.
         expected = before + 1 if self.refused[-1] == "access-denied" else before
         assert after == expected, f"refused {name} ({self.refused[-1]}) wrote {after - before}"
@@ -81,39 +80,39 @@ class Program:
         return items[index % len(items)]
 
     def submit(self, resident: str, doc_type: str) -> None:
-        document = self.vault.submit_document(
+        document = self.vault.documents.submit(
             resident, io.BytesIO(f"{resident}/{doc_type}".encode()),
             DocumentDetails(doc_type=doc_type, title=f"{doc_type} of {resident}"),
-        )
+        ).value
         self.documents.append(document.id)
 
     def issue(self, department: str, resident: str) -> None:
-        document = self.vault.issue_document(
+        document = self.vault.documents.issue(
             department, "officer", resident, [b"issued"],
             DocumentDetails(doc_type="id-card", title="issued card"),
-        )
+        ).value
         self.documents.append(document.id)
 
     def replace(self, index: int) -> None:
-        old = self.vault._document(self._pick(self.documents, index))
-        document = self.vault.submit_document(
+        old = self.vault.documents.find(self._pick(self.documents, index))
+        document = self.vault.documents.submit(
             old.resident_id, [b"newer"],
             DocumentDetails(doc_type=old.doc_type, title="newer version"), replaces=old.id,
-        )
+        ).value
         self.documents.append(document.id)
 
     def verify(self, index: int) -> None:
-        self.vault.verify_document("housing", "officer", self._pick(self.documents, index))
+        self.vault.documents.verify("housing", "officer", self._pick(self.documents, index))
 
     def withdraw(self, index: int) -> None:
-        document = self.vault._document(self._pick(self.documents, index))
-        self.vault.withdraw_document(document.resident_id, document.id)
+        document = self.vault.documents.find(self._pick(self.documents, index))
+        self.vault.documents.withdraw(document.resident_id, document.id)
 
     def revoke_document(self, index: int, department: str) -> None:
-        self.vault.revoke_document(department, self._pick(self.documents, index), "cancelled")
+        self.vault.documents.revoke(department, self._pick(self.documents, index), "cancelled")
 
     def grant(self, resident: str, max_uses: int) -> None:
-        granted = self.vault.grant_consent(
+        granted = self.vault.consents.grant(
             resident,
             ConsentRequest(
                 department="civil-affairs", doc_types=("id-card",),
@@ -124,37 +123,40 @@ class Program:
         self.consents.append(granted.consent.id)
 
     def fetch(self, index: int, department: str) -> None:
-        document = self.vault._document(self._pick(self.documents, index))
-        self.vault.fetch_document(
+        document = self.vault.documents.find(self._pick(self.documents, index))
+        self.vault.fetches.fetch(
             officer="officer", department=department, resident_id=document.resident_id,
             document_id=document.id, purpose="subsistence-allowance",
         )
 
     def revoke_consent(self, index: int) -> None:
-        consent = self.vault._consent(self._pick(self.consents, index))
-        self.vault.revoke_consent(consent.resident_id, consent.id)
+        consent = self.vault.store.get(
+            Consent, self._pick(self.consents, index), ConsentNotFound
+        )
+        self.vault.consents.revoke(consent.resident_id, consent.id)
 
     def grade(self, resident: str, grade: Grade, sequence: int) -> None:
-        self.vault.record_grades([GradeUpdate(resident, grade, self.clock.now(), sequence)])
+        update = GradeUpdate(resident, grade, self.clock.now(), sequence)
+        self.vault.residents.record_grades([update])
 
     def advance(self, days: int) -> None:
         self.clock.advance(timedelta(days=days))
 
     def erase(self, resident: str) -> None:
-        self.vault.erase_resident(resident)
+        self.vault.residents.erase(resident)
 
 
 class _Nothing(VaultError):
     code = "nothing-to-pick"
 
 
-def fold_log(vault: Vault) -> dict[UUID, Aggregate]:
+def fold_log(vault: Core) -> dict[UUID, Aggregate]:
     """Every aggregate, rebuilt by folding the notification log from the first event."""
     state: dict[UUID, Any] = {}
     start = 1
-    while page := vault.recorder.select_notifications(start, 200):
+    while page := vault.events.select_notifications(start, 200):
         for notification in page:
-            event: Any = vault.mapper.to_domain_event(notification)
+            event: Any = vault.application.mapper.to_domain_event(notification)
             state[event.originator_id] = event.mutate(state.get(event.originator_id))
         start = page[-1].id + 1
     return state
@@ -169,21 +171,21 @@ def test_replay_from_zero_gives_the_same_state(
     clock = MovableClock()
     first = open_services(settings_, clock=clock)
     try:
-        first.vault.current_policy_version()  # the default policy is published on first need
-        runner = Program(first.vault, clock)
+        first.policies.current_version()  # the default policy is published on first need
+        runner = Program(first, clock)
         for step in program:
             runner.run(step)
-        live = {i: first.vault.repository.get(i) for i in fold_log(first.vault)}
+        live = {i: first.application.repository.get(i) for i in fold_log(first)}
     finally:
         first.close()
 
     reopened = open_services(settings_, clock=clock)
     try:
-        folded = fold_log(reopened.vault)
+        folded = fold_log(reopened)
         assert folded.keys() == live.keys()
         for aggregate_id, aggregate in folded.items():
             assert aggregate == live[aggregate_id]
-            assert reopened.vault.repository.get(aggregate_id) == aggregate
+            assert reopened.application.repository.get(aggregate_id) == aggregate
         for document_id in runner.documents:
             assert document_id in folded
         for consent_id in runner.consents:
@@ -193,15 +195,15 @@ def test_replay_from_zero_gives_the_same_state(
         reopened.close()
 
 
-def _seen(vault: Vault, resident_id: str, at: datetime | None = None) -> Any:
+def _seen(vault: Core, resident_id: str, at: datetime | None = None) -> Any:
     """What the auditor's replay shows of a resident: grade, documents, consents."""
     try:
         if at is None:
-            resident = vault.resident(resident_id)
-            documents = [vault._document(d) for d in resident.document_ids]
-            consents = [vault._consent(c) for c in resident.consent_ids]
+            resident = vault.residents.resident(resident_id)
+            documents = [vault.documents.find(d) for d in resident.document_ids]
+            consents = [vault.store.get(Consent, c, ConsentNotFound) for c in resident.consent_ids]
         else:
-            replay = vault.replay_resident(resident_id, at)
+            replay = vault.audit.replay_resident(resident_id, at)
             resident, documents, consents = replay.resident, replay.documents, replay.consents
     except ResidentNotFound:
         return None
@@ -222,16 +224,16 @@ def test_replay_at_any_time_shows_the_state_as_it_stood_then(
     clock = MovableClock()
     services = open_services(fresh_settings(), clock=clock)
     try:
-        services.vault.current_policy_version()  # published on first need: do it now
-        runner = Program(services.vault, clock)
+        services.policies.current_version()  # published on first need: do it now
+        runner = Program(services, clock)
         noted: list[tuple[datetime, dict[str, Any]]] = []
         for step in program:
             runner.run(step)
-            at = datetime.now(UTC)  # events carry the system clock's time
-            noted.append((at, {r: _seen(services.vault, r) for r in ("r1", "r2")}))
-            time.sleep(0.001)  # the next step's events are strictly later
+            at = clock.now()  # events carry the business clock's time
+            noted.append((at, {r: _seen(services, r) for r in ("r1", "r2")}))
+            clock.advance(timedelta(milliseconds=1))  # the next step's events are strictly later
         for at, state in noted:
             for resident_id, seen in state.items():
-                assert _seen(services.vault, resident_id, at) == seen, (at, resident_id)
+                assert _seen(services, resident_id, at) == seen, (at, resident_id)
     finally:
         services.close()

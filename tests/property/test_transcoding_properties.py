@@ -25,7 +25,7 @@ from eventsourcing.persistence import (
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from vault.transcoding import (
+from adapters.transcoding import (
     VaultTranscoder,
     stored_id_text,
     stored_time_text,

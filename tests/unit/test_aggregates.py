@@ -51,11 +51,13 @@ def _fields(**overrides: object) -> dict[str, object]:
 
 
 def _submitted() -> Document:
-    return Document.submit(uuid.uuid4(), **_fields())
+    return Document.submit(uuid.uuid4(), at=NOW, **_fields())
 
 
 def _issued(department: str = "public-security") -> Document:
-    return Document.issue(uuid.uuid4(), department=department, officer="o1", **_fields())
+    return Document.issue(
+        uuid.uuid4(), department=department, officer="o1", at=NOW, **_fields()
+    )
 
 
 def _consent(**overrides: object) -> Consent:
@@ -68,6 +70,7 @@ def _consent(**overrides: object) -> Consent:
         "valid_until": NOW + timedelta(days=30),
         "max_uses": None,
         "granted_at": NOW,
+        "timestamp": NOW,
     }
     args.update(overrides)
     return Consent(**args)  # type: ignore[arg-type]
@@ -87,51 +90,51 @@ def _use(consent: Consent, now: datetime = NOW, **overrides: str) -> None:
 
 
 def test_resident_id_is_derived_from_the_resident_id() -> None:
-    assert Resident(resident_id="r1").id == resident_aggregate_id("r1")
+    assert Resident(resident_id="r1", timestamp=NOW).id == resident_aggregate_id("r1")
 
 
 def test_new_resident_is_unrated() -> None:
-    resident = Resident(resident_id="r1")
+    resident = Resident(resident_id="r1", timestamp=NOW)
     assert resident.grade is None
     assert resident.grade_label == "unrated"
 
 
 def test_newer_grade_sequence_replaces_the_grade() -> None:
-    resident = Resident(resident_id="r1")
-    assert resident.record_grade(Grade.B, 1, NOW)
-    assert resident.record_grade(Grade.A, 2, NOW)
+    resident = Resident(resident_id="r1", timestamp=NOW)
+    assert resident.record_grade(Grade.B, 1, NOW, NOW)
+    assert resident.record_grade(Grade.A, 2, NOW, NOW)
     assert resident.grade is Grade.A
     assert resident.grade_sequence == 2
 
 
 @pytest.mark.parametrize("sequence", [1, 2])
 def test_older_or_equal_grade_sequence_is_stale(sequence: int) -> None:
-    resident = Resident(resident_id="r1")
-    resident.record_grade(Grade.A, 2, NOW)
-    assert not resident.record_grade(Grade.D, sequence, NOW)
+    resident = Resident(resident_id="r1", timestamp=NOW)
+    resident.record_grade(Grade.A, 2, NOW, NOW)
+    assert not resident.record_grade(Grade.D, sequence, NOW, NOW)
     assert resident.grade is Grade.A
     assert len(resident.collect_events()) == 2  # registered + the first grade only
 
 
 def test_erased_resident_refuses_grades_documents_and_consents() -> None:
-    resident = Resident(resident_id="r1")
+    resident = Resident(resident_id="r1", timestamp=NOW)
     resident.erase(NOW)
     with pytest.raises(ResidentErased):
-        resident.record_grade(Grade.A, 1, NOW)
+        resident.record_grade(Grade.A, 1, NOW, NOW)
     with pytest.raises(ResidentErased):
-        resident.file_document(uuid.uuid4())
+        resident.file_document(uuid.uuid4(), NOW)
     with pytest.raises(ResidentErased):
-        resident.file_consent(uuid.uuid4(), "housing", "housing-subsidy")
+        resident.file_consent(uuid.uuid4(), "housing", "housing-subsidy", NOW)
     with pytest.raises(ResidentErased):
         resident.erase(NOW)
 
 
 def test_resident_indexes_documents_and_consents_in_order() -> None:
-    resident = Resident(resident_id="r1")
+    resident = Resident(resident_id="r1", timestamp=NOW)
     first, second, consent = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    resident.file_document(first)
-    resident.file_document(second)
-    resident.file_consent(consent, "housing", "housing-subsidy")
+    resident.file_document(first, NOW)
+    resident.file_document(second, NOW)
+    resident.file_consent(consent, "housing", "housing-subsidy", NOW)
     assert resident.document_ids == [first, second]
     assert resident.consent_ids == [consent]
     assert resident.consents_for("housing", "housing-subsidy") == [consent]
@@ -216,7 +219,9 @@ def test_withdrawn_document_cannot_be_verified_withdrawn_or_superseded() -> None
 
 
 def test_expiry_is_judged_against_the_given_time() -> None:
-    document = Document.submit(uuid.uuid4(), **_fields(expires_at=NOW + timedelta(days=1)))
+    document = Document.submit(
+        uuid.uuid4(), at=NOW, **_fields(expires_at=NOW + timedelta(days=1))
+    )
     assert not document.is_expired(NOW)
     assert document.is_expired(NOW + timedelta(days=1))
     assert not _submitted().is_expired(NOW + timedelta(days=10_000))
@@ -298,12 +303,13 @@ def test_a_use_or_reuse_applied_by_its_version_alone_equals_the_decoded_event() 
     """Re-adjudication folds ``Consent.Used`` and ``Document.Reused`` without decoding them;
     the aggregate must come out as if each event had been applied whole, but for the time
     of its last change, which is inside the undecoded event."""
+    later = NOW + timedelta(minutes=1)  # each event carries its own time: the uses come later
     consent = _consent(max_uses=3)
-    _use(consent)
-    _use(consent)
+    _use(consent, later)
+    _use(consent, later)
     document = _submitted()
-    document.reuse("civil-affairs", "subsistence-allowance", uuid.uuid4(), NOW)
-    document.reuse("civil-affairs", "subsistence-allowance", uuid.uuid4(), NOW)
+    document.reuse("civil-affairs", "subsistence-allowance", uuid.uuid4(), later)
+    document.reuse("civil-affairs", "subsistence-allowance", uuid.uuid4(), later)
     for aggregate, counted, tally in (
         (consent, "Consent.Used", Consent.apply_use),
         (document, "Document.Reused", Document.apply_reuse),

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import OperationalError
 
-from tests.support import MemoryBlobStore, memory_vault
+from tests.support import MemoryBlobStore, library, memory_vault, read_document
 from vault.inputs import DocumentDetails
 
 ID_CARD = DocumentDetails(doc_type="id-card", title="居民身份证")
@@ -16,33 +16,33 @@ ID_CARD = DocumentDetails(doc_type="id-card", title="居民身份证")
 def test_an_error_after_the_commit_keeps_the_blob() -> None:
     blobs = MemoryBlobStore()
     vault = memory_vault(blobs=blobs)
-    vault.register_resident("r1")
-    real_save = vault.save
+    vault.residents.register("r1")
+    real_save = vault.store.save
 
     def save_then_lose_the_connection(*objs: Any, **kwargs: Any) -> Any:
         real_save(*objs, **kwargs)
         raise OperationalError("connection lost after commit")
 
-    vault.save = save_then_lose_the_connection  # type: ignore[method-assign]
+    vault.store.save = save_then_lose_the_connection  # type: ignore[method-assign]
     with pytest.raises(OperationalError):
-        vault.submit_document("r1", [b"bytes"], ID_CARD)
-    vault.save = real_save  # type: ignore[method-assign]
-    [document] = vault.library("r1")
+        vault.documents.submit("r1", [b"bytes"], ID_CARD)
+    vault.store.save = real_save  # type: ignore[method-assign]
+    [document] = library(vault, "r1")
     assert blobs.exists(document.blob_key)
-    assert b"".join(vault.read_document("r1", document.id)) == b"bytes"
+    assert b"".join(read_document(vault, "r1", document.id)) == b"bytes"
 
 
 def test_an_error_before_the_commit_removes_the_blob() -> None:
     blobs = MemoryBlobStore()
     vault = memory_vault(blobs=blobs)
-    vault.register_resident("r1")
+    vault.residents.register("r1")
 
     def fail(*objs: Any, **kwargs: Any) -> Any:
         raise OperationalError("database went away")
 
-    vault.save = fail  # type: ignore[method-assign]
+    vault.store.save = fail  # type: ignore[method-assign]
     with pytest.raises(OperationalError):
-        vault.submit_document("r1", [b"bytes"], ID_CARD)
+        vault.documents.submit("r1", [b"bytes"], ID_CARD)
     assert blobs.blobs == {}
 
 
@@ -52,8 +52,8 @@ def test_a_failing_blob_store_writes_no_event() -> None:
             raise OSError("disk full")
 
     vault = memory_vault(blobs=Broken())
-    vault.register_resident("r1")
-    events = vault.recorder.max_notification_id()
+    vault.residents.register("r1")
+    events = vault.events.head()
     with pytest.raises(OSError, match="disk full"):
-        vault.submit_document("r1", [b"bytes"], ID_CARD)
-    assert vault.recorder.max_notification_id() == events
+        vault.documents.submit("r1", [b"bytes"], ID_CARD)
+    assert vault.events.head() == events

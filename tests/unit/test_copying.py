@@ -20,10 +20,10 @@ ID_CARD = DocumentDetails(doc_type="id-card", title="居民身份证", filename=
 def _aggregates(documents: int, consents: int, graded: bool, erased: bool) -> list[Any]:
     clock = MovableClock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
     vault = memory_vault(clock)
-    vault.register_resident("r1")
-    ids = [vault.submit_document("r1", [b"card"], ID_CARD).id for _ in range(documents)]
+    vault.residents.register("r1")
+    ids = [vault.documents.submit("r1", [b"card"], ID_CARD).value.id for _ in range(documents)]
     granted = [
-        vault.grant_consent(
+        vault.consents.grant(
             "r1",
             ConsentRequest(
                 department="civil-affairs", doc_types=("id-card",),
@@ -34,18 +34,18 @@ def _aggregates(documents: int, consents: int, graded: bool, erased: bool) -> li
         for _ in range(consents)
     ]
     if graded:
-        vault.record_grades([GradeUpdate("r1", Grade.A, clock.now(), 1)])
+        vault.residents.record_grades([GradeUpdate("r1", Grade.A, clock.now(), 1)])
     if ids and granted:
-        vault.fetch_document(
+        vault.fetches.fetch(
             officer="o", department="civil-affairs", resident_id="r1",
             document_id=ids[0], purpose="subsistence-allowance",
         )
     if erased:
-        vault.erase_resident("r1")
-    resident = vault.resident("r1")
+        vault.residents.erase("r1")
+    resident = vault.residents.resident("r1")
     found = [resident]
-    found += [vault.repository.get(i) for i in ids]
-    found += [vault.repository.get(i) for i in granted]
+    found += [vault.application.repository.get(i) for i in ids]
+    found += [vault.application.repository.get(i) for i in granted]
     vault.close()
     return found
 

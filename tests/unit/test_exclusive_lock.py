@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from eventsourcing.sqlite import SQLiteDatastore
 
-from projections.sql import Database, LockHeld
+from adapters.sql import Database
+from projections.database import LockHeld
 
 
 @pytest.fixture(params=["file", "memory"])

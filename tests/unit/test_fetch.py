@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 from eventsourcing.utils import get_topic
 
+from adapters.wiring import Core
 from keys.errors import ResidentKeyShredded
 from policy.scales import Grade, TrustLevel
-from tests.support import MovableClock, memory_vault
+from tests.support import MovableClock, fetchable_documents, memory_vault
 from vault.access import ACCESS_TOPIC, AccessAttempt
-from vault.access_commands import RecordedFetch
-from vault.app import Vault
 from vault.consent import USED_TOPIC
 from vault.document import REUSED_TOPIC
 from vault.errors import AccessDenied, InvalidInput, InvalidPolicy, ResidentErased
 from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
+from vault.services.fetches import RecordedFetch
 
 ID_CARD = DocumentDetails(doc_type="id-card", title="居民身份证")
 CIVIL = {"department": "civil-affairs", "purpose": "subsistence-allowance"}
@@ -30,11 +30,11 @@ def clock() -> MovableClock:
 
 
 @pytest.fixture
-def vault(clock: MovableClock) -> Vault:
+def vault(clock: MovableClock) -> Core:
     return memory_vault(clock)
 
 
-def _grant(vault: Vault, clock: MovableClock, resident: str = "r1", **overrides: Any) -> Any:
+def _grant(vault: Core, clock: MovableClock, resident: str = "r1", **overrides: Any) -> Any:
     terms: dict[str, Any] = {
         "department": "civil-affairs",
         "doc_types": ("id-card",),
@@ -42,23 +42,23 @@ def _grant(vault: Vault, clock: MovableClock, resident: str = "r1", **overrides:
         "valid_until": clock.now() + timedelta(days=30),
     }
     terms.update(overrides)
-    return vault.grant_consent(resident, ConsentRequest(**terms)).consent
+    return vault.consents.grant(resident, ConsentRequest(**terms)).consent
 
 
-def _fetch(vault: Vault, document_id: Any, resident: str = "r1", **overrides: str) -> Any:
+def _fetch(vault: Core, document_id: Any, resident: str = "r1", **overrides: str) -> Any:
     args = {"officer": "officer-li", "resident_id": resident, "document_id": document_id, **CIVIL}
     args.update(overrides)
-    return vault.fetch_document(**args)
+    return vault.fetches.fetch(**args)
 
 
-def _accesses(vault: Vault) -> list[AccessAttempt]:
+def _accesses(vault: Core) -> list[AccessAttempt]:
     topic = ACCESS_TOPIC
     assert topic == get_topic(AccessAttempt.Recorded)
-    notifications = vault.recorder.select_notifications(1, 10_000, topics=[topic])
-    return [vault.repository.get(n.originator_id) for n in notifications]
+    notifications = vault.events.select_notifications(1, 10_000, topics=[topic])
+    return [vault.application.repository.get(n.originator_id) for n in notifications]
 
 
-def _denied_for(vault: Vault, document_id: Any, **overrides: str) -> tuple[str, ...]:
+def _denied_for(vault: Core, document_id: Any, **overrides: str) -> tuple[str, ...]:
     before = len(_accesses(vault))
     with pytest.raises(AccessDenied) as denied:
         _fetch(vault, document_id, **overrides)
@@ -70,9 +70,9 @@ def _denied_for(vault: Vault, document_id: Any, **overrides: str) -> tuple[str, 
 
 
 def test_allowed_fetch_streams_the_bytes_and_records_the_access(
-    vault: Vault, clock: MovableClock
+    vault: Core, clock: MovableClock
 ) -> None:
-    document = vault.submit_document("r1", [b"card bytes"], ID_CARD)
+    document = vault.documents.submit("r1", [b"card bytes"], ID_CARD).value
     consent = _grant(vault, clock)
     fetched = _fetch(vault, document.id, request_id="req-1")
     [access] = _accesses(vault)
@@ -83,66 +83,66 @@ def test_allowed_fetch_streams_the_bytes_and_records_the_access(
     )
     assert (access.grade, access.trust_level, access.request_id) == ("unrated", "C", "req-1")
     assert access.rule == "p, caseworker, civil-affairs, id-card, subsistence-allowance, C, C"
-    assert access.policy_version == vault.current_policy_version()
+    assert access.policy_version == vault.policies.current_version()
     assert b"".join(fetched.content) == b"card bytes"
-    assert vault.consent("r1", consent.id).uses == 1
-    assert vault.document("r1", document.id).reuse_count == 1
+    assert vault.consents.consent("r1", consent.id).uses == 1
+    assert vault.documents.document("r1", document.id).reuse_count == 1
 
 
-def test_the_access_event_is_committed_before_any_byte(vault: Vault, clock: MovableClock) -> None:
-    document = vault.submit_document("r1", [b"card"], ID_CARD)
+def test_the_access_event_is_committed_before_any_byte(vault: Core, clock: MovableClock) -> None:
+    document = vault.documents.submit("r1", [b"card"], ID_CARD).value
     _grant(vault, clock)
     fetched = _fetch(vault, document.id)
     assert len(_accesses(vault)) == 1  # the content iterator has not been read yet
     assert b"".join(fetched.content) == b"card"
 
 
-def test_unknown_resident_is_denied(vault: Vault) -> None:
+def test_unknown_resident_is_denied(vault: Core) -> None:
     assert _denied_for(vault, "00000000-0000-0000-0000-000000000001", resident_id="nobody") == (
         "resident-not-found", "document-not-found"
     )
 
 
-def test_erased_resident_is_denied(vault: Vault, clock: MovableClock) -> None:
-    document = vault.submit_document("r1", [b"card"], ID_CARD)
+def test_erased_resident_is_denied(vault: Core, clock: MovableClock) -> None:
+    document = vault.documents.submit("r1", [b"card"], ID_CARD).value
     _grant(vault, clock)
-    vault.erase_resident("r1")
+    vault.residents.erase("r1")
     codes = _denied_for(vault, document.id)
     assert codes[0] == "resident-erased"
     assert "no-consent" in codes
 
 
-def test_another_residents_document_is_not_found(vault: Vault, clock: MovableClock) -> None:
-    theirs = vault.submit_document("r2", [b"card"], ID_CARD)
+def test_another_residents_document_is_not_found(vault: Core, clock: MovableClock) -> None:
+    theirs = vault.documents.submit("r2", [b"card"], ID_CARD).value
     _grant(vault, clock)
     assert _denied_for(vault, theirs.id) == ("document-not-found",)
 
 
 @pytest.mark.parametrize("how", ["withdrawn", "revoked", "superseded"])
-def test_an_unavailable_document_is_denied(vault: Vault, clock: MovableClock, how: str) -> None:
+def test_an_unavailable_document_is_denied(vault: Core, clock: MovableClock, how: str) -> None:
     if how == "revoked":
-        document = vault.issue_document("public-security", "o1", "r1", [b"card"], ID_CARD)
-        vault.revoke_document("public-security", document.id, "cancelled at source")
+        document = vault.documents.issue("public-security", "o1", "r1", [b"card"], ID_CARD).value
+        vault.documents.revoke("public-security", document.id, "cancelled at source")
     else:
-        document = vault.submit_document("r1", [b"card"], ID_CARD)
+        document = vault.documents.submit("r1", [b"card"], ID_CARD).value
         if how == "withdrawn":
-            vault.withdraw_document("r1", document.id)
+            vault.documents.withdraw("r1", document.id)
         else:
-            vault.submit_document("r1", [b"newer"], ID_CARD, replaces=document.id)
+            vault.documents.submit("r1", [b"newer"], ID_CARD, replaces=document.id)
     _grant(vault, clock)
     assert _denied_for(vault, document.id) == (f"document-{how}",)
 
 
-def test_an_expired_document_is_denied(vault: Vault, clock: MovableClock) -> None:
+def test_an_expired_document_is_denied(vault: Core, clock: MovableClock) -> None:
     details = DocumentDetails("id-card", "居民身份证", expires_at=clock.now() + timedelta(days=1))
-    document = vault.submit_document("r1", [b"card"], details)
+    document = vault.documents.submit("r1", [b"card"], details).value
     _grant(vault, clock, valid_until=clock.now() + timedelta(days=30))
     clock.advance(timedelta(days=2))
     assert _denied_for(vault, document.id) == ("document-expired",)
 
 
-def test_without_consent_the_fetch_is_denied(vault: Vault) -> None:
-    document = vault.submit_document("r1", [b"card"], ID_CARD)
+def test_without_consent_the_fetch_is_denied(vault: Core) -> None:
+    document = vault.documents.submit("r1", [b"card"], ID_CARD).value
     assert _denied_for(vault, document.id) == ("no-consent",)
 
 
@@ -156,15 +156,15 @@ def test_without_consent_the_fetch_is_denied(vault: Vault) -> None:
     ],
 )
 def test_a_consent_that_no_longer_allows_is_named(
-    vault: Vault, clock: MovableClock, setup: str, code: str
+    vault: Core, clock: MovableClock, setup: str, code: str
 ) -> None:
-    document = vault.submit_document("r1", [b"card"], ID_CARD)
+    document = vault.documents.submit("r1", [b"card"], ID_CARD).value
     if setup == "future":
         _grant(vault, clock, valid_from=clock.now() + timedelta(days=1))
     else:
         consent = _grant(vault, clock, max_uses=1)
         if setup == "revoke":
-            vault.revoke_consent("r1", consent.id)
+            vault.consents.revoke("r1", consent.id)
         elif setup == "expire":
             clock.advance(timedelta(days=31))
         else:
@@ -173,35 +173,36 @@ def test_a_consent_that_no_longer_allows_is_named(
 
 
 def test_a_consent_for_another_department_or_purpose_does_not_count(
-    vault: Vault, clock: MovableClock
+    vault: Core, clock: MovableClock
 ) -> None:
-    document = vault.submit_document("r1", [b"card"], ID_CARD)
+    document = vault.documents.submit("r1", [b"card"], ID_CARD).value
     _grant(vault, clock, department="housing", purpose="housing-subsidy")
     assert _denied_for(vault, document.id) == ("no-consent",)
 
 
-def test_no_rule_for_the_department_document_or_purpose(vault: Vault, clock: MovableClock) -> None:
-    document = vault.submit_document("r1", [b"diploma"], DocumentDetails("diploma", "毕业证书"))
+def test_no_rule_for_the_department_document_or_purpose(vault: Core, clock: MovableClock) -> None:
+    diploma = DocumentDetails("diploma", "毕业证书")
+    document = vault.documents.submit("r1", [b"diploma"], diploma).value
     _grant(vault, clock, doc_types=("diploma",))
     assert _denied_for(vault, document.id) == ("no-rule",)
 
 
-def test_an_officer_without_a_role_is_denied(vault: Vault, clock: MovableClock) -> None:
+def test_an_officer_without_a_role_is_denied(vault: Core, clock: MovableClock) -> None:
     policy = (
         "g, li-ming, caseworker, civil-affairs\n"
         "p, caseworker, civil-affairs, id-card, subsistence-allowance, C, C\n"
     )
-    vault.publish_policy(policy)
-    document = vault.submit_document("r1", [b"card"], ID_CARD)
+    vault.policies.publish(policy)
+    document = vault.documents.submit("r1", [b"card"], ID_CARD).value
     _grant(vault, clock)
     assert _denied_for(vault, document.id, officer="wang-fang") == ("no-role",)
     assert b"".join(_fetch(vault, document.id, officer="li-ming").content) == b"card"
 
 
-def test_grade_and_trust_below_the_rule_are_both_named(vault: Vault, clock: MovableClock) -> None:
-    document = vault.submit_document("r1", [b"card"], ID_CARD)
+def test_grade_and_trust_below_the_rule_are_both_named(vault: Core, clock: MovableClock) -> None:
+    document = vault.documents.submit("r1", [b"card"], ID_CARD).value
     _grant(vault, clock, department="housing", purpose="housing-subsidy")
-    vault.record_grades([GradeUpdate("r1", Grade.C, clock.now(), 1)])
+    vault.residents.record_grades([GradeUpdate("r1", Grade.C, clock.now(), 1)])
     codes = _denied_for(
         vault, document.id, department="housing", purpose="housing-subsidy"
     )
@@ -214,23 +215,23 @@ def test_grade_and_trust_below_the_rule_are_both_named(vault: Vault, clock: Mova
 
 
 def test_verification_and_a_better_grade_turn_the_denial_into_an_allow(
-    vault: Vault, clock: MovableClock
+    vault: Core, clock: MovableClock
 ) -> None:
-    document = vault.submit_document("r1", [b"card"], ID_CARD)
+    document = vault.documents.submit("r1", [b"card"], ID_CARD).value
     _grant(vault, clock, department="housing", purpose="housing-subsidy")
-    vault.verify_document("housing", "o2", document.id)
-    vault.record_grades([GradeUpdate("r1", Grade.B, clock.now(), 1)])
+    vault.documents.verify("housing", "o2", document.id)
+    vault.residents.record_grades([GradeUpdate("r1", Grade.B, clock.now(), 1)])
     fetched = _fetch(vault, document.id, department="housing", purpose="housing-subsidy")
     assert fetched.access.allowed
 
 
-def test_unrated_residents_are_judged_as_grade_c(vault: Vault, clock: MovableClock) -> None:
-    document = vault.submit_document("r1", [b"card"], ID_CARD)
+def test_unrated_residents_are_judged_as_grade_c(vault: Core, clock: MovableClock) -> None:
+    document = vault.documents.submit("r1", [b"card"], ID_CARD).value
     _grant(vault, clock)
     assert _fetch(vault, document.id).access.grade == "unrated"
 
 
-def test_bad_input_is_refused_without_an_access_event(vault: Vault) -> None:
+def test_bad_input_is_refused_without_an_access_event(vault: Core) -> None:
     for overrides in ({"department": "Civil Affairs"}, {"purpose": ""}, {"officer": " "}):
         with pytest.raises(InvalidInput):
             _fetch(vault, "00000000-0000-0000-0000-000000000001", **overrides)
@@ -240,13 +241,14 @@ def test_bad_input_is_refused_without_an_access_event(vault: Vault) -> None:
 
 
 def test_fetchable_documents_lists_only_what_may_be_fetched(
-    vault: Vault, clock: MovableClock
+    vault: Core, clock: MovableClock
 ) -> None:
-    card = vault.submit_document("r1", [b"card"], ID_CARD)
-    vault.submit_document("r1", [b"diploma"], DocumentDetails("diploma", "毕业证书"))
-    income = vault.submit_document("r1", [b"income"], DocumentDetails("income-proof", "收入证明"))
+    card = vault.documents.submit("r1", [b"card"], ID_CARD).value
+    vault.documents.submit("r1", [b"diploma"], DocumentDetails("diploma", "毕业证书"))
+    income_proof = DocumentDetails("income-proof", "收入证明")
+    income = vault.documents.submit("r1", [b"income"], income_proof).value
     _grant(vault, clock, doc_types=("id-card", "diploma"))
-    listed = vault.fetchable_documents(officer="officer-li", resident_id="r1", **CIVIL)
+    listed = fetchable_documents(vault, officer="officer-li", resident_id="r1", **CIVIL)
     assert [d.id for d in listed] == [card.id]
     assert income.id not in [d.id for d in listed]
     assert _accesses(vault) == []
@@ -255,37 +257,40 @@ def test_fetchable_documents_lists_only_what_may_be_fetched(
 # Fast-track tracks
 
 
-def test_tracks_follow_the_grade_at_once(vault: Vault, clock: MovableClock) -> None:
-    vault.register_resident("r1")
-    assert vault.tracks_for("r1", "residence-permit").tracks == ()
-    vault.record_grades([GradeUpdate("r1", Grade.A, clock.now(), 1)])
-    assert vault.tracks_for("r1", "residence-permit").tracks == (
+def test_tracks_follow_the_grade_at_once(vault: Core, clock: MovableClock) -> None:
+    vault.residents.register("r1")
+    assert vault.policies.tracks_for("r1", "residence-permit").tracks == ()
+    vault.residents.record_grades([GradeUpdate("r1", Grade.A, clock.now(), 1)])
+    assert vault.policies.tracks_for("r1", "residence-permit").tracks == (
         "reuse", "missing-allowed", "priority"
     )
-    vault.record_grades([GradeUpdate("r1", Grade.C, clock.now(), 2)])
-    assert vault.tracks_for("r1", "residence-permit").tracks == ("reuse",)
-    vault.record_grades([GradeUpdate("r1", Grade.D, clock.now(), 3)])
-    decision = vault.tracks_for("r1", "residence-permit")
+    vault.residents.record_grades([GradeUpdate("r1", Grade.C, clock.now(), 2)])
+    assert vault.policies.tracks_for("r1", "residence-permit").tracks == ("reuse",)
+    vault.residents.record_grades([GradeUpdate("r1", Grade.D, clock.now(), 3)])
+    decision = vault.policies.tracks_for("r1", "residence-permit")
     assert decision.tracks == ()
     assert "needs grade C or better, the resident has D" in decision.reasons[0].text
 
 
-def test_tracks_for_an_erased_resident_are_refused(vault: Vault) -> None:
-    vault.register_resident("r1")
-    vault.erase_resident("r1")
+def test_tracks_for_an_erased_resident_are_refused(vault: Core) -> None:
+    vault.residents.register("r1")
+    vault.residents.erase("r1")
     with pytest.raises(ResidentErased):
-        vault.tracks_for("r1", "residence-permit")
+        vault.policies.tracks_for("r1", "residence-permit")
 
 
 # Policy versions
 
 
-def test_publishing_changes_the_version_and_old_versions_can_be_rebuilt(vault: Vault) -> None:
-    first = vault.current_policy_version()
-    stricter = "p, caseworker, civil-affairs, id-card, subsistence-allowance, A, A\n"
-    second = vault.publish_policy(stricter + "g, officer, caseworker, civil-affairs\n")
+def test_publishing_changes_the_version_and_old_versions_can_be_rebuilt(vault: Core) -> None:
+    first = vault.policies.current_version()
+    stricter = (
+        "p, caseworker, civil-affairs, id-card, subsistence-allowance, A, A\n"
+        "g, officer, caseworker, civil-affairs\n"
+    )
+    second = vault.policies.publish(stricter).value
     assert second != first
-    assert vault.current_policy_version() == second
+    assert vault.policies.current_version() == second
     request: dict[str, Any] = {
         "officer": "o",
         "department": "civil-affairs",
@@ -294,30 +299,30 @@ def test_publishing_changes_the_version_and_old_versions_can_be_rebuilt(vault: V
         "grade": Grade.C,
         "trust": TrustLevel.C,
     }
-    assert vault.decision_point(first).decide(**request).allowed
-    assert not vault.decision_point(second).decide(**request).allowed
-    assert vault.publish_policy(stricter + "g, officer, caseworker, civil-affairs\n") == second
+    assert vault.policies.decision_point(first).decide(**request).allowed
+    assert not vault.policies.decision_point(second).decide(**request).allowed
+    assert vault.policies.publish(stricter).value == second
 
 
-def test_a_bad_policy_is_refused_with_its_line_and_changes_nothing(vault: Vault) -> None:
-    before = vault.current_policy_version()
-    events = vault.recorder.max_notification_id()
+def test_a_bad_policy_is_refused_with_its_line_and_changes_nothing(vault: Core) -> None:
+    before = vault.policies.current_version()
+    events = vault.events.head()
     with pytest.raises(InvalidPolicy) as refused:
-        vault.publish_policy("p, caseworker, civil-affairs, id-card, x, C, C\np, bad\n")
+        vault.policies.publish("p, caseworker, civil-affairs, id-card, x, C, C\np, bad\n")
     assert refused.value.line == 2
-    assert vault.current_policy_version() == before
-    assert vault.recorder.max_notification_id() == events
+    assert vault.policies.current_version() == before
+    assert vault.events.head() == events
 
 
 # Grade pushes
 
 
 def test_ten_thousand_grade_updates_take_few_transactions(
-    vault: Vault, clock: MovableClock
+    vault: Core, clock: MovableClock
 ) -> None:
     writes: list[int] = []
     key_batches: list[int] = []
-    insert, create_many = vault.recorder.insert_events, vault.keys.create_many
+    insert, create_many = vault.application.recorder.insert_events, vault.keys.create_many
 
     def counting_insert(stored_events: Any, **kwargs: Any) -> Any:
         writes.append(len(stored_events))
@@ -327,16 +332,18 @@ def test_ten_thousand_grade_updates_take_few_transactions(
         key_batches.append(len(list(resident_ids)))
         create_many(resident_ids)
 
-    vault.recorder.insert_events = counting_insert  # type: ignore[method-assign]
+    vault.application.recorder.insert_events = counting_insert  # type: ignore[method-assign]
     vault.keys.create_many = counting_keys  # type: ignore[method-assign]
     vault.keys.create = None  # type: ignore[assignment,method-assign]  # one at a time: never
     now = clock.now()
-    outcome = vault.record_grades([GradeUpdate(f"r{n}", Grade.B, now, 1) for n in range(10_000)])
+    outcome = vault.residents.record_grades(
+        [GradeUpdate(f"r{n}", Grade.B, now, 1) for n in range(10_000)]
+    )
     assert (outcome.applied, outcome.stale) == (10_000, 0)
     assert len(writes) == 20  # 500 residents a transaction
     assert sum(writes) == 20_000  # each: registered, then graded
     assert key_batches == [500] * 20
-    assert vault.resident("r9999").grade is Grade.B
+    assert vault.residents.resident("r9999").grade is Grade.B
 
 
 # Group commit: fetches waiting together are judged in order and committed together
@@ -360,13 +367,13 @@ class HeldClock(MovableClock):
         return super().now()
 
 
-def _batched(vault: Vault, clock: HeldClock, requests: list[dict[str, Any]]) -> list[Any]:
+def _batched(vault: Core, clock: HeldClock, requests: list[dict[str, Any]]) -> list[Any]:
     """Submit the first request, hold the fetch thread inside it, queue the rest behind it,
     then let go: the rest are served as one batch. Returns each outcome (or exception)."""
     clock.hold.set()
-    futures = [vault.submit_fetch(**requests[0])]
+    futures = [vault.fetches.submit(**requests[0])]
     assert clock.holding.wait(10)
-    futures += [vault.submit_fetch(**r) for r in requests[1:]]
+    futures += [vault.fetches.submit(**r) for r in requests[1:]]
     clock.release.set()
     outcomes: list[Any] = []
     for future in futures:
@@ -387,17 +394,17 @@ def _request(document_id: Any, resident: str = "r1", **overrides: str) -> dict[s
 def test_a_batch_of_fetches_under_a_limited_consent_allows_exactly_its_uses() -> None:
     clock = HeldClock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
     vault = memory_vault(clock)
-    document = vault.submit_document("r1", [b"card"], ID_CARD)
+    document = vault.documents.submit("r1", [b"card"], ID_CARD).value
     consent = _grant(vault, clock, max_uses=3)
-    vault.current_policy_version()  # published before the counting starts
+    vault.policies.current_version()  # published before the counting starts
     writes: list[int] = []
-    insert = vault.recorder.insert_events
+    insert = vault.application.recorder.insert_events
 
     def counting_insert(stored_events: Any, **kwargs: Any) -> Any:
         writes.append(len(stored_events))
         return insert(stored_events, **kwargs)
 
-    vault.recorder.insert_events = counting_insert  # type: ignore[method-assign]
+    vault.application.recorder.insert_events = counting_insert  # type: ignore[method-assign]
     outcomes = _batched(
         vault, clock, [_request(document.id, request_id=f"req-{n}") for n in range(8)]
     )
@@ -407,7 +414,7 @@ def test_a_batch_of_fetches_under_a_limited_consent_allows_exactly_its_uses() ->
     assert len(denied) == 5
     assert all("consent-used-up" in d.reason_codes for d in denied)
     assert writes == [3, 2 * 3 + 5]  # the first alone; the other seven in one transaction
-    assert vault.consent("r1", consent.id).uses == 3
+    assert vault.consents.consent("r1", consent.id).uses == 3
     # Each request's events are together in the log, its access first, in the order asked.
     topic_of = {
         ACCESS_TOPIC: "access",
@@ -416,7 +423,7 @@ def test_a_batch_of_fetches_under_a_limited_consent_allows_exactly_its_uses() ->
     }
     log = [
         (topic_of[n.topic], n.id)
-        for n in vault.recorder.select_notifications(1, 1000)
+        for n in vault.events.select_notifications(1, 1000)
         if n.topic in topic_of
     ]
     assert [kind for kind, _ in log] == ["access", "used", "reused"] * 3 + ["access"] * 5
@@ -425,7 +432,7 @@ def test_a_batch_of_fetches_under_a_limited_consent_allows_exactly_its_uses() ->
     # Each outcome's position is its own last event's.
     ends = [position for n, (_, position) in enumerate(log) if n in (2, 5, 8, 9, 10, 11, 12, 13)]
     assert [o.position for o in outcomes] == ends
-    report = vault.readjudicate()
+    report = vault.audit.readjudicate()
     assert (report.checked, report.mismatches) == (8, [])
     vault.close()
 
@@ -433,20 +440,20 @@ def test_a_batch_of_fetches_under_a_limited_consent_allows_exactly_its_uses() ->
 def test_one_failing_fetch_in_a_batch_does_not_fail_the_others() -> None:
     clock = HeldClock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
     vault = memory_vault(clock)
-    mine = vault.submit_document("r1", [b"card"], ID_CARD)
-    theirs = vault.submit_document("r2", [b"card"], ID_CARD)
+    mine = vault.documents.submit("r1", [b"card"], ID_CARD).value
+    theirs = vault.documents.submit("r2", [b"card"], ID_CARD).value
     _grant(vault, clock)
     _grant(vault, clock, resident="r2")
     # Writing r2's events fails (as if r2's key were shredded while they were sealed):
     # the batch is served again one by one, and only r2's fetch fails.
-    to_stored_event = vault.mapper.to_stored_event
+    to_stored_event = vault.application.mapper.to_stored_event
 
     def failing_for_r2(event: Any) -> Any:
         if getattr(event, "resident_id", None) == "r2":
             raise ResidentKeyShredded("r2")
         return to_stored_event(event)
 
-    vault.mapper.to_stored_event = failing_for_r2  # type: ignore[method-assign,assignment]
+    vault.application.mapper.to_stored_event = failing_for_r2  # type: ignore[method-assign,assignment]
     outcomes = _batched(
         vault, clock,
         [_request(mine.id), _request(theirs.id, resident="r2"), _request(mine.id)],
@@ -458,9 +465,9 @@ def test_one_failing_fetch_in_a_batch_does_not_fail_the_others() -> None:
     vault.close()
 
 
-def test_bad_input_is_refused_before_anything_is_queued(vault: Vault) -> None:
+def test_bad_input_is_refused_before_anything_is_queued(vault: Core) -> None:
     with pytest.raises(InvalidInput):
-        vault.submit_fetch(
+        vault.fetches.submit(
             officer="o", department="civil-affairs", resident_id="r1",
             document_id="not-a-uuid", purpose="subsistence-allowance",
         )

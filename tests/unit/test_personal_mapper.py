@@ -11,26 +11,20 @@ import pytest
 from eventsourcing.persistence import MapperDeserialisationError
 from eventsourcing.utils import get_topic
 
+from adapters.mapper import PersonalDataMapper, stored_sealed_personal
+from adapters.transcoding import stored_time_text
 from keys.master import MasterKey, MasterKeys
 from keys.resident_keys import ResidentKeys
-from keys.secrets import open_personal_fields
+from keys.secrets import open_personal_fields, personal_context
 from tests.support import CountingKeyTable, memory_vault
 from vault.document import Document
-from vault.personal import (
-    ERASED,
-    SEALED,
-    Erased,
-    PersonalDataMapper,
-    personal_context,
-    stored_sealed_personal,
-)
+from vault.markers import ERASED, SEALED, Erased
 from vault.resident import Resident
-from vault.transcoding import stored_time_text
 
 
 def _mapper() -> PersonalDataMapper:
     vault = memory_vault()
-    mapper = vault.mapper
+    mapper = vault.application.mapper
     assert isinstance(mapper, PersonalDataMapper)
     return mapper
 
@@ -117,7 +111,8 @@ def test_altered_sealed_fields_do_not_open() -> None:
 
 def test_events_without_personal_fields_need_no_key() -> None:
     mapper = _mapper()
-    registered = Resident(resident_id="no-key-was-ever-made").collect_events()[0]
+    resident = Resident(resident_id="no-key-was-ever-made", timestamp=datetime.now(UTC))
+    registered = resident.collect_events()[0]
     stored = mapper.to_stored_event(registered)
     assert "personal" not in _state(stored.state)
     assert mapper.to_domain_event(stored) == registered

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from keys import tokens
 from keys.signing import SigningKey
 from keys.tokens import InvalidToken, Principal, TokenVerifier, issue_token, public_jwk
+from tests.support import MovableClock
 
 
 def _token(key: SigningKey, **overrides: object) -> str:
@@ -104,16 +104,33 @@ def test_a_verified_token_is_not_decoded_again(monkeypatch: pytest.MonkeyPatch) 
 
 def test_a_remembered_token_is_refused_once_it_expires() -> None:
     key = SigningKey("k1", Ed25519PrivateKey.generate())
+    clock = MovableClock()
     verifier = TokenVerifier(
-        KeyTable(key), issuer="civicvault", audience="api", leeway=timedelta(0)
+        KeyTable(key), issuer="civicvault", audience="api", leeway=timedelta(0),
+        now=clock.now,
     )
-    token = _token(key, now=datetime.now(UTC), ttl=timedelta(seconds=1))
+    token = _token(key, now=clock.now(), ttl=timedelta(seconds=1))
     verifier.verify(token)
-    expires = verifier._verified[token].expires
-    while time.time() <= expires:
-        time.sleep(0.05)
+    clock.advance(timedelta(seconds=1))
     with pytest.raises(InvalidToken, match="expired"):
         verifier.verify(token)
+
+
+def test_tokens_are_judged_by_the_verifiers_clock() -> None:
+    key = SigningKey("k1", Ed25519PrivateKey.generate())
+    clock = MovableClock(datetime(2030, 1, 1, tzinfo=UTC))
+    verifier = TokenVerifier(
+        KeyTable(key), issuer="civicvault", audience="api", leeway=timedelta(0),
+        now=clock.now,
+    )
+    early = _token(key, now=clock.now() + timedelta(minutes=1))
+    with pytest.raises(InvalidToken, match="not yet valid"):
+        verifier.verify(early)
+    clock.advance(timedelta(minutes=1))
+    assert verifier.verify(early).subject == "officer-li"
+    clock.advance(timedelta(minutes=5))
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(early)
 
 
 def test_a_remembered_token_is_refused_once_its_key_is_removed() -> None:

@@ -26,7 +26,7 @@ def readyz(request: Request) -> JSONResponse:
     services = request.app.state.services
     checks: dict[str, str] = {}
     for name, probe in (
-        ("database", services.vault.recorder.max_notification_id),
+        ("database", services.events.head),
         ("blobs", lambda: next(iter(services.blobs.list()), None)),
     ):
         try:

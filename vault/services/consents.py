@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from keys.receipts import ConsentTerms
-from vault.base import VaultBase
 from vault.consent import Consent
 from vault.errors import ConsentNotFound, InvalidInput
+from vault.ids import parse_uuid
 from vault.inputs import ConsentRequest
-from vault.resident_commands import ResidentCommands
+from vault.ports import Clock, ReceiptSigner
+from vault.services.residents import Residents
+from vault.store import Store, Written
 
 
 @dataclass(frozen=True)
@@ -18,19 +20,29 @@ class GrantedConsent:
     consent: Consent
     receipt: str
     """A compact JWS (EdDSA) over the consent's terms, after the Kantara Consent Receipt."""
+    position: int | None
+    """Where the grant landed in the log."""
 
 
-class ConsentCommands(ResidentCommands, VaultBase):
-    def grant_consent(self, resident_id: str, request: ConsentRequest) -> GrantedConsent:
+class Consents:
+    def __init__(
+        self, store: Store, residents: Residents, clock: Clock, sign_receipt: ReceiptSigner
+    ) -> None:
+        self._store = store
+        self._residents = residents
+        self._clock = clock
+        self._sign_receipt = sign_receipt
+
+    def grant(self, resident_id: str, request: ConsentRequest) -> GrantedConsent:
         """The resident lets one department fetch some document types for one purpose."""
-        self.register_resident(resident_id)
-        now = self.clock.now()
+        self._residents.register(resident_id)
+        now = self._clock.now()
         valid_from = request.valid_from or now
         if request.valid_until <= now:
             raise InvalidInput("valid_until", "must be in the future")
 
-        def grant() -> Consent:
-            resident = self._active_resident(resident_id)
+        def grant() -> Written[Consent]:
+            resident = self._residents.active(resident_id)
             consent = Consent(
                 resident_id=resident_id,
                 department=request.department,
@@ -40,13 +52,14 @@ class ConsentCommands(ResidentCommands, VaultBase):
                 valid_until=request.valid_until,
                 max_uses=request.max_uses,
                 granted_at=now,
+                timestamp=now,
             )
-            resident.file_consent(consent.id, consent.department, consent.purpose)
-            self.save(resident, consent)
-            return consent
+            resident.file_consent(consent.id, consent.department, consent.purpose, now)
+            return Written(consent, self._store.save(resident, consent))
 
-        consent = self._retrying(grant)
-        receipt = self.sign_receipt(
+        granted = self._store.retrying(grant)
+        consent = granted.value
+        receipt = self._sign_receipt(
             ConsentTerms(
                 consent_id=str(consent.id),
                 resident_id=resident_id,
@@ -59,28 +72,22 @@ class ConsentCommands(ResidentCommands, VaultBase):
                 granted_at=consent.granted_at,
             )
         )
-        return GrantedConsent(consent, receipt)
+        return GrantedConsent(consent, receipt, granted.position)
 
-    def revoke_consent(self, resident_id: str, consent_id: UUID | str) -> Consent:
+    def revoke(self, resident_id: str, consent_id: UUID | str) -> Written[Consent]:
         """Once this returns, no fetch under the consent can succeed."""
 
-        def revoke() -> Consent:
+        def revoke() -> Written[Consent]:
             consent = self.consent(resident_id, consent_id)
-            consent.revoke(self.clock.now())
-            self.save(consent)
-            return consent
+            consent.revoke(self._clock.now())
+            return Written(consent, self._store.save(consent))
 
-        return self._retrying(revoke)
+        return self._store.retrying(revoke)
 
     def consent(self, resident_id: str, consent_id: UUID | str) -> Consent:
         """One of the resident's own consents; another resident's is 'not found'."""
-        consent = self._consent(consent_id)
+        consent = self._store.get(Consent, parse_uuid("consent_id", consent_id), ConsentNotFound)
         if consent.resident_id != resident_id:
             raise ConsentNotFound(f"consent {consent_id} not found")
-        self._active_resident(resident_id)
+        self._residents.active(resident_id)
         return consent
-
-    def consents(self, resident_id: str) -> list[Consent]:
-        """Every consent the resident has given, newest first."""
-        resident = self._active_resident(resident_id)
-        return [self._consent(c) for c in reversed(resident.consent_ids)]

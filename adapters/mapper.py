@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Final, Self, cast
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
@@ -26,42 +26,11 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
+from adapters.transcoding import VaultTranscoder
 from keys.errors import ResidentKeyShredded, UnknownResidentKey
-from keys.secrets import open_personal_fields, seal_personal_fields
+from keys.secrets import open_personal_fields, personal_context, seal_personal_fields
+from vault.markers import ERASED, SEALED
 from vault.ports import DataKeys
-from vault.transcoding import VaultTranscoder
-
-
-class _Marker:
-    """A value standing in for a personal field that cannot be shown: one instance per
-    kind, named by its class."""
-
-    _instances: ClassVar[dict[type, _Marker]] = {}
-
-    def __new__(cls) -> Self:
-        if cls not in _Marker._instances:
-            _Marker._instances[cls] = super().__new__(cls)
-        return cast(Self, _Marker._instances[cls])
-
-    def __repr__(self) -> str:
-        return type(self).__name__.upper()
-
-
-class Erased(_Marker):
-    """What a personal field reads as once its owner has been erased."""
-
-    def __bool__(self) -> bool:
-        return False
-
-
-ERASED: Final = Erased()
-
-
-class Sealed(_Marker):
-    """What a personal field reads as when the reader asked not to open it."""
-
-
-SEALED: Final = Sealed()
 
 _SEALED_KEY = "personal"
 
@@ -161,8 +130,8 @@ class PersonalDataMapper(Mapper[UUID]):
     ) -> list[dict[str, Any] | None]:
         """Each event's state as stored, without building the event (most of the cost of
         replaying a log), for a reader that copies fields into text: ids and times in
-        their stored form (:func:`~vault.transcoding.stored_id_text`,
-        :func:`~vault.transcoding.stored_time_text`), personal fields still sealed
+        their stored form (:func:`~adapters.transcoding.stored_id_text`,
+        :func:`~adapters.transcoding.stored_time_text`), personal fields still sealed
         (:func:`stored_sealed_personal`), no originator id or version (the stored event
         has them). None for an event stored at an older version of its class: only its
         upcasters read that, so decode it as an event."""
@@ -266,9 +235,3 @@ def _unreadable(
         f"cannot read stored event {stored_event.topic} "
         f"{originator_id} v{stored_event.originator_version}: {error}"
     )
-
-
-def personal_context(topic: str, originator_id: UUID, originator_version: int) -> bytes:
-    """What an event's personal fields are bound to when sealed: its topic, aggregate and
-    version, so that sealed fields cannot be moved to another event."""
-    return f"{topic}|{originator_id}|{originator_version}".encode()

@@ -1,7 +1,7 @@
 """The event store's own database, for the tables kept beside the events (keys, read models).
 
 Statements are written once with ``?`` placeholders and run on SQLite or PostgreSQL,
-through the connection pool eventsourcing already opened.
+through the connection pool eventsourcing already opened (:class:`projections.database.Database`).
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eventsourcing.sqlite import SQLiteDatastore
 
-Params = tuple[Any, ...] | list[Any]
+from projections.database import LockHeld, Params
+
+POLL_SECONDS = 0.05
+"""How often a follower on SQLite, which cannot notify, looks for new events."""
 
 
 class Write:
@@ -122,16 +124,6 @@ class Run:
             self._pipelined = False
 
 
-@dataclass(frozen=True)
-class LogTable:
-    """Where a recorder keeps the log, for statements that read it inside the views' own
-    transactions (the views live in the event store's database)."""
-
-    name: str  # the table, as a statement names it (qualified where there is a schema)
-    position: str  # the column that holds each event's notification id
-    aggregate_id: str  # an expression: the event's originator id as the text str() gives
-
-
 class Database:
     def __init__(self, datastore: Any) -> None:
         self.datastore = datastore
@@ -190,10 +182,6 @@ class Database:
                     connection.close()
 
 
-class LockHeld(Exception):
-    """Someone else holds the lock (:meth:`Database.exclusive`) named by the message."""
-
-
 _memory_locks: weakref.WeakKeyDictionary[Any, dict[str, threading.Lock]] = (
     weakref.WeakKeyDictionary()
 )  # by the in-memory database's pool, then by name
@@ -226,6 +214,38 @@ def _file_lock(pool: Any, name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(file, fcntl.LOCK_UN)
+
+
+class LogWakeups:
+    """Waits for new events in the log: LISTEN for the events table's NOTIFY on PostgreSQL
+    (one connection of its own while in use), a short sleep on SQLite."""
+
+    def __init__(self, db: Database, channel: str | None) -> None:
+        self._db = db
+        self._channel = channel
+        self._conn: Any = None
+
+    def __enter__(self) -> LogWakeups:
+        if not self._db.sqlite and self._channel:
+            import psycopg  # the postgres extra
+            from psycopg import sql
+
+            pool = self._db.datastore.pool
+            self._conn = psycopg.connect(pool.conninfo, **pool.kwargs, autocommit=True)
+            self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+        return self
+
+    def wait(self, stop: threading.Event) -> None:
+        if self._conn is None:
+            stop.wait(POLL_SECONDS)
+            return
+        for _ in self._conn.notifies(timeout=1.0, stop_after=1):
+            break
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def quoted(identifier: str) -> str:

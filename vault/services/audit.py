@@ -1,4 +1,4 @@
-"""Looking back: a resident's state at any time, and every recorded decision made again."""
+"""Auditors looking back: a resident's state at any time, every recorded decision made again."""
 
 from __future__ import annotations
 
@@ -16,13 +16,15 @@ from policy.scales import Grade, TrustLevel
 from vault.access import ACCESS_TOPIC, AccessAttempt
 from vault.consent import USED_TOPIC, Consent
 from vault.document import REUSED_TOPIC, Document
-from vault.errors import ResidentNotFound
+from vault.errors import ResidentNotFound, UnknownPolicyVersion
 from vault.folding import collector_held_back
 from vault.ids import check_resident_id, resident_aggregate_id
 from vault.inputs import check_aware
 from vault.judgement import judge_fetch
-from vault.policy_commands import PolicyCommands, UnknownPolicyVersion
+from vault.ports import DataKeys, EventLog
 from vault.resident import Resident
+from vault.services.policies import Policies
+from vault.store import Store
 
 READJUDICATION_PAGE = 2000
 _FOLDED = (Resident.Event, Document.Event, Consent.Event)
@@ -100,15 +102,22 @@ class Readjudication:
     mismatches: list[Mismatch] = field(default_factory=list)
 
 
-class AuditCommands(PolicyCommands):
+class Audit:
+    def __init__(self, store: Store, policies: Policies, log: EventLog, keys: DataKeys) -> None:
+        self._store = store
+        self._policies = policies
+        self._log = log
+        self._keys = keys
+
     def replay_resident(self, resident_id: str, at: datetime) -> ResidentReplay:
         """The resident's library, consents and grade at ``at``, rebuilt from the events."""
         check_resident_id(resident_id)
-        resident = cast("Resident | None", self.as_of(resident_aggregate_id(resident_id), at))
+        as_of = self._store.as_of
+        resident = cast("Resident | None", as_of(resident_aggregate_id(resident_id), at))
         if resident is None:
             raise ResidentNotFound(f"resident {resident_id} was not registered at {at}")
-        documents = [cast(Document, self.as_of(d, at)) for d in resident.document_ids]
-        consents = [cast(Consent, self.as_of(c, at)) for c in resident.consent_ids]
+        documents = [cast(Document, as_of(d, at)) for d in resident.document_ids]
+        consents = [cast(Consent, as_of(c, at)) for c in resident.consent_ids]
         return ResidentReplay(resident, at, documents, consents)
 
     def readjudicate(
@@ -131,12 +140,12 @@ class AuditCommands(PolicyCommands):
         for name, moment in (("since", since), ("until", until)):
             if moment is not None:
                 check_aware(name, moment)
-        head = self.recorder.max_notification_id() or 0
-        fold = _ReadjudicationFold(self, since, until)
+        head = self._log.head()
+        fold = _ReadjudicationFold(self._log, self._keys, self._policies, since, until)
         with collector_held_back():
             position = 1
             while position <= head:
-                notifications = self.recorder.select_notifications(
+                notifications = self._log.select_notifications(
                     position, min(page, head - position + 1)
                 )
                 if not notifications:
@@ -152,9 +161,16 @@ class _ReadjudicationFold:
     """The log folded page by page in order, each access judged on the state before it."""
 
     def __init__(
-        self, vault: AuditCommands, since: datetime | None, until: datetime | None
+        self,
+        log: EventLog,
+        keys: DataKeys,
+        policies: Policies,
+        since: datetime | None,
+        until: datetime | None,
     ) -> None:
-        self.vault = vault
+        self.log = log
+        self.keys = keys
+        self.policies = policies
         self.since = since
         self.until = until
         self.found = Readjudication()
@@ -165,14 +181,14 @@ class _ReadjudicationFold:
     def page(self, notifications: Sequence[Notification]) -> None:
         # Accesses are read without opening their sealed fields (the decision does not
         # turn on them), and events that only count are not decoded at all.
-        mapper = self.vault.mapper
+        log = self.log
         decoded = [n for n in notifications if n.topic not in _TALLIED]
         accesses = [n for n in decoded if n.topic == ACCESS_TOPIC]
         folded = [n for n in decoded if n.topic != ACCESS_TOPIC]
-        events = dict(zip((n.id for n in folded), mapper.to_domain_events(folded), strict=True))
-        opened = mapper.to_domain_events(accesses, open_personal=False)
+        events = dict(zip((n.id for n in folded), log.decode(folded), strict=True))
+        opened = log.decode(accesses, open_personal=False)
         events.update(zip((n.id for n in accesses), opened, strict=True))
-        self._note_shredded({e.resident_id for e in opened})  # type: ignore[attr-defined]
+        self._note_shredded({e.resident_id for e in opened})
         states = self.states
         for notification in notifications:
             event = events.get(notification.id)
@@ -195,7 +211,7 @@ class _ReadjudicationFold:
         """Learn which of these residents' keys were destroyed (a resident never registered
         has none to destroy: nothing of theirs was sealed)."""
         unseen = residents - self.shredded.keys()
-        keys = self.vault.keys
+        keys = self.keys
         keys.prefetch(unseen)  # one query for the page's new residents' keys
         for resident_id in unseen:
             try:
@@ -210,7 +226,7 @@ class _ReadjudicationFold:
     def _point(self, policy_version: str) -> _Remembering | None:
         if policy_version not in self.points:
             try:
-                point = _Remembering(self.vault.decision_point(policy_version))
+                point = _Remembering(self.policies.decision_point(policy_version))
             except UnknownPolicyVersion:
                 self.points[policy_version] = None
             else:

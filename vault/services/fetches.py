@@ -1,36 +1,34 @@
-"""Departments: what they may fetch, fetching with a recorded access event, fast-track tracks."""
+"""Departments fetching residents' documents: every attempt judged on the records and
+recorded, allowed ones charged to their consent, all of it group-committed."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError
-
-from policy.decision import TrackDecision
 from vault.access import AccessAttempt
-from vault.base import VaultBase
 from vault.batching import Batcher
 from vault.consent import Consent
-from vault.consent_commands import ConsentCommands
 from vault.document import Document
-from vault.document_commands import DocumentCommands
 from vault.errors import AccessDenied, ConsentNotFound
 from vault.ids import check_identifier, check_resident_id, parse_uuid, resident_aggregate_id
 from vault.inputs import check_text
-from vault.judgement import judge_fetch, record_fetch
-from vault.policy_commands import PolicyCommands
+from vault.judgement import record_fetch
+from vault.ports import Clock
 from vault.resident import Resident
+from vault.services.documents import Documents
+from vault.services.policies import Policies
+from vault.store import Store
 
 log = logging.getLogger("civicvault.fetches")
 
 FETCH_BATCH = 64
-"""At most this many fetches are judged and committed together (see :meth:`submit_fetch`)."""
+"""At most this many fetches are judged and committed together (see :meth:`Fetches.submit`)."""
 
 
 @dataclass(frozen=True)
@@ -65,14 +63,19 @@ class Fetched:
     position: int
 
 
-class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
-    def __init__(self, **kwargs: Any) -> None:
-        self._fetches: Batcher[FetchRequest, RecordedFetch] = Batcher(
-            self._serve_fetches, name="vault-fetches", max_batch=FETCH_BATCH
+class Fetches:
+    def __init__(
+        self, store: Store, policies: Policies, documents: Documents, clock: Clock
+    ) -> None:
+        self._store = store
+        self._policies = policies
+        self._documents = documents
+        self._clock = clock
+        self._batcher: Batcher[FetchRequest, RecordedFetch] = Batcher(
+            self._serve, name="vault-fetches", max_batch=FETCH_BATCH
         )
-        super().__init__(**kwargs)
 
-    def fetch_document(
+    def fetch(
         self,
         *,
         officer: str,
@@ -83,8 +86,8 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
         request_id: str | None = None,
     ) -> Fetched:
         """Fetch a resident's document for a purpose, waiting for the access event to be
-        committed (see :meth:`submit_fetch`), then open its bytes."""
-        recorded = self.submit_fetch(
+        committed (see :meth:`submit`), then open its bytes."""
+        recorded = self.submit(
             officer=officer,
             department=department,
             resident_id=resident_id,
@@ -92,10 +95,10 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
             purpose=purpose,
             request_id=request_id,
         ).result()
-        content = self.document_content(recorded.document)
+        content = self._documents.content(recorded.document)
         return Fetched(recorded.access, recorded.document, content, recorded.position)
 
-    def submit_fetch(
+    def submit(
         self,
         *,
         officer: str,
@@ -131,47 +134,47 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
             purpose=purpose,
             request_id=check_text("request_id", request_id or uuid4().hex, 128),
         )
-        return self._fetches.submit(request)
+        return self._batcher.submit(request)
 
     def close(self) -> None:
-        self._fetches.close()
-        super().close()
+        """Serve the fetches already asked for, then stop the serving thread."""
+        self._batcher.close()
 
-    def _serve_fetches(
-        self, requests: Sequence[FetchRequest]
-    ) -> list[RecordedFetch | Exception]:
+    def _serve(self, requests: Sequence[FetchRequest]) -> list[RecordedFetch | Exception]:
         """Judge and record a batch in one transaction. If that fails other than by a
         conflict (a resident erased under it, say), each is served alone, so that one
         request's failure stays its own."""
         if len(requests) > 1:
             try:
-                return self._retrying(lambda: self._record_fetches(requests))
+                return self._store.retrying(lambda: self._record(requests))
             except Exception:
                 log.info("a batch of %d fetches failed; serving them one by one", len(requests))
         outcomes: list[RecordedFetch | Exception] = []
         for request in requests:
             try:
-                outcomes.extend(self._retrying(partial(self._record_fetches, [request])))
+                outcomes.extend(self._store.retrying(partial(self._record, [request])))
             except Exception as e:
                 outcomes.append(e)
         return outcomes
 
-    def _record_fetches(
-        self, requests: Sequence[FetchRequest]
-    ) -> list[RecordedFetch | Exception]:
+    def _record(self, requests: Sequence[FetchRequest]) -> list[RecordedFetch | Exception]:
         """One attempt: load, judge each request in order on the state the ones before it
         left, and save every event in one transaction, each request's events together and
         its access event first (see :func:`record_fetch`)."""
-        loaded = _Loaded(self)
-        point = self.decision_point()
-        now = self.clock.now()
+        loaded = _Loaded(self._store)
+        point = self._policies.decision_point()
+        now = self._clock.now()
         events: list[Any] = []
         aggregates: dict[UUID, Any] = {}
         judged: list[tuple[AccessAttempt, Document | None, int]] = []
         for r in requests:
             resident = loaded.resident(r.resident_id)
             document = loaded.document(r.resident_id, r.document_id)
-            consents = self._consents_of(resident, r.department, r.purpose, loaded.consent)
+            consents = (
+                [loaded.consent(c) for c in resident.consents_for(r.department, r.purpose)]
+                if resident is not None and not resident.is_erased
+                else []
+            )
             access, changed = record_fetch(
                 resident=resident,
                 resident_id=r.resident_id,
@@ -191,18 +194,18 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
             judged.append((access, document, len(events)))
         # The events in their order; then the aggregates, their events collected already,
         # so that the application knows them as saved (it caches them itself only when
-        # it does not fast-forward; here ``_remember`` below does).
-        recordings = self.save(*events, *aggregates.values())
+        # it does not fast-forward; here ``remember`` below does).
+        positions = self._store.record(*events, *aggregates.values())
         # Committed: nothing after this may fail the batch (it would be served again).
         saved = [a for a in aggregates.values() if loaded.had(a.id)]
         try:
-            self._remember(*saved)
+            self._store.remember(*saved)
         except Exception:
             log.exception("could not cache the aggregates a batch of fetches saved")
-            self._forget(*(a.id for a in saved))
+            self._store.forget(*(a.id for a in saved))
         outcomes: list[RecordedFetch | Exception] = []
         for access, document, events_so_far in judged:
-            position = recordings[events_so_far - 1].notification.id
+            position = positions[events_so_far - 1]
             if access.allowed and document is not None:
                 outcomes.append(RecordedFetch(access, document, position))
                 continue
@@ -218,67 +221,18 @@ class AccessCommands(DocumentCommands, ConsentCommands, PolicyCommands):
             )
         return outcomes
 
-    def fetchable_documents(
-        self, *, officer: str, department: str, resident_id: str, purpose: str
-    ) -> list[Document]:
-        """The resident's documents this department may fetch now for this purpose."""
-        check_text("officer", officer, 128)
-        check_identifier("department", department)
-        check_identifier("purpose", purpose)
-        resident = self._active_resident(resident_id)
-        consents = self._consents_of(resident, department, purpose)
-        point = self.decision_point()
-        now = self.clock.now()
-        documents = (self._document(d) for d in resident.document_ids)
-        return [
-            document
-            for document in documents
-            if judge_fetch(
-                resident=resident,
-                document=document,
-                consents=consents,
-                officer=officer,
-                department=department,
-                purpose=purpose,
-                point=point,
-                now=now,
-            ).allowed
-        ]
-
-    def tracks_for(self, resident_id: str, service: str) -> TrackDecision:
-        """The fast-track tracks that apply to the resident for a service, with reasons."""
-        check_identifier("service_id", service)
-        resident = self._active_resident(resident_id)
-        return self.decision_point().tracks(service, resident.grade)
-
-    def _consents_of(
-        self,
-        resident: Resident | None,
-        department: str,
-        purpose: str,
-        load: Callable[[UUID], Consent] | None = None,
-    ) -> list[Consent]:
-        """The resident's consents to ``department`` for ``purpose`` (none once erased),
-        each loaded by ``load`` (by default, from the repository)."""
-        if resident is None or resident.is_erased:
-            return []
-        return [(load or self._consent)(c) for c in resident.consents_for(department, purpose)]
-
 
 class _Loaded:
     """The aggregates one attempt of a batch has loaded, each loaded once, so that every
     request of the batch sees (and changes) the same copy."""
 
-    def __init__(self, vault: VaultBase) -> None:
-        self._vault = vault
+    def __init__(self, store: Store) -> None:
+        self._store = store
         self._loaded: dict[UUID, object] = {}
 
     def _get(self, aggregate_id: UUID) -> object:
         if aggregate_id not in self._loaded:
-            try:
-                self._loaded[aggregate_id] = self._vault.repository.get(aggregate_id)
-            except AggregateNotFoundError:
-                self._loaded[aggregate_id] = None
+            self._loaded[aggregate_id] = self._store.find(aggregate_id)
         return self._loaded[aggregate_id]
 
     def had(self, aggregate_id: UUID) -> bool:

@@ -1,4 +1,4 @@
-"""Residents: lazy registration, credit grades from the credit platform, erasure."""
+"""Residents: registered on first use, graded by the credit platform, erased on request."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from functools import partial
 
 from eventsourcing.persistence import IntegrityError
 
-from vault.base import VaultBase
-from vault.errors import ResidentNotFound
-from vault.ids import check_resident_id
+from vault.errors import ResidentErased, ResidentNotFound
+from vault.ids import check_resident_id, resident_aggregate_id
 from vault.inputs import GradeUpdate, check_grade_updates
+from vault.ports import Clock, DataKeys
 from vault.resident import Resident
+from vault.store import Store, Written
 
 GRADE_BATCH = 500
 """Residents whose grades are written in one transaction."""
@@ -23,22 +24,44 @@ class GradeOutcome:
     applied: int
     stale: int
     erased: int
+    position: int | None = None
+    """Where the last grade recorded landed in the log (None if none was)."""
 
 
-class ResidentCommands(VaultBase):
-    def register_resident(self, resident_id: str) -> Resident:
+class Residents:
+    def __init__(self, store: Store, keys: DataKeys, clock: Clock) -> None:
+        self._store = store
+        self._keys = keys
+        self._clock = clock
+
+    def register(self, resident_id: str) -> Written[Resident]:
         """Register a resident on first use; registering again returns the same resident."""
         check_resident_id(resident_id)
         try:
-            return self.resident(resident_id)
+            return Written(self.resident(resident_id), None)
         except ResidentNotFound:
             pass
-        self.keys.create(resident_id)
-        resident = Resident(resident_id=resident_id)
+        self._keys.create(resident_id)
+        resident = Resident(resident_id=resident_id, timestamp=self._clock.now())
         try:
-            self.save(resident)
+            position = self._store.save(resident)
         except IntegrityError:
-            return self.resident(resident_id)
+            return Written(self.resident(resident_id), None)
+        return Written(resident, position)
+
+    def resident(self, resident_id: str) -> Resident:
+        """A registered resident (erased ones included)."""
+        check_resident_id(resident_id)
+        found = self._store.find(resident_aggregate_id(resident_id))
+        if not isinstance(found, Resident):
+            raise ResidentNotFound(f"resident {resident_id} is not registered")
+        return found
+
+    def active(self, resident_id: str) -> Resident:
+        """A registered resident who has not been erased."""
+        resident = self.resident(resident_id)
+        if resident.is_erased:
+            raise ResidentErased(f"resident {resident_id} was erased")
         return resident
 
     def record_grades(self, updates: Sequence[GradeUpdate]) -> GradeOutcome:
@@ -54,11 +77,12 @@ class ResidentCommands(VaultBase):
         residents = list(by_resident)
         for start in range(0, len(residents), GRADE_BATCH):
             batch = {rid: by_resident[rid] for rid in residents[start : start + GRADE_BATCH]}
-            outcome = self._retrying(partial(self._apply_grades, batch))
+            outcome = self._store.retrying(partial(self._apply_grades, batch))
             totals = GradeOutcome(
                 totals.applied + outcome.applied,
                 totals.stale + outcome.stale,
                 totals.erased + outcome.erased,
+                outcome.position or totals.position,
             )
         return totals
 
@@ -66,41 +90,43 @@ class ResidentCommands(VaultBase):
         applied = stale = erased = 0
         changed: list[Resident] = []
         new: list[str] = []
-        self.keys.prefetch(batch)  # grades are sealed: one key query for the whole batch
+        now = self._clock.now()
+        self._keys.prefetch(batch)  # grades are sealed: one key query for the whole batch
         for resident_id, rows in batch.items():
             try:
                 resident = self.resident(resident_id)
             except ResidentNotFound:
-                resident = Resident(resident_id=resident_id)
+                resident = Resident(resident_id=resident_id, timestamp=now)
                 new.append(resident_id)
             if resident.is_erased:
                 erased += len(rows)
                 continue
             for row in rows:  # in arrival order: a later row with a lower sequence is stale
-                if resident.record_grade(row.grade, row.sequence, row.effective_at):
+                if resident.record_grade(row.grade, row.sequence, row.effective_at, now):
                     applied += 1
                 else:
                     stale += 1
             changed.append(resident)
-        self.keys.create_many(new)
-        self.save(*changed)
-        return GradeOutcome(applied, stale, erased)
+        self._keys.create_many(new)
+        position = self._store.save(*changed)
+        return GradeOutcome(applied, stale, erased, position)
 
-    def erase_resident(self, resident_id: str) -> None:
+    def erase(self, resident_id: str) -> Written[None]:
         """Erase a resident: destroy their key, then record it. Safe to repeat.
 
         The key goes first: once it is gone nothing personal can be read, even if
         the process dies before the event is written; asking again completes it.
         """
         resident = self.resident(resident_id)
-        self.keys.shred(resident_id)
+        self._keys.shred(resident_id)
         # Cached aggregates hold decrypted personal fields: drop them from this process now.
-        self._forget(resident.id, *resident.document_ids, *resident.consent_ids)
+        self._store.forget(resident.id, *resident.document_ids, *resident.consent_ids)
 
-        def record() -> None:
+        def record() -> int | None:
             resident = self.resident(resident_id)
-            if not resident.is_erased:
-                resident.erase(self.clock.now())
-                self.save(resident)
+            if resident.is_erased:
+                return None
+            resident.erase(self._clock.now())
+            return self._store.save(resident)
 
-        self._retrying(record)
+        return Written(None, self._store.retrying(record))

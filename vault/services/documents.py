@@ -1,4 +1,5 @@
-"""Documents: filed once (blob first, event second), verified, superseded, revoked, withdrawn."""
+"""Documents: filed once (blob first, event second), verified, superseded, revoked,
+withdrawn; their bytes decrypted as they stream; blobs no event refers to swept away."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from eventsourcing.utils import get_topic
 
 from keys.envelope import Source, new_document_key, open_document, read_pieces, seal_document
 from keys.errors import ResidentKeyShredded, TamperedDocument
-from vault.base import VaultBase
 from vault.document import Document
 from vault.errors import (
     BlobMissing,
@@ -26,9 +26,11 @@ from vault.errors import (
 )
 from vault.ids import check_identifier, parse_uuid
 from vault.inputs import DocumentDetails, check_text
-from vault.ports import BlobNotFound
-from vault.resident_commands import ResidentCommands
+from vault.ports import BlobNotFound, BlobStore, Clock, DataKeys, EventLog
+from vault.services.residents import Residents
+from vault.store import Store, Written
 
+DEFAULT_MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
 MIN_GC_GRACE = timedelta(minutes=5)
 """gc never deletes a younger blob: an upload's blob is written moments before its event."""
 _UPLOAD_READ = 1024 * 1024
@@ -44,20 +46,39 @@ class GarbageReport:
     too_young: int
 
 
-class DocumentCommands(ResidentCommands, VaultBase):
-    def submit_document(
+class Documents:
+    def __init__(
+        self,
+        store: Store,
+        residents: Residents,
+        keys: DataKeys,
+        blobs: BlobStore,
+        log: EventLog,
+        clock: Clock,
+        *,
+        max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+    ) -> None:
+        self._store = store
+        self._residents = residents
+        self._keys = keys
+        self._blobs = blobs
+        self._log = log
+        self._clock = clock
+        self.max_document_bytes = max_document_bytes
+
+    def submit(
         self,
         resident_id: str,
         content: Source,
         details: DocumentDetails,
         *,
         replaces: UUID | str | None = None,
-    ) -> Document:
+    ) -> Written[Document]:
         """A resident uploads a document (trust level C), optionally replacing an older one."""
-        self.register_resident(resident_id)
-        return self._file_document(resident_id, content, details, replaces, Document.submit)
+        self._residents.register(resident_id)
+        return self._file(resident_id, content, details, replaces, Document.submit)
 
-    def issue_document(
+    def issue(
         self,
         department: str,
         officer: str,
@@ -66,103 +87,82 @@ class DocumentCommands(ResidentCommands, VaultBase):
         details: DocumentDetails,
         *,
         replaces: UUID | str | None = None,
-    ) -> Document:
+    ) -> Written[Document]:
         """A department issues a document into a resident's library (trust level A)."""
         check_identifier("department", department)
         check_text("officer", officer, 128)
-        self.register_resident(resident_id)
+        self._residents.register(resident_id)
 
         def issue(document_id: UUID, **fields: Any) -> Document:
             return Document.issue(document_id, department=department, officer=officer, **fields)
 
-        return self._file_document(resident_id, content, details, replaces, issue)
+        return self._file(resident_id, content, details, replaces, issue)
 
-    def verify_document(self, department: str, officer: str, document_id: UUID | str) -> Document:
+    def verify(
+        self, department: str, officer: str, document_id: UUID | str
+    ) -> Written[Document]:
         """An officer checked the document against its original: trust level B."""
         check_identifier("department", department)
         check_text("officer", officer, 128)
 
-        def verify() -> Document:
-            document = self._document(document_id)
-            self._active_resident(document.resident_id)
-            document.verify(department, officer, self.clock.now())
-            self.save(document)
-            return document
+        def verify() -> Written[Document]:
+            document = self.find(document_id)
+            self._residents.active(document.resident_id)
+            document.verify(department, officer, self._clock.now())
+            return Written(document, self._store.save(document))
 
-        return self._retrying(verify)
+        return self._store.retrying(verify)
 
-    def withdraw_document(self, resident_id: str, document_id: UUID | str) -> Document:
+    def withdraw(self, resident_id: str, document_id: UUID | str) -> Written[Document]:
         """The resident withdraws a document; no department can fetch it again."""
 
-        def withdraw() -> Document:
+        def withdraw() -> Written[Document]:
             document = self.document(resident_id, document_id)
-            document.withdraw(self.clock.now())
-            self.save(document)
-            return document
+            document.withdraw(self._clock.now())
+            return Written(document, self._store.save(document))
 
-        return self._retrying(withdraw)
+        return self._store.retrying(withdraw)
 
-    def revoke_document(self, department: str, document_id: UUID | str, reason: str) -> Document:
+    def revoke(self, department: str, document_id: UUID | str, reason: str) -> Written[Document]:
         """The issuing department revokes a document it issued."""
         check_identifier("department", department)
         check_text("reason", reason, 500)
 
-        def revoke() -> Document:
-            document = self._document(document_id)
-            self._active_resident(document.resident_id)
-            document.revoke(department, reason, self.clock.now())
-            self.save(document)
-            return document
+        def revoke() -> Written[Document]:
+            document = self.find(document_id)
+            self._residents.active(document.resident_id)
+            document.revoke(department, reason, self._clock.now())
+            return Written(document, self._store.save(document))
 
-        return self._retrying(revoke)
+        return self._store.retrying(revoke)
 
-    def find_document(self, document_id: UUID | str) -> Document:
+    def find(self, document_id: UUID | str) -> Document:
         """Any document by id, whoever it belongs to (for departments and auditors)."""
-        return self._document(document_id)
+        return self._store.get(
+            Document, parse_uuid("document_id", document_id), DocumentNotFound
+        )
 
     def document(self, resident_id: str, document_id: UUID | str) -> Document:
         """One of the resident's own documents; another resident's is 'not found'."""
-        document = self._document(document_id)
+        document = self.find(document_id)
         if document.resident_id != resident_id:
             raise DocumentNotFound(f"document {document_id} not found")
-        self._active_resident(resident_id)
+        self._residents.active(resident_id)
         return document
 
-    def library(self, resident_id: str) -> list[Document]:
-        """The resident's current documents, newest first."""
-        resident = self._active_resident(resident_id)
-        documents = [self._document(d) for d in resident.document_ids]
-        current = [d for d in documents if d.is_active]
-        return sorted(current, key=lambda d: d.created_on, reverse=True)
-
-    def read_document(self, resident_id: str, document_id: UUID | str) -> Iterator[bytes]:
-        """The bytes of one of the resident's own documents, decrypted as they stream."""
-        return self.document_content(self.document(resident_id, document_id))
-
-    def document_content(self, document: Document) -> Iterator[bytes]:
+    def content(self, document: Document) -> Iterator[bytes]:
         """Decrypt a document's bytes chunk by chunk; fails loudly if the blob was altered."""
         try:
-            key = self.keys.unwrap_document_key(
+            key = self._keys.unwrap_document_key(
                 document.resident_id, str(document.id), base64.b64decode(document.sealed_key)
             )
         except ResidentKeyShredded:
             raise ResidentErased(f"resident {document.resident_id} was erased") from None
         try:
-            sealed = self.blobs.get(document.blob_key)
+            sealed = self._blobs.get(document.blob_key)
         except BlobNotFound:
             raise BlobMissing(f"blob of document {document.id} is missing") from None
         return _decrypting(key, sealed, document)
-
-    def referenced_blob_keys(self) -> set[str]:
-        """Every blob key any document event refers to."""
-        topics = [get_topic(Document.Submitted), get_topic(Document.Issued)]
-        keys: set[str] = set()
-        start = 1
-        while page := self.recorder.select_notifications(start, 1000, topics=topics):
-            events: list[Any] = self.mapper.to_domain_events(page)
-            keys.update(event.blob_key for event in events)
-            start = page[-1].id + 1
-        return keys
 
     def collect_garbage(
         self, grace: timedelta, progress: Callable[[int], None] | None = None
@@ -175,9 +175,9 @@ class DocumentCommands(ResidentCommands, VaultBase):
         """
         if grace < MIN_GC_GRACE:
             raise InvalidInput("grace", f"must be at least {int(MIN_GC_GRACE.total_seconds())} s")
-        cutoff = self.clock.now() - grace
-        candidates = list(self.blobs.list())
-        referenced = self.referenced_blob_keys()
+        cutoff = self._clock.now() - grace
+        candidates = list(self._blobs.list())
+        referenced = self._referenced_blob_keys()
         deleted = kept_referenced = too_young = 0
         for count, blob in enumerate(candidates, 1):
             if blob.key in referenced:
@@ -185,22 +185,32 @@ class DocumentCommands(ResidentCommands, VaultBase):
             elif blob.modified_at > cutoff:
                 too_young += 1
             else:
-                self.blobs.delete(blob.key)
+                self._blobs.delete(blob.key)
                 deleted += 1
             if progress:
                 progress(count)
         return GarbageReport(len(candidates), deleted, kept_referenced, too_young)
 
-    def _file_document(
+    def _referenced_blob_keys(self) -> set[str]:
+        """Every blob key any document event refers to."""
+        topics = [get_topic(Document.Submitted), get_topic(Document.Issued)]
+        keys: set[str] = set()
+        start = 1
+        while page := self._log.select_notifications(start, 1000, topics=topics):
+            keys.update(event.blob_key for event in self._log.decode(page))
+            start = page[-1].id + 1
+        return keys
+
+    def _file(
         self,
         resident_id: str,
         content: Source,
         details: DocumentDetails,
         replaces: UUID | str | None,
         create: Callable[..., Document],
-    ) -> Document:
+    ) -> Written[Document]:
         replaced_id = parse_uuid("replaces", replaces) if replaces is not None else None
-        self._active_resident(resident_id)
+        self._residents.active(resident_id)
         if replaced_id is not None:
             self._check_replaceable(resident_id, replaced_id, details.doc_type)
         document_id = uuid4()
@@ -217,27 +227,27 @@ class DocumentCommands(ResidentCommands, VaultBase):
                 "replaces": replaced_id,
                 **stored,
             }
-            return self._retrying(lambda: self._record_filing(document_id, fields, create))
+            return self._store.retrying(lambda: self._record_filing(document_id, fields, create))
         except BaseException:
             self._discard_unfiled_blob(document_id, blob_key)
             raise
 
     def _record_filing(
         self, document_id: UUID, fields: dict[str, Any], create: Callable[..., Document]
-    ) -> Document:
+    ) -> Written[Document]:
         """Event second: the document, the resident's index and any older version, atomically."""
-        resident = self._active_resident(fields["resident_id"])
-        document = create(document_id, **fields)
-        resident.file_document(document.id)
+        resident = self._residents.active(fields["resident_id"])
+        now = self._clock.now()
+        document = create(document_id, at=now, **fields)
+        resident.file_document(document.id, now)
         changed: list[Any] = [resident, document]
         if fields["replaces"] is not None:
             old = self._check_replaceable(
                 fields["resident_id"], fields["replaces"], fields["doc_type"]
             )
-            old.supersede(document.id, self.clock.now())
+            old.supersede(document.id, now)
             changed.append(old)
-        self.save(*changed)
-        return document
+        return Written(document, self._store.save(*changed))
 
     def _check_replaceable(self, resident_id: str, document_id: UUID, doc_type: str) -> Document:
         old = self.document(resident_id, document_id)
@@ -253,8 +263,8 @@ class DocumentCommands(ResidentCommands, VaultBase):
         if isinstance(content, str):
             raise InvalidInput("file", "must be bytes, not text")
         document_key = new_document_key()
-        wrapped = self._retrying(
-            lambda: self.keys.wrap_document_key(resident_id, str(document_id), document_key)
+        wrapped = self._store.retrying(
+            lambda: self._keys.wrap_document_key(resident_id, str(document_id), document_key)
         )
         digest = hashlib.sha256()
         size = 0
@@ -272,7 +282,7 @@ class DocumentCommands(ResidentCommands, VaultBase):
         sealed = seal_document(
             document_key, measured(), document_id=str(document_id), resident_id=resident_id
         )
-        self.blobs.put(blob_key, sealed)
+        self._blobs.put(blob_key, sealed)
         if size == 0:
             raise InvalidInput("file", "is empty")
         return {
@@ -290,8 +300,8 @@ class DocumentCommands(ResidentCommands, VaultBase):
         cannot be confirmed, the blob stays for ``collect_garbage`` to judge.
         """
         with contextlib.suppress(Exception):  # the original error is the one to report
-            if not self.recorder.select_events(document_id, limit=1):
-                self.blobs.delete(blob_key)
+            if not self._store.has_events(document_id):
+                self._blobs.delete(blob_key)
 
 
 def _decrypting(key: bytes, sealed: Iterator[bytes], document: Document) -> Iterator[bytes]:

@@ -1,0 +1,215 @@
+"""The read-model tables, each described once: its columns (name, type, whether it may be
+null, its default), its keys and indexes. Statements and rows are derived from the
+description by column name: the DDL, the insert, the select list, a row written by
+keyword (:attr:`Table.row`) and a row read back by name (:attr:`Table.read`)."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from projections.database import Database, Run
+
+Kind = Literal["text", "integer", "bigint", "bytes"]
+_SQL_TYPES = {"text": "TEXT", "integer": "INTEGER", "bigint": "BIGINT"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+    null: bool = False
+    default: int | None = None
+    """What a row written without this column holds (only numbers are needed)."""
+
+    def ddl(self, db: Database) -> str:
+        kind = db.blob if self.kind == "bytes" else _SQL_TYPES[self.kind]
+        not_null = "" if self.null else " NOT NULL"
+        default = "" if self.default is None else f" DEFAULT {int(self.default)}"
+        return f"{self.name} {kind}{not_null}{default}"
+
+
+@dataclass(frozen=True)
+class Index:
+    suffix: str  # the index is named cv_<view>_g<generation>_<suffix>
+    columns: tuple[str, ...]
+
+
+class Table:
+    """One read model's table, in as many generations as rebuilds make."""
+
+    def __init__(
+        self,
+        view: str,
+        columns: tuple[Column, ...],
+        *,
+        key: tuple[str, ...],
+        unique: tuple[str, ...] = (),
+        indexes: tuple[Index, ...] = (),
+    ) -> None:
+        self.view = view
+        self.columns = columns
+        self.names = tuple(c.name for c in columns)
+        for name in (*key, *unique, *(n for i in indexes for n in i.columns)):
+            if name not in self.names:
+                raise ValueError(f"{view}: no column {name}")
+        self.key = key
+        self.unique = unique
+        self.indexes = indexes
+        self.select = ", ".join(self.names)
+        """The columns, in order, as a select list (rows read so map by :attr:`read`)."""
+        self.row: Callable[..., tuple[Any, ...]] = _row_writer(view, columns)
+        """A row to insert, written by keyword (a column that may be null or has a
+        default may be left out), as a tuple in column order."""
+        make_type: Any = namedtuple  # named at run time, from the description
+        row_type = make_type(f"{view.title()}Row", self.names)
+        self.read: Callable[[tuple[Any, ...]], Any] = row_type._make
+        """A row selected with :attr:`select`, its columns readable by name."""
+
+    def name(self, db: Database, generation: int) -> str:
+        return db.table(f"cv_{self.view}_g{generation}")
+
+    def create(self, run: Run, db: Database, generation: int, *, keyed: bool = True) -> None:
+        """The table of a generation, unless it is there; ``keyed=False`` leaves out its
+        keys and indexes (for a bulk load, then :meth:`add_keys`)."""
+        parts = [c.ddl(db) for c in self.columns]
+        if keyed:
+            parts += self._constraints()
+        run(f"CREATE TABLE IF NOT EXISTS {self.name(db, generation)} ({', '.join(parts)})")
+        if keyed:
+            self._create_indexes(run, db, generation)
+
+    def add_keys(self, run: Run, db: Database, generation: int) -> None:
+        """Give a table made with ``keyed=False`` the keys and indexes it would have had."""
+        constraints = ", ".join(f"ADD {c}" for c in self._constraints())
+        run(f"ALTER TABLE {self.name(db, generation)} {constraints}")
+        self._create_indexes(run, db, generation)
+
+    def insert(self, table: str) -> str:
+        """Insert a whole row (:attr:`row`); a row whose key is there already is left as
+        it is."""
+        return (
+            f"INSERT INTO {table} ({self.select}) "
+            f"VALUES ({', '.join('?' * len(self.names))}) "
+            f"ON CONFLICT ({', '.join(self.key)}) DO NOTHING"
+        )
+
+    def _constraints(self) -> list[str]:
+        found = [f"PRIMARY KEY ({', '.join(self.key)})"]
+        if self.unique:
+            found.append(f"UNIQUE ({', '.join(self.unique)})")
+        return found
+
+    def _create_indexes(self, run: Run, db: Database, generation: int) -> None:
+        for index in self.indexes:
+            run(
+                f"CREATE INDEX IF NOT EXISTS cv_{self.view}_g{generation}_{index.suffix} "
+                f"ON {self.name(db, generation)} ({', '.join(index.columns)})"
+            )
+
+
+def _row_writer(view: str, columns: tuple[Column, ...]) -> Callable[..., tuple[Any, ...]]:
+    """``row(*, column=value, …)`` -> the values in column order, as a function made for
+    the table: the insert of a rebuild calls it for every event, and a generated function
+    takes its keywords at the speed of any call (a loop over a dict would not)."""
+    required = [c.name for c in columns if not c.null and c.default is None]
+    optional = [
+        f"{c.name}={c.default!r}" for c in columns if c.null or c.default is not None
+    ]
+    names = ", ".join(c.name for c in columns)
+    source = f"def row(*, {', '.join([*required, *optional])}):\n    return ({names},)\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<{view} row>", "exec"), namespace)  # noqa: S102 - our own names
+    row: Callable[..., tuple[Any, ...]] = namespace["row"]
+    return row
+
+
+RESIDENTS = Table(
+    "residents",
+    (
+        Column("resident_id", "text"),
+        Column("aggregate_id", "text"),
+        Column("personal", "bytes", null=True),
+        Column("erased", "integer", default=0),
+    ),
+    key=("resident_id",),
+    unique=("aggregate_id",),
+)
+
+LIBRARY = Table(
+    "library",
+    (
+        Column("document_id", "text"),
+        Column("resident_id", "text"),
+        Column("position", "bigint"),
+        Column("doc_type", "text"),
+        Column("personal", "bytes", null=True),
+        Column("content_type", "text"),
+        Column("size", "bigint"),
+        Column("trust_level", "text"),
+        Column("issuer", "text", null=True),
+        Column("status", "text"),
+        Column("expires_at", "text", null=True),
+        Column("created_at", "text"),
+        Column("replaces", "text", null=True),
+        Column("superseded_by", "text", null=True),
+        Column("reuse_count", "integer", default=0),
+    ),
+    key=("document_id",),
+    indexes=(Index("resident", ("resident_id", "position")),),
+)
+
+CONSENTS = Table(
+    "consents",
+    (
+        Column("consent_id", "text"),
+        Column("resident_id", "text"),
+        Column("position", "bigint"),
+        Column("department", "text"),
+        Column("doc_types", "text"),
+        Column("purpose", "text"),
+        Column("valid_from", "text"),
+        Column("valid_until", "text"),
+        Column("max_uses", "integer", null=True),
+        Column("uses", "integer", default=0),
+        Column("revoked_at", "text", null=True),
+        Column("granted_at", "text"),
+    ),
+    key=("consent_id",),
+    indexes=(
+        Index("resident", ("resident_id", "position")),
+        Index("department", ("department", "position")),
+    ),
+)
+
+ACCESS = Table(
+    "access",
+    (
+        Column("access_id", "text"),
+        Column("position", "bigint"),
+        Column("resident_id", "text"),
+        Column("officer", "text"),
+        Column("department", "text"),
+        Column("document_id", "text"),
+        Column("doc_type", "text", null=True),
+        Column("purpose", "text"),
+        Column("consent_id", "text", null=True),
+        Column("allowed", "integer"),
+        Column("reason_codes", "text"),
+        Column("personal", "bytes", null=True),
+        Column("policy_version", "text"),
+        Column("rule", "text", null=True),
+        Column("request_id", "text"),
+        Column("at", "text"),
+    ),
+    key=("access_id",),
+    unique=("position",),
+    indexes=(
+        Index("resident", ("resident_id", "position")),
+        Index("department", ("department", "position")),
+    ),
+)
+
+TABLES = (RESIDENTS, LIBRARY, CONSENTS, ACCESS)
