@@ -146,8 +146,8 @@ def print_welcome(services: Services, base_url: str, out: TextIO) -> None:
 
 
 def _first_id_card(services: Services, resident_id: str) -> Document:
-    """The resident's ID card, read from the records (the read models may still be behind)."""
+    """The resident's newest current ID card, read from the records (the read models may
+    still be behind)."""
     resident = services.residents.resident(resident_id)
-    return next(
-        d for d in map(services.documents.find, resident.document_ids) if d.doc_type == "id-card"
-    )
+    documents = map(services.documents.find, reversed(resident.document_ids))
+    return next(d for d in documents if d.doc_type == "id-card" and d.is_active)

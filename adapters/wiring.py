@@ -162,6 +162,7 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> Services
         core.application.log_table(),
         lambda: LogWakeups(database, channel),
         ledger=ledger,
+        now=core.clock.now,
     )
     return Services(
         **vars(core),

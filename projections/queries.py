@@ -4,7 +4,7 @@ a page skip or repeat an item."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Set
+from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -13,9 +13,10 @@ from typing import Any
 from policy.scales import Grade, TrustLevel
 from projections.database import Database, Params
 from projections.projector import open_access_personal, open_sealed
-from projections.schema import active_generation, stamp, unstamp, view_table
+from projections.schema import active_generation, stamp, unstamp
 from projections.tables import ACCESS, CONSENTS, LIBRARY, RESIDENTS, Table
-from vault.consent import ConsentStatus, consent_status
+from vault.consent import ConsentStatus, consent_status, covers
+from vault.document import DocumentStatus, has_expired
 from vault.errors import ResidentErased, ResidentNotFound
 from vault.judgement import Decides, fetchable
 from vault.ports import DataKeys
@@ -34,7 +35,7 @@ class LibraryEntry:
     size: int
     trust_level: TrustLevel
     issuer: str | None
-    status: str
+    status: DocumentStatus
     expires_at: datetime | None
     created_at: datetime
     replaces: str | None
@@ -43,10 +44,10 @@ class LibraryEntry:
 
     @property
     def is_active(self) -> bool:
-        return self.status == "active"
+        return self.status is DocumentStatus.ACTIVE
 
     def is_expired(self, now: datetime) -> bool:
-        return self.expires_at is not None and now >= self.expires_at
+        return has_expired(self.expires_at, now)
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,7 @@ class ConsentEntry:
 
     def covers(self, department: str, doc_type: str, purpose: str) -> bool:
         """Whether the consent's terms name this department, document type and purpose."""
-        return (
-            department == self.department and doc_type in self.doc_types and purpose == self.purpose
-        )
+        return covers(self, department, doc_type, purpose)
 
 
 @dataclass(frozen=True)
@@ -164,13 +163,14 @@ class Views:
         officer: str,
         department: str,
         purpose: str,
-        point: Decides,
+        decision_point: Callable[[], Decides],
         now: datetime,
         limit: int,
         before: int | None = None,
     ) -> list[LibraryEntry]:
         """The resident's documents the department may fetch now for the purpose, newest
-        first from ``before`` (:func:`vault.judgement.fetchable` on the rows). An unknown
+        first from ``before`` (:func:`vault.judgement.fetchable` on the rows, with the
+        decision point in force, asked for once the resident is known). An unknown
         resident is :class:`ResidentNotFound`, an erased one :class:`ResidentErased`."""
         resident = self.resident(resident_id)
         if resident is None:
@@ -184,7 +184,7 @@ class Views:
         rows = self._library_from(resident_id, before, covered, now)
         allowed = fetchable(
             rows, consents=held, grade=resident.grade, officer=officer, department=department,
-            purpose=purpose, point=point, now=now,
+            purpose=purpose, point=decision_point(), now=now,
         )
         return list(islice(allowed, limit))
 
@@ -281,12 +281,12 @@ class Views:
         """For the dashboard: documents by type and trust level; fetches by department,
         outcome and first reason."""
         documents = self._select(
-            "library", "doc_type, trust_level, COUNT(*)",
+            LIBRARY, "doc_type, trust_level, COUNT(*)",
             "WHERE status = 'active' GROUP BY doc_type, trust_level ORDER BY doc_type, trust_level",
             (),
         )
         fetches = self._select(
-            "access", "department, allowed, reason_codes, COUNT(*)",
+            ACCESS, "department, allowed, reason_codes, COUNT(*)",
             "GROUP BY department, allowed, reason_codes ORDER BY department", (),
         )
         by_reason: dict[tuple[str, str, str], int] = {}
@@ -307,26 +307,26 @@ class Views:
 
     def _query(self, table: Table, rest: str, params: Params) -> list[Any]:
         """Whole rows of ``table`` in the serving generation, readable by column name."""
-        return [table.read(row) for row in self._select(table.view, table.select, rest, params)]
+        return [table.read(row) for row in self._select(table, table.select, rest, params)]
 
     def _select(
-        self, view: str, columns: str, rest: str, params: Params
+        self, table: Table, columns: str, rest: str, params: Params
     ) -> list[tuple[Any, ...]]:
         try:
-            return self._select_once(view, columns, rest, params)
+            return self._select_once(table, columns, rest, params)
         except Exception as e:
             # A rebuild put a new generation in service and dropped this one between
             # reading which serves and reading from it: read again, from the new one.
             if not self.db.missing_table(e):
                 raise
-        return self._select_once(view, columns, rest, params)
+        return self._select_once(table, columns, rest, params)
 
     def _select_once(
-        self, view: str, columns: str, rest: str, params: Params
+        self, table: Table, columns: str, rest: str, params: Params
     ) -> list[tuple[Any, ...]]:
         with self.db.transaction(commit=False) as run:
-            table = view_table(self.db, view, active_generation(run, self.db))
-            return run(f"SELECT {columns} FROM {table} {rest}", params)
+            name = table.name(self.db, active_generation(run, self.db))
+            return run(f"SELECT {columns} FROM {name} {rest}", params)
 
     def _library_entry(self, row: Any) -> LibraryEntry:
         personal = open_sealed(
@@ -337,7 +337,8 @@ class Views:
             position=int(row.position), doc_type=row.doc_type, title=personal.get("title"),
             filename=personal.get("filename"), sha256=personal.get("sha256"),
             content_type=row.content_type, size=int(row.size),
-            trust_level=TrustLevel(row.trust_level), issuer=row.issuer, status=row.status,
+            trust_level=TrustLevel(row.trust_level), issuer=row.issuer,
+            status=DocumentStatus(row.status),
             expires_at=unstamp(row.expires_at), created_at=_when(row.created_at),
             replaces=row.replaces, superseded_by=row.superseded_by,
             reuse_count=int(row.reuse_count),

@@ -72,9 +72,12 @@ class ViewRunner:
         batch: int = BATCH,
         rebuild_batch: int = REBUILD_BATCH,
         ledger: Ledger | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """``log_table`` is where the event store keeps the log, in ``db`` (uses and reuses
-        are counted there); ``wakeups`` opens a waiter for new events."""
+        are counted there); ``wakeups`` opens a waiter for new events; ``now`` is the clock
+        events are stamped by (the lag is measured on it)."""
+        self.now = now
         self.events = events
         self.keys = keys
         self.log_table = log_table
@@ -336,7 +339,7 @@ class ViewRunner:
             if state is not None
             else self.events.decode(first, open_personal=False)[0].timestamp
         )
-        return head - reached, max(0.0, (datetime.now(UTC) - at).total_seconds())
+        return head - reached, max(0.0, (self.now() - at).total_seconds())
 
     def rebuild(
         self,

@@ -195,6 +195,7 @@ def another_runner(
         services.view_runner.wakeups,
         batch=batch,
         rebuild_batch=rebuild_batch,
+        now=services.clock.now,
     )
 
 

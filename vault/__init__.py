@@ -1,2 +1,2 @@
-"""The domain: residents, documents and consents as event-sourced aggregates,
-and the application service with the commands and queries people use."""
+"""The domain: residents, documents, consents and access attempts as event-sourced
+aggregates, and the services (``vault.services``) with the commands and queries people use."""

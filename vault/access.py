@@ -8,11 +8,11 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from vault.copying import CopiedCheaply
+from vault.aggregate import VaultAggregate
 from vault.markers import Erased
 
 
-class AccessAttempt(CopiedCheaply, Aggregate):
+class AccessAttempt(VaultAggregate):
     """What an auditor needs to re-make the decision: who, what, why, under which policy."""
 
     class Recorded(Aggregate.Created):

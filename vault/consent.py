@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
-from vault.copying import CopiedCheaply
+from vault.aggregate import VaultAggregate
 from vault.errors import (
     ConsentAlreadyRevoked,
     ConsentExpired,
@@ -52,7 +53,31 @@ def consent_status(
     return ConsentStatus.ACTIVE
 
 
-class Consent(CopiedCheaply, Aggregate):
+def covers(
+    terms: ConsentScope, department: str, doc_type: str, purpose: str
+) -> bool:
+    """Whether a consent's terms name this department, document type and purpose (the one
+    rule, for the aggregate and its read-model row alike)."""
+    return (
+        department == terms.department and doc_type in terms.doc_types
+        and purpose == terms.purpose
+    )
+
+
+class ConsentScope(Protocol):
+    """What a consent is for: a consent or its read-model row."""
+
+    @property
+    def department(self) -> str: ...
+
+    @property
+    def doc_types(self) -> tuple[str, ...]: ...
+
+    @property
+    def purpose(self) -> str: ...
+
+
+class Consent(VaultAggregate):
     """Permission for one department to fetch certain documents for one purpose."""
 
     @event("Granted")
@@ -92,9 +117,7 @@ class Consent(CopiedCheaply, Aggregate):
 
     def covers(self, department: str, doc_type: str, purpose: str) -> bool:
         """Whether the consent's terms name this department, document type and purpose."""
-        return (
-            department == self.department and doc_type in self.doc_types and purpose == self.purpose
-        )
+        return covers(self, department, doc_type, purpose)
 
     def check_allows(self, department: str, doc_type: str, purpose: str, now: datetime) -> None:
         """Raise the first reason this consent does not allow the use; return if it does."""

@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from policy.scales import TrustLevel
-from vault.copying import CopiedCheaply
+from vault.aggregate import VaultAggregate
 from vault.errors import (
     AlreadyTrusted,
     DocumentRevoked,
@@ -28,7 +28,13 @@ class DocumentStatus(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
-class Document(CopiedCheaply, Aggregate):
+def has_expired(expires_at: datetime | None, now: datetime) -> bool:
+    """Whether a document with this expiry has expired at ``now`` (the one rule, for the
+    aggregate and its read-model row alike)."""
+    return expires_at is not None and now >= expires_at
+
+
+class Document(VaultAggregate):
     """The metadata of one sealed document; the bytes live, encrypted, in the blob store."""
 
     class Filed(Aggregate.Created):
@@ -128,7 +134,7 @@ class Document(CopiedCheaply, Aggregate):
         return self.status is DocumentStatus.ACTIVE
 
     def is_expired(self, now: datetime) -> bool:
-        return self.expires_at is not None and now >= self.expires_at
+        return has_expired(self.expires_at, now)
 
     def check_available(self) -> None:
         """Raise the reason this document can no longer be used, if there is one."""

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from policy.decision import Decision, DecisionPoint, Reason
+from policy.decision import Decision, Reason
 from policy.scales import UNRATED, Grade, TrustLevel
 from vault.access import AccessAttempt
 from vault.consent import Consent, ConsentStatus
@@ -24,6 +24,11 @@ from vault.resident import Resident
 
 class Decides(Protocol):
     """What judging needs of a decision point (:class:`policy.decision.DecisionPoint`)."""
+
+    @property
+    def version(self) -> str:
+        """The policy version (content hash) its decisions are made under."""
+        ...
 
     def decide(
         self,
@@ -168,7 +173,7 @@ def record_fetch(
     officer: str,
     department: str,
     purpose: str,
-    point: DecisionPoint,
+    point: Decides,
     request_id: str,
     now: datetime,
 ) -> tuple[AccessAttempt, tuple[Any, ...]]:

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
+
+from vault.aggregate import VaultAggregate
 
 _NAMESPACE = UUID("2f1d6c9e-8b7a-5c3d-9e1f-0a2b3c4d5e6f")
 REGISTRY_ID = uuid5(_NAMESPACE, "policy-registry")
 
 
-class PolicyVersion(Aggregate):
+class PolicyVersion(VaultAggregate):
     """One published policy: the full model and rule texts, named by their hash."""
 
     @staticmethod
@@ -33,7 +35,7 @@ class PolicyVersion(Aggregate):
         self.published_at = published_at
 
 
-class PolicyRegistry(Aggregate):
+class PolicyRegistry(VaultAggregate):
     """Which policy version is in force, and since when."""
 
     @staticmethod

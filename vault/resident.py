@@ -9,13 +9,13 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from policy.scales import UNRATED, Grade
-from vault.copying import CopiedCheaply
+from vault.aggregate import VaultAggregate
 from vault.errors import ResidentErased
 from vault.ids import resident_aggregate_id
 from vault.markers import Erased
 
 
-class Resident(CopiedCheaply, Aggregate):
+class Resident(VaultAggregate):
     """One resident's identity, credit grade and the index of their library and consents.
 
     Every event is stamped with the business clock's time (``timestamp``), so that the

@@ -27,7 +27,7 @@ def ledger_lag(services: Services) -> tuple[int, int]:
 
 
 def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
-    """The HTTP service over an open vault; it keeps the read models up to date itself
+    """The HTTP service over open services; it keeps the read models up to date itself
     unless ``CIVICVAULT_PROJECTIONS_IN_PROCESS`` is false."""
     settings = services.settings
     configure_logging(settings.log_level)

@@ -68,7 +68,7 @@ def fetchable_documents(
     check_identifier("purpose", purpose)
     entries = views.fetchable(
         resident_id, officer=officer.officer_id, department=officer.department,
-        purpose=purpose, point=policies.decision_point(), now=clock.now(),
+        purpose=purpose, decision_point=policies.decision_point, now=clock.now(),
         limit=limit + 1, before=decode_cursor(cursor),
     )
     items, next_cursor = paged(entries, limit)

@@ -166,7 +166,7 @@ def test_erasure_racing_uploads_leaves_nothing_readable_and_no_orphan_blob(
         assert event.title is ERASED
         with pytest.raises(ResidentErased):
             b"".join(content(as_of(event.originator_id, FAR_FUTURE)))  # type: ignore[arg-type]
-    assert {b.key for b in services.blobs.list()} == services.documents._referenced_blob_keys()
+    assert {b.key for b in services.blobs.list()} == services.documents.referenced_blob_keys()
 
 
 def _all_events(services: Services) -> list[Any]:

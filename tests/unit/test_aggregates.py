@@ -323,3 +323,19 @@ def test_a_use_or_reuse_applied_by_its_version_alone_equals_the_decoded_event() 
         assert replayed is not None
         assert replayed.modified_on < aggregate.modified_on
         assert {**vars(replayed), "_modified_on": None} == {**vars(aggregate), "_modified_on": None}
+
+
+def test_events_are_stamped_with_the_time_the_command_was_given() -> None:
+    resident = Resident(resident_id="r1", timestamp=NOW)
+    resident.file_document(uuid.uuid4(), NOW + timedelta(hours=1))
+    assert [e.timestamp for e in resident.collect_events()] == [NOW, NOW + timedelta(hours=1)]
+
+
+def test_an_event_is_never_stamped_before_the_event_before_it() -> None:
+    """A command that read the time before another's event on the same aggregate (or on a
+    clock behind another process's) must not put the aggregate's history out of order."""
+    resident = Resident(resident_id="r1", timestamp=NOW)
+    resident.file_document(uuid.uuid4(), NOW - timedelta(seconds=5))
+    stamps = [e.timestamp for e in resident.collect_events()]
+    assert stamps == [NOW, NOW]
+    assert resident.modified_on == NOW

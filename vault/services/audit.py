@@ -41,6 +41,7 @@ class _Remembering:
 
     def __init__(self, point: DecisionPoint) -> None:
         self._point = point
+        self.version = point.version
         self._answers: dict[tuple[Any, ...], Decision] = {}
 
     def decide(

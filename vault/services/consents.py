@@ -36,19 +36,18 @@ class Consents:
     def grant(self, resident_id: str, request: ConsentRequest) -> GrantedConsent:
         """The resident lets one department fetch some document types for one purpose."""
         self._residents.register(resident_id)
-        now = self._clock.now()
-        valid_from = request.valid_from or now
-        if request.valid_until <= now:
+        if request.valid_until <= self._clock.now():
             raise InvalidInput("valid_until", "must be in the future")
 
         def grant() -> Written[Consent]:
             resident = self._residents.active(resident_id)
+            now = self._clock.now()  # after loading: later than anything loaded
             consent = Consent(
                 resident_id=resident_id,
                 department=request.department,
                 doc_types=list(request.doc_types),
                 purpose=request.purpose,
-                valid_from=valid_from,
+                valid_from=request.valid_from or now,
                 valid_until=request.valid_until,
                 max_uses=request.max_uses,
                 granted_at=now,

@@ -177,7 +177,7 @@ class Documents:
             raise InvalidInput("grace", f"must be at least {int(MIN_GC_GRACE.total_seconds())} s")
         cutoff = self._clock.now() - grace
         candidates = list(self._blobs.list())
-        referenced = self._referenced_blob_keys()
+        referenced = self.referenced_blob_keys()
         deleted = kept_referenced = too_young = 0
         for count, blob in enumerate(candidates, 1):
             if blob.key in referenced:
@@ -191,8 +191,8 @@ class Documents:
                 progress(count)
         return GarbageReport(len(candidates), deleted, kept_referenced, too_young)
 
-    def _referenced_blob_keys(self) -> set[str]:
-        """Every blob key any document event refers to."""
+    def referenced_blob_keys(self) -> set[str]:
+        """Every blob key any document event refers to (what ``collect_garbage`` keeps)."""
         topics = [get_topic(Document.Submitted), get_topic(Document.Issued)]
         keys: set[str] = set()
         start = 1
@@ -237,14 +237,16 @@ class Documents:
     ) -> Written[Document]:
         """Event second: the document, the resident's index and any older version, atomically."""
         resident = self._residents.active(fields["resident_id"])
-        now = self._clock.now()
+        old = (
+            self._check_replaceable(fields["resident_id"], fields["replaces"], fields["doc_type"])
+            if fields["replaces"] is not None
+            else None
+        )
+        now = self._clock.now()  # after loading: later than anything loaded
         document = create(document_id, at=now, **fields)
         resident.file_document(document.id, now)
         changed: list[Any] = [resident, document]
-        if fields["replaces"] is not None:
-            old = self._check_replaceable(
-                fields["resident_id"], fields["replaces"], fields["doc_type"]
-            )
+        if old is not None:
             old.supersede(document.id, now)
             changed.append(old)
         return Written(document, self._store.save(*changed))

@@ -163,18 +163,15 @@ class Fetches:
         its access event first (see :func:`record_fetch`)."""
         loaded = _Loaded(self._store)
         point = self._policies.decision_point()
-        now = self._clock.now()
+        states = [
+            (r, *loaded.state_of(r.resident_id, r.document_id, r.department, r.purpose))
+            for r in requests
+        ]
+        now = self._clock.now()  # after loading: later than anything loaded
         events: list[Any] = []
         aggregates: dict[UUID, Any] = {}
         judged: list[tuple[AccessAttempt, Document | None, int]] = []
-        for r in requests:
-            resident = loaded.resident(r.resident_id)
-            document = loaded.document(r.resident_id, r.document_id)
-            consents = (
-                [loaded.consent(c) for c in resident.consents_for(r.department, r.purpose)]
-                if resident is not None and not resident.is_erased
-                else []
-            )
+        for r, resident, document, consents in states:
             access, changed = record_fetch(
                 resident=resident,
                 resident_id=r.resident_id,
@@ -254,3 +251,16 @@ class _Loaded:
         if not isinstance(consent, Consent):
             raise ConsentNotFound(f"consent {consent_id} not found")
         return consent
+
+    def state_of(
+        self, resident_id: str, document_id: UUID, department: str, purpose: str
+    ) -> tuple[Resident | None, Document | None, list[Consent]]:
+        """What a fetch is judged on: the resident, the document (if it is theirs) and their
+        consents to the department for the purpose (none once erased)."""
+        resident = self.resident(resident_id)
+        consents = (
+            [self.consent(c) for c in resident.consents_for(department, purpose)]
+            if resident is not None and not resident.is_erased
+            else []
+        )
+        return resident, self.document(resident_id, document_id), consents

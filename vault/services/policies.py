@@ -41,10 +41,12 @@ class Policies:
             raise InvalidPolicy(e.line, e.reason) from None
 
         def publish() -> int | None:
-            now = self._clock.now()
-            changed: list[PolicyVersion | PolicyRegistry] = []
             version_id = PolicyVersion.create_id(content_hash=point.version)
-            if self._store.find(version_id) is None:
+            published = self._store.find(version_id) is not None
+            registry = self._registry()
+            now = self._clock.now()  # after loading: later than anything loaded
+            changed: list[PolicyVersion | PolicyRegistry] = []
+            if not published:
                 changed.append(
                     PolicyVersion(
                         content_hash=point.version,
@@ -54,7 +56,7 @@ class Policies:
                         timestamp=now,
                     )
                 )
-            registry = self._registry() or PolicyRegistry(timestamp=now)
+            registry = registry or PolicyRegistry(timestamp=now)
             registry.activate(point.version, now)
             changed.append(registry)
             return self._store.save(*changed)

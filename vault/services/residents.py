@@ -90,12 +90,17 @@ class Residents:
         applied = stale = erased = 0
         changed: list[Resident] = []
         new: list[str] = []
-        now = self._clock.now()
         self._keys.prefetch(batch)  # grades are sealed: one key query for the whole batch
-        for resident_id, rows in batch.items():
+        loaded: dict[str, Resident | None] = {}
+        for resident_id in batch:
             try:
-                resident = self.resident(resident_id)
+                loaded[resident_id] = self.resident(resident_id)
             except ResidentNotFound:
+                loaded[resident_id] = None
+        now = self._clock.now()  # after loading: later than anything loaded
+        for resident_id, rows in batch.items():
+            resident = loaded[resident_id]
+            if resident is None:
                 resident = Resident(resident_id=resident_id, timestamp=now)
                 new.append(resident_id)
             if resident.is_erased:

@@ -1,4 +1,12 @@
-"""Copying aggregates cheaply.
+"""What the vault's aggregates share: their events stamped in order by the business clock,
+and copies that cost little.
+
+Every event carries the time the command was given (the ``Clock`` port's, not the
+library's wall clock), so that the state as of any time is read by the clock that judged
+the commands. Within one aggregate those times never go backwards: a command that read
+the time before another process's event on the same aggregate (which then conflicts and
+retries), or a process whose clock is behind another's, stamps its event at the time of
+the event before it.
 
 The application copies an aggregate each time it hands one out of its cache, so that a
 command cannot corrupt the cached state. The generic ``copy.deepcopy`` rebuilds every
@@ -15,6 +23,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Self
 from uuid import UUID
+
+from eventsourcing.domain import Aggregate
 
 _SHARED: frozenset[type] = frozenset(
     {str, int, float, bool, bytes, type(None), UUID, datetime, date, time, timedelta, Decimal}
@@ -40,15 +50,22 @@ def _copied(value: Any, memo: dict[int, Any]) -> Any:
     return deepcopy(value, memo)
 
 
-class CopiedCheaply:
-    """An aggregate mixin: ``deepcopy`` shares immutable values and copies containers.
+class VaultAggregate(Aggregate):
+    """An aggregate whose events' times never go back, copied cheaply."""
 
-    The copy is independent of the original as far as any mutation can reach: lists
-    and dicts are new (recursively), and anything that is neither immutable nor a plain
-    list, dict or tuple of immutables goes through ``copy.deepcopy``.
-    """
+    def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
+        """Record an event at the time given (``timestamp``), or at the time of the event
+        before it, if that is later."""
+        at = kwargs.get("timestamp")
+        if at is not None and at < self.modified_on:
+            kwargs["timestamp"] = self.modified_on
+        super().trigger_event(event_class, **kwargs)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        """A copy that shares immutable values and copies containers: independent of the
+        original as far as any mutation can reach (lists and dicts are new, recursively;
+        anything neither immutable nor a plain list, dict or tuple of immutables goes
+        through ``copy.deepcopy``)."""
         cls = type(self)
         clone = cls.__new__(cls)
         memo[id(self)] = clone
