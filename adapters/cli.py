@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -78,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(run=_token)
 
     demo = commands.add_parser(
-        "demo", parents=[common], help="a narrated walk through the vault on this data dir"
+        "demo", parents=[common],
+        help="a narrated walk through the vault, on a scratch store of its own (removed "
+        "afterwards) unless --data-dir names one",
     )
     demo.set_defaults(run=_demo)
 
@@ -321,8 +324,18 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.demo import run_demo
 
-    with open_services(settings) as services:
-        run_demo(services, out=sys.stdout)
+    if args.data_dir is not None:
+        with open_services(settings) as services:
+            run_demo(services, out=sys.stdout)
+        return EXIT_OK
+    # A walk of its own: nothing it registers lands in the store `serve` uses.
+    with tempfile.TemporaryDirectory(prefix="civicvault-demo-") as scratch:
+        own = Settings(
+            data_dir=Path(scratch), database_url=None, s3_endpoint=None, master_key=None,
+            previous_master_key=None, new_master_key=None,
+        )
+        with open_services(own) as services:
+            run_demo(services, out=sys.stdout)
     return EXIT_OK
 
 

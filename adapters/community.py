@@ -130,9 +130,14 @@ def print_welcome(services: Services, base_url: str, out: TextIO) -> None:
         "?purpose=subsistence-allowance'",
         file=out,
     )
-    print("  # 住建局 asks for 王芳's ID card for 住房补贴 — denied: her grade is D", file=out)
     print(
-        f"  curl -sS -H 'Authorization: Bearer {housing}' "
+        "  # 住建局 asks for 王芳's ID card for 住房补贴 — denied (403): her grade is D; the "
+        "reasons (or, once a better grade is pushed, the image) go to ./wang-fang-id-card",
+        file=out,
+    )
+    print(
+        f"  curl -sS -o wang-fang-id-card -w '%{{http_code}} %{{content_type}}\\n' "
+        f"-H 'Authorization: Bearer {housing}' "
         f"'{base_url}/v1/residents/wang-fang/documents/{wang_card.id}/content"
         "?purpose=housing-subsidy'",
         file=out,

@@ -113,7 +113,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         f"-master.port={free_port()}",
         f"-filer.port={free_port()}",
         f"-volume.port={free_port()}",
-        "-admin.port=0",
+        f"-admin.port={free_port()}",
         "-webdav=false",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
@@ -126,8 +126,13 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         _wait_for_s3(endpoint, process, data / "weed.log")
         yield endpoint
+        # Tests late in a run need the server as much as early ones: it must not have
+        # exited on its own (as it did with -admin.port=0, about 120 s after start).
+        if process.poll() is not None:
+            pytest.fail(f"weed exited during the run:\n{(data / 'weed.log').read_text()[-2000:]}")
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:

@@ -12,6 +12,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from adapters.http import audit, credit, departments, public, residents
+from adapters.http.apidocs import install_api_docs
 from adapters.http.observability import Metrics, Observe, configure_logging
 from adapters.http.problems import install_problem_handlers
 from adapters.settings import Settings
@@ -55,7 +56,10 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
         version="1.0",
         description="电子证照库 — residents hand each document over once; departments reuse it "
         "with consent, as policy and credit grades allow; every access is recorded.",
+        docs_url=None,
+        redoc_url=None,
     )
+    install_api_docs(app)
     metrics = Metrics()
     app.state.services = services
     app.state.metrics = metrics

@@ -66,5 +66,17 @@ def jwks(request: Request) -> dict[str, Any]:
 def checkpoint_keys(request: Request) -> dict[str, Any]:
     """The public keys that verify the ledger's checkpoints (signed tree heads), retired
     ones included, as a JWK set (OKP/Ed25519)."""
-    keys = request.app.state.services.signing.public_keys("checkpoints")
+    return _key_set(request, "checkpoints")
+
+
+@router.get("/.well-known/receipt-keys.json")
+def receipt_keys(request: Request) -> dict[str, Any]:
+    """The public keys that verify consent receipts (compact JWS, EdDSA), retired ones
+    included, as a JWK set (OKP/Ed25519): a resident checks the receipt they were given
+    with the key its header's ``kid`` names."""
+    return _key_set(request, "receipts")
+
+
+def _key_set(request: Request, purpose: str) -> dict[str, Any]:
+    keys = request.app.state.services.signing.public_keys(purpose)
     return {"keys": [public_jwk(kid, key) for kid, key in keys.items()]}

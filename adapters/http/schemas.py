@@ -49,6 +49,7 @@ class ConsentIn(BaseModel):
 
 class ConsentOut(BaseModel):
     consent_id: str
+    resident_id: str = Field(description="whose consent it is")
     department: str
     department_name: str
     doc_types: list[str]
@@ -243,6 +244,7 @@ def entry_out(entry: LibraryEntry) -> DocumentOut:
 def consent_entry_out(entry: ConsentEntry, now: datetime) -> ConsentOut:
     return ConsentOut(
         consent_id=entry.consent_id,
+        resident_id=entry.resident_id,
         department=entry.department,
         department_name=display_name("department", entry.department),
         doc_types=list(entry.doc_types),
@@ -282,6 +284,7 @@ def access_entry_out(entry: AccessEntry) -> AccessOut:
 def consent_out(consent: Consent, now: datetime) -> ConsentOut:
     return ConsentOut(
         consent_id=str(consent.id),
+        resident_id=consent.resident_id,
         department=consent.department,
         department_name=display_name("department", consent.department),
         doc_types=list(consent.doc_types),

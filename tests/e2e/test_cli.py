@@ -263,3 +263,30 @@ def test_rebuilding_the_read_models_shows_progress_and_one_at_a_time(tmp_path: P
     assert result.stdout.strip() == (
         f"read models rebuilt up to event {head}; generation {serving + 1} is serving"
     )
+
+
+def test_demo_without_a_data_dir_leaves_the_served_store_alone(tmp_path: Path) -> None:
+    """`make run` serves ./.civicvault (or $CIVICVAULT_DATA_DIR); the narrated demo walks on a
+    scratch store of its own, so the served community gets no second 张伟."""
+    served = tmp_path / "served"
+    result = civicvault("demo", env={"CIVICVAULT_DATA_DIR": str(served)})
+    assert result.returncode == 0, result.stderr
+    assert "replayed ID card title: ERASED" in result.stdout
+    assert not served.exists()
+
+
+def test_the_demo_welcome_never_sends_document_bytes_to_the_terminal(tmp_path: Path) -> None:
+    """Every printed curl line that fetches a document's bytes writes them to a file: a
+    denied fetch becomes an image once the resident's grade allows it."""
+    from adapters.community import print_welcome, seed
+
+    settings = Settings(data_dir=tmp_path, master_key=MasterKey.generate().to_base64())  # type: ignore[arg-type]
+    with open_services(settings) as services:
+        seed(services)
+        out = io.StringIO()
+        print_welcome(services, "http://127.0.0.1:8000", out)
+    fetches = [line for line in out.getvalue().splitlines() if "/content" in line]
+    assert len(fetches) == 2
+    for line in fetches:
+        assert line.strip().startswith("curl ")
+        assert " -o " in line, line

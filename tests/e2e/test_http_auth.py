@@ -182,9 +182,11 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/metrics"): dict.fromkeys(ROLES, 200),
     ("GET", "/.well-known/jwks.json"): dict.fromkeys(ROLES, 200),
     ("GET", "/.well-known/checkpoint-keys.json"): dict.fromkeys(ROLES, 200),
+    ("GET", "/.well-known/receipt-keys.json"): dict.fromkeys(ROLES, 200),
 }
 PUBLIC = {
-    "/healthz", "/readyz", "/metrics", "/.well-known/jwks.json", "/.well-known/checkpoint-keys.json"
+    "/healthz", "/readyz", "/metrics", "/.well-known/jwks.json",
+    "/.well-known/checkpoint-keys.json", "/.well-known/receipt-keys.json",
 }
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from adapters.http.downloads import SEND_BYTES
@@ -95,6 +97,7 @@ def test_a_residents_journey(api: LiveApi) -> None:
         consent["receipt"], api.services.signing.public_keys("receipts")
     )
     assert claims["consentReceiptID"] == consent["consent_id"]
+    assert consent["resident_id"] == "zhang-wei"
     assert me.get("/v1/me/consents").json()["items"][0]["status"] == "active"
     revoked = me.post(f"/v1/me/consents/{consent['consent_id']}/revoke")
     assert revoked.json()["status"] == "revoked"
@@ -430,3 +433,45 @@ def test_a_write_made_before_serving_is_no_requests_position(
     for _ in range(3):
         stale = platform.post("/v1/credit/grades", json={"updates": [update]})
         assert (stale.json()["stale"], stale.headers.get("x-log-position")) == (1, None)
+
+
+def test_a_consent_receipt_checks_with_a_published_key_and_a_generic_jose_library(
+    api: LiveApi,
+) -> None:
+    """The resident needs only the receipt and /.well-known/receipt-keys.json."""
+    receipt = _consent(api.client("resident", "zhang-wei")).json()["receipt"]
+    published = httpx.get(f"{api.base_url}/.well-known/receipt-keys.json").json()["keys"]
+    kid = jwt.get_unverified_header(receipt)["kid"]
+    [jwk] = [k for k in published if k["kid"] == kid]
+    claims = jwt.decode(
+        receipt, jwt.PyJWK(jwk).key, algorithms=["EdDSA"], options={"verify_aud": False}
+    )
+    assert claims["sub"] == "zhang-wei"
+    header, _, signature = receipt.split(".")
+    other = jwt.encode({**claims, "sub": "li-na"}, "k" * 32, algorithm="HS256").split(".")[1]
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(
+            f"{header}.{other}.{signature}", jwt.PyJWK(jwk).key, algorithms=["EdDSA"],
+            options={"verify_aud": False},
+        )
+
+
+def test_the_consents_a_department_holds_say_whose_they_are(api: LiveApi) -> None:
+    _consent(api.client("resident", "zhang-wei"))
+    held = api.client("officer", "officer-li", "civil-affairs").get("/v1/department/consents")
+    assert [c["resident_id"] for c in held.json()["items"]] == ["zhang-wei"]
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_docs_load_nothing_from_outside_the_service(api: LiveApi, page: str) -> None:
+    """On a government intranet a CDN cannot be reached: every script, style sheet and
+    icon the page names is served by the service itself."""
+    html = httpx.get(f"{api.base_url}{page}").text
+    referenced = re.findall(r"""(?:src|href)\s*=\s*['"]([^'"]+)['"]""", html)
+    referenced += re.findall(r"""url:\s*['"]([^'"]+)['"]""", html)
+    assert referenced, html
+    for url in referenced:
+        assert url.startswith("/"), f"{page} loads {url} from elsewhere"
+        assert httpx.get(f"{api.base_url}{url}").status_code == 200, url
+    assert "cdn." not in html
+    assert "fonts.googleapis" not in html
