@@ -95,9 +95,15 @@ class Run:
             for row in rows:
                 copy.write_row(row)
 
-    def _types_of(self, table: str) -> dict[str, str]:
+    def columns(self, table: str) -> set[str]:
+        """The names of a table's columns."""
+        if self._sqlite:
+            return {str(row[1]) for row in self(f"PRAGMA table_info({table})")}
+        return set(self._types_of(table, fresh=True))
+
+    def _types_of(self, table: str, *, fresh: bool = False) -> dict[str, str]:
         """A PostgreSQL table's columns and their types, remembered."""
-        types = self._column_types.get(table)
+        types = None if fresh else self._column_types.get(table)
         if types is None:
             rows = self(
                 "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "

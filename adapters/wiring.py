@@ -80,10 +80,11 @@ def compose(
     store = Store(application)
     events = application.event_log()
     residents = Residents(store, keys, clock)
-    documents = Documents(
-        store, residents, keys, blobs, events, clock, max_document_bytes=max_document_bytes
-    )
     policies = Policies(store, residents, clock)
+    documents = Documents(
+        store, residents, policies, keys, blobs, events, clock,
+        max_document_bytes=max_document_bytes,
+    )
     return Core(
         clock=clock,
         store=store,

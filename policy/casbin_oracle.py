@@ -12,7 +12,7 @@ import casbin
 from casbin.model.model_fast import FastModel
 from casbin.persist.adapters.string_adapter import StringAdapter
 
-from policy.rules import ACCESS, ROLE, TRACK, PolicyRules, model_text
+from policy.rules import ACCESS, ATTEST, ROLE, TRACK, PolicyRules, model_text
 from policy.scales import Grade, TrustLevel
 
 _FAST_KEYS = [1, 2, 3]  # department, document type, purpose in the p rule
@@ -31,7 +31,8 @@ def casbin_policy_lines(rules: PolicyRules) -> str:
     lines = [f"{ROLE}, {r.member}, {r.role}, {r.department}" for r in rules.links]
     lines += [r.text() for r in rules.access]
     lines += [f"{TRACK}, {r.service}, {r.min_grade.value}, {r.track}" for r in rules.tracks]
-    assert all(line.startswith((ACCESS, ROLE, TRACK)) for line in lines)
+    lines += [r.text() for r in rules.attestations]
+    assert all(line.startswith((ACCESS, ROLE, TRACK, ATTEST)) for line in lines)
     return "\n".join(lines)
 
 
@@ -53,3 +54,8 @@ def casbin_enforcer(rules: PolicyRules, *, fast: bool = False) -> Any:
 def track_context(enforcer: Any) -> Any:
     """The enforce context for the fast-track section (r2, p2, e2, m2)."""
     return enforcer.new_enforce_context("2")
+
+
+def attest_context(enforcer: Any) -> Any:
+    """The enforce context for the attestation section (r3, p3, e3, m3)."""
+    return enforcer.new_enforce_context("3")

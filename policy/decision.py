@@ -19,6 +19,7 @@ from policy.rules import (
     EVERY_OFFICER,
     TRACKS,
     AccessRule,
+    AttestRule,
     PolicyRules,
     TrackRule,
     model_text,
@@ -33,10 +34,18 @@ MAX_ROLE_DEPTH = 9
 
 @dataclass(frozen=True)
 class Reason:
-    """Why a decision went the way it did: a stable code and words people can read."""
+    """Why a decision went the way it did: a stable code and words people can read.
+
+    ``text`` is for the resident and auditors; an officer is told ``redacted`` where there
+    is one: the requirement, never the resident's credit grade (which is personal)."""
 
     code: str
     text: str
+    redacted: str | None = None
+
+    @property
+    def for_officer(self) -> str:
+        return self.text if self.redacted is None else self.redacted
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,10 @@ class DecisionPoint:
         self._links: dict[tuple[str, str], list[str]] = defaultdict(list)
         for link in rules.links:
             self._links[(link.department, link.member)].append(link.role)
+        self._attest: dict[tuple[str, str, str], list[AttestRule]] = defaultdict(list)
+        for attest in rules.attestations:
+            self._attest[(attest.department, attest.doc_type, attest.act)].append(attest)
+        self._handled = {(rule.department, rule.purpose) for rule in rules.access}
         self._roles = lru_cache(maxsize=65536)(self._resolve_roles)
 
     @classmethod
@@ -113,15 +126,45 @@ class DecisionPoint:
                     "allowed",
                     f"{department} may fetch {doc_type} for {purpose} "
                     f"(grade {effective.value}, trust level {trust.value})",
+                    f"{department} may fetch {doc_type} for {purpose} "
+                    f"(trust level {trust.value})",
                 )
                 return Decision(True, (reason,), rule.text(), self.version)
         return self._deny(*self._shortfall(held, effective, trust, grade is None, purpose))
+
+    def attest(self, *, officer: str, department: str, doc_type: str, act: str) -> Decision:
+        """May this officer of this department issue (``act="issue"``) or verify
+        (``act="verify"``) a document of this type?"""
+        candidates = self._attest.get((department, doc_type, act))
+        if not candidates:
+            return self._deny(
+                Reason("no-rule", f"no rule lets {department} {act} {doc_type}")
+            )
+        roles = self._roles(officer, department) | self._roles(EVERY_OFFICER, department)
+        rule = next((rule for rule in candidates if rule.role in roles), None)
+        if rule is None:
+            return self._deny(
+                Reason(
+                    "no-role",
+                    f"officer {officer} holds no role in {department} that may {act} "
+                    f"{doc_type}",
+                )
+            )
+        reason = Reason("allowed", f"{department} may {act} {doc_type}")
+        return Decision(True, (reason,), rule.text(), self.version)
+
+    def handles(self, department: str, service: str) -> bool:
+        """Whether the department handles the service: some rule lets it fetch documents
+        for it (and so it may be told the fast-track tracks a resident earns for it)."""
+        return (department, service) in self._handled
 
     def tracks(self, service: str, grade: Grade | None) -> TrackDecision:
         """The fast-track tracks a resident with ``grade`` earns for ``service``."""
         rules = self._tracks.get(service, [])
         if grade is None:
-            reason = Reason("unrated", "no credit grade yet: no fast-track applies")
+            reason = Reason(
+                "unrated", "no credit grade yet: no fast-track applies", "no fast-track applies"
+            )
             return TrackDecision((), (reason,), self.version)
         if not rules:
             reason = Reason("no-tracks", f"{service} has no fast-track tracks")
@@ -133,15 +176,17 @@ class DecisionPoint:
             if not minimums:
                 continue
             easiest = min(minimums, key=lambda g: g.rank)
+            needs = f"{track}: needs grade {easiest.value} or better"
             if grade.at_least(easiest):
                 earned.append(track)
-                reasons.append(Reason(track, f"{track}: grade {grade.value} qualifies"))
+                reasons.append(
+                    Reason(track, f"{track}: grade {grade.value} qualifies", f"{needs}: met")
+                )
             else:
                 reasons.append(
                     Reason(
-                        f"no-{track}",
-                        f"{track}: needs grade {easiest.value} or better, "
-                        f"the resident has {grade.value}",
+                        f"no-{track}", f"{needs}, the resident has {grade.value}",
+                        f"{needs}: not met",
                     )
                 )
         return TrackDecision(tuple(earned), tuple(reasons), self.version)
@@ -164,6 +209,7 @@ class DecisionPoint:
                         "grade-too-low",
                         f"credit grade {shown} is below the {rule.min_grade.value} "
                         f"{purpose} requires",
+                        f"{purpose} requires credit grade {rule.min_grade.value} or better",
                     )
                 )
             if not trust.at_least(rule.min_trust):

@@ -15,8 +15,11 @@ from importlib.resources import files
 
 from policy.scales import Grade, TrustLevel
 
-ACCESS, TRACK, ROLE = "p", "p2", "g"
+ACCESS, TRACK, ATTEST, ROLE = "p", "p2", "p3", "g"
 TRACKS = ("reuse", "missing-allowed", "commitment", "priority")
+ACTS = ("issue", "verify")
+"""How a department attests a document: issuing it (trust level A) or verifying it
+against the original (trust level B)."""
 EVERY_OFFICER = "officer"
 """The principal every officer is in their own department (see model.conf)."""
 
@@ -25,6 +28,7 @@ _MEMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _FIELDS = {
     ACCESS: ("role", "department", "doc_type", "purpose", "min_grade", "min_trust"),
     TRACK: ("service", "min_grade", "track"),
+    ATTEST: ("role", "department", "doc_type", "act"),
     ROLE: ("member", "role", "department"),
 }
 
@@ -87,6 +91,20 @@ class TrackRule:
 
 
 @dataclass(frozen=True)
+class AttestRule:
+    """``p3``: a role in a department may issue (or verify) a document type."""
+
+    line: int
+    role: str
+    department: str
+    doc_type: str
+    act: str
+
+    def text(self) -> str:
+        return f"p3, {self.role}, {self.department}, {self.doc_type}, {self.act}"
+
+
+@dataclass(frozen=True)
 class RoleLink:
     """``g``: a member (an officer, ``officer`` or a role) holds a role in a department."""
 
@@ -101,6 +119,7 @@ class PolicyRules:
     access: tuple[AccessRule, ...]
     tracks: tuple[TrackRule, ...]
     links: tuple[RoleLink, ...]
+    attestations: tuple[AttestRule, ...] = ()
 
 
 def parse_policy(text: str) -> PolicyRules:
@@ -108,13 +127,14 @@ def parse_policy(text: str) -> PolicyRules:
     access: list[AccessRule] = []
     tracks: list[TrackRule] = []
     links: list[RoleLink] = []
+    attestations: list[AttestRule] = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         kind, *values = (token.strip() for token in line.split(","))
         if kind not in _FIELDS:
-            raise PolicyError(number, f"unknown rule type {kind!r}; expected p, p2 or g")
+            raise PolicyError(number, f"unknown rule type {kind!r}; expected p, p2, p3 or g")
         names = _FIELDS[kind]
         if len(values) != len(names):
             raise PolicyError(
@@ -126,11 +146,13 @@ def parse_policy(text: str) -> PolicyRules:
             access.append(_access_rule(number, fields))
         elif kind == TRACK:
             tracks.append(_track_rule(number, fields))
+        elif kind == ATTEST:
+            attestations.append(_attest_rule(number, fields))
         else:
             links.append(_role_link(number, fields))
     if not access:
         raise PolicyError(None, "the policy has no access (p) rules")
-    return PolicyRules(tuple(access), tuple(tracks), tuple(links))
+    return PolicyRules(tuple(access), tuple(tracks), tuple(links), tuple(attestations))
 
 
 def _access_rule(line: int, fields: dict[str, str]) -> AccessRule:
@@ -152,6 +174,16 @@ def _track_rule(line: int, fields: dict[str, str]) -> TrackRule:
     if fields["track"] not in TRACKS:
         raise PolicyError(line, f"track {fields['track']!r} is not one of {', '.join(TRACKS)}")
     return TrackRule(line, fields["service"], _grade(line, fields["min_grade"]), fields["track"])
+
+
+def _attest_rule(line: int, fields: dict[str, str]) -> AttestRule:
+    for name in ("role", "department", "doc_type"):
+        _identifier(line, name, fields[name])
+    if fields["act"] not in ACTS:
+        raise PolicyError(line, f"act {fields['act']!r} is not one of {', '.join(ACTS)}")
+    return AttestRule(
+        line, fields["role"], fields["department"], fields["doc_type"], fields["act"]
+    )
 
 
 def _role_link(line: int, fields: dict[str, str]) -> RoleLink:

@@ -40,6 +40,10 @@ class Run(Protocol):
         """New rows in bulk (``COPY`` where the database has it)."""
         ...
 
+    def columns(self, table: str) -> set[str]:
+        """The names of a table's columns."""
+        ...
+
     def pipeline(self) -> AbstractContextManager[Write]:
         """Writes sent without waiting for each one's reply; a failed one raises by the
         end of the block."""

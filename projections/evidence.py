@@ -37,10 +37,14 @@ from projections.merkle import verify_inclusion
 from projections.queries import AccessEntry, Views
 
 FORMAT = "civicvault-evidence/1"
-ACCESS_TOPIC_SUFFIX = ":AccessAttempt.Recorded"
-# What an entry claims that the stored record must bear out (personal fields are sealed).
-CLAIMED = ("resident_id", "officer", "department", "document_id", "purpose", "allowed",
-           "reason_codes", "policy_version", "request_id", "at")
+# What an entry claims that the stored record must bear out (personal fields are sealed),
+# by the suffix of the record's topic: a fetch names its purpose, an attestation its act.
+_COMMON = ("resident_id", "officer", "department", "document_id", "allowed", "reason_codes",
+           "policy_version", "request_id", "at")
+CLAIMED = {
+    ":AccessAttempt.Recorded": (*_COMMON, "purpose"),
+    ":AttestationAttempt.Recorded": (*_COMMON, "act"),
+}
 
 
 class BundleError(ValueError):
@@ -65,19 +69,23 @@ def canonical(body: dict[str, Any]) -> bytes:
 
 
 def _claims(entry: AccessEntry) -> dict[str, Any]:
-    return {
+    claims = {
         "access_id": entry.access_id,
         "resident_id": entry.resident_id,
         "officer": entry.officer,
         "department": entry.department,
         "document_id": entry.document_id,
-        "purpose": entry.purpose,
         "allowed": entry.allowed,
         "reason_codes": list(entry.reason_codes),
         "policy_version": entry.policy_version,
         "request_id": entry.request_id,
         "at": _utc(entry.at),
     }
+    if entry.action == "fetch":
+        claims["purpose"] = entry.purpose
+    else:
+        claims["act"] = entry.action
+    return claims
 
 
 def _utc(moment: datetime) -> str:
@@ -316,10 +324,12 @@ def _entry_problems(entry: _Entry, checkpoint: Checkpoint, resident: str) -> lis
 
 
 def _stored_access(leaf: bytes) -> dict[str, Any] | None:
-    """The clear fields of an access event's stored record, from its leaf data."""
+    """The clear fields of an access event's stored record (a fetch's or an attestation's),
+    from its leaf data."""
     length = int.from_bytes(leaf[:2], "big")
     topic = leaf[2 : 2 + length].decode(errors="replace")
-    if not topic.endswith(ACCESS_TOPIC_SUFFIX) or len(leaf) < 26 + length:
+    claimed = next((c for suffix, c in CLAIMED.items() if topic.endswith(suffix)), None)
+    if claimed is None or len(leaf) < 26 + length:
         return None
     originator = UUID(bytes=leaf[2 + length : 18 + length])
     try:
@@ -329,7 +339,7 @@ def _stored_access(leaf: bytes) -> dict[str, Any] | None:
     if not isinstance(state, dict):
         return None
     fields: dict[str, Any] = {"access_id": str(originator)}
-    for name in CLAIMED:
+    for name in claimed:
         value = state.get(name)
         if isinstance(value, dict):  # eventsourcing's typed values
             try:

@@ -23,6 +23,7 @@ from projections.database import Database, LogTable, Params, Run, Write
 from projections.schema import stamp, stamp_iso
 from projections.tables import ACCESS, CONSENTS, LIBRARY, RESIDENTS, Table
 from vault.access import ACCESS_TOPIC, AccessAttempt
+from vault.attestation import AttestationAttempt
 from vault.consent import USED_TOPIC, Consent
 from vault.document import REUSED_TOPIC, Document
 from vault.markers import Erased
@@ -58,6 +59,7 @@ class Projector:
             "Consent.Granted": self._consent_granted,
             "Consent.Revoked": self._consent_revoked,
             _ACCESS_RECORDED: self._access_recorded,
+            _ATTESTATION_RECORDED: self._attestation_recorded,
         }
         # Events that change only a count, counted in the log by the database
         # (:meth:`add_counts`), never read: by topic, the table, column and key they count in.
@@ -257,6 +259,25 @@ class Projector:
             str(e.consent_id) if e.consent_id else None, personal, stamp(e.at),
         )
 
+    def _attestation_recorded(self, e: Any, position: int) -> None:
+        # An issue or a verification: a row of the access log, its act in place of a
+        # purpose; its reasons sealed here, under the row's own context.
+        personal = self.seal(
+            e.resident_id, {"reasons": e.reasons}, access_context(e.originator_id)
+        )
+        self._insert(
+            self._new_access,
+            ACCESS.row(
+                access_id=str(e.originator_id), position=position, resident_id=e.resident_id,
+                officer=e.officer, department=e.department, document_id=str(e.document_id),
+                doc_type=e.doc_type, purpose=e.act, consent_id=None,
+                allowed=1 if e.allowed else 0,
+                reason_codes=self._json_list(e.reason_codes), personal=personal,
+                policy_version=e.policy_version, rule=e.rule, request_id=e.request_id,
+                at=stamp(e.at), action=e.act,
+            ),
+        )
+
     def _access_stored(self, access_id: UUID | str, state: dict[str, Any], position: int) -> None:
         # The stored fields copied as they are, the sealed ones too: nothing opened,
         # nothing sealed.
@@ -302,7 +323,7 @@ class Projector:
 
 
 _AGGREGATES = {"Resident": Resident, "Document": Document, "Consent": Consent,
-               "AccessAttempt": AccessAttempt}
+               "AccessAttempt": AccessAttempt, "AttestationAttempt": AttestationAttempt}
 
 
 def _topic_of(event_name: str) -> str:
@@ -332,8 +353,10 @@ def _runs(statements: list[tuple[str, Params]]) -> Iterator[tuple[str, list[Para
 
 
 _ACCESS_RECORDED = "AccessAttempt.Recorded"
+_ATTESTATION_RECORDED = "AttestationAttempt.Recorded"
 _SEALED_HERE = frozenset(
-    {"Resident.GradeRecorded", "Document.Submitted", "Document.Issued", _ACCESS_RECORDED}
+    {"Resident.GradeRecorded", "Document.Submitted", "Document.Issued", _ACCESS_RECORDED,
+     _ATTESTATION_RECORDED}
 )
 """Events whose personal fields the projector seals into their view row itself, when it
 is given them decoded."""

@@ -86,7 +86,8 @@ class AccessEntry:
     department: str
     document_id: str
     doc_type: str | None
-    purpose: str
+    purpose: str | None
+    """The service a fetch was for; None for an issue or a verification."""
     consent_id: str | None
     allowed: bool
     reason_codes: tuple[str, ...]
@@ -95,6 +96,8 @@ class AccessEntry:
     rule: str | None
     request_id: str
     at: datetime
+    action: str = "fetch"
+    """``fetch``, or ``issue`` / ``verify`` for an attestation."""
 
 
 @dataclass(frozen=True)
@@ -287,7 +290,8 @@ class Views:
         )
         fetches = self._select(
             ACCESS, "department, allowed, reason_codes, COUNT(*)",
-            "GROUP BY department, allowed, reason_codes ORDER BY department", (),
+            "WHERE action = 'fetch' GROUP BY department, allowed, reason_codes "
+            "ORDER BY department", (),
         )
         by_reason: dict[tuple[str, str, str], int] = {}
         for department, allowed, codes, count in fetches:
@@ -349,11 +353,12 @@ class Views:
         return AccessEntry(
             access_id=row.access_id, position=int(row.position), resident_id=row.resident_id,
             officer=row.officer, department=row.department, document_id=row.document_id,
-            doc_type=row.doc_type, purpose=row.purpose, consent_id=row.consent_id,
+            doc_type=row.doc_type, purpose=row.purpose if row.action == "fetch" else None,
+            consent_id=row.consent_id,
             allowed=bool(row.allowed), reason_codes=tuple(json.loads(row.reason_codes)),
             reasons=tuple(personal["reasons"]) if personal else None,
             policy_version=row.policy_version, rule=row.rule, request_id=row.request_id,
-            at=_when(row.at),
+            at=_when(row.at), action=row.action,
         )
 
 

@@ -28,6 +28,7 @@ from projections.schema import (
     PROJECTION,
     TRACKING,
     active_generation,
+    add_missing_columns,
     create_common,
     create_generation,
     drop_generation,
@@ -98,6 +99,8 @@ class ViewRunner:
             serving = lock_active_generation(run, db)
             if not generation_exists(run, db, serving):
                 create_generation(run, db, serving)
+            else:
+                add_missing_columns(run, db, serving)
             run(
                 f"INSERT INTO {db.table(TRACKING)} (name, generation, position) "
                 "VALUES (?, ?, 0) ON CONFLICT (name, generation) DO NOTHING",

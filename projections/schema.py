@@ -51,6 +51,12 @@ def create_generation(
         table.create(run, db, generation, keyed=access_keyed or table is not ACCESS)
 
 
+def add_missing_columns(run: Run, db: Database, generation: int) -> None:
+    """Bring a generation made by an earlier version up to the tables described now."""
+    for table in TABLES:
+        table.add_missing_columns(run, db, generation)
+
+
 def key_access_log(run: Run, db: Database, generation: int) -> None:
     """Give an access log created without them (``create_generation(…,
     access_keyed=False)``) the keys and indexes it would have had from the start."""

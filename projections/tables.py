@@ -5,6 +5,7 @@ keyword (:attr:`Table.row`) and a row read back by name (:attr:`Table.read`)."""
 
 from __future__ import annotations
 
+import re
 from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,14 +22,23 @@ class Column:
     name: str
     kind: Kind
     null: bool = False
-    default: int | None = None
-    """What a row written without this column holds (only numbers are needed)."""
+    default: int | str | None = None
+    """What a row written without this column holds; a column added to a table after
+    it was first made needs one (the rows already there take it)."""
 
     def ddl(self, db: Database) -> str:
         kind = db.blob if self.kind == "bytes" else _SQL_TYPES[self.kind]
         not_null = "" if self.null else " NOT NULL"
-        default = "" if self.default is None else f" DEFAULT {int(self.default)}"
-        return f"{self.name} {kind}{not_null}{default}"
+        return f"{self.name} {kind}{not_null}{self._default()}"
+
+    def _default(self) -> str:
+        if self.default is None:
+            return ""
+        if isinstance(self.default, int):
+            return f" DEFAULT {int(self.default)}"
+        if not re.fullmatch(r"[a-z0-9-]*", self.default):
+            raise ValueError(f"{self.name}: default {self.default!r} is not a plain word")
+        return f" DEFAULT '{self.default}'"
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,18 @@ class Table:
         run(f"CREATE TABLE IF NOT EXISTS {self.name(db, generation)} ({', '.join(parts)})")
         if keyed:
             self._create_indexes(run, db, generation)
+
+    def add_missing_columns(self, run: Run, db: Database, generation: int) -> list[str]:
+        """Add to a generation's table the columns described since it was made (each with
+        its default); returns their names."""
+        table = self.name(db, generation)
+        there = run.columns(table)
+        missing = [c for c in self.columns if c.name not in there]
+        for column in missing:
+            if column.default is None and not column.null:
+                raise ValueError(f"{self.view}: column {column.name} was added without a default")
+            run(f"ALTER TABLE {table} ADD COLUMN {column.ddl(db)}")
+        return [c.name for c in missing]
 
     def add_keys(self, run: Run, db: Database, generation: int) -> None:
         """Give a table made with ``keyed=False`` the keys and indexes it would have had."""
@@ -203,6 +225,7 @@ ACCESS = Table(
         Column("rule", "text", null=True),
         Column("request_id", "text"),
         Column("at", "text"),
+        Column("action", "text", default="fetch"),  # fetch, or issue / verify (attestations)
     ),
     key=("access_id",),
     unique=("position",),

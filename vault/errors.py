@@ -162,6 +162,13 @@ class AccessDenied(VaultError):
         """Where the recorded access event landed in the log."""
 
 
+class AttestationDenied(AccessDenied):
+    """The policy does not let this department issue (or verify) this document type; the
+    attempt was recorded, and nothing of the document changed."""
+
+    code = "attestation-denied"
+
+
 class Contention(VaultError):
     """Too many concurrent writers on one record; the command was not applied. Retry later."""
 

@@ -141,13 +141,14 @@ async def issue_document(
     officer: CurrentOfficer,
     documents: DocumentsDep,
 ) -> DocumentOut:
-    """Issue a document into the resident's library (trust level A)."""
+    """Issue a document into the resident's library (trust level A), where the policy lets
+    the department issue the document type (403 otherwise). Every attempt is recorded."""
     upload = await read_upload(request, documents.max_document_bytes)
     try:
         issued = await run_in_threadpool(
             lambda: documents.issue(
                 officer.department, officer.officer_id, resident_id, upload.stream(),
-                upload.details(),
+                upload.details(), request_id=request.state.request_id,
             )
         )
     finally:
@@ -158,12 +159,16 @@ async def issue_document(
 
 @router.post("/v1/residents/{resident_id}/documents/{document_id}/verify")
 def verify_document(
-    resident_id: str, document_id: str, response: Response, officer: CurrentOfficer,
-    documents: DocumentsDep,
+    resident_id: str, document_id: str, request: Request, response: Response,
+    officer: CurrentOfficer, documents: DocumentsDep,
 ) -> DocumentOut:
-    """Checked against the original by an officer: trust level B."""
+    """Checked against the original by an officer: trust level B, where the policy lets the
+    department verify the document type (403 otherwise). Every attempt is recorded."""
     _belongs(documents, resident_id, document_id)
-    verified = documents.verify(officer.department, officer.officer_id, document_id)
+    verified = documents.verify(
+        officer.department, officer.officer_id, document_id,
+        request_id=request.state.request_id,
+    )
     answer_position(response, verified.position)
     return document_out(verified.value)
 

@@ -108,12 +108,16 @@ class LedgerEntryOut(InclusionOut):
 class AccessOut(BaseModel):
     access_id: str
     event: int = Field(description="the access event's position in the log")
+    action: Literal["fetch", "issue", "verify"] = Field(
+        description="a fetch of the document, or an attestation: issuing it into the "
+        "library (trust level A) or verifying it against its original (trust level B)"
+    )
     officer: str
     department: str
     resident_id: str
     document_id: str
     doc_type: str | None
-    purpose: str
+    purpose: str | None = Field(description="the service a fetch was for; null otherwise")
     consent_id: str | None
     decision: Literal["allowed", "denied"]
     reasons: list[str]
@@ -264,6 +268,7 @@ def access_entry_out(entry: AccessEntry) -> AccessOut:
     return AccessOut(
         access_id=entry.access_id,
         event=entry.position,
+        action=entry.action,  # type: ignore[arg-type]
         officer=entry.officer,
         department=entry.department,
         resident_id=entry.resident_id,

@@ -158,7 +158,8 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
         "officer": 200,
         "other-officer": 403,
     },
-    ("POST", "/v1/residents/{resident_id}/documents"): {"officer": 201, "other-officer": 201},
+    # Neither civil-affairs nor housing issues ID cards (public-security does): the policy.
+    ("POST", "/v1/residents/{resident_id}/documents"): {"officer": 403, "other-officer": 403},
     ("POST", "/v1/residents/{resident_id}/documents/{document_id}/verify"): {
         "officer": 200,
         "other-officer": 200,
@@ -291,3 +292,56 @@ def test_authorization_matrix(live_api_factory: Any, role: str) -> None:
         )
         if path not in PUBLIC and response.status_code >= 400:
             assert response.headers["content-type"].startswith("application/problem+json")
+
+
+# Who issues and who verifies, department by department: the shipped policy's p3 rules.
+ISSUERS = {"id-card": {"public-security"}, "diploma": {"education"}}
+VERIFIERS = {
+    "id-card": {"civil-affairs", "housing", "public-security", "human-resources"},
+    "diploma": {"human-resources"},
+}
+ALL_DEPARTMENTS = [
+    "civil-affairs", "housing", "public-security", "human-resources", "education", "health",
+    "tax", "no-such-bureau",
+]
+
+
+@pytest.mark.parametrize("department", ALL_DEPARTMENTS)
+def test_each_department_issues_and_verifies_only_what_the_policy_names(
+    api: LiveApi, department: str
+) -> None:
+    officer = api.client("officer", f"officer-of-{department}", department)
+    resident = api.client("resident", f"r-{department}")
+    expected_log = []
+    for doc_type in ("id-card", "diploma"):
+        issued = officer.post(
+            f"/v1/residents/r-{department}/documents",
+            data={"doc_type": doc_type, "title": "x"},
+            files={"file": ("x.pdf", sample_pdf(), "application/pdf")},
+        )
+        allowed = department in ISSUERS[doc_type]
+        assert issued.status_code == (201 if allowed else 403), (doc_type, issued.text)
+        if not allowed:
+            problem = issued.json()
+            assert problem["code"] == "attestation-denied"
+            assert problem["reasons"] == ["no-rule"]
+        expected_log.append(("issue", doc_type, "allowed" if allowed else "denied"))
+        mine = resident.post(
+            "/v1/me/documents",
+            data={"doc_type": doc_type, "title": "mine"},
+            files={"file": ("m.pdf", sample_pdf(), "application/pdf")},
+        ).json()
+        verified = officer.post(
+            f"/v1/residents/r-{department}/documents/{mine['document_id']}/verify"
+        )
+        allowed = department in VERIFIERS[doc_type]
+        assert verified.status_code == (200 if allowed else 403), (doc_type, verified.text)
+        trust = resident.get(f"/v1/me/documents/{mine['document_id']}").json()["trust_level"]
+        assert trust == ("B" if allowed else "C")
+        expected_log.append(("verify", doc_type, "allowed" if allowed else "denied"))
+    library = resident.get("/v1/me/documents").json()["items"]
+    issued_types = [d["doc_type"] for d in library if d["trust_level"] == "A"]
+    assert sorted(issued_types) == sorted(t for t in ISSUERS if department in ISSUERS[t])
+    log = resident.get("/v1/me/access-log").json()["items"]
+    assert [(a["action"], a["doc_type"], a["decision"]) for a in reversed(log)] == expected_log
+    assert all(a["department"] == department for a in log)

@@ -196,9 +196,11 @@ def test_a_departments_journey(api: LiveApi) -> None:
     assert tracks.json()["reasons"][0]["code"] == "unrated"
 
     log = me.get("/v1/me/access-log").json()["items"]
-    assert [(a["department"], a["decision"]) for a in log] == [
-        ("housing", "denied"),
-        ("civil-affairs", "allowed"),
+    assert [(a["action"], a["department"], a["decision"]) for a in log] == [
+        ("fetch", "housing", "denied"),
+        ("fetch", "civil-affairs", "allowed"),
+        ("verify", "civil-affairs", "allowed"),
+        ("issue", "public-security", "allowed"),
     ]
 
 

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import pytest
 from eventsourcing.utils import get_topic
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
@@ -32,7 +33,8 @@ from policy.rules import default_policy_text
 from policy.scales import Grade, TrustLevel
 from tests.support import MovableClock
 from vault.access import AccessAttempt
-from vault.errors import AccessDenied
+from vault.attestation import AttestationAttempt
+from vault.errors import AccessDenied, AttestationDenied
 from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
 
 # (department, purpose) pairs of the default policy, and one it has no rule for.
@@ -71,7 +73,10 @@ STRICTER = (
     "p, caseworker, housing, id-card, housing-subsidy, C, C\n"
     "g, o, caseworker, civil-affairs\n"
     "g, o, caseworker, housing\n"
+    "p3, caseworker, civil-affairs, id-card, verify\n"
 )
+# Who verifies each document type (the policy in force decides whether they may).
+VERIFIERS = {"id-card": "housing", "household-register": "civil-affairs"}
 
 
 @dataclass
@@ -202,8 +207,15 @@ class Run:
     def verify(self, index: int) -> None:
         document = self.model.documents[index % len(self.model.documents)]
         if document.trust is TrustLevel.C and not document.withdrawn:
-            self.vault.documents.verify("housing", "o", document.id)
-            document.trust = TrustLevel.B
+            department = VERIFIERS[document.doc_type]
+            if self.point.attest(
+                officer="o", department=department, doc_type=document.doc_type, act="verify"
+            ).allowed:
+                self.vault.documents.verify(department, "o", document.id)
+                document.trust = TrustLevel.B
+            else:
+                with pytest.raises(AttestationDenied):
+                    self.vault.documents.verify(department, "o", document.id)
 
     def withdraw(self, index: int) -> None:
         if index >= len(self.model.documents):
@@ -253,6 +265,9 @@ def test_fetches_obey_consent_policy_and_grades_under_any_interleaving(
             getattr(run, name)(*args)
         report = services.audit.readjudicate()
         assert report.mismatches == []
-        assert report.checked == _access_count(services)
+        attestations = services.events.select_notifications(
+            1, 100_000, topics=[get_topic(AttestationAttempt.Recorded)]
+        )
+        assert report.checked == _access_count(services) + len(attestations)
     finally:
         services.close()

@@ -3,7 +3,8 @@
 Each run compares well over 10,000 generated requests for the default policy,
 for many small generated policies (role hierarchies, cycles, chains deeper than
 Casbin follows), and for a generated policy of 100,000 rules. Any disagreement
-— allow/deny, the rule matched, or the fast-track tracks — fails the build.
+— allow/deny, the rule matched, the fast-track tracks, or who may issue and
+verify which document types — fails the build.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policy.casbin_oracle import casbin_enforcer, track_context
+from policy.casbin_oracle import attest_context, casbin_enforcer, track_context
 from policy.decision import DecisionPoint
 from policy.rules import (
+    ACTS,
     TRACKS,
     AccessRule,
+    AttestRule,
     PolicyRules,
     RoleLink,
     TrackRule,
@@ -62,6 +65,18 @@ def _assert_same(point: DecisionPoint, enforcer: Any, requests: list[tuple[Any, 
         assert _ours(point, request) == _casbin_decision(enforcer, request), request
 
 
+def _assert_same_attestations(
+    point: DecisionPoint, enforcer: Any, requests: list[tuple[str, str, str, str]]
+) -> None:
+    """Who may issue or verify: allowed or not, and the rule matched."""
+    context = attest_context(enforcer)
+    for officer, department, doc_type, act in requests:
+        allowed, explain = enforcer.enforce_ex(context, officer, department, doc_type, act)
+        theirs = (allowed, ("p3, " + ", ".join(explain)) if allowed else None)
+        decision = point.attest(officer=officer, department=department, doc_type=doc_type, act=act)
+        assert (decision.allowed, decision.rule) == theirs, (officer, department, doc_type, act)
+
+
 # The default policy
 
 
@@ -100,6 +115,20 @@ def test_default_tracks_like_casbin(service: str, grade: Grade) -> None:
     assert DEFAULT_POINT.tracks(service, grade).tracks == _casbin_tracks(
         DEFAULT_ENFORCER, service, grade
     )
+
+
+default_attestations = st.tuples(
+    _names({link.member for link in DEFAULT.links}, "li-ming"),
+    _names({r.department for r in DEFAULT.attestations}, "pension-fund"),
+    _names({r.doc_type for r in DEFAULT.attestations}, "passport"),
+    st.sampled_from([*ACTS, "revoke"]),
+)
+
+
+@settings(max_examples=50)
+@given(st.lists(default_attestations, min_size=40, max_size=40))
+def test_default_attestations_decide_like_casbin(requests: list[tuple[str, str, str, str]]) -> None:
+    _assert_same_attestations(DEFAULT_POINT, DEFAULT_ENFORCER, requests)
 
 
 def _casbin_tracks(enforcer: Any, service: str, grade: Grade) -> tuple[str, ...]:
@@ -156,7 +185,28 @@ def small_policies(draw: st.DrawFn) -> PolicyRules:
             max_size=6,
         )
     )
-    return PolicyRules(tuple(access), tuple(tracks), tuple(links))
+    attestations = draw(
+        st.lists(
+            st.builds(
+                AttestRule,
+                st.just(0),
+                st.sampled_from([*ROLES, "o1", "officer", *chain[-3:]]),
+                st.sampled_from(DEPARTMENTS),
+                st.sampled_from(DOC_TYPES),
+                st.sampled_from(ACTS),
+            ),
+            max_size=8,
+        )
+    )
+    return PolicyRules(tuple(access), tuple(tracks), tuple(links), tuple(attestations))
+
+
+small_attestations = st.tuples(
+    st.sampled_from(["o1", "o2", "o3", "o4", "c0", "r1"]),
+    st.sampled_from([*DEPARTMENTS, "d3"]),
+    st.sampled_from(DOC_TYPES),
+    st.sampled_from(ACTS),
+)
 
 
 small_requests = st.tuples(
@@ -177,6 +227,9 @@ def test_generated_policies_decide_like_casbin(
     point = DecisionPoint(policy, "generated")
     enforcer = casbin_enforcer(policy)
     _assert_same(point, enforcer, requests)
+    _assert_same_attestations(
+        point, enforcer, [(o, d, t, a) for o, d, t, _, _, _ in requests for a in ACTS]
+    )
     for purpose in PURPOSES:
         for grade in Grade:
             assert point.tracks(purpose, grade).tracks == _casbin_tracks(enforcer, purpose, grade)

@@ -21,6 +21,7 @@ from projections.queries import Views
 from tests.property.test_replay_properties import Program, command, fold_log
 from tests.support import MovableClock, another_runner
 from vault.access import AccessAttempt
+from vault.attestation import AttestationAttempt
 from vault.consent import Consent, ConsentStatus
 from vault.document import Document
 from vault.markers import Erased
@@ -51,7 +52,9 @@ def _expected_from_the_events(services: Services) -> dict[str, Any]:
     folded = fold_log(services)
     documents = {str(a.id): a for a in folded.values() if isinstance(a, Document)}
     consents = {str(a.id): a for a in folded.values() if isinstance(a, Consent)}
-    accesses = {str(a.id): a for a in folded.values() if isinstance(a, AccessAttempt)}
+    accesses = {
+        str(a.id): a for a in folded.values() if isinstance(a, AccessAttempt | AttestationAttempt)
+    }
     residents = {a.resident_id: a for a in folded.values() if isinstance(a, Resident)}
     return {
         "documents": documents, "consents": consents, "accesses": accesses,
@@ -179,6 +182,20 @@ def _assert_each_row_matches_the_fold(followed: dict[str, Any], expected: dict[s
         for access in followed[resident]["access"]:
             attempt = expected["accesses"][access.access_id]
             reasons = None if isinstance(attempt.reasons, Erased) else attempt.reasons
+            if isinstance(attempt, AttestationAttempt):  # an issue or a verification
+                assert (
+                    access.action, access.resident_id, access.officer, access.department,
+                    access.document_id, access.doc_type, access.purpose, access.consent_id,
+                    access.allowed, access.reason_codes, access.reasons,
+                    access.policy_version, access.rule, access.request_id, access.at,
+                ) == (
+                    attempt.act, attempt.resident_id, attempt.officer, attempt.department,
+                    str(attempt.document_id), attempt.doc_type, None, None, attempt.allowed,
+                    attempt.reason_codes, reasons, attempt.policy_version, attempt.rule,
+                    attempt.request_id, attempt.at,
+                )
+                continue
+            assert access.action == "fetch"
             assert (
                 access.resident_id, access.officer, access.department, access.document_id,
                 access.doc_type, access.purpose, access.consent_id, access.allowed,

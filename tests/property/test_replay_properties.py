@@ -32,14 +32,19 @@ from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
 RESIDENTS = ["r1", "r2", "r3"]
 DOC_TYPES = ["id-card", "diploma"]
 DEPARTMENTS = ["civil-affairs", "housing"]
+# Who issues (the first two may, by the shipped policy; housing may not) and who verifies
+# (housing may verify ID cards, human-resources both types, tax neither).
+ISSUES = [("public-security", "id-card"), ("education", "diploma"), ("housing", "id-card")]
+VERIFIERS = ["housing", "human-resources", "tax"]
+ISSUERS = ["public-security", "education", "housing"]
 
 command = st.one_of(
     st.tuples(st.just("submit"), st.sampled_from(RESIDENTS), st.sampled_from(DOC_TYPES)),
-    st.tuples(st.just("issue"), st.sampled_from(DEPARTMENTS), st.sampled_from(RESIDENTS)),
+    st.tuples(st.just("issue"), st.sampled_from(ISSUES), st.sampled_from(RESIDENTS)),
     st.tuples(st.just("replace"), st.integers(0, 20)),
-    st.tuples(st.just("verify"), st.integers(0, 20)),
+    st.tuples(st.just("verify"), st.integers(0, 20), st.sampled_from(VERIFIERS)),
     st.tuples(st.just("withdraw"), st.integers(0, 20)),
-    st.tuples(st.just("revoke-document"), st.integers(0, 20), st.sampled_from(DEPARTMENTS)),
+    st.tuples(st.just("revoke-document"), st.integers(0, 20), st.sampled_from(ISSUERS)),
     st.tuples(st.just("grant"), st.sampled_from(RESIDENTS), st.integers(1, 3)),
     st.tuples(st.just("fetch"), st.integers(0, 20), st.sampled_from(DEPARTMENTS)),
     st.tuples(st.just("revoke-consent"), st.integers(0, 20)),
@@ -70,8 +75,13 @@ class Program:
         else:
             return
         after = self.vault.events.head()
-        # A denied fetch records its one access event; any other refusal writes nothing.
-        expected = before + 1 if self.refused[-1] == "access-denied" else before
+        # A denied fetch records its one access event, a refused issue or verification of
+        # a document there is its one attestation event; any other refusal writes nothing.
+        code = self.refused[-1]
+        recorded = code == "access-denied" or (
+            name in ("issue", "verify") and code not in ("document-not-found", "nothing-to-pick")
+        )
+        expected = before + 1 if recorded else before
         assert after == expected, f"refused {name} ({self.refused[-1]}) wrote {after - before}"
 
     def _pick(self, items: list[UUID], index: int) -> UUID:
@@ -86,10 +96,11 @@ class Program:
         ).value
         self.documents.append(document.id)
 
-    def issue(self, department: str, resident: str) -> None:
+    def issue(self, issuer: tuple[str, str], resident: str) -> None:
+        department, doc_type = issuer
         document = self.vault.documents.issue(
             department, "officer", resident, [b"issued"],
-            DocumentDetails(doc_type="id-card", title="issued card"),
+            DocumentDetails(doc_type=doc_type, title=f"issued {doc_type}"),
         ).value
         self.documents.append(document.id)
 
@@ -101,8 +112,8 @@ class Program:
         ).value
         self.documents.append(document.id)
 
-    def verify(self, index: int) -> None:
-        self.vault.documents.verify("housing", "officer", self._pick(self.documents, index))
+    def verify(self, index: int, department: str) -> None:
+        self.vault.documents.verify(department, "officer", self._pick(self.documents, index))
 
     def withdraw(self, index: int) -> None:
         document = self.vault.documents.find(self._pick(self.documents, index))

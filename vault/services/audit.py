@@ -14,6 +14,7 @@ from keys.errors import ResidentKeyShredded, UnknownResidentKey
 from policy.decision import Decision, DecisionPoint
 from policy.scales import Grade, TrustLevel
 from vault.access import ACCESS_TOPIC, AccessAttempt
+from vault.attestation import ATTESTATION_TOPIC, VERIFY, AttestationAttempt, judge_attestation
 from vault.consent import USED_TOPIC, Consent
 from vault.document import REUSED_TOPIC, Document
 from vault.errors import ResidentNotFound, UnknownPolicyVersion
@@ -27,6 +28,8 @@ from vault.services.policies import Policies
 from vault.store import Store
 
 READJUDICATION_PAGE = 2000
+_SEALED_READ = frozenset({ACCESS_TOPIC, ATTESTATION_TOPIC})
+"""Decoded without opening their sealed fields: the decisions do not turn on them."""
 _FOLDED = (Resident.Event, Document.Event, Consent.Event)
 # Events that only count: folded by their version alone.
 _TALLIED: dict[str, Callable[[Any, int], None]] = {
@@ -60,6 +63,15 @@ class _Remembering:
             answer = self._answers[question] = self._point.decide(
                 officer=officer, department=department, doc_type=doc_type, purpose=purpose,
                 grade=grade, trust=trust,
+            )
+        return answer
+
+    def attest(self, *, officer: str, department: str, doc_type: str, act: str) -> Decision:
+        question = ("attest", officer, department, doc_type, act)
+        answer = self._answers.get(question)
+        if answer is None:
+            answer = self._answers[question] = self._point.attest(
+                officer=officer, department=department, doc_type=doc_type, act=act
             )
         return answer
 
@@ -184,12 +196,14 @@ class _ReadjudicationFold:
         # turn on them), and events that only count are not decoded at all.
         log = self.log
         decoded = [n for n in notifications if n.topic not in _TALLIED]
-        accesses = [n for n in decoded if n.topic == ACCESS_TOPIC]
-        folded = [n for n in decoded if n.topic != ACCESS_TOPIC]
+        accesses = [n for n in decoded if n.topic in _SEALED_READ]
+        folded = [n for n in decoded if n.topic not in _SEALED_READ]
         events = dict(zip((n.id for n in folded), log.decode(folded), strict=True))
         opened = log.decode(accesses, open_personal=False)
         events.update(zip((n.id for n in accesses), opened, strict=True))
-        self._note_shredded({e.resident_id for e in opened})
+        self._note_shredded(
+            {e.resident_id for e in opened if isinstance(e, AccessAttempt.Recorded)}
+        )
         states = self.states
         for notification in notifications:
             event = events.get(notification.id)
@@ -200,6 +214,9 @@ class _ReadjudicationFold:
             elif isinstance(event, AccessAttempt.Recorded):
                 if self._in_window(event.at):
                     self._readjudge(notification.id, event)
+            elif isinstance(event, AttestationAttempt.Recorded):
+                if self._in_window(event.at):
+                    self._readjudge_attestation(notification.id, event)
             elif isinstance(event, _FOLDED):
                 aggregate_id = event.originator_id
                 states[aggregate_id] = event.mutate(states.get(aggregate_id))
@@ -233,6 +250,31 @@ class _ReadjudicationFold:
             else:
                 self.points[policy_version] = point
         return self.points[policy_version]
+
+    def _readjudge_attestation(self, position: int, attempt: AttestationAttempt.Recorded) -> None:
+        """An issue or a verification decided again: the policy of its version, the
+        resident and (for a verification) the document as they stood before it. None of
+        that is personal, so an erased resident's attempts are still checked."""
+        found = self.found
+        found.checked += 1
+        point = self._point(attempt.policy_version)
+        decided: tuple[str, ...]
+        if point is None:
+            decided_allowed, decided = False, ("unknown-policy-version",)
+        else:
+            states = self.states
+            resident = cast(
+                "Resident | None", states.get(resident_aggregate_id(attempt.resident_id))
+            )
+            document = cast("Document | None", states.get(attempt.document_id))
+            judged = judge_attestation(
+                act=attempt.act, resident=resident,
+                document=document if attempt.act == VERIFY else None,
+                doc_type=attempt.doc_type, officer=attempt.officer,
+                department=attempt.department, point=point,
+            )
+            decided_allowed, decided = judged.allowed, tuple(r.code for r in judged.reasons)
+        self._compare(position, attempt, attempt.act, decided_allowed, decided)
 
     def _readjudge(self, position: int, access: AccessAttempt.Recorded) -> None:
         found = self.found
@@ -269,22 +311,34 @@ class _ReadjudicationFold:
             )
             decided_allowed = judgement.allowed
             decided = tuple(r.code for r in judgement.reasons)
-        recorded = tuple(access.reason_codes)
-        if decided_allowed != access.allowed or decided != recorded:
-            found.mismatches.append(
-                Mismatch(
-                    event=position,
-                    access_id=access.originator_id,
-                    at=access.at,
-                    resident_id=access.resident_id,
-                    officer=access.officer,
-                    department=access.department,
-                    document_id=access.document_id,
-                    purpose=access.purpose,
-                    policy_version=access.policy_version,
-                    recorded_allowed=access.allowed,
-                    decided_allowed=decided_allowed,
-                    recorded_reasons=recorded,
-                    decided_reasons=decided,
-                )
+        self._compare(position, access, access.purpose, decided_allowed, decided)
+
+    def _compare(
+        self,
+        position: int,
+        recorded: AccessAttempt.Recorded | AttestationAttempt.Recorded,
+        purpose: str,
+        decided_allowed: bool,
+        decided: tuple[str, ...],
+    ) -> None:
+        """Note a mismatch between what was recorded and what was decided again."""
+        codes = tuple(recorded.reason_codes)
+        if decided_allowed == recorded.allowed and decided == codes:
+            return
+        self.found.mismatches.append(
+            Mismatch(
+                event=position,
+                access_id=recorded.originator_id,
+                at=recorded.at,
+                resident_id=recorded.resident_id,
+                officer=recorded.officer,
+                department=recorded.department,
+                document_id=recorded.document_id,
+                purpose=purpose,
+                policy_version=recorded.policy_version,
+                recorded_allowed=recorded.allowed,
+                decided_allowed=decided_allowed,
+                recorded_reasons=codes,
+                decided_reasons=decided,
             )
+        )

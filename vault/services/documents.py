@@ -8,25 +8,40 @@ import contextlib
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NoReturn
 from uuid import UUID, uuid4
 
 from eventsourcing.utils import get_topic
 
 from keys.envelope import Source, new_document_key, open_document, read_pieces, seal_document
 from keys.errors import ResidentKeyShredded, TamperedDocument
+from vault.attestation import (
+    ISSUE,
+    VERIFY,
+    AttestationAttempt,
+    AttestationJudgement,
+    judge_attestation,
+)
 from vault.document import Document
 from vault.errors import (
+    AccessDenied,
+    AlreadyTrusted,
+    AttestationDenied,
     BlobMissing,
     ContentCorrupted,
     DocumentNotFound,
+    DocumentRevoked,
+    DocumentSuperseded,
+    DocumentWithdrawn,
     InvalidInput,
     ResidentErased,
+    VaultError,
 )
-from vault.ids import check_identifier, parse_uuid
+from vault.ids import check_identifier, check_resident_id, parse_uuid
 from vault.inputs import DocumentDetails, check_text
 from vault.ports import BlobNotFound, BlobStore, Clock, DataKeys, EventLog
+from vault.services.policies import Policies
 from vault.services.residents import Residents
 from vault.store import Store, Written
 
@@ -51,6 +66,7 @@ class Documents:
         self,
         store: Store,
         residents: Residents,
+        policies: Policies,
         keys: DataKeys,
         blobs: BlobStore,
         log: EventLog,
@@ -60,6 +76,7 @@ class Documents:
     ) -> None:
         self._store = store
         self._residents = residents
+        self._policies = policies
         self._keys = keys
         self._blobs = blobs
         self._log = log
@@ -76,7 +93,11 @@ class Documents:
     ) -> Written[Document]:
         """A resident uploads a document (trust level C), optionally replacing an older one."""
         self._residents.register(resident_id)
-        return self._file(resident_id, content, details, replaces, Document.submit)
+
+        def submit(document_id: UUID, at: datetime, **fields: Any) -> list[Any]:
+            return [Document.submit(document_id, at=at, **fields)]
+
+        return self._file(resident_id, content, details, replaces, submit)
 
     def issue(
         self,
@@ -87,31 +108,107 @@ class Documents:
         details: DocumentDetails,
         *,
         replaces: UUID | str | None = None,
+        request_id: str | None = None,
     ) -> Written[Document]:
-        """A department issues a document into a resident's library (trust level A)."""
+        """A department issues a document into a resident's library (trust level A), if
+        the policy lets it issue that document type. Every attempt is recorded; a refused
+        one is :class:`AttestationDenied` and stores nothing of the document."""
         check_identifier("department", department)
         check_text("officer", officer, 128)
-        self._residents.register(resident_id)
+        check_resident_id(resident_id)
+        request = check_text("request_id", request_id or uuid4().hex, 128)
+        point = self._policies.decision_point()
+        judged = judge_attestation(
+            act=ISSUE, resident=None, document=None, doc_type=details.doc_type,
+            officer=officer, department=department, point=point,
+        )
+        if not judged.allowed:
+            self._refuse(judged, officer, department, ISSUE, resident_id, uuid4(),
+                         details.doc_type, request)
+        resident = self._residents.register(resident_id).value
+        judged = judge_attestation(
+            act=ISSUE, resident=resident, document=None, doc_type=details.doc_type,
+            officer=officer, department=department, point=point,
+        )
+        if not judged.allowed:  # erased
+            self._refuse(judged, officer, department, ISSUE, resident_id, uuid4(),
+                         details.doc_type, request)
 
-        def issue(document_id: UUID, **fields: Any) -> Document:
-            return Document.issue(document_id, department=department, officer=officer, **fields)
+        def issue(document_id: UUID, at: datetime, **fields: Any) -> list[Any]:
+            attempt = AttestationAttempt.record(
+                judged, resident_id=resident_id, officer=officer, department=department,
+                act=ISSUE, document_id=document_id, doc_type=details.doc_type,
+                request_id=request, at=at,
+            )
+            document = Document.issue(
+                document_id, department=department, officer=officer, at=at, **fields
+            )
+            return [attempt, document]
 
         return self._file(resident_id, content, details, replaces, issue)
 
     def verify(
-        self, department: str, officer: str, document_id: UUID | str
+        self,
+        department: str,
+        officer: str,
+        document_id: UUID | str,
+        *,
+        request_id: str | None = None,
     ) -> Written[Document]:
-        """An officer checked the document against its original: trust level B."""
+        """An officer checked the document against its original: trust level B, if the
+        policy lets the department verify that document type. Every attempt is recorded;
+        a refused one changes nothing of the document."""
         check_identifier("department", department)
         check_text("officer", officer, 128)
+        request = check_text("request_id", request_id or uuid4().hex, 128)
 
-        def verify() -> Written[Document]:
+        def verify() -> tuple[Written[Document], VaultError | None]:
             document = self.find(document_id)
-            self._residents.active(document.resident_id)
-            document.verify(department, officer, self._clock.now())
-            return Written(document, self._store.save(document))
+            resident = self._residents.resident(document.resident_id)
+            judged = judge_attestation(
+                act=VERIFY, resident=resident, document=document, doc_type=document.doc_type,
+                officer=officer, department=department, point=self._policies.decision_point(),
+            )
+            now = self._clock.now()  # after loading: later than anything loaded
+            attempt = AttestationAttempt.record(
+                judged, resident_id=document.resident_id, officer=officer,
+                department=department, act=VERIFY, document_id=document.id,
+                doc_type=document.doc_type, request_id=request, at=now,
+            )
+            if not judged.allowed:
+                return Written(document, self._store.save(attempt)), _denied(judged, attempt)
+            document.verify(department, officer, now)
+            return Written(document, self._store.save(attempt, document)), None
 
-        return self._store.retrying(verify)
+        verified, denied = self._store.retrying(verify)
+        if denied is not None:
+            if isinstance(denied, AccessDenied):
+                denied.position = verified.position
+            raise denied
+        return verified
+
+    def _refuse(
+        self,
+        judged: AttestationJudgement,
+        officer: str,
+        department: str,
+        act: str,
+        resident_id: str,
+        document_id: UUID,
+        doc_type: str,
+        request_id: str,
+    ) -> NoReturn:
+        """Record a refused attempt, then raise why it was refused."""
+        attempt = AttestationAttempt.record(
+            judged, resident_id=resident_id, officer=officer, department=department,
+            act=act, document_id=document_id, doc_type=doc_type, request_id=request_id,
+            at=self._clock.now(),
+        )
+        denied = _denied(judged, attempt)
+        position = self._store.save(attempt)
+        if isinstance(denied, AccessDenied):
+            denied.position = position
+        raise denied
 
     def withdraw(self, resident_id: str, document_id: UUID | str) -> Written[Document]:
         """The resident withdraws a document; no department can fetch it again."""
@@ -207,7 +304,7 @@ class Documents:
         content: Source,
         details: DocumentDetails,
         replaces: UUID | str | None,
-        create: Callable[..., Document],
+        create: Callable[..., list[Any]],
     ) -> Written[Document]:
         replaced_id = parse_uuid("replaces", replaces) if replaces is not None else None
         self._residents.active(resident_id)
@@ -233,9 +330,10 @@ class Documents:
             raise
 
     def _record_filing(
-        self, document_id: UUID, fields: dict[str, Any], create: Callable[..., Document]
+        self, document_id: UUID, fields: dict[str, Any], create: Callable[..., list[Any]]
     ) -> Written[Document]:
-        """Event second: the document, the resident's index and any older version, atomically."""
+        """Event second: the document (after the attempt that issued it, if one did), the
+        resident's index and any older version, atomically."""
         resident = self._residents.active(fields["resident_id"])
         old = (
             self._check_replaceable(fields["resident_id"], fields["replaces"], fields["doc_type"])
@@ -243,9 +341,9 @@ class Documents:
             else None
         )
         now = self._clock.now()  # after loading: later than anything loaded
-        document = create(document_id, at=now, **fields)
+        *attempt, document = create(document_id, now, **fields)
         resident.file_document(document.id, now)
-        changed: list[Any] = [resident, document]
+        changed: list[Any] = [*attempt, resident, document]
         if old is not None:
             old.supersede(document.id, now)
             changed.append(old)
@@ -304,6 +402,26 @@ class Documents:
         with contextlib.suppress(Exception):  # the original error is the one to report
             if not self._store.has_events(document_id):
                 self._blobs.delete(blob_key)
+
+
+_STATE_ERRORS: dict[str, type[VaultError]] = {
+    "resident-erased": ResidentErased,
+    "document-withdrawn": DocumentWithdrawn,
+    "document-revoked": DocumentRevoked,
+    "document-superseded": DocumentSuperseded,
+    "already-trusted": AlreadyTrusted,
+}
+
+
+def _denied(judged: AttestationJudgement, attempt: AttestationAttempt) -> VaultError:
+    """Why a recorded attempt was refused, as the officer is told it: the policy's reasons
+    (requirements only), or the state of the resident or the document."""
+    if judged.refused_by_policy:
+        told = tuple(r.for_officer for r in judged.reasons)
+        return AttestationDenied(
+            "; ".join(told), tuple(r.code for r in judged.reasons), told, attempt.id
+        )
+    return _STATE_ERRORS[judged.reasons[0].code](judged.reasons[0].text)
 
 
 def _decrypting(key: bytes, sealed: Iterator[bytes], document: Document) -> Iterator[bytes]:
