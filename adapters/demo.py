@@ -160,8 +160,9 @@ def _grades_then_revoke(
     late = services.residents.record_grades(
         [GradeUpdate(resident_id, Grade.D, now() - timedelta(days=1), sequence=1)]
     )
-    tracks = services.policies.tracks_for(resident_id, "residence-permit")
-    grade = services.residents.resident(resident_id).grade_label
+    resident = services.residents.resident(resident_id)
+    tracks = services.policies.decision_point().tracks("residence-permit", resident.grade)
+    grade = resident.grade_label
     say(
         "The credit platform pushes grades",
         f"grade B, sequence 2 → applied {first.applied}\n"

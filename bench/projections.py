@@ -354,7 +354,7 @@ class Filler:
         department, purpose = service.department, service.purpose
         officer = self.officer(department)
         now = datetime.now(UTC)
-        access, changed = record_fetch(
+        access, _, changed = record_fetch(
             resident=resident,
             resident_id=resident.resident_id,
             document=document,

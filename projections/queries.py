@@ -17,7 +17,6 @@ from projections.schema import active_generation, stamp, unstamp
 from projections.tables import ACCESS, CONSENTS, LIBRARY, RESIDENTS, Table
 from vault.consent import ConsentStatus, consent_status, covers
 from vault.document import DocumentStatus, has_expired
-from vault.errors import ResidentErased, ResidentNotFound
 from vault.judgement import Decides, fetchable
 from vault.ports import DataKeys
 
@@ -173,14 +172,15 @@ class Views:
     ) -> list[LibraryEntry]:
         """The resident's documents the department may fetch now for the purpose, newest
         first from ``before`` (:func:`vault.judgement.fetchable` on the rows, with the
-        decision point in force, asked for once the resident is known). An unknown
-        resident is :class:`ResidentNotFound`, an erased one :class:`ResidentErased`."""
+        decision point in force, asked for once the resident is known). For a resident
+        unknown or erased, none: to an officer they look like one who consented to
+        nothing."""
         resident = self.resident(resident_id)
-        if resident is None:
-            raise ResidentNotFound(f"resident {resident_id} is not registered")
-        if resident.erased:
-            raise ResidentErased(f"resident {resident_id} was erased")
+        if resident is None or resident.erased:
+            return []
         held = self.consents_held(department, now, resident_id=resident_id)
+        if not held:
+            return []
         # Only the rows that can pass are read: current, unexpired, of a type a consent
         # held covers for the purpose (the rule itself is applied to each row again).
         covered = {t for c in held if c.purpose == purpose for t in c.doc_types}

@@ -142,7 +142,8 @@ class BlobMissing(VaultError):
 
 
 class AccessDenied(VaultError):
-    """A department's fetch was refused; the attempt was recorded with every reason."""
+    """A department's fetch was refused. The attempt was recorded with every reason; this
+    error carries what the officer who asked is told (``reason_codes``, ``reasons``)."""
 
     code = "access-denied"
 
@@ -167,6 +168,19 @@ class AttestationDenied(AccessDenied):
     attempt was recorded, and nothing of the document changed."""
 
     code = "attestation-denied"
+
+
+class NoConsent(VaultError):
+    """The resident gave this department no live consent for the purpose (or is not
+    known: an officer cannot tell the two apart)."""
+
+    code = "no-consent"
+
+
+class ServiceNotHandled(VaultError):
+    """The department handles no such service (no rule lets it fetch for it)."""
+
+    code = "service-not-handled"
 
 
 class Contention(VaultError):

@@ -115,6 +115,24 @@ class Judgement:
     def allowed(self) -> bool:
         return not self.reasons
 
+    def told_to_officer(
+        self, *, consented: bool, department: str, purpose: str
+    ) -> tuple[Reason, ...]:
+        """The reasons a refused fetch gives the officer who asked. Where the resident gave
+        the department no consent for the purpose (``consented`` is False) — or is unknown,
+        or erased — only that: an officer cannot tell who is registered, nor learn anything
+        of a resident who consented to nothing. Otherwise every reason, worded as the
+        requirement, never the resident's credit grade."""
+        if not consented:
+            return (
+                Reason(
+                    "no-consent",
+                    f"no consent from the resident lets {department} fetch documents for "
+                    f"{purpose}",
+                ),
+            )
+        return tuple(Reason(r.code, r.for_officer) for r in self.reasons)
+
 
 def judge_fetch(
     *,
@@ -176,7 +194,7 @@ def record_fetch(
     point: Decides,
     request_id: str,
     now: datetime,
-) -> tuple[AccessAttempt, tuple[Any, ...]]:
+) -> tuple[AccessAttempt, Judgement, tuple[Any, ...]]:
     """Judge a fetch and record it: its access event and, when it is allowed, the use of
     the consent and the reuse of the document. Returns the access event and every
     aggregate to save, in one transaction, in this order: the access first, so that the
@@ -211,7 +229,7 @@ def record_fetch(
         at=now,
     )
     if not judgement.allowed:
-        return access, (access,)
+        return access, judgement, (access,)
     assert judgement.consent is not None
     assert document is not None
     judgement.consent.use(
@@ -223,7 +241,7 @@ def record_fetch(
         now=now,
     )
     document.reuse(department, purpose, access.id, now)
-    return access, (access, judgement.consent, document)
+    return access, judgement, (access, judgement.consent, document)
 
 
 def _usable_consent(

@@ -192,8 +192,13 @@ def tracks(
     officer: CurrentOfficer,
     policies: PoliciesDep,
 ) -> TracksOut:
-    """The fast-track tracks (reuse, missing-allowed, commitment, priority) that apply now."""
-    return tracks_out(resident_id, service_id, policies.tracks_for(resident_id, service_id))
+    """The fast-track tracks (reuse, missing-allowed, commitment, priority) that apply now,
+    for a department that handles the service and holds the resident's live consent for it;
+    the reasons name the requirements, not the resident's credit grade."""
+    return tracks_out(
+        resident_id, service_id,
+        policies.tracks_for(resident_id, service_id, department=officer.department),
+    )
 
 
 def _belongs(documents: Documents, resident_id: str, document_id: str) -> None:

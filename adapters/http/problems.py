@@ -38,6 +38,8 @@ _STATUS: tuple[tuple[type[errors.VaultError], int, str], ...] = (
     (errors.ResidentErased, 410, "Resident erased"),
     (errors.AccessDenied, 403, "Access denied"),
     (errors.NotTheIssuer, 403, "Not the issuer"),
+    (errors.NoConsent, 403, "No consent"),
+    (errors.ServiceNotHandled, 403, "Service not handled"),
     (errors.DocumentUnavailable, 409, "Document unavailable"),
     (errors.AlreadyTrusted, 409, "Already trusted"),
     (errors.ConsentAlreadyRevoked, 409, "Consent already revoked"),

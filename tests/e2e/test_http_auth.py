@@ -95,14 +95,15 @@ def _attacks(api: LiveApi) -> dict[str, str]:
 def test_every_token_attack_gets_401(api: LiveApi) -> None:
     client = httpx.Client(base_url=api.base_url)
     ok = client.get(
-        "/v1/services/residence-permit/tracks",
+        "/v1/services/subsistence-allowance/tracks",
         params={"resident_id": "nobody"},
         headers={"Authorization": f"Bearer {_signed(api)}"},
     )
-    assert ok.status_code == 404  # the good token gets past authentication
+    # The good token gets past authentication (to a resident who consented to nothing).
+    assert (ok.status_code, ok.json()["code"]) == (403, "no-consent")
     for name, token in _attacks(api).items():
         response = client.get(
-            "/v1/services/residence-permit/tracks",
+            "/v1/services/subsistence-allowance/tracks",
             params={"resident_id": "nobody"},
             headers={"Authorization": f"Bearer {token}"},
         )
@@ -168,7 +169,8 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
         "officer": 403,
         "other-officer": 403,
     },
-    ("GET", "/v1/services/{service_id}/tracks"): {"officer": 200, "other-officer": 200},
+    # civil-affairs handles the service and holds r1's consent for it; housing handles none.
+    ("GET", "/v1/services/{service_id}/tracks"): {"officer": 200, "other-officer": 403},
     ("GET", "/v1/department/consents"): {"officer": 200, "other-officer": 200},
     ("GET", "/v1/audit/figures"): {"auditor": 200},
     ("POST", "/v1/credit/grades"): {"credit": 200},
@@ -228,7 +230,7 @@ def _fresh_world(api: LiveApi, n: int) -> dict[str, str]:
         "consent_id": consent,
         "resident_id": resident,
         "other_id": other,
-        "service_id": "residence-permit",
+        "service_id": "subsistence-allowance",
     }
 
 

@@ -187,13 +187,30 @@ def test_a_departments_journey(api: LiveApi) -> None:
         403,
         "access-denied",
     )
-    assert denied["reason"] == "no-consent"
-    assert "grade-too-low" in denied["reasons"]
-    assert any("below the B" in text for text in denied["explanations"])
+    # 住建局 holds no consent of 张伟's: it is told that, and nothing of his grade.
+    assert denied["reasons"] == ["no-consent"]
+    assert denied["explanations"] == [
+        "no consent from the resident lets housing fetch documents for housing-subsidy"
+    ]
 
-    tracks = civil.get("/v1/services/residence-permit/tracks", params={"resident_id": "zhang-wei"})
+    _problem(
+        civil.get("/v1/services/residence-permit/tracks", params={"resident_id": "zhang-wei"}),
+        403,
+        "service-not-handled",
+    )
+    _problem(
+        security.get(
+            "/v1/services/residence-permit/tracks", params={"resident_id": "zhang-wei"}
+        ),
+        403,
+        "no-consent",
+    )
+    _consent(me, department="public-security", purpose="residence-permit")
+    tracks = security.get(
+        "/v1/services/residence-permit/tracks", params={"resident_id": "zhang-wei"}
+    )
     assert tracks.json()["tracks"] == []
-    assert tracks.json()["reasons"][0]["code"] == "unrated"
+    assert tracks.json()["reasons"][0] == {"code": "unrated", "text": "no fast-track applies"}
 
     log = me.get("/v1/me/access-log").json()["items"]
     assert [(a["action"], a["department"], a["decision"]) for a in log] == [
@@ -202,6 +219,9 @@ def test_a_departments_journey(api: LiveApi) -> None:
         ("verify", "civil-affairs", "allowed"),
         ("issue", "public-security", "allowed"),
     ]
+    # The resident sees every reason, his grade's too.
+    assert "grade-too-low" in log[0]["reasons"]
+    assert any("below the B" in text for text in log[0]["explanations"])
 
 
 def test_the_credit_platforms_and_the_auditors_journeys(api: LiveApi) -> None:
@@ -240,14 +260,18 @@ def test_the_credit_platforms_and_the_auditors_journeys(api: LiveApi) -> None:
     )
     assert bad["field"] == "updates[1].grade"
     civil = api.client("officer", "officer-li", "civil-affairs")
-    assert civil.get(
+    security = api.client("officer", "officer-zhao", "public-security")
+    me = api.client("resident", "li-na")
+    _consent(me, department="public-security", purpose="residence-permit")
+    assert security.get(
         "/v1/services/residence-permit/tracks", params={"resident_id": "li-na"}
     ).json()["tracks"] == ["reuse", "missing-allowed", "priority"]
-    _problem(
-        civil.get("/v1/services/residence-permit/tracks", params={"resident_id": "new-one"}), 404
+    _problem(  # a new resident (registered by the grade push) consented to nothing
+        security.get("/v1/services/residence-permit/tracks", params={"resident_id": "new-one"}),
+        403,
+        "no-consent",
     )
 
-    me = api.client("resident", "li-na")
     document = _upload(me).json()
     before_consent = datetime.now(UTC)
     _consent(me)
@@ -265,7 +289,7 @@ def test_the_credit_platforms_and_the_auditors_journeys(api: LiveApi) -> None:
     ).json()
     assert replay["grade"] == "A"
     assert [d["document_id"] for d in replay["documents"]] == [document["document_id"]]
-    assert replay["consents"] == []
+    assert [c["department"] for c in replay["consents"]] == ["public-security"]  # not yet 民政局
 
 
 def test_open_endpoints(api: LiveApi) -> None:
@@ -398,7 +422,11 @@ def test_a_write_that_appends_nothing_answers_no_log_position(api: LiveApi) -> N
     """Not the position of an earlier request's write served by the same thread, nor
     of a read that wrote (the first reading of the policy publishes the default one)."""
     platform = api.client("credit-platform", "credit-platform")
-    civil = api.client("officer", "officer-li", "civil-affairs")
+    security = api.client("officer", "officer-zhao", "public-security")
+    _consent(
+        api.client("resident", "zhao-lei"), department="public-security",
+        purpose="residence-permit",
+    )
     now = datetime.now(UTC).isoformat()
 
     def push(sequence: int) -> httpx.Response:
@@ -408,7 +436,7 @@ def test_a_write_that_appends_nothing_answers_no_log_position(api: LiveApi) -> N
 
     assert "x-log-position" in push(1).headers
     for sequence in range(2, 7):
-        tracks = civil.get(
+        tracks = security.get(
             "/v1/services/residence-permit/tracks", params={"resident_id": "zhao-lei"}
         )
         assert tracks.status_code == 200

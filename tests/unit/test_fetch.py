@@ -16,7 +16,14 @@ from tests.support import MovableClock, fetchable_documents, memory_vault
 from vault.access import ACCESS_TOPIC, AccessAttempt
 from vault.consent import USED_TOPIC
 from vault.document import REUSED_TOPIC
-from vault.errors import AccessDenied, InvalidInput, InvalidPolicy, ResidentErased
+from vault.errors import (
+    AccessDenied,
+    InvalidInput,
+    InvalidPolicy,
+    NoConsent,
+    ResidentErased,
+    ServiceNotHandled,
+)
 from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
 from vault.services.fetches import RecordedFetch
 
@@ -58,15 +65,22 @@ def _accesses(vault: Core) -> list[AccessAttempt]:
     return [vault.application.repository.get(n.originator_id) for n in notifications]
 
 
-def _denied_for(vault: Core, document_id: Any, **overrides: str) -> tuple[str, ...]:
+def _denied(vault: Core, document_id: Any, **overrides: str) -> AccessDenied:
+    """The denial the officer gets; exactly one access event was recorded for it."""
     before = len(_accesses(vault))
     with pytest.raises(AccessDenied) as denied:
         _fetch(vault, document_id, **overrides)
     accesses = _accesses(vault)
     assert len(accesses) == before + 1, "a denied fetch records exactly one access event"
     assert not accesses[-1].allowed
-    assert accesses[-1].reason_codes == denied.value.reason_codes
-    return denied.value.reason_codes
+    assert accesses[-1].id == denied.value.access_id
+    return denied.value
+
+
+def _denied_for(vault: Core, document_id: Any, **overrides: str) -> tuple[str, ...]:
+    """Every reason the denial was recorded with (what the resident and auditors see)."""
+    _denied(vault, document_id, **overrides)
+    return _accesses(vault)[-1].reason_codes
 
 
 def test_allowed_fetch_streams_the_bytes_and_records_the_access(
@@ -103,6 +117,31 @@ def test_unknown_resident_is_denied(vault: Core) -> None:
     )
 
 
+def test_to_an_officer_an_unknown_resident_looks_like_one_who_consented_to_nothing(
+    vault: Core, clock: MovableClock
+) -> None:
+    document = vault.documents.submit("r1", [b"card"], ID_CARD).value
+    _grant(vault, clock, department="housing", purpose="housing-subsidy")  # not to civil-affairs
+    vault.residents.erase("r1")
+    vault.documents.submit("r2", [b"card"], ID_CARD)
+    told = [
+        _denied(vault, document_id, resident_id=resident)
+        for resident, document_id in (
+            ("nobody", "00000000-0000-0000-0000-000000000001"),  # unknown
+            ("r2", "00000000-0000-0000-0000-000000000001"),  # registered, no consent
+            ("r2", document.id),  # another resident's document
+            ("r1", document.id),  # erased
+        )
+    ]
+    assert {(d.reason_codes, d.reasons) for d in told} == {
+        (
+            ("no-consent",),
+            ("no consent from the resident lets civil-affairs fetch documents for "
+             "subsistence-allowance",),
+        )
+    }
+
+
 def test_erased_resident_is_denied(vault: Core, clock: MovableClock) -> None:
     document = vault.documents.submit("r1", [b"card"], ID_CARD).value
     _grant(vault, clock)
@@ -110,6 +149,7 @@ def test_erased_resident_is_denied(vault: Core, clock: MovableClock) -> None:
     codes = _denied_for(vault, document.id)
     assert codes[0] == "resident-erased"
     assert "no-consent" in codes
+    assert _denied(vault, document.id).reason_codes == ("no-consent",)
 
 
 def test_another_residents_document_is_not_found(vault: Core, clock: MovableClock) -> None:
@@ -212,6 +252,13 @@ def test_grade_and_trust_below_the_rule_are_both_named(vault: Core, clock: Movab
         "credit grade C is below the B housing-subsidy requires",
         "document trust level C is below the B housing-subsidy requires",
     )
+    # The officer is told the requirement, never the resident's grade (personal data).
+    told = _denied(vault, document.id, department="housing", purpose="housing-subsidy")
+    assert told.reason_codes == ("grade-too-low", "trust-too-low")
+    assert told.reasons == (
+        "housing-subsidy requires credit grade B or better",
+        "document trust level C is below the B housing-subsidy requires",
+    )
 
 
 def test_verification_and_a_better_grade_turn_the_denial_into_an_allow(
@@ -257,26 +304,53 @@ def test_fetchable_documents_lists_only_what_may_be_fetched(
 # Fast-track tracks
 
 
+PERMIT = {"department": "public-security", "purpose": "residence-permit"}
+
+
+def _tracks(vault: Core, resident: str = "r1", department: str = "public-security") -> Any:
+    return vault.policies.tracks_for(resident, "residence-permit", department=department)
+
+
 def test_tracks_follow_the_grade_at_once(vault: Core, clock: MovableClock) -> None:
-    vault.residents.register("r1")
-    assert vault.policies.tracks_for("r1", "residence-permit").tracks == ()
+    _grant(vault, clock, **PERMIT)
+    assert _tracks(vault).tracks == ()
     vault.residents.record_grades([GradeUpdate("r1", Grade.A, clock.now(), 1)])
-    assert vault.policies.tracks_for("r1", "residence-permit").tracks == (
-        "reuse", "missing-allowed", "priority"
-    )
+    assert _tracks(vault).tracks == ("reuse", "missing-allowed", "priority")
     vault.residents.record_grades([GradeUpdate("r1", Grade.C, clock.now(), 2)])
-    assert vault.policies.tracks_for("r1", "residence-permit").tracks == ("reuse",)
+    assert _tracks(vault).tracks == ("reuse",)
     vault.residents.record_grades([GradeUpdate("r1", Grade.D, clock.now(), 3)])
-    decision = vault.policies.tracks_for("r1", "residence-permit")
+    decision = _tracks(vault)
     assert decision.tracks == ()
-    assert "needs grade C or better, the resident has D" in decision.reasons[0].text
+    # The department is told the requirement, never the resident's grade.
+    assert decision.reasons[0].text == "reuse: needs grade C or better: not met"
+    assert not any("D" in r.text for r in decision.reasons)
 
 
-def test_tracks_for_an_erased_resident_are_refused(vault: Core) -> None:
-    vault.residents.register("r1")
+def test_tracks_for_an_erased_resident_are_refused_as_for_no_consent(
+    vault: Core, clock: MovableClock
+) -> None:
+    _grant(vault, clock, **PERMIT)
     vault.residents.erase("r1")
-    with pytest.raises(ResidentErased):
-        vault.policies.tracks_for("r1", "residence-permit")
+    with pytest.raises(NoConsent):
+        _tracks(vault)
+
+
+def test_tracks_go_only_to_a_department_that_handles_the_service_with_live_consent(
+    vault: Core, clock: MovableClock
+) -> None:
+    vault.residents.record_grades([GradeUpdate("r1", Grade.A, clock.now(), 1)])
+    with pytest.raises(ServiceNotHandled):
+        _tracks(vault, department="tax")
+    with pytest.raises(NoConsent):
+        _tracks(vault)  # handles it, but holds no consent
+    with pytest.raises(NoConsent) as unknown:
+        _tracks(vault, resident="nobody-knows")
+    consent = _grant(vault, clock, **PERMIT)
+    assert _tracks(vault).tracks == ("reuse", "missing-allowed", "priority")
+    vault.consents.revoke("r1", consent.id)
+    with pytest.raises(NoConsent) as revoked:
+        _tracks(vault)
+    assert str(unknown.value) == str(revoked.value)
 
 
 # Policy versions

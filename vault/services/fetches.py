@@ -18,7 +18,7 @@ from vault.document import Document
 from vault.errors import AccessDenied, ConsentNotFound
 from vault.ids import check_identifier, check_resident_id, parse_uuid, resident_aggregate_id
 from vault.inputs import check_text
-from vault.judgement import record_fetch
+from vault.judgement import Judgement, record_fetch
 from vault.ports import Clock
 from vault.resident import Resident
 from vault.services.documents import Documents
@@ -170,9 +170,9 @@ class Fetches:
         now = self._clock.now()  # after loading: later than anything loaded
         events: list[Any] = []
         aggregates: dict[UUID, Any] = {}
-        judged: list[tuple[AccessAttempt, Document | None, int]] = []
+        judged: list[tuple[FetchRequest, AccessAttempt, Judgement, Document | None, bool, int]] = []
         for r, resident, document, consents in states:
-            access, changed = record_fetch(
+            access, judgement, changed = record_fetch(
                 resident=resident,
                 resident_id=r.resident_id,
                 document=document,
@@ -188,7 +188,7 @@ class Fetches:
             for aggregate in changed:
                 events.extend(aggregate.collect_events())
                 aggregates[aggregate.id] = aggregate
-            judged.append((access, document, len(events)))
+            judged.append((r, access, judgement, document, bool(consents), len(events)))
         # The events in their order; then the aggregates, their events collected already,
         # so that the application knows them as saved (it caches them itself only when
         # it does not fast-forward; here ``remember`` below does).
@@ -201,17 +201,19 @@ class Fetches:
             log.exception("could not cache the aggregates a batch of fetches saved")
             self._store.forget(*(a.id for a in saved))
         outcomes: list[RecordedFetch | Exception] = []
-        for access, document, events_so_far in judged:
+        for r, access, judgement, document, consented, events_so_far in judged:
             position = positions[events_so_far - 1]
             if access.allowed and document is not None:
                 outcomes.append(RecordedFetch(access, document, position))
                 continue
-            reasons = access.reasons if isinstance(access.reasons, tuple) else ()
+            told = judgement.told_to_officer(
+                consented=consented, department=r.department, purpose=r.purpose
+            )
             outcomes.append(
                 AccessDenied(
-                    "; ".join(reasons or access.reason_codes),
-                    access.reason_codes,
-                    reasons,
+                    "; ".join(reason.text for reason in told),
+                    tuple(reason.code for reason in told),
+                    tuple(reason.text for reason in told),
                     access.id,
                     position,
                 )

@@ -7,12 +7,14 @@ import threading
 import time
 from collections import OrderedDict
 
-from policy.decision import DecisionPoint, TrackDecision
+from policy.decision import DecisionPoint, Reason, TrackDecision
 from policy.rules import PolicyError, default_policy_text, model_text
-from vault.errors import InvalidPolicy, UnknownPolicyVersion
-from vault.ids import check_identifier
+from vault.consent import Consent, ConsentStatus
+from vault.errors import InvalidPolicy, NoConsent, ServiceNotHandled, UnknownPolicyVersion
+from vault.ids import check_identifier, check_resident_id, resident_aggregate_id
 from vault.policies import REGISTRY_ID, PolicyRegistry, PolicyVersion
 from vault.ports import Clock
+from vault.resident import Resident
 from vault.services.residents import Residents
 from vault.store import Store, Written
 
@@ -98,11 +100,30 @@ class Policies:
                 points.popitem(last=False)
         return point
 
-    def tracks_for(self, resident_id: str, service: str) -> TrackDecision:
-        """The fast-track tracks that apply to the resident for a service, with reasons."""
+    def tracks_for(self, resident_id: str, service: str, *, department: str) -> TrackDecision:
+        """The fast-track tracks that apply to the resident for a service, with reasons, as
+        a department is told them: only a department that handles the service
+        (:class:`ServiceNotHandled` otherwise) and holds the resident's live consent for it
+        (:class:`NoConsent` otherwise, as for a resident it cannot tell is registered);
+        the reasons name the requirements, never the resident's credit grade."""
         check_identifier("service_id", service)
-        resident = self._residents.active(resident_id)
-        return self.decision_point().tracks(service, resident.grade)
+        check_identifier("department", department)
+        check_resident_id(resident_id)
+        point = self.decision_point()
+        if not point.handles(department, service):
+            raise ServiceNotHandled(f"{department} handles no service {service}")
+        resident = self._store.find(resident_aggregate_id(resident_id))
+        now = self._clock.now()
+        if not isinstance(resident, Resident) or resident.is_erased or not any(
+            isinstance(consent, Consent) and consent.status(now) is ConsentStatus.ACTIVE
+            for consent in map(self._store.find, resident.consents_for(department, service))
+        ):
+            raise NoConsent(
+                f"no live consent from the resident lets {department} act for {service}"
+            )
+        decided = point.tracks(service, resident.grade)
+        told = tuple(Reason(r.code, r.for_officer) for r in decided.reasons)
+        return TrackDecision(decided.tracks, told, decided.policy_version)
 
     def _registry(self) -> PolicyRegistry | None:
         registry = self._store.find(REGISTRY_ID)

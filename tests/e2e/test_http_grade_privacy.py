@@ -1,0 +1,140 @@
+"""A resident's credit grade is personal: what an officer is told depends on it only through
+the decision it led to, never by naming it (invariant 4, and issue 15's finding that
+fast-track answers and denial explanations said "the resident has D").
+
+Two residents alike in everything but their grades are fetched, listed and asked about by
+officers; wherever the two decisions come out the same, the two responses (bodies,
+headers, problems) must be the same too, but for the ids in them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.samples import sample_pdf
+from policy.scales import Grade
+from tests.e2e.conftest import LiveApi
+
+CARD = sample_pdf("an ID card")
+VOLATILE_HEADERS = {"date", "x-request-id", "x-access-id", "x-log-position", "content-length"}
+VOLATILE_FIELDS = {"access_id", "request_id", "instance", "policy_version", "created_at"}
+_count = itertools.count()
+
+
+def _resident(api: LiveApi, name: str, grade: Grade | None, verified: bool) -> dict[str, str]:
+    me = api.client("resident", name)
+    document = me.post(
+        "/v1/me/documents",
+        data={"doc_type": "id-card", "title": "居民身份证"},
+        files={"file": ("id.pdf", CARD, "application/pdf")},
+    ).json()["document_id"]
+    if verified:
+        api.client("officer", "officer-zhou", "housing").post(
+            f"/v1/residents/{name}/documents/{document}/verify"
+        )
+    until = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    for department, purpose in (
+        ("housing", "housing-subsidy"),
+        ("civil-affairs", "subsistence-allowance"),
+        ("public-security", "residence-permit"),
+    ):
+        me.post(
+            "/v1/me/consents",
+            json={"department": department, "doc_types": ["id-card"], "purpose": purpose,
+                  "expires_at": until},
+        )
+    if grade is not None:
+        api.client("credit-platform", "credit-platform").post(
+            "/v1/credit/grades",
+            json={"updates": [{"resident_id": name, "grade": grade.value, "sequence": 1,
+                               "effective_at": datetime.now(UTC).isoformat()}]},
+        )
+    return {"resident": name, "document": document}
+
+
+def _asks(api: LiveApi, who: dict[str, str]) -> dict[str, httpx.Response]:
+    """What officers ask of one resident, by what they ask."""
+    resident, document = who["resident"], who["document"]
+    housing = api.client("officer", "officer-zhou", "housing")
+    civil = api.client("officer", "officer-li", "civil-affairs")
+    security = api.client("officer", "officer-zhao", "public-security")
+    content = f"/v1/residents/{resident}/documents/{document}/content"
+    return {
+        "housing fetch": housing.get(content, params={"purpose": "housing-subsidy"}),
+        "civil fetch": civil.get(content, params={"purpose": "subsistence-allowance"}),
+        "housing listing": housing.get(
+            f"/v1/residents/{resident}/documents", params={"purpose": "housing-subsidy"}
+        ),
+        "security tracks": security.get(
+            "/v1/services/residence-permit/tracks", params={"resident_id": resident}
+        ),
+        "civil tracks": civil.get(
+            "/v1/services/subsistence-allowance/tracks", params={"resident_id": resident}
+        ),
+    }
+
+
+def _decision(response: httpx.Response) -> Any:
+    """What the officer legitimately learns: the outcome, as codes and lists."""
+    if response.headers.get("content-type", "").startswith("application/pdf"):
+        return response.status_code
+    body = response.json()
+    return (
+        response.status_code,
+        body.get("reasons") if isinstance(body.get("reasons"), list) else None,
+        body.get("tracks"),
+        len(body.get("items", [])),
+    )
+
+
+def _seen(response: httpx.Response, who: dict[str, str]) -> Any:
+    """The whole response, ids made alike."""
+    headers = {k: v for k, v in response.headers.items() if k not in VOLATILE_HEADERS}
+    if not response.headers.get("content-type", "").startswith(("application/json",
+                                                                "application/problem+json")):
+        return response.status_code, headers, response.content
+    text = response.text.replace(who["resident"], "R").replace(who["document"], "D")
+    body = json.loads(text)
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: scrub(v) for k, v in value.items() if k not in VOLATILE_FIELDS}
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return value
+
+    return response.status_code, headers, scrub(body)
+
+
+grades = st.sampled_from([None, *Grade])
+
+
+@settings(
+    max_examples=12,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(first=grades, second=grades, verified=st.booleans())
+def test_what_an_officer_is_told_never_depends_on_the_grade_but_through_the_decision(
+    api: LiveApi, first: Grade | None, second: Grade | None, verified: bool
+) -> None:
+    n = next(_count)
+    a = _resident(api, f"ra-{n:04d}", first, verified)
+    b = _resident(api, f"rb-{n:04d}", second, verified)
+    asked_a, asked_b = _asks(api, a), _asks(api, b)
+    for what in asked_a:
+        one, other = asked_a[what], asked_b[what]
+        if _decision(one) == _decision(other):
+            assert _seen(one, a) == _seen(other, b), (what, first, second)
+        told = one.text + other.text
+        for grade in {first, second} - {None}:
+            assert grade is not None
+            named = re.search(rf"(grade|has) {grade.value}\b(?! or better)", told)
+            assert named is None, (what, told)
