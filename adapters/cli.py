@@ -272,6 +272,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from adapters.community import print_welcome, seed
     from adapters.http.app import create_app
+    from adapters.http.server import SERVER_OPTIONS
 
     with open_services(settings) as services:
         if args.demo:
@@ -288,14 +289,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             # harmless).
             uvicorn.run(
                 create_app(services, owns_services=True), host=args.host, port=args.port,
-                access_log=False, log_level="warning",
+                **SERVER_OPTIONS,
             )
             return EXIT_OK
     # Each worker opens the same stores from the same settings.
     os.environ["CIVICVAULT_DATA_DIR"] = str(settings.data_dir)
     uvicorn.run(
         "adapters.http.app:app_from_environment", factory=True, workers=args.workers,
-        host=args.host, port=args.port, access_log=False, log_level="warning",
+        host=args.host, port=args.port, **SERVER_OPTIONS,
     )
     return EXIT_OK
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from limits import parse
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -34,6 +35,26 @@ class Settings(BaseSettings):
         default=None, description="target of `civicvault keys rotate-master` (base64)"
     )
     max_document_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_json_bytes: int = Field(
+        default=64 * 1024, gt=0, description="the largest JSON body a route takes"
+    )
+    max_grade_push_bytes: int = Field(
+        default=8 * 1024 * 1024, gt=0,
+        description="the largest body of a credit-grade push (about 50,000 updates)",
+    )
+    max_header_bytes: int = Field(
+        default=32 * 1024, ge=1024,
+        description="the largest request line and header block; more is a 431",
+    )
+    rate_limit_fetches: str = Field(
+        default="600/minute", description="document fetches per officer (moving window)"
+    )
+    rate_limit_writes: str = Field(
+        default="120/minute", description="writes (POST, PUT, DELETE) per principal"
+    )
+    rate_limit_failed_authentications: str = Field(
+        default="30/minute", description="failed authentications per client address"
+    )
     gc_grace_seconds: int = Field(default=24 * 3600, ge=300)
     key_cache_seconds: float = Field(default=2.0, ge=0)
     postgres_pool_size: int = Field(default=5, ge=1)
@@ -73,6 +94,19 @@ class Settings(BaseSettings):
         description="aggregates kept in memory per process and brought up to date on each read "
         "(0 turns the cache off)",
     )
+
+    @field_validator(
+        "rate_limit_fetches", "rate_limit_writes", "rate_limit_failed_authentications"
+    )
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            amount = parse(value).amount
+        except ValueError:
+            amount = 0
+        if amount < 1:
+            raise ValueError("must read like 600/minute (or 10/second, 1000/hour)")
+        return value
 
     @field_validator("database_url")
     @classmethod

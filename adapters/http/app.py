@@ -13,8 +13,10 @@ from fastapi import FastAPI
 
 from adapters.http import audit, credit, departments, public, residents
 from adapters.http.apidocs import install_api_docs
+from adapters.http.guard import Guard, limits_from
 from adapters.http.observability import Metrics, Observe, configure_logging
 from adapters.http.problems import install_problem_handlers
+from adapters.http.server import BoundedHttpToolsProtocol
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services
 from keys.tokens import ExternalIssuer, TokenVerifier
@@ -32,6 +34,7 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
     unless ``CIVICVAULT_PROJECTIONS_IN_PROCESS`` is false."""
     settings = services.settings
     configure_logging(settings.log_level)
+    BoundedHttpToolsProtocol.max_header_bytes = settings.max_header_bytes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,11 +66,13 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
     metrics = Metrics()
     app.state.services = services
     app.state.metrics = metrics
-    app.state.verifier = token_verifier(services, settings)
+    app.state.verifier = verifier = token_verifier(services, settings)
     services.application.on_recorded.append(metrics.events.inc)
     metrics.watch_lag(services.view_runner.lag)
     metrics.watch_ledger(lambda: ledger_lag(services))
     install_problem_handlers(app)
+    # The last added runs first: every request is observed, then guarded.
+    app.add_middleware(Guard, verifier=verifier, limits=limits_from(settings))
     app.add_middleware(Observe, metrics=metrics)
     for router in (
         residents.router, departments.router, credit.router, audit.router, public.router

@@ -20,6 +20,10 @@ from vault.inputs import DocumentDetails
 
 SPOOL_IN_MEMORY = 1024 * 1024
 MAX_FIELD_BYTES = 8 * 1024
+MAX_PARTS = 8
+"""The file and a few form fields; a flood of small parts is refused."""
+MAX_BOUNDARY = 70
+"""RFC 2046: a multipart boundary is 1 to 70 characters."""
 _MAGIC = {
     "application/pdf": (b"%PDF-",),
     "image/png": (b"\x89PNG\r\n\x1a\n",),
@@ -124,23 +128,32 @@ async def read_upload(request: Request, limit: int) -> Upload:
     boundary = options.get(b"boundary")
     if media_type != b"multipart/form-data" or not boundary:
         raise _unsupported("send the document as multipart/form-data")
-    declared_length = request.headers.get("content-length", "")
-    if declared_length.isdigit() and int(declared_length) > limit + 64 * 1024:
-        raise _too_large(limit)
+    if len(boundary) > MAX_BOUNDARY:
+        raise Problem(
+            400, "malformed-body", "Malformed body",
+            f"the multipart boundary is over {MAX_BOUNDARY} characters",
+        )
     receiver = _Receiver(limit)
     parser = MultipartParser(boundary, receiver.callbacks())
     try:
         async for chunk in request.stream():
-            parser.write(chunk)
-        parser.finalize()
-    except Problem:
+            _parsed(parser.write, chunk)
+        _parsed(parser.finalize)
+    except BaseException:
         receiver.upload.close()
         raise
-    except Exception as e:  # the parser's own errors: a malformed body
-        receiver.upload.close()
-        raise Problem(400, "malformed-body", "Malformed body", f"multipart body: {e}") from None
     receiver.upload.stream()  # a body without a file part is refused here, before any work
     return receiver.upload
+
+
+def _parsed(step: Any, *args: Any) -> None:
+    """Feed the parser; its own errors (a malformed body) are a 400."""
+    try:
+        step(*args)
+    except Problem:
+        raise
+    except Exception as e:
+        raise Problem(400, "malformed-body", "Malformed body", f"multipart body: {e}") from None
 
 
 class _Receiver:
@@ -154,6 +167,7 @@ class _Receiver:
         self.header_value = b""
         self.name = ""
         self.field = b""
+        self.parts = 0
 
     def callbacks(self) -> MultipartCallbacks:
         return {
@@ -167,13 +181,28 @@ class _Receiver:
         }
 
     def part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise Problem(
+                413, "too-large", "Payload too large",
+                f"the form has more than {MAX_PARTS} parts",
+            )
         self.headers, self.name, self.field = {}, "", b""
 
     def header_field(self, data: bytes, start: int, end: int) -> None:
         self.header_name += data[start:end]
+        self._bound_headers()
 
     def header_value_data(self, data: bytes, start: int, end: int) -> None:
         self.header_value += data[start:end]
+        self._bound_headers()
+
+    def _bound_headers(self) -> None:
+        if len(self.header_name) + len(self.header_value) > MAX_FIELD_BYTES:
+            raise Problem(
+                413, "too-large", "Payload too large",
+                f"a part's header is over {MAX_FIELD_BYTES} bytes",
+            )
 
     def header_end(self) -> None:
         self.headers[self.header_name.lower()] = self.header_value

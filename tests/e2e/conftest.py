@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 
 from adapters.http.app import create_app
+from adapters.http.server import server_config
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services
 from keys.master import MasterKey
@@ -75,9 +76,7 @@ def _serve(
 ) -> tuple[uvicorn.Server, threading.Thread, str]:
     """Serve ``app`` on a loopback port from a thread of its own, which first runs
     ``before_serving`` (as ``serve --demo`` seeds in the thread that then serves)."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, access_log=False, log_level="warning")
-    )
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=0))
 
     def run() -> None:
         if before_serving is not None:

@@ -24,7 +24,10 @@ from policy.scales import Grade
 from tests.e2e.conftest import LiveApi
 
 CARD = sample_pdf("an ID card")
-VOLATILE_HEADERS = {"date", "x-request-id", "x-access-id", "x-log-position", "content-length"}
+VOLATILE_HEADERS = {
+    "date", "x-request-id", "x-access-id", "x-log-position", "content-length",
+    "ratelimit-remaining", "ratelimit-reset",
+}
 VOLATILE_FIELDS = {"access_id", "request_id", "instance", "policy_version", "created_at"}
 _count = itertools.count()
 

@@ -1,0 +1,188 @@
+"""Nothing is parsed before the caller is authenticated, nothing unbounded is held, and
+nobody may call as often as they like (issue 15, item 2). Over a real socket where the
+point is what the server reads and when."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from adapters.samples import sample_pdf
+from tests.e2e.conftest import LiveApi
+
+
+def _exchange(api: LiveApi, head: str, body: bytes = b"", *, read: int = 65536) -> str:
+    """Send a request head (and body bytes) over a socket; what the server answers within
+    5 s, without our sending anything more."""
+    url = urlparse(api.base_url)
+    with socket.create_connection((url.hostname, url.port), timeout=5) as s:
+        s.sendall(head.encode("latin-1") + b"\r\n" + body)
+        answer = b""
+        try:
+            while chunk := s.recv(read):
+                answer += chunk
+                if b"\r\n\r\n" in answer and len(answer) > 200:
+                    break
+        except TimeoutError:
+            pass
+    return answer.decode("latin-1", errors="replace")
+
+
+def _head(path: str, *headers: str, method: str = "POST") -> str:
+    return "\r\n".join([f"{method} {path} HTTP/1.1", "Host: x", *headers, ""])
+
+
+def test_a_body_is_not_read_before_the_caller_is_authenticated(api: LiveApi) -> None:
+    """A 60 MiB body announced without a token is answered at once, none of it sent."""
+    answer = _exchange(
+        api,
+        _head("/v1/me/consents", "Content-Type: application/json",
+              f"Content-Length: {60 * 1024 * 1024}"),
+    )
+    assert answer.startswith("HTTP/1.1 401"), answer
+    assert "missing-token" in answer
+
+
+def test_a_body_over_its_routes_limit_is_refused_before_it_is_read(api: LiveApi) -> None:
+    token = api.token("resident", "zhang-wei")
+    answer = _exchange(
+        api,
+        _head("/v1/me/consents", f"Authorization: Bearer {token}",
+              "Content-Type: application/json", f"Content-Length: {60 * 1024 * 1024}"),
+    )
+    assert answer.startswith("HTTP/1.1 413"), answer
+
+
+def test_a_streamed_body_is_cut_off_at_its_routes_limit(api: LiveApi) -> None:
+    token = api.token("resident", "zhang-wei")
+    chunk = b"x" * 16384
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(8)) + b"0\r\n\r\n"
+    answer = _exchange(
+        api,
+        _head("/v1/me/consents", f"Authorization: Bearer {token}",
+              "Content-Type: application/json", "Transfer-Encoding: chunked"),
+        body,
+    )
+    assert answer.startswith("HTTP/1.1 413"), answer
+
+
+def test_a_header_block_over_the_bound_is_refused_431(api: LiveApi) -> None:
+    answer = _exchange(api, _head("/v1/me/documents", "X-Filler: " + "a" * 200_000,
+                                  method="GET"))
+    assert answer.startswith("HTTP/1.1 431"), answer[:200]
+
+
+def test_headers_within_the_bound_are_served_on_a_kept_alive_connection(api: LiveApi) -> None:
+    url = urlparse(api.base_url)
+    request = _head("/healthz", "X-Filler: " + "a" * 20_000, method="GET").encode() + b"\r\n"
+    with socket.create_connection((url.hostname, url.port), timeout=5) as s:
+        for _ in range(3):  # each request on the connection is counted afresh
+            s.sendall(request)
+            answer = s.recv(65536).decode()
+            assert answer.startswith("HTTP/1.1 200"), answer
+
+
+def test_a_flood_of_small_form_fields_is_refused(api: LiveApi) -> None:
+    me = api.client("resident", "zhang-wei")
+    fields = {f"f{i}": "x" for i in range(50)}
+    answer = me.post(
+        "/v1/me/documents",
+        data={"doc_type": "id-card", "title": "x", **fields},
+        files={"file": ("x.pdf", sample_pdf(), "application/pdf")},
+    )
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["code"] == "too-large"
+
+
+def test_a_boundary_longer_than_the_standard_allows_is_a_400(api: LiveApi) -> None:
+    token = api.token("resident", "zhang-wei")
+    boundary = "b" * 300
+    answer = _exchange(
+        api,
+        _head("/v1/me/documents", f"Authorization: Bearer {token}",
+              f"Content-Type: multipart/form-data; boundary={boundary}", "Content-Length: 0"),
+    )
+    assert answer.startswith("HTTP/1.1 400"), answer
+
+
+def _limited(factory: Callable[..., LiveApi], **limits: Any) -> LiveApi:
+    return factory(**limits)
+
+
+def test_fetches_over_the_limit_get_429_and_record_nothing(
+    live_api_factory: Callable[..., LiveApi],
+) -> None:
+    api = _limited(live_api_factory, rate_limit_fetches="3/minute")
+    officer = api.client("officer", "officer-li", "civil-affairs")
+    url = "/v1/residents/nobody/documents/00000000-0000-0000-0000-000000000001/content"
+    answers = [officer.get(url, params={"purpose": "subsistence-allowance"}) for _ in range(4)]
+    assert [a.status_code for a in answers] == [403, 403, 403, 429]  # denied ones count too
+    assert answers[0].headers["ratelimit-limit"] == "3"
+    assert answers[2].headers["ratelimit-remaining"] == "0"
+    refused = answers[3]
+    assert refused.json()["code"] == "too-many-requests"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    api.services.view_runner.catch_up()
+    audited = api.services.views.accesses(limit=10)
+    assert len(audited) == 3  # the refused request was never judged, so never recorded
+    other = api.client("officer", "officer-zhou", "housing")  # each officer counts apart
+    assert other.get(url, params={"purpose": "housing-subsidy"}).status_code == 403
+
+
+def test_writes_over_the_limit_get_429(live_api_factory: Callable[..., LiveApi]) -> None:
+    api = _limited(live_api_factory, rate_limit_writes="2/minute")
+    me = api.client("resident", "zhang-wei")
+    answers = [me.post("/v1/me/erase") for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 410, 429]
+
+
+def test_failed_authentications_per_address_are_limited(
+    live_api_factory: Callable[..., LiveApi],
+) -> None:
+    api = _limited(live_api_factory, rate_limit_failed_authentications="3/minute")
+    anyone = api.client()
+    statuses = [
+        anyone.get("/v1/me/documents", headers={"Authorization": "Bearer forged"}).status_code
+        for _ in range(4)
+    ]
+    assert statuses == [401, 401, 401, 429]
+    good = api.client("resident", "zhang-wei")  # a valid token still gets in
+    assert good.get("/v1/me/documents").status_code == 200
+
+
+@pytest.mark.parametrize("value", ["lots", "ten/minute", "0/minute", "10/fortnight"])
+def test_a_rate_limit_setting_that_does_not_parse_is_refused(value: str) -> None:
+    from pydantic import ValidationError
+
+    from adapters.settings import Settings
+
+    with pytest.raises(ValidationError):
+        Settings(rate_limit_fetches=value)
+
+
+def test_an_upload_is_cut_off_when_its_whole_body_passes_the_bound(
+    live_api_factory: Callable[..., LiveApi],
+) -> None:
+    """Bytes the form parser skips (an epilogue after the last part) still count."""
+    api = live_api_factory(max_document_bytes=1024)
+    token = api.token("resident", "zhang-wei")
+    form = (
+        b"--b\r\nContent-Disposition: form-data; name=\"doc_type\"\r\n\r\nid-card\r\n"
+        b"--b\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nx\r\n"
+        b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.pdf\"\r\n"
+        b"Content-Type: application/pdf\r\n\r\n%PDF-1.4 tiny\r\n--b--\r\n"
+    )
+    epilogue = b"e" * (400 * 1024)
+    chunks = [form, *(epilogue[i : i + 32768] for i in range(0, len(epilogue), 32768))]
+    body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+    answer = _exchange(
+        api,
+        _head("/v1/me/documents", f"Authorization: Bearer {token}",
+              "Content-Type: multipart/form-data; boundary=b", "Transfer-Encoding: chunked"),
+        body,
+    )
+    assert answer.startswith("HTTP/1.1 413"), answer[:300]
