@@ -8,8 +8,10 @@ import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from keys.files import fsync_dir
+from vault.errors import BlobStoreUnavailable
 from vault.ports import BlobInfo, BlobNotFound
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,127}){0,7}")
@@ -29,10 +31,10 @@ class LocalBlobStore:
 
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex}")
         written = 0
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "xb") as f:
                 for chunk in chunks:
                     f.write(chunk)
@@ -40,10 +42,15 @@ class LocalBlobStore:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+            fsync_dir(path.parent)
+        except OSError as e:  # a full or failing disk: the store, not the request
+            tmp.unlink(missing_ok=True)
+            raise BlobStoreUnavailable(
+                f"the blob store could not store a document: {e.strerror}"
+            ) from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        fsync_dir(path.parent)
         return written
 
     def get(self, key: str) -> Iterator[bytes]:
@@ -51,6 +58,10 @@ class LocalBlobStore:
             f = open(self._path(key), "rb")  # noqa: SIM115 - closed by the generator
         except FileNotFoundError:
             raise BlobNotFound(key) from None
+        except OSError as e:
+            raise BlobStoreUnavailable(
+                f"the blob store could not read a document: {e.strerror}"
+            ) from None
         return _read_and_close(f)
 
     def exists(self, key: str) -> bool:
@@ -88,7 +99,12 @@ class LocalBlobStore:
         return path
 
 
-def _read_and_close(f: object) -> Iterator[bytes]:
-    with f:  # type: ignore[attr-defined]
-        while piece := f.read(READ_BYTES):  # type: ignore[attr-defined]
-            yield piece
+def _read_and_close(f: BinaryIO) -> Iterator[bytes]:
+    with f:
+        try:
+            while piece := f.read(READ_BYTES):
+                yield piece
+        except OSError as e:
+            raise BlobStoreUnavailable(
+                f"the blob store could not read a document: {e.strerror}"
+            ) from None

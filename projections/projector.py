@@ -24,8 +24,8 @@ from projections.schema import stamp, stamp_iso
 from projections.tables import ACCESS, CONSENTS, LIBRARY, RESIDENTS, Table
 from vault.access import ACCESS_TOPIC, AccessAttempt
 from vault.attestation import AttestationAttempt
-from vault.consent import USED_TOPIC, Consent
-from vault.document import REUSED_TOPIC, Document
+from vault.consent import USE_RETURNED_TOPIC, USED_TOPIC, Consent
+from vault.document import REUSE_RETURNED_TOPIC, REUSED_TOPIC, Document
 from vault.markers import Erased
 from vault.ports import DataKeys
 from vault.resident import Resident
@@ -60,13 +60,18 @@ class Projector:
             "Consent.Revoked": self._consent_revoked,
             _ACCESS_RECORDED: self._access_recorded,
             _ATTESTATION_RECORDED: self._attestation_recorded,
+            "AccessAttempt.Undelivered": self._access_undelivered,
         }
         # Events that change only a count, counted in the log by the database
         # (:meth:`add_counts`), never read: by topic, the table, column and key they count in.
-        self._counted: dict[str, tuple[str, str, str]] = {
-            REUSED_TOPIC: (self.library, "reuse_count", "document_id"),
-            USED_TOPIC: (self.consents, "uses", "consent_id"),
+        self._counted: dict[tuple[str, str, str], dict[str, int]] = {
+            (self.library, "reuse_count", "document_id"): {
+                REUSED_TOPIC: 1, REUSE_RETURNED_TOPIC: -1,
+            },
+            (self.consents, "uses", "consent_id"): {USED_TOPIC: 1, USE_RETURNED_TOPIC: -1},
         }
+        """Events that only change a count, never read: by the table, column and key they
+        count in, each topic with what it adds (a use given back takes one away)."""
         # Events taken in from their stored state, undecoded (see :meth:`take_stored`).
         self._stored: dict[str, Callable[[UUID | str, dict[str, Any], int], None]] = {
             ACCESS_TOPIC: self._access_stored,
@@ -135,27 +140,36 @@ class Projector:
         each table from that (one statement, its updates in ``WITH`` clauses); SQLite,
         which has no updates there, takes one statement per counter."""
         log = self.log
+        topics = tuple(t for signs in self._counted.values() for t in signs)
         counting = (
             f"SELECT topic, {log.aggregate_id} AS k, COUNT(*) AS n FROM {log.name} "
             f"WHERE {log.position} BETWEEN ? AND ? AND topic IN "
-            f"({', '.join('?' * len(self._counted))}) GROUP BY topic, {log.aggregate_id}"
+            f"({', '.join('?' * len(topics))}) GROUP BY topic, {log.aggregate_id}"
         )
-        updates = [
-            (f"UPDATE {table} AS t SET {column} = t.{column} + c.n FROM counted AS c "
-             f"WHERE c.topic = ? AND t.{key} = c.k", topic)
-            for topic, (table, column, key) in self._counted.items()
-        ]
-        topics = tuple(self._counted)
+        # One update per counter, of the net count of its topics for each row: two
+        # updates of one row in one statement would not both take effect on PostgreSQL.
+        updates: list[tuple[str, tuple[Any, ...]]] = []
+        for (table, column, key), signs in self._counted.items():
+            cases = " ".join(f"WHEN ? THEN {int(sign)}" for sign in signs.values())
+            net = (
+                f"SELECT k, SUM(n * CASE topic {cases} END) AS n FROM counted "
+                f"WHERE topic IN ({', '.join('?' * len(signs))}) GROUP BY k"
+            )
+            params = (*signs, *signs)
+            updates.append(
+                (f"UPDATE {table} AS t SET {column} = t.{column} + d.n FROM ({net}) AS d "
+                 f"WHERE t.{key} = d.k", params)
+            )
         if self.db.sqlite:
-            for update, topic in updates:
-                write(f"WITH counted AS ({counting}) {update}", (first, last, *topics, topic))
+            for update, params in updates:
+                write(f"WITH counted AS ({counting}) {update}", (first, last, *topics, *params))
             return
-        *others, (final, final_topic) = updates
+        *others, (final, final_params) = updates
         clauses = [f"counted AS MATERIALIZED ({counting})"]
         clauses += [f"u{n} AS ({update})" for n, (update, _) in enumerate(others)]
         write(
             f"WITH {', '.join(clauses)} {final}",
-            (first, last, *topics, *(topic for _, topic in others), final_topic),
+            (first, last, *topics, *(p for _, params in others for p in params), *final_params),
         )
 
     def copy_inserts(self, run: Run) -> None:
@@ -277,6 +291,10 @@ class Projector:
                 at=stamp(e.at), action=e.act,
             ),
         )
+
+    def _access_undelivered(self, e: Any, position: int) -> None:
+        self._assign(f"UPDATE {self.access} SET undelivered = ? WHERE access_id = ?",
+            (e.reason, str(e.originator_id)))
 
     def _access_stored(self, access_id: UUID | str, state: dict[str, Any], position: int) -> None:
         # The stored fields copied as they are, the sealed ones too: nothing opened,

@@ -97,6 +97,8 @@ class AccessEntry:
     at: datetime
     action: str = "fetch"
     """``fetch``, or ``issue`` / ``verify`` for an attestation."""
+    undelivered: str | None = None
+    """Why an allowed fetch's bytes never went out (it was charged nothing), if they did not."""
 
 
 @dataclass(frozen=True)
@@ -358,7 +360,7 @@ class Views:
             allowed=bool(row.allowed), reason_codes=tuple(json.loads(row.reason_codes)),
             reasons=tuple(personal["reasons"]) if personal else None,
             policy_version=row.policy_version, rule=row.rule, request_id=row.request_id,
-            at=_when(row.at), action=row.action,
+            at=_when(row.at), action=row.action, undelivered=row.undelivered,
         )
 
 

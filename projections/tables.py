@@ -226,6 +226,7 @@ ACCESS = Table(
         Column("request_id", "text"),
         Column("at", "text"),
         Column("action", "text", default="fetch"),  # fetch, or issue / verify (attestations)
+        Column("undelivered", "text", null=True),  # why an allowed fetch's bytes never went out
     ),
     key=("access_id",),
     unique=("position",),

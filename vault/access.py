@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, event
 
 from vault.aggregate import VaultAggregate
 from vault.markers import Erased
@@ -72,6 +72,22 @@ class AccessAttempt(VaultAggregate):
         self.rule = rule
         self.request_id = request_id
         self.at = at
+        self.undelivered: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        """An allowed fetch whose bytes went out (or were about to)."""
+        return self.allowed and self.undelivered is None
+
+    def undeliver(self, reason: str, at: datetime) -> None:
+        """Note that an allowed fetch's bytes never went out, and why (a stable code, such
+        as ``range-not-satisfiable`` or ``blob-store-unavailable``)."""
+        if self.undelivered is None:
+            self._undelivered(reason, at, timestamp=at)
+
+    @event("Undelivered")
+    def _undelivered(self, reason: str, at: datetime, timestamp: datetime) -> None:
+        self.undelivered = reason
 
     @classmethod
     def record(cls, **fields: Any) -> AccessAttempt:

@@ -178,6 +178,15 @@ class Consent(VaultAggregate):
         self._count_use()
         self.version = version
 
+    def return_use(self, access_id: UUID, at: datetime) -> None:
+        """Give back the use a fetch took whose bytes never went out (the blob could not be
+        read): a consent is charged only for what was delivered."""
+        self._use_returned(access_id, at, timestamp=at)
+
+    @event("UseReturned")
+    def _use_returned(self, access_id: UUID, at: datetime, timestamp: datetime) -> None:
+        self.uses -= 1
+
     def revoke(self, at: datetime) -> None:
         """The resident withdraws consent; no later use can succeed."""
         if self.revoked_at is not None:
@@ -190,5 +199,6 @@ class Consent(VaultAggregate):
 
 
 USED_TOPIC = f"{__name__}:Consent.Used"
+USE_RETURNED_TOPIC = f"{__name__}:Consent.UseReturned"
 """The stored topic of :class:`Consent`'s ``Used`` event (the class is made by ``@event``):
 folds that only need the count read it without decoding (:meth:`Consent.apply_use`)."""

@@ -182,6 +182,14 @@ class Document(VaultAggregate):
         self._count_reuse()
         self.version = version
 
+    def return_reuse(self, access_id: UUID, at: datetime) -> None:
+        """Take back the reuse of a fetch whose bytes never went out."""
+        self._reuse_returned(access_id, at, timestamp=at)
+
+    @event("ReuseReturned")
+    def _reuse_returned(self, access_id: UUID, at: datetime, timestamp: datetime) -> None:
+        self.reuse_count -= 1
+
     def supersede(self, by: UUID, at: datetime) -> None:
         """A newer version of the same document replaces this one."""
         self.check_available()
@@ -227,5 +235,6 @@ class Document(VaultAggregate):
 
 
 REUSED_TOPIC = f"{__name__}:Document.Reused"
+REUSE_RETURNED_TOPIC = f"{__name__}:Document.ReuseReturned"
 """The stored topic of :class:`Document`'s ``Reused`` event (the class is made by ``@event``):
 folds that only need the count read it without decoding (:meth:`Document.apply_reuse`)."""

@@ -49,6 +49,10 @@ class ConsentNotFound(NotFound):
     code = "consent-not-found"
 
 
+class AccessNotFound(NotFound):
+    code = "access-not-found"
+
+
 class UnknownPolicyVersion(NotFound):
     """No policy of that version (content hash) was ever published."""
 
@@ -139,6 +143,26 @@ class BlobMissing(VaultError):
     """An event refers to a blob the store does not have: an integrity failure."""
 
     code = "blob-missing"
+
+
+class BlobStoreUnavailable(VaultError):
+    """The blob store could not be reached (or failed): nothing was stored or read. Try
+    again later."""
+
+    code = "blob-store-unavailable"
+
+
+class RangeNotSatisfiable(VaultError):
+    """An allowed fetch asked for bytes the document does not have; the attempt was recorded,
+    nothing went out and nothing was charged."""
+
+    code = "range-not-satisfiable"
+
+    def __init__(self, size: int, access_id: object, position: int | None) -> None:
+        super().__init__(f"the document has {size} bytes")
+        self.size = size
+        self.access_id = access_id
+        self.position = position
 
 
 class AccessDenied(VaultError):

@@ -80,6 +80,36 @@ class ConsentRequest:
 
 
 @dataclass(frozen=True)
+class ByteRange:
+    """One range of a document's bytes, as ``Range: bytes=first-last`` asks: from ``first``
+    to ``last`` (included; to the end when None), or the last ``suffix`` bytes."""
+
+    first: int | None
+    last: int | None
+
+    def __post_init__(self) -> None:
+        for value in (self.first, self.last):
+            if value is not None and not 0 <= value <= MAX_SEQUENCE:
+                raise InvalidInput("range", "is not a range of bytes this API can serve")
+        if self.first is None and self.last is None:
+            raise InvalidInput("range", "names no bytes")
+        if self.first is not None and self.last is not None and self.first > self.last:
+            raise InvalidInput("range", "ends before it starts")
+
+    def span(self, size: int) -> tuple[int, int] | None:
+        """The bytes [start, stop) of a document of ``size`` bytes; None if it has none of
+        them."""
+        if self.first is None:  # a suffix: the last N bytes
+            assert self.last is not None
+            start = max(size - self.last, 0)
+            return (start, size) if self.last > 0 and size > 0 else None
+        if self.first >= size:
+            return None
+        stop = size if self.last is None else min(self.last + 1, size)
+        return self.first, stop
+
+
+@dataclass(frozen=True)
 class GradeUpdate:
     """One row pushed by the credit platform."""
 

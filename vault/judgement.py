@@ -19,6 +19,7 @@ from vault.access import AccessAttempt
 from vault.consent import Consent, ConsentStatus
 from vault.document import Document
 from vault.errors import ConsentDenied, DocumentUnavailable
+from vault.inputs import ByteRange
 from vault.resident import Resident
 
 
@@ -194,9 +195,11 @@ def record_fetch(
     point: Decides,
     request_id: str,
     now: datetime,
+    byte_range: ByteRange | None = None,
 ) -> tuple[AccessAttempt, Judgement, tuple[Any, ...]]:
-    """Judge a fetch and record it: its access event and, when it is allowed, the use of
-    the consent and the reuse of the document. Returns the access event and every
+    """Judge a fetch and record it: its access event and, when it is allowed and the bytes
+    asked for (``byte_range``, all by default) are there to go out, the use of the consent
+    and the reuse of the document. Returns the access event, the judgement and every
     aggregate to save, in one transaction, in this order: the access first, so that the
     state just before it in the log is the state it was judged on (re-adjudication folds
     the log in order)."""
@@ -230,8 +233,12 @@ def record_fetch(
     )
     if not judgement.allowed:
         return access, judgement, (access,)
-    assert judgement.consent is not None
     assert document is not None
+    if byte_range is not None and byte_range.span(document.size) is None:
+        # Allowed, but nothing of the document can go out: recorded so, charged nothing.
+        access.undeliver("range-not-satisfiable", now)
+        return access, judgement, (access,)
+    assert judgement.consent is not None
     judgement.consent.use(
         department=department,
         doc_type=document.doc_type,

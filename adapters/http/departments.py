@@ -21,7 +21,7 @@ from adapters.http.deps import (
     ViewsDep,
     answer_position,
 )
-from adapters.http.downloads import content_response
+from adapters.http.downloads import content_response, requested_range
 from adapters.http.observability import Metrics
 from adapters.http.paging import Cursor, Limit, Page, decode_cursor, paged
 from adapters.http.schemas import (
@@ -96,6 +96,8 @@ def consents_held(
         200: {"content": {t: {} for t in ACCEPTED_TYPES}},
         206: {"description": "a range"},
         403: {"description": "denied, with the reason; the attempt is recorded"},
+        416: {"description": "a range malformed, or one the document cannot satisfy"},
+        503: {"description": "the blob store is unreachable; nothing was charged"},
     },
 )
 async def fetch_document(
@@ -105,10 +107,14 @@ async def fetch_document(
     request: Request,
     officer: CurrentOfficer,
     fetches: FetchesDep,
-    documents: DocumentsDep,
 ) -> Response:
-    """Fetch a document for a purpose; the access event is committed before any byte is sent."""
+    """Fetch a document for a purpose; the access event is committed before any byte is sent,
+    and a fetch is charged (its consent's use) only when its bytes can go out: a malformed
+    range is refused before it is judged, one the document cannot satisfy is recorded
+    undelivered, and if the bytes cannot be read the use is given back (503 when the blob
+    store is unreachable)."""
     metrics: Metrics = request.app.state.metrics
+    wanted = requested_range(request)
     try:
         recorded = await asyncio.wrap_future(
             fetches.submit(
@@ -118,6 +124,7 @@ async def fetch_document(
                 document_id=document_id,
                 purpose=purpose,
                 request_id=request.state.request_id,
+                byte_range=wanted,
             )
         )
     except AccessDenied as denied:
@@ -129,7 +136,7 @@ async def fetch_document(
         "X-Log-Position": str(recorded.position),
     }
     return await content_response(
-        request, recorded.document, partial(documents.content, recorded.document), headers
+        request, recorded.document, partial(fetches.open, recorded), headers, wanted
     )
 
 

@@ -12,9 +12,31 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from adapters.http.problems import Problem
 from vault.document import Document
+from vault.errors import InvalidInput
+from vault.inputs import ByteRange
 from vault.markers import Erased
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
+
+
+def requested_range(request: Request) -> ByteRange | None:
+    """The single byte range the request asks for (``Range: bytes=first-last``), checked as
+    far as it can be without the document: a malformed one is a 416 before anything is done
+    (a fetch is not even judged)."""
+    wanted = request.headers.get("range")
+    if wanted is None:
+        return None
+    match = _RANGE.fullmatch(wanted.strip())
+    try:
+        if match is None:
+            raise InvalidInput("range", "is not of the form bytes=start-end")
+        first, last = (int(g) if g else None for g in match.groups())
+        return ByteRange(first, last)
+    except InvalidInput:
+        raise Problem(
+            416, "range-not-satisfiable", "Range not satisfiable",
+            "only one range of the form bytes=start-end is supported",
+        ) from None
 
 
 async def content_response(
@@ -22,8 +44,10 @@ async def content_response(
     document: Document,
     open_content: Callable[[], Iterator[bytes]],
     headers: dict[str, str],
+    wanted: ByteRange | None = None,
 ) -> Response:
-    """The whole document (200) or the single range asked for (206); 416 if out of bounds.
+    """The whole document (200) or the single range ``wanted`` (206); 416 if the document
+    has none of its bytes.
 
     ``open_content`` (key unwrap, blob open, decryption) runs on a worker thread together
     with reading the first piece, so that an error in either is still a problem response.
@@ -36,13 +60,17 @@ async def content_response(
         base["ETag"] = f'"{document.content_sha256}"'
     if isinstance(document.filename, str):
         base["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(document.filename)}"
-    wanted = request.headers.get("range")
     status = 200
     piece: tuple[int, int] | None = None
     if wanted is not None:
-        start, end = _parse_range(wanted, size)
-        base["Content-Range"] = f"bytes {start}-{end}/{size}"
-        piece, status = (start, end + 1), 206
+        piece = wanted.span(size)
+        if piece is None:
+            raise Problem(
+                416, "range-not-satisfiable", "Range not satisfiable",
+                f"the document has {size} bytes", headers={"Content-Range": f"bytes */{size}"},
+            )
+        base["Content-Range"] = f"bytes {piece[0]}-{piece[1] - 1}/{size}"
+        status = 206
     base["Content-Length"] = str(piece[1] - piece[0] if piece else size)
     first, rest = await run_in_threadpool(_opened, open_content, piece)
     if rest is None:  # it was all in the first piece: nothing left to stream
@@ -75,29 +103,6 @@ async def _body(first: bytes, rest: Iterator[bytes]) -> AsyncIterator[bytes]:
     yield first
     async for piece in iterate_in_threadpool(rest):
         yield piece
-
-
-def _parse_range(header: str, size: int) -> tuple[int, int]:
-    match = _RANGE.fullmatch(header.strip())
-    if match is None or match.group(1) == match.group(2) == "":
-        raise Problem(
-            416, "range-not-satisfiable", "Range not satisfiable",
-            "only one range of the form bytes=start-end is supported",
-            headers={"Content-Range": f"bytes */{size}"},
-        )
-    first, last = match.groups()
-    if first == "":  # a suffix: the last N bytes
-        start, end = max(size - int(last), 0), size - 1
-    else:
-        start = int(first)
-        end = min(int(last), size - 1) if last else size - 1
-    if start >= size or start > end:
-        raise Problem(
-            416, "range-not-satisfiable", "Range not satisfiable",
-            f"the document has {size} bytes",
-            headers={"Content-Range": f"bytes */{size}"},
-        )
-    return start, end
 
 
 SEND_BYTES = 1024 * 1024

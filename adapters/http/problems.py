@@ -45,6 +45,8 @@ _STATUS: tuple[tuple[type[errors.VaultError], int, str], ...] = (
     (errors.ConsentAlreadyRevoked, 409, "Consent already revoked"),
     (errors.ConsentDenied, 409, "Consent does not allow this"),
     (errors.Contention, 503, "Busy"),
+    (errors.BlobStoreUnavailable, 503, "Blob store unavailable"),
+    (errors.RangeNotSatisfiable, 416, "Range not satisfiable"),
     (errors.ContentCorrupted, 500, "Stored content failed its integrity check"),
     (errors.BlobMissing, 500, "Stored content is missing"),
 )
@@ -102,8 +104,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         if status >= 500:
             log.error("integrity failure: %s", exc.code)
         headers = {"Retry-After": "1"} if isinstance(exc, errors.Contention) else None
+        if isinstance(exc, errors.BlobStoreUnavailable):
+            headers = {"Retry-After": "5"}
         if isinstance(exc, errors.AccessDenied) and exc.position is not None:
             headers = {"X-Log-Position": str(exc.position)}
+        if isinstance(exc, errors.RangeNotSatisfiable):
+            extra = {"access_id": str(exc.access_id)}
+            headers = {"Content-Range": f"bytes */{exc.size}"}
+            if exc.position is not None:
+                headers["X-Log-Position"] = str(exc.position)
         return problem_response(status, exc.code, title, str(exc), request, headers, **extra)
 
     @app.exception_handler(RequestValidationError)

@@ -20,7 +20,7 @@ from adapters.http.deps import (
     ViewsDep,
     answer_position,
 )
-from adapters.http.downloads import content_response
+from adapters.http.downloads import content_response, requested_range
 from adapters.http.paging import Cursor, Limit, Page, decode_cursor, paged
 from adapters.http.schemas import (
     AccessLogPage,
@@ -91,7 +91,9 @@ async def document_content(
     document_id: str, request: Request, resident: CurrentResident, documents: DocumentsDep
 ) -> Response:
     found = await run_in_threadpool(documents.document, resident, document_id)
-    return await content_response(request, found, partial(documents.content, found), {})
+    return await content_response(
+        request, found, partial(documents.content, found), {}, requested_range(request)
+    )
 
 
 @router.delete("/documents/{document_id}")

@@ -120,6 +120,11 @@ class AccessOut(BaseModel):
     purpose: str | None = Field(description="the service a fetch was for; null otherwise")
     consent_id: str | None
     decision: Literal["allowed", "denied"]
+    undelivered: str | None = Field(
+        default=None,
+        description="why an allowed fetch's bytes never went out (range-not-satisfiable, "
+        "blob-store-unavailable, ...): it was charged nothing",
+    )
     reasons: list[str]
     explanations: list[str] | None = Field(description="null once the resident is erased")
     policy_version: str
@@ -277,6 +282,7 @@ def access_entry_out(entry: AccessEntry) -> AccessOut:
         purpose=entry.purpose,
         consent_id=entry.consent_id,
         decision="allowed" if entry.allowed else "denied",
+        undelivered=entry.undelivered,
         reasons=list(entry.reason_codes),
         explanations=list(entry.reasons) if entry.reasons is not None else None,
         policy_version=entry.policy_version,

@@ -3,6 +3,7 @@ recorded, allowed ones charged to their consent, all of it group-committed."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
@@ -15,9 +16,16 @@ from vault.access import AccessAttempt
 from vault.batching import Batcher
 from vault.consent import Consent
 from vault.document import Document
-from vault.errors import AccessDenied, ConsentNotFound
+from vault.errors import (
+    AccessDenied,
+    AccessNotFound,
+    ConsentNotFound,
+    DocumentNotFound,
+    RangeNotSatisfiable,
+    VaultError,
+)
 from vault.ids import check_identifier, check_resident_id, parse_uuid, resident_aggregate_id
-from vault.inputs import check_text
+from vault.inputs import ByteRange, check_text
 from vault.judgement import Judgement, record_fetch
 from vault.ports import Clock
 from vault.resident import Resident
@@ -41,6 +49,7 @@ class FetchRequest:
     document_id: UUID
     purpose: str
     request_id: str
+    byte_range: ByteRange | None = None
 
 
 @dataclass(frozen=True)
@@ -95,8 +104,22 @@ class Fetches:
             purpose=purpose,
             request_id=request_id,
         ).result()
-        content = self._documents.content(recorded.document)
-        return Fetched(recorded.access, recorded.document, content, recorded.position)
+        return Fetched(
+            recorded.access, recorded.document, self.open(recorded), recorded.position
+        )
+
+    def open(self, recorded: RecordedFetch) -> Iterator[bytes]:
+        """The bytes of a recorded fetch, decrypted as they stream. If they cannot be opened
+        — the blob store unreachable, the blob missing or altered, the key shredded — none
+        went out: the fetch is noted undelivered and charged nothing
+        (:meth:`undeliver`), and the error is raised."""
+        try:
+            content = self._documents.content(recorded.document)
+            first = next(content, b"")
+        except VaultError as e:
+            self.undeliver(recorded, e.code)
+            raise
+        return itertools.chain((first,), content)
 
     def submit(
         self,
@@ -107,9 +130,12 @@ class Fetches:
         document_id: UUID | str,
         purpose: str,
         request_id: str | None = None,
+        byte_range: ByteRange | None = None,
     ) -> Future[RecordedFetch]:
         """Ask to fetch a resident's document for a purpose; the future ends with the
-        committed fetch, or :class:`AccessDenied` with every reason.
+        committed fetch, or :class:`AccessDenied` with the reasons the officer is told, or
+        :class:`RangeNotSatisfiable` when it is allowed but the document has none of the
+        bytes of ``byte_range`` (recorded so, nothing charged).
 
         Every attempt, allowed or denied, records exactly one access event, and it is
         committed before the future ends. An allowed fetch consumes one use of the consent
@@ -133,8 +159,33 @@ class Fetches:
             document_id=parse_uuid("document_id", document_id),
             purpose=purpose,
             request_id=check_text("request_id", request_id or uuid4().hex, 128),
+            byte_range=byte_range,
         )
         return self._batcher.submit(request)
+
+    def undeliver(self, fetched: RecordedFetch, reason: str) -> int | None:
+        """An allowed fetch whose bytes could not go out after all (the blob store could not
+        be reached, say): note why on its access event and give back its consent's use
+        and its document's reuse, in one transaction. Returns the log position reached."""
+        check_identifier("reason", reason)
+
+        def undeliver() -> int | None:
+            access = self._store.get(AccessAttempt, fetched.access.id, AccessNotFound)
+            if access.undelivered is not None:
+                return None
+            now = self._clock.now()
+            access.undeliver(reason, now)
+            changed: list[Any] = [access]
+            if access.consent_id is not None:
+                consent = self._store.get(Consent, access.consent_id, ConsentNotFound)
+                consent.return_use(access.id, now)
+                changed.append(consent)
+            document = self._store.get(Document, access.document_id, DocumentNotFound)
+            document.return_reuse(access.id, now)
+            changed.append(document)
+            return self._store.save(*changed)
+
+        return self._store.retrying(undeliver)
 
     def close(self) -> None:
         """Serve the fetches already asked for, then stop the serving thread."""
@@ -184,6 +235,7 @@ class Fetches:
                 point=point,
                 request_id=r.request_id,
                 now=now,
+                byte_range=r.byte_range,
             )
             for aggregate in changed:
                 events.extend(aggregate.collect_events())
@@ -204,7 +256,10 @@ class Fetches:
         for r, access, judgement, document, consented, events_so_far in judged:
             position = positions[events_so_far - 1]
             if access.allowed and document is not None:
-                outcomes.append(RecordedFetch(access, document, position))
+                if access.undelivered is None:
+                    outcomes.append(RecordedFetch(access, document, position))
+                else:
+                    outcomes.append(RangeNotSatisfiable(document.size, access.id, position))
                 continue
             told = judgement.told_to_officer(
                 consented=consented, department=r.department, purpose=r.purpose
