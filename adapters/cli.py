@@ -25,13 +25,14 @@ from keys.errors import BadMasterKey, KeyLayerError
 from keys.files import fsync_dir
 from keys.master import MasterKey, write_key_file
 from keys.resident_keys import rotate_master
-from keys.tokens import ROLES, issue_token
+from keys.tokens import ROLES, SUBJECT_RULE, is_subject, issue_token
 from projections.evidence import BundleError, NothingToExport, export_bundle, verify_bundle
 from projections.ledger import Checkpoint
 from projections.ledger import verify as verify_ledger
 from projections.runner import RebuildRunning
 from vault.errors import InvalidInput, InvalidPolicy, VaultError
-from vault.ids import check_identifier, check_resident_id
+from vault.ids import check_resident_id
+from vault.inputs import check_known
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -305,8 +306,17 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     if args.role == "officer" and not args.dept:
         raise UsageError("an officer's token needs --dept DEPARTMENT")
     if args.dept is not None:
-        check_identifier("dept", args.dept)
+        check_known("dept", "department", args.dept)
+    if not is_subject(args.subject):
+        raise UsageError(SUBJECT_RULE.replace("sub ", "the subject ", 1))
+    if args.role == "resident":
+        check_resident_id(args.subject)
     ttl = args.ttl if args.ttl is not None else settings.token_ttl_seconds
+    if ttl > settings.token_max_lifetime_seconds:
+        raise UsageError(
+            f"--ttl {ttl} is longer than the {settings.token_max_lifetime_seconds} s a token "
+            "may live (CIVICVAULT_TOKEN_MAX_LIFETIME_SECONDS)"
+        )
     with open_services(settings) as services:
         token = issue_token(
             services.signing.current("tokens"),

@@ -91,7 +91,7 @@ def print_welcome(services: Services, base_url: str, out: TextIO) -> None:
     """URLs, a token per actor, and three curl lines to try."""
     settings = services.settings
     key = services.signing.current("tokens")
-    ttl = timedelta(hours=12)
+    ttl = min(timedelta(hours=12), timedelta(seconds=settings.token_max_lifetime_seconds))
 
     def token(role: Role, subject: str, department: str | None = None) -> str:
         return issue_token(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from limits import parse
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".civicvault")
@@ -61,7 +61,13 @@ class Settings(BaseSettings):
     token_issuer: str = "civicvault"  # noqa: S105 - a name, not a secret
     token_audience: str = "civicvault-api"  # noqa: S105 - a name, not a secret
     token_leeway_seconds: int = Field(default=30, ge=0, le=300)
-    token_ttl_seconds: int = Field(default=3600, gt=0)
+    token_ttl_seconds: int = Field(
+        default=3600, gt=0, description="how long a token `civicvault token` mints is valid"
+    )
+    token_max_lifetime_seconds: int = Field(
+        default=24 * 3600, gt=0, le=30 * 24 * 3600,
+        description="the longest validity (exp minus iat) of a token the vault accepts",
+    )
     external_issuer: str | None = Field(
         default=None, description="an identity provider whose tokens are also accepted"
     )
@@ -107,6 +113,15 @@ class Settings(BaseSettings):
         if amount < 1:
             raise ValueError("must read like 600/minute (or 10/second, 1000/hour)")
         return value
+
+    @model_validator(mode="after")
+    def _ttl_within_lifetime(self) -> Settings:
+        if self.token_ttl_seconds > self.token_max_lifetime_seconds:
+            raise ValueError(
+                "token_ttl_seconds must not exceed token_max_lifetime_seconds "
+                f"({self.token_max_lifetime_seconds})"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod

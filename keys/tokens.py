@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 import uuid
@@ -29,6 +30,17 @@ ROLES: tuple[Role, ...] = ("resident", "officer", "auditor", "credit-platform")
 OWN_ALGORITHMS: tuple[str, ...] = ("EdDSA",)
 EXTERNAL_ALGORITHMS: tuple[str, ...] = ("EdDSA", "ES256", "RS256")
 _REQUIRED = ["exp", "iat", "nbf", "iss", "aud", "sub"]
+# A subject or department is an identifier, printable and short: it is logged, shown on
+# pages and (for a resident) names an aggregate. UUIDs and e-mail addresses fit.
+_SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}")
+_DEPARTMENT = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+SUBJECT_RULE = "sub must be 1 to 128 letters, digits and ._@:+- starting with a letter or digit"
+MAX_LIFETIME = timedelta(hours=24)
+
+
+def is_subject(value: object) -> bool:
+    """Whether ``value`` may be a token's subject."""
+    return isinstance(value, str) and _SUBJECT.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,10 @@ def issue_token(
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if role == "officer" and not department:
         raise ValueError("an officer's token needs a department")
+    if not is_subject(subject):
+        raise ValueError(SUBJECT_RULE)
+    if ttl.total_seconds() <= 0:
+        raise ValueError("a token's lifetime must be positive")
     claims: dict[str, Any] = {
         "iss": issuer,
         "aud": audience,
@@ -87,10 +103,14 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         leeway: timedelta = timedelta(seconds=30),
+        max_lifetime: timedelta = MAX_LIFETIME,
         external: ExternalIssuer | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        """``now`` is the clock tokens' times are judged by."""
+        """``now`` is the clock tokens' times are judged by; a token valid for longer than
+        ``max_lifetime`` (``exp`` minus ``iat`` or ``nbf``) is refused, so a leaked one
+        cannot outlive a day however it was minted."""
+        self._max_lifetime = max_lifetime.total_seconds()
         self._own_keys = own_keys
         self._now = now
         self._cached_keys: Mapping[str, Ed25519PublicKey] = {}
@@ -168,7 +188,9 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as e:
             raise InvalidToken(str(e)) from None
-        _check_times(claims, self._now().timestamp(), self._leeway.total_seconds())
+        _check_times(
+            claims, self._now().timestamp(), self._leeway.total_seconds(), self._max_lifetime
+        )
         principal = _principal(claims)
         return principal, _Verified(principal, float(claims["exp"]), kid, is_external)
 
@@ -187,15 +209,21 @@ class TokenVerifier:
         return self._cached_keys.get(kid)
 
 
-def _check_times(claims: Mapping[str, Any], now: float, leeway: float) -> None:
+def _check_times(
+    claims: Mapping[str, Any], now: float, leeway: float, max_lifetime: float
+) -> None:
     """``iat`` and ``nbf`` not after ``now``, ``exp`` after it, each within ``leeway``
-    seconds; each a whole number of seconds."""
+    seconds; each a JSON integer (seconds since the epoch: RFC 7519 allows fractions, this
+    vault never mints them and refuses them); ``exp`` at most ``max_lifetime`` after both
+    ``iat`` and ``nbf``."""
     times: dict[str, int] = {}
     for name in ("iat", "nbf", "exp"):
-        try:
-            times[name] = int(claims[name])
-        except (ValueError, TypeError, OverflowError):
-            raise InvalidToken(f"the {name} claim must be an integer") from None
+        value = claims[name]
+        if type(value) is not int:  # not 1.5, not "1", not true
+            raise InvalidToken(f"the {name} claim must be an integer")
+        times[name] = value
+    if times["exp"] - min(times["iat"], times["nbf"]) > max_lifetime:
+        raise InvalidToken(f"the token is valid for longer than {int(max_lifetime)} s")
     if times["iat"] > now + leeway:
         raise InvalidToken("The token is not yet valid (iat)")
     if times["nbf"] > now + leeway:
@@ -222,12 +250,17 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
     if role not in ROLES:
         raise InvalidToken(f"role {role!r} is not one of {', '.join(ROLES)}")
     subject = claims["sub"]
-    if not isinstance(subject, str) or not subject:
-        raise InvalidToken("sub must be a non-empty string")
+    if not is_subject(subject):
+        raise InvalidToken(SUBJECT_RULE)
     department = claims.get("dept")
-    if role == "officer" and (not isinstance(department, str) or not department):
+    if role == "officer" and (
+        not isinstance(department, str) or not _DEPARTMENT.fullmatch(department)
+        or len(department) > 64
+    ):
         raise InvalidToken("an officer's token must name its department (dept)")
     jti = claims.get("jti")
+    if jti is not None and (not isinstance(jti, str) or len(jti) > 128):
+        raise InvalidToken("jti must be a string of at most 128 characters")
     return Principal(
         subject=subject,
         role=role,

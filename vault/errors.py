@@ -9,6 +9,9 @@ class VaultError(Exception):
     """Base class; ``code`` is stable and machine-readable, the message is for people."""
 
     code: ClassVar[str] = "vault-error"
+    position: int | None = None
+    """The log position the failed command still reached (it recorded the attempt, say),
+    for a reader who wants to see that record."""
 
 
 class InvalidInput(VaultError):

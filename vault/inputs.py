@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from policy.catalogue import Kind, catalogue
 from policy.scales import Grade
 from vault.errors import InvalidInput
 from vault.ids import check_identifier, check_resident_id
 
 _CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Control (Cc), format (Cf: bidi overrides, zero-width marks), surrogate (Cs) and
+# private-use (Co) characters: none belongs in a name a person reads, and each can make
+# a page or a log line say something other than what it holds.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co"})
 MAX_TITLE = 200
 MAX_FILENAME = 255
 MAX_USES_LIMIT = 1_000_000
@@ -30,7 +35,7 @@ class DocumentDetails:
     expires_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        check_identifier("doc_type", self.doc_type)
+        check_known("doc_type", "doc_type", self.doc_type)
         check_text("title", self.title, MAX_TITLE)
         if not isinstance(self.content_type, str) or not _CONTENT_TYPE.fullmatch(
             self.content_type
@@ -56,14 +61,14 @@ class ConsentRequest:
     max_uses: int | None = None
 
     def __post_init__(self) -> None:
-        check_identifier("department", self.department)
-        check_identifier("purpose", self.purpose)
+        check_known("department", "department", self.department)
+        check_known("purpose", "service", self.purpose)
         if isinstance(self.doc_types, str) or not isinstance(self.doc_types, Sequence):
             raise InvalidInput("doc_types", "must be a list of document types")
         if not self.doc_types:
             raise InvalidInput("doc_types", "must name at least one document type")
         for doc_type in self.doc_types:
-            check_identifier("doc_types", doc_type)
+            check_known("doc_types", "doc_type", doc_type)
         if len(set(self.doc_types)) != len(self.doc_types):
             raise InvalidInput("doc_types", "lists a document type twice")
         check_aware("valid_until", self.valid_until)
@@ -137,13 +142,33 @@ def check_grade_updates(rows: Sequence[GradeUpdate]) -> None:
             raise InvalidInput(f"updates[{index}].{e.field}", e.problem) from None
 
 
+_KIND_NAMES = {
+    "department": "department", "doc_type": "document type", "service": "service",
+    "track": "fast-track track",
+}
+
+
+def check_known(field: str, kind: Kind, value: object) -> str:
+    """An identifier the catalogue knows as a ``kind``; 422 naming ``field`` otherwise."""
+    check_identifier(field, value)
+    assert isinstance(value, str)
+    if not catalogue().knows(kind, value):
+        raise InvalidInput(field, f"{value!r} is no {_KIND_NAMES[kind]} of the catalogue")
+    return value
+
+
 def check_text(field: str, value: object, max_length: int) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(field, "must not be empty")
     if len(value) > max_length:
         raise InvalidInput(field, f"must be at most {max_length} characters")
-    if _CONTROL.search(value):
-        raise InvalidInput(field, "must not contain control characters")
+    for character in value:
+        if unicodedata.category(character) in _UNPRINTABLE:
+            raise InvalidInput(
+                field,
+                f"must not contain control, format, surrogate or private-use characters "
+                f"(found U+{ord(character):04X})",
+            )
     return value
 
 
@@ -155,3 +180,29 @@ def check_aware(field: str, value: object) -> datetime:
     except OverflowError:
         raise InvalidInput(field, "is outside the years 1 to 9999 in UTC") from None
     return value
+
+
+# RFC 3339 section 5.6 date-time: a full date, "T", a full time and an offset, nothing
+# else: no bare dates, no seconds since the epoch, no ISO 8601 basic or week forms.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def parse_rfc3339(field: str, text: object) -> datetime:
+    """An RFC 3339 date-time with its offset, as an aware datetime (fractions past the
+    microsecond dropped); 422 naming ``field`` for anything else."""
+    if not isinstance(text, str) or not _RFC3339.fullmatch(text):
+        raise InvalidInput(
+            field, "must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T09:30:00+08:00"
+        )
+    date_part, _, rest = text.upper().partition("T")
+    fraction = re.search(r"\.([0-9]+)", rest)
+    if fraction is not None:  # datetime holds microseconds; keep at most six digits
+        rest = rest.replace(fraction.group(0), "." + fraction.group(1)[:6].ljust(6, "0"), 1)
+    try:
+        moment = datetime.fromisoformat(f"{date_part}T{rest}")
+    except ValueError:
+        raise InvalidInput(field, f"{text!r} is no date-time of the calendar") from None
+    return check_aware(field, moment)

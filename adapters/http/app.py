@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from adapters.http import audit, credit, departments, public, residents
+from adapters.http import audit, catalogue, credit, departments, public, residents
 from adapters.http.apidocs import install_api_docs
 from adapters.http.guard import Guard, limits_from
 from adapters.http.observability import Metrics, Observe, configure_logging
@@ -75,7 +75,12 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
     app.add_middleware(Guard, verifier=verifier, limits=limits_from(settings))
     app.add_middleware(Observe, metrics=metrics)
     for router in (
-        residents.router, departments.router, credit.router, audit.router, public.router
+        residents.router,
+        departments.router,
+        credit.router,
+        audit.router,
+        catalogue.router,
+        public.router,
     ):
         app.include_router(router)
     return app
@@ -106,6 +111,7 @@ def token_verifier(services: Services, settings: Settings) -> TokenVerifier:
         issuer=settings.token_issuer,
         audience=settings.token_audience,
         leeway=timedelta(seconds=settings.token_leeway_seconds),
+        max_lifetime=timedelta(seconds=settings.token_max_lifetime_seconds),
         external=external,
         now=services.clock.now,
     )

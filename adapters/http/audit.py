@@ -3,13 +3,13 @@ decision made again, and the ledger's checkpoints and proofs."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from adapters.http.deps import AuditDep, CurrentAuditor, Fresh, LedgerDep, ViewsDep
+from adapters.http.fields import Instant, Whole
 from adapters.http.paging import Cursor, Limit, Page, decode_cursor, paged
 from adapters.http.problems import Problem
 from adapters.http.schemas import (
@@ -29,8 +29,8 @@ from adapters.http.schemas import (
 from projections.ledger import Ledger
 from projections.merkle import ProofError
 from vault.errors import InvalidInput
-from vault.ids import check_identifier, check_resident_id
-from vault.inputs import check_aware
+from vault.ids import check_resident_id
+from vault.inputs import check_aware, check_known
 
 router = APIRouter(prefix="/v1/audit", tags=["auditors"])
 MAX_MISMATCHES = 1000
@@ -43,8 +43,8 @@ def accesses(
     fresh: Fresh,
     resident_id: Annotated[str | None, Query(max_length=64)] = None,
     department: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[AccessOut]:
@@ -52,13 +52,17 @@ def accesses(
     if resident_id is not None:
         check_resident_id(resident_id)
     if department is not None:
-        check_identifier("department", department)
+        check_known("department", "department", department)
     for name, moment in (("since", since), ("until", until)):
         if moment is not None:
             check_aware(name, moment)
     entries = views.accesses(
-        limit=limit + 1, after=decode_cursor(cursor), resident_id=resident_id,
-        department=department, since=since, until=until,
+        limit=limit + 1,
+        after=decode_cursor(cursor),
+        resident_id=resident_id,
+        department=department,
+        since=since,
+        until=until,
     )
     items, next_cursor = paged(entries, limit)
     return Page(items=[access_entry_out(a) for a in items], next_cursor=next_cursor)
@@ -69,7 +73,7 @@ def replay(
     auditor: CurrentAuditor,
     audit: AuditDep,
     resident_id: Annotated[str, Query(min_length=1, max_length=64)],
-    at: datetime,
+    at: Instant,
 ) -> ReplayOut:
     """The resident's documents, consents and grade as they stood at ``at``, from the events."""
     state = audit.replay_resident(resident_id, at)
@@ -111,8 +115,8 @@ def figures(auditor: CurrentAuditor, views: ViewsDep, fresh: Fresh) -> Figures:
 def readjudicate(
     auditor: CurrentAuditor,
     audit: AuditDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
 ) -> ReadjudicationOut:
     """Every access recorded in [since, until) decided again, on the residents, documents and
     consents as they stood just before it in the log and with the policy version it
@@ -131,7 +135,9 @@ def _held(ledger: Ledger, size: int) -> None:
     held = ledger.size()
     if size > held:
         raise Problem(
-            404, "not-in-ledger", "Not in the ledger",
+            404,
+            "not-in-ledger",
+            "Not in the ledger",
             f"the ledger holds {held} events; it has no tree of {size}",
         )
 
@@ -150,8 +156,8 @@ def latest_checkpoint(auditor: CurrentAuditor, ledger: LedgerDep) -> CheckpointO
 def inclusion_proof(
     auditor: CurrentAuditor,
     ledger: LedgerDep,
-    event: Annotated[int, Query(ge=1, description="the event's position in the log")],
-    size: Annotated[int, Query(ge=1, description="the tree size, e.g. a checkpoint's")],
+    event: Annotated[Whole, Query(ge=1, description="the event's position in the log")],
+    size: Annotated[Whole, Query(ge=1, description="the tree size, e.g. a checkpoint's")],
 ) -> InclusionOut:
     """Proof that event N is leaf N-1 of the tree of ``size`` events (RFC 9162)."""
     _held(ledger, size)
@@ -164,8 +170,8 @@ def inclusion_proof(
 def consistency_proof(
     auditor: CurrentAuditor,
     ledger: LedgerDep,
-    first: Annotated[int, Query(alias="from", ge=0)],
-    second: Annotated[int, Query(alias="to", ge=0)],
+    first: Annotated[Whole, Query(alias="from", ge=0)],
+    second: Annotated[Whole, Query(alias="to", ge=0)],
 ) -> ConsistencyOut:
     """Proof that the tree of ``to`` events extends the tree of ``from`` (RFC 9162)."""
     _held(ledger, second)

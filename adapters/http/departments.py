@@ -9,8 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from adapters.formats import ACCEPTED_TYPES
 from adapters.http.deps import (
     ClockDep,
     CurrentOfficer,
@@ -21,7 +22,8 @@ from adapters.http.deps import (
     ViewsDep,
     answer_position,
 )
-from adapters.http.downloads import content_response, requested_range
+from adapters.http.downloads import Disposition, content_response, requested_range
+from adapters.http.fields import StrictIn
 from adapters.http.observability import Metrics
 from adapters.http.paging import Cursor, Limit, Page, decode_cursor, paged
 from adapters.http.schemas import (
@@ -33,9 +35,10 @@ from adapters.http.schemas import (
     entry_out,
     tracks_out,
 )
-from adapters.http.uploads import ACCEPTED_TYPES, UPLOAD_BODY, read_upload
+from adapters.http.uploads import UPLOAD_BODY, read_upload
 from vault.errors import AccessDenied, DocumentNotFound
-from vault.ids import check_identifier, check_resident_id
+from vault.ids import check_resident_id
+from vault.inputs import check_known
 from vault.services.documents import Documents
 
 router = APIRouter(tags=["departments"])
@@ -44,7 +47,7 @@ Purpose = Annotated[
 ]
 
 
-class Revocation(BaseModel):
+class Revocation(StrictIn):
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -65,11 +68,16 @@ def fetchable_documents(
     A listing, read from the read models; the fetch itself decides on the records.
     """
     check_resident_id(resident_id)
-    check_identifier("purpose", purpose)
+    check_known("purpose", "service", purpose)
     entries = views.fetchable(
-        resident_id, officer=officer.officer_id, department=officer.department,
-        purpose=purpose, decision_point=policies.decision_point, now=clock.now(),
-        limit=limit + 1, before=decode_cursor(cursor),
+        resident_id,
+        officer=officer.officer_id,
+        department=officer.department,
+        purpose=purpose,
+        decision_point=policies.decision_point,
+        now=clock.now(),
+        limit=limit + 1,
+        before=decode_cursor(cursor),
     )
     items, next_cursor = paged(entries, limit)
     return Page(items=[entry_out(e) for e in items], next_cursor=next_cursor)
@@ -77,8 +85,12 @@ def fetchable_documents(
 
 @router.get("/v1/department/consents")
 def consents_held(
-    officer: CurrentOfficer, views: ViewsDep, clock: ClockDep, fresh: Fresh,
-    limit: Limit = 50, cursor: Cursor = None,
+    officer: CurrentOfficer,
+    views: ViewsDep,
+    clock: ClockDep,
+    fresh: Fresh,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[ConsentOut]:
     """The consents my department holds now: which residents, which document types, what for."""
     now = clock.now()
@@ -107,6 +119,7 @@ async def fetch_document(
     request: Request,
     officer: CurrentOfficer,
     fetches: FetchesDep,
+    disposition: Disposition = "attachment",
 ) -> Response:
     """Fetch a document for a purpose; the access event is committed before any byte is sent,
     and a fetch is charged (its consent's use) only when its bytes can go out: a malformed
@@ -136,7 +149,8 @@ async def fetch_document(
         "X-Log-Position": str(recorded.position),
     }
     return await content_response(
-        request, recorded.document, partial(fetches.open, recorded), headers, wanted
+        request, recorded.document, partial(fetches.open, recorded), headers, wanted,
+        disposition,
     )
 
 
@@ -154,8 +168,12 @@ async def issue_document(
     try:
         issued = await run_in_threadpool(
             lambda: documents.issue(
-                officer.department, officer.officer_id, resident_id, upload.stream(),
-                upload.details(), request_id=request.state.request_id,
+                officer.department,
+                officer.officer_id,
+                resident_id,
+                upload.stream(),
+                upload.details(),
+                request_id=request.state.request_id,
             )
         )
     finally:
@@ -166,14 +184,20 @@ async def issue_document(
 
 @router.post("/v1/residents/{resident_id}/documents/{document_id}/verify")
 def verify_document(
-    resident_id: str, document_id: str, request: Request, response: Response,
-    officer: CurrentOfficer, documents: DocumentsDep,
+    resident_id: str,
+    document_id: str,
+    request: Request,
+    response: Response,
+    officer: CurrentOfficer,
+    documents: DocumentsDep,
 ) -> DocumentOut:
     """Checked against the original by an officer: trust level B, where the policy lets the
     department verify the document type (403 otherwise). Every attempt is recorded."""
     _belongs(documents, resident_id, document_id)
     verified = documents.verify(
-        officer.department, officer.officer_id, document_id,
+        officer.department,
+        officer.officer_id,
+        document_id,
         request_id=request.state.request_id,
     )
     answer_position(response, verified.position)
@@ -182,8 +206,12 @@ def verify_document(
 
 @router.post("/v1/residents/{resident_id}/documents/{document_id}/revoke")
 def revoke_document(
-    resident_id: str, document_id: str, body: Revocation, response: Response,
-    officer: CurrentOfficer, documents: DocumentsDep,
+    resident_id: str,
+    document_id: str,
+    body: Revocation,
+    response: Response,
+    officer: CurrentOfficer,
+    documents: DocumentsDep,
 ) -> DocumentOut:
     """The issuing department revokes a document it issued (e.g. cancelled at source)."""
     _belongs(documents, resident_id, document_id)
@@ -203,7 +231,8 @@ def tracks(
     for a department that handles the service and holds the resident's live consent for it;
     the reasons name the requirements, not the resident's credit grade."""
     return tracks_out(
-        resident_id, service_id,
+        resident_id,
+        service_id,
         policies.tracks_for(resident_id, service_id, department=officer.department),
     )
 

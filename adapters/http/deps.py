@@ -8,13 +8,15 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from adapters.http.fields import Whole
 from adapters.http.problems import Problem
 from adapters.wiring import Services
 from keys.tokens import Principal, Role
 from projections.ledger import Ledger
 from projections.queries import Views
 from vault.errors import InvalidInput, ResidentErased
-from vault.ids import check_identifier, check_resident_id
+from vault.ids import check_resident_id
+from vault.inputs import check_known
 from vault.ports import Clock
 from vault.services.audit import Audit
 from vault.services.consents import Consents
@@ -103,9 +105,7 @@ def _requiring(role: Role) -> object:
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> Principal:
         if principal.role != role:
-            raise Problem(
-                403, "wrong-role", "Forbidden", f"this route is for the {role} role"
-            )
+            raise Problem(403, "wrong-role", "Forbidden", f"this route is for the {role} role")
         return principal
 
     return dependency
@@ -137,9 +137,9 @@ async def current_officer(
     principal: Annotated[Principal, Depends(_requiring("officer"))],
 ) -> Officer:
     try:
-        department = check_identifier("dept", principal.department)
+        department = check_known("dept", "department", principal.department)
     except InvalidInput:
-        raise _unauthorized("the token's department is not a valid department id") from None
+        raise _unauthorized("the token's department is no department of the catalogue") from None
     return Officer(principal.subject, department)
 
 
@@ -151,8 +151,8 @@ CurrentCreditPlatform = Annotated[Principal, Depends(_requiring("credit-platform
 
 async def reached_position(
     request: Request,
-    x_min_log_position: Annotated[int | None, Header(ge=0)] = None,
-    min_position: Annotated[int | None, Query(ge=0)] = None,
+    x_min_log_position: Annotated[Whole | None, Header(ge=0)] = None,
+    min_position: Annotated[Whole | None, Query(ge=0)] = None,
 ) -> None:
     """Read-your-writes: wait, bounded, until the read models hold the log position asked
     for (the ``X-Log-Position`` a write answered with)."""
@@ -166,7 +166,9 @@ async def reached_position(
     wait = services.settings.read_wait_seconds
     if not await run_in_threadpool(services.view_runner.wait_for, target, wait):
         raise Problem(
-            503, "read-models-behind", "Read models behind",
+            503,
+            "read-models-behind",
+            "Read models behind",
             f"the read models have not reached log position {target} within {wait:g} s",
             headers={"Retry-After": "1"},
         )

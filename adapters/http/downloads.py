@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
@@ -17,6 +18,17 @@ from vault.inputs import ByteRange
 from vault.markers import Erased
 
 _RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
+Disposition = Annotated[
+    Literal["attachment", "inline"],
+    Query(description="attachment (the default) saves the document; inline shows it"),
+]
+# A document is the resident's bytes, not the vault's page: a browser must not guess
+# another type for it, run what it holds, or keep it in a shared cache.
+DOCUMENT_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+    "Cache-Control": "private, no-store",
+}
 
 
 def requested_range(request: Request) -> ByteRange | None:
@@ -45,6 +57,7 @@ async def content_response(
     open_content: Callable[[], Iterator[bytes]],
     headers: dict[str, str],
     wanted: ByteRange | None = None,
+    disposition: str = "attachment",
 ) -> Response:
     """The whole document (200) or the single range ``wanted`` (206); 416 if the document
     has none of its bytes.
@@ -54,12 +67,14 @@ async def content_response(
     A document (or range) of up to :data:`SEND_BYTES` is then sent as it is, in one hop to
     a worker thread in all; a larger one streams, a piece at a time."""
     size = document.size
-    base = dict(headers)
-    base["Accept-Ranges"] = "bytes"
+    base = {**headers, **DOCUMENT_HEADERS, "Accept-Ranges": "bytes"}
     if not isinstance(document.content_sha256, Erased):
         base["ETag"] = f'"{document.content_sha256}"'
-    if isinstance(document.filename, str):
-        base["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(document.filename)}"
+    base["Content-Disposition"] = (
+        f"{disposition}; filename*=UTF-8''{quote(document.filename)}"
+        if isinstance(document.filename, str)
+        else disposition
+    )
     status = 200
     piece: tuple[int, int] | None = None
     if wanted is not None:

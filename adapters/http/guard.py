@@ -13,6 +13,7 @@ process's memory (with several workers, each counts apart).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -22,6 +23,7 @@ from typing import Any
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.problems import problem_response
@@ -184,6 +186,10 @@ class Guard:
                 )
                 await response(scope, receive, send)
                 return
+            refusal = _json_refusal(scope, body)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
             receive = _replaying(body, receive)
 
         async def counting() -> Message:
@@ -231,6 +237,51 @@ async def _read_bounded(receive: Receive, cap: int) -> bytes | None:
         if not message.get("more_body", False):
             break
     return b"".join(pieces)
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _Refused(f"the JSON object names {key[:64]!r} twice")
+        seen[key] = value
+    return seen
+
+
+def _not_a_number(constant: str) -> None:
+    raise _Refused(f"{constant} is not JSON")
+
+
+def _json_refusal(scope: Scope, body: bytes) -> JSONResponse | None:
+    """A body other than an upload is JSON, said so, with each object's keys once (two
+    parsers may keep different ones of a repeated key), no NaN or Infinity, and nested
+    no deeper than the parser can follow."""
+    if not body:
+        return None
+    media = (_header(scope, b"content-type") or "").partition(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        return problem_response(
+            415, "unsupported-media-type", "Unsupported media type",
+            "a request body here must be application/json",
+        )
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_not_a_number)
+    except _Refused as e:
+        problem = str(e)
+    except RecursionError:
+        problem = "the JSON nests too deep"
+    except ValueError:  # not JSON at all: the framework names where it breaks
+        return None
+    else:
+        return None
+    return problem_response(
+        422, "invalid-input", "Invalid input", f"body: {problem}", field="body",
+        errors=[{"field": "body", "problem": problem}],
+    )
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:

@@ -13,6 +13,7 @@ from typing import Annotated, Generic, Protocol, TypeVar
 from fastapi import Query
 from pydantic import BaseModel, Field
 
+from adapters.http.fields import Whole
 from vault.errors import InvalidInput
 
 T = TypeVar("T")
@@ -34,7 +35,7 @@ class Page(BaseModel, Generic[T]):
     )
 
 
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Limit = Annotated[Whole, Query(ge=1, le=MAX_PAGE)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
 
@@ -64,7 +65,8 @@ def decode_cursor(cursor: str | None) -> int | None:
     except (binascii.Error, ValueError, KeyError, TypeError):
         raise InvalidInput("cursor", "is not a cursor this API gave out") from None
     if (
-        not isinstance(position, int) or isinstance(position, bool)
+        not isinstance(position, int)
+        or isinstance(position, bool)
         or not 0 <= position <= MAX_POSITION
     ):
         raise InvalidInput("cursor", "is not a cursor this API gave out")

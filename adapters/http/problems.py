@@ -103,16 +103,16 @@ def install_problem_handlers(app: FastAPI) -> None:
             extra = {"field": exc.field}
         if status >= 500:
             log.error("integrity failure: %s", exc.code)
-        headers = {"Retry-After": "1"} if isinstance(exc, errors.Contention) else None
+        headers: dict[str, str] = {}
+        if isinstance(exc, errors.Contention):
+            headers["Retry-After"] = "1"
         if isinstance(exc, errors.BlobStoreUnavailable):
-            headers = {"Retry-After": "5"}
-        if isinstance(exc, errors.AccessDenied) and exc.position is not None:
-            headers = {"X-Log-Position": str(exc.position)}
+            headers["Retry-After"] = "5"
         if isinstance(exc, errors.RangeNotSatisfiable):
             extra = {"access_id": str(exc.access_id)}
-            headers = {"Content-Range": f"bytes */{exc.size}"}
-            if exc.position is not None:
-                headers["X-Log-Position"] = str(exc.position)
+            headers["Content-Range"] = f"bytes */{exc.size}"
+        if exc.position is not None:  # what it recorded, for reading one's own writes
+            headers["X-Log-Position"] = str(exc.position)
         return problem_response(status, exc.code, title, str(exc), request, headers, **extra)
 
     @app.exception_handler(RequestValidationError)

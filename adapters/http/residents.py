@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from adapters.formats import ACCEPTED_TYPES
 from adapters.http.deps import (
     ClockDep,
     ConsentsDep,
@@ -20,7 +21,7 @@ from adapters.http.deps import (
     ViewsDep,
     answer_position,
 )
-from adapters.http.downloads import content_response, requested_range
+from adapters.http.downloads import Disposition, content_response, requested_range
 from adapters.http.paging import Cursor, Limit, Page, decode_cursor, paged
 from adapters.http.schemas import (
     AccessLogPage,
@@ -39,7 +40,7 @@ from adapters.http.schemas import (
     entry_out,
     inclusion_out,
 )
-from adapters.http.uploads import ACCEPTED_TYPES, UPLOAD_BODY, read_upload
+from adapters.http.uploads import UPLOAD_BODY, read_upload
 from vault.inputs import ConsentRequest
 
 router = APIRouter(prefix="/v1/me", tags=["residents"])
@@ -88,11 +89,16 @@ def document(document_id: str, resident: CurrentResident, documents: DocumentsDe
     responses={200: {"content": {t: {} for t in ACCEPTED_TYPES}}, 206: {"description": "a range"}},
 )
 async def document_content(
-    document_id: str, request: Request, resident: CurrentResident, documents: DocumentsDep
+    document_id: str,
+    request: Request,
+    resident: CurrentResident,
+    documents: DocumentsDep,
+    disposition: Disposition = "attachment",
 ) -> Response:
     found = await run_in_threadpool(documents.document, resident, document_id)
     return await content_response(
-        request, found, partial(documents.content, found), {}, requested_range(request)
+        request, found, partial(documents.content, found), {}, requested_range(request),
+        disposition,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from adapters.http.fields import Instant, StrictIn
 from adapters.http.paging import Page
 from policy.catalogue import display_name
 from policy.decision import TrackDecision
@@ -38,12 +39,12 @@ class DocumentOut(BaseModel):
     reuse_count: int = Field(description="fetches by departments instead of a resubmission")
 
 
-class ConsentIn(BaseModel):
-    department: str
-    doc_types: list[str]
-    purpose: str
-    expires_at: datetime = Field(description="when the consent ends (RFC 3339, with offset)")
-    valid_from: datetime | None = None
+class ConsentIn(StrictIn):
+    department: str = Field(description="a department id of GET /v1/catalogue")
+    doc_types: list[str] = Field(description="document type ids of GET /v1/catalogue")
+    purpose: str = Field(description="a service id of GET /v1/catalogue")
+    expires_at: Instant = Field(description="when the consent ends (RFC 3339, with offset)")
+    valid_from: Instant | None = None
     max_uses: int | None = None
 
 
@@ -183,14 +184,14 @@ class TracksOut(BaseModel):
     policy_version: str
 
 
-class GradeRowIn(BaseModel):
+class GradeRowIn(StrictIn):
     resident_id: str
     grade: str
-    effective_at: datetime
+    effective_at: Instant
     sequence: int
 
 
-class GradeBatchIn(BaseModel):
+class GradeBatchIn(StrictIn):
     updates: list[GradeRowIn] = Field(max_length=100_000)
 
 

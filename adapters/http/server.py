@@ -27,19 +27,24 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._header_bytes = 0
         self._in_headers = True  # a connection begins with a request's head
+        self._headers_ended = False
 
     def data_received(self, data: bytes) -> None:
-        # Counted after each read: a read that ends the headers (and brings body bytes
-        # along) passes; the parser never holds more than the bound and one read of head.
+        # Counted after each read that began in a request's head and ended none: a read
+        # that ends one (bringing body bytes along, or a whole request and the start of
+        # the next) passes, as does one that began in a body; the parser never holds more
+        # than the bound and one read of head.
         counting = self._in_headers
+        self._headers_ended = False
         super().data_received(data)
-        if counting and self._in_headers:
+        if counting and self._in_headers and not self._headers_ended:
             self._header_bytes += len(data)
             if self._header_bytes > self.max_header_bytes and not self.transport.is_closing():
                 self._send_431()
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
+        self._headers_ended = True
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -14,9 +13,10 @@ if TYPE_CHECKING:
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from adapters.formats import ACCEPTED_TYPES, UnsupportedContent, identify
+from adapters.http.fields import RFC3339_PATTERN
 from adapters.http.problems import Problem
-from vault.errors import InvalidInput
-from vault.inputs import DocumentDetails
+from vault.inputs import DocumentDetails, parse_rfc3339
 
 SPOOL_IN_MEMORY = 1024 * 1024
 MAX_FIELD_BYTES = 8 * 1024
@@ -24,15 +24,6 @@ MAX_PARTS = 8
 """The file and a few form fields; a flood of small parts is refused."""
 MAX_BOUNDARY = 70
 """RFC 2046: a multipart boundary is 1 to 70 characters."""
-_MAGIC = {
-    "application/pdf": (b"%PDF-",),
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "application/ofd": (b"PK\x03\x04",),
-    "application/zip": (b"PK\x03\x04",),
-}
-ACCEPTED_TYPES = tuple(_MAGIC)
-
 UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -49,7 +40,9 @@ UPLOAD_BODY: dict[str, Any] = {
                         },
                         "doc_type": {"type": "string", "example": "id-card"},
                         "title": {"type": "string", "example": "居民身份证"},
-                        "expires_at": {"type": "string", "format": "date-time"},
+                        "expires_at": {
+                            "type": "string", "format": "date-time", "pattern": RFC3339_PATTERN,
+                        },
                     },
                 }
             }
@@ -68,7 +61,6 @@ class Upload:
     filename: str | None = None
     declared_type: str | None = None
     size: int = 0
-    head: bytes = b""
 
     def stream(self) -> IO[bytes]:
         """The spooled file, rewound."""
@@ -78,20 +70,13 @@ class Upload:
         return self.file
 
     def content_type(self) -> str:
-        """The file's media type: the declared one if the bytes bear it out, else 415."""
-        sniffed = next(
-            (t for t, starts in _MAGIC.items() if self.head.startswith(starts)), None
-        )
-        declared = (self.declared_type or "").lower()
-        if declared in ("", "application/octet-stream"):
-            if sniffed is None:
-                raise _unsupported("the file is not a PDF, PNG, JPEG or OFD/ZIP document")
-            return sniffed
-        if declared not in _MAGIC:
-            raise _unsupported(f"{declared} is not accepted; send one of {', '.join(_MAGIC)}")
-        if not any(self.head.startswith(m) for m in _MAGIC[declared]):
-            raise _unsupported(f"the file was declared {declared} but its bytes are not")
-        return declared
+        """The file's media type: the declared one if a parser of that type reads the
+        file through (see :mod:`adapters.formats`), else 415. Parsing is work: call it on a
+        worker thread."""
+        try:
+            return identify(self.stream(), self.declared_type)
+        except UnsupportedContent as e:
+            raise _unsupported(str(e)) from None
 
     def close(self) -> None:
         if self.file is not None:
@@ -101,13 +86,13 @@ class Upload:
         """The form fields (and the file's type, checked against its bytes) as document
         details."""
         expires = self.fields.get("expires_at")
-        try:
-            expires_at = datetime.fromisoformat(expires) if expires else None
-        except ValueError:
-            raise InvalidInput("expires_at", "must be an RFC 3339 date-time") from None
+        expires_at = parse_rfc3339("expires_at", expires) if expires else None
+        doc_type = self.fields.get("doc_type", "")
+        title = self.fields.get("title", "")
+        DocumentDetails(doc_type=doc_type, title=title, filename=self.filename)  # before parsing
         return DocumentDetails(
-            doc_type=self.fields.get("doc_type", ""),
-            title=self.fields.get("title", ""),
+            doc_type=doc_type,
+            title=title,
             content_type=self.content_type(),
             filename=self.filename,
             expires_at=expires_at,
@@ -229,8 +214,6 @@ class _Receiver:
             upload.size += len(piece)
             if upload.size > self.limit:
                 raise _too_large(self.limit)
-            if len(upload.head) < 16:
-                upload.head += piece[: 16 - len(upload.head)]
             upload.file.write(piece)
             return
         self.field += piece

@@ -88,6 +88,19 @@ def _attacks(api: LiveApi) -> dict[str, str]:
         "no exp": _signed(api, exp=None),
         "no sub": _signed(api, sub=None),
         "unknown role": _signed(api, role="admin"),
+        "exp far beyond any lifetime": _signed(api, exp=1e300),
+        "exp as a numeric string": _signed(api, exp=str(int(now.timestamp()) + 600)),
+        "exp as a fraction": _signed(api, exp=now.timestamp() + 600.5),
+        "iat as true": _signed(api, iat=True),
+        "valid for longer than a day": _signed(
+            api, exp=int((now + timedelta(hours=24, minutes=5)).timestamp())
+        ),
+        "a lone surrogate in sub": _signed(api, sub="officer-\ud800"),
+        "a right-to-left override in sub": _signed(api, sub="officer\u202eil"),
+        "an empty sub": _signed(api, sub=""),
+        "a sub of 129 characters": _signed(api, sub="o" * 129),
+        "a dept that is no identifier": _signed(api, dept="Civil Affairs"),
+        "jti not a string": _signed(api, jti=7),
         "garbage": "not.a.token",
     }
 
@@ -180,6 +193,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/v1/audit/checkpoints/latest"): {"auditor": 200},
     ("GET", "/v1/audit/proofs/inclusion"): {"auditor": 200},
     ("GET", "/v1/audit/proofs/consistency"): {"auditor": 200},
+    ("GET", "/v1/catalogue"): {r: 200 for r in ROLES if r != "none"},
     ("GET", "/healthz"): dict.fromkeys(ROLES, 200),
     ("GET", "/readyz"): dict.fromkeys(ROLES, 200),
     ("GET", "/metrics"): dict.fromkeys(ROLES, 200),
@@ -304,8 +318,22 @@ VERIFIERS = {
 }
 ALL_DEPARTMENTS = [
     "civil-affairs", "housing", "public-security", "human-resources", "education", "health",
-    "tax", "no-such-bureau",
+    "tax",
 ]
+
+
+def test_a_token_for_a_department_the_catalogue_does_not_know_is_refused(api: LiveApi) -> None:
+    officer = api.client("officer", "officer-of-nowhere", "no-such-bureau")
+    response = officer.get("/v1/department/consents")
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/problem+json")
+    upload = officer.post(
+        "/v1/residents/r-nowhere/documents",
+        data={"doc_type": "id-card", "title": "x"},
+        files={"file": ("x.pdf", sample_pdf(), "application/pdf")},
+    )
+    assert upload.status_code == 401
+    assert api.client("resident", "r-nowhere").get("/v1/me/documents").json()["items"] == []
 
 
 @pytest.mark.parametrize("department", ALL_DEPARTMENTS)

@@ -91,6 +91,7 @@ def test_with_the_s3_store_unreachable_uploads_and_fetches_answer_503_and_charge
         assert fetched.status_code == 503, fetched.text
         assert fetched.json()["code"] == "blob-store-unavailable"
         assert fetched.headers["retry-after"]
+        assert int(fetched.headers["x-log-position"]) > 0  # where its record landed
         uploaded = me.post(
             "/v1/me/documents",
             data={"doc_type": "diploma", "title": "毕业证书"},

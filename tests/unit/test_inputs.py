@@ -10,7 +10,14 @@ import pytest
 from policy.scales import Grade
 from vault.errors import InvalidInput
 from vault.ids import check_identifier, check_resident_id, parse_uuid
-from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate, check_grade_updates
+from vault.inputs import (
+    ConsentRequest,
+    DocumentDetails,
+    GradeUpdate,
+    check_grade_updates,
+    check_known,
+    check_text,
+)
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 
@@ -46,6 +53,12 @@ def test_bad_ids_are_refused() -> None:
         ({"title": "  "}, "title"),
         ({"title": "x" * 201}, "title"),
         ({"title": "bad\x00title"}, "title"),
+        ({"title": "证明\u202egpj.exe"}, "title"),  # right-to-left override
+        ({"title": "a\u200bb"}, "title"),  # zero-width space
+        ({"title": "lone \ud800 surrogate"}, "title"),
+        ({"title": "private \ue000 use"}, "title"),
+        ({"doc_type": "no-such-type"}, "doc_type"),
+        ({"filename": "id\u202efdp.exe"}, "filename"),
         ({"content_type": "pdf"}, "content_type"),
         ({"filename": "../etc/passwd"}, "filename"),
         ({"filename": "a\\b.pdf"}, "filename"),
@@ -65,6 +78,10 @@ def test_document_details_are_checked(overrides: dict[str, Any], field: str) -> 
     [
         ({"department": "Civil Affairs"}, "department"),
         ({"purpose": ""}, "purpose"),
+        ({"department": "no-such-bureau"}, "department"),
+        ({"purpose": "no-such-service"}, "purpose"),
+        ({"purpose": "id-card"}, "purpose"),  # a document type is not a service
+        ({"doc_types": ("id-card", "no-such-type")}, "doc_types"),
         ({"doc_types": "id-card"}, "doc_types"),
         ({"doc_types": ()}, "doc_types"),
         ({"doc_types": ("id-card", "id-card")}, "doc_types"),
@@ -104,3 +121,32 @@ def test_a_bad_grade_row_is_named_by_its_index(row: GradeUpdate, field: str) -> 
     with pytest.raises(InvalidInput) as error:
         check_grade_updates([GradeUpdate("r1", Grade.B, NOW, 1), row])
     assert error.value.field == field
+
+
+@pytest.mark.parametrize("text", ["居民身份证（正本）", "Zhāng Wěi — 2026", "O'Brien & Sons", "👩"])
+def test_printable_text_from_any_script_passes(text: str) -> None:
+    assert check_text("title", text, 200) == text
+
+
+def test_the_refusal_names_the_offending_code_point() -> None:
+    with pytest.raises(InvalidInput, match="U\\+202E"):
+        check_text("title", "abc\u202edef", 200)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [("department", "civil-affairs"), ("doc_type", "id-card"), ("service", "housing-subsidy")],
+)
+def test_known_identifiers_pass(kind: Any, value: str) -> None:
+    assert check_known("field", kind, value) == value
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [("department", "id-card"), ("doc_type", "civil-affairs"), ("service", "Public-Housing"),
+     ("department", 7)],
+)
+def test_identifiers_of_another_kind_or_unknown_are_refused(kind: Any, value: object) -> None:
+    with pytest.raises(InvalidInput) as error:
+        check_known("field", kind, value)
+    assert error.value.field == "field"

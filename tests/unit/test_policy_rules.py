@@ -61,6 +61,19 @@ def test_everything_the_default_policy_names_has_a_display_name() -> None:
     named |= {("service", r.purpose) for r in rules.access}
     named |= {("service", t.service) for t in rules.tracks}
     named |= {("track", t) for t in TRACKS}
-    assert named <= set(catalogue())
+    named |= {("department", r.department) for r in rules.attestations}
+    named |= {("doc_type", r.doc_type) for r in rules.attestations}
+    assert named <= set(catalogue().entries)
     assert display_name("department", "civil-affairs") == "民政局 (civil-affairs)"
     assert display_name("doc_type", "unknown-thing") == "unknown-thing"
+
+
+def test_each_service_of_the_catalogue_is_owned_by_a_department_that_handles_it() -> None:
+    """The catalogue's owner of a service is a department the shipped policy lets fetch
+    for it, and what the service needs are document types its rules name."""
+    rules = parse_policy(default_policy_text())
+    for service in catalogue().of_kind("service"):
+        fetchable = {r.doc_type for r in rules.access if r.purpose == service.id}
+        owners = {r.department for r in rules.access if r.purpose == service.id}
+        assert service.owner in owners, service
+        assert set(service.needs) <= fetchable, service

@@ -38,8 +38,8 @@ from vault.errors import (
     ResidentErased,
     VaultError,
 )
-from vault.ids import check_identifier, check_resident_id, parse_uuid
-from vault.inputs import DocumentDetails, check_text
+from vault.ids import check_resident_id, parse_uuid
+from vault.inputs import DocumentDetails, check_known, check_text
 from vault.ports import BlobNotFound, BlobStore, Clock, DataKeys, EventLog
 from vault.services.policies import Policies
 from vault.services.residents import Residents
@@ -113,7 +113,7 @@ class Documents:
         """A department issues a document into a resident's library (trust level A), if
         the policy lets it issue that document type. Every attempt is recorded; a refused
         one is :class:`AttestationDenied` and stores nothing of the document."""
-        check_identifier("department", department)
+        check_known("department", "department", department)
         check_text("officer", officer, 128)
         check_resident_id(resident_id)
         request = check_text("request_id", request_id or uuid4().hex, 128)
@@ -158,7 +158,7 @@ class Documents:
         """An officer checked the document against its original: trust level B, if the
         policy lets the department verify that document type. Every attempt is recorded;
         a refused one changes nothing of the document."""
-        check_identifier("department", department)
+        check_known("department", "department", department)
         check_text("officer", officer, 128)
         request = check_text("request_id", request_id or uuid4().hex, 128)
 
@@ -222,7 +222,7 @@ class Documents:
 
     def revoke(self, department: str, document_id: UUID | str, reason: str) -> Written[Document]:
         """The issuing department revokes a document it issued."""
-        check_identifier("department", department)
+        check_known("department", "department", department)
         check_text("reason", reason, 500)
 
         def revoke() -> Written[Document]:
@@ -307,6 +307,8 @@ class Documents:
         create: Callable[..., list[Any]],
     ) -> Written[Document]:
         replaced_id = parse_uuid("replaces", replaces) if replaces is not None else None
+        if details.expires_at is not None and details.expires_at <= self._clock.now():
+            raise InvalidInput("expires_at", "is already past")
         self._residents.active(resident_id)
         if replaced_id is not None:
             self._check_replaceable(resident_id, replaced_id, details.doc_type)

@@ -25,7 +25,7 @@ from vault.errors import (
     VaultError,
 )
 from vault.ids import check_identifier, check_resident_id, parse_uuid, resident_aggregate_id
-from vault.inputs import ByteRange, check_text
+from vault.inputs import ByteRange, check_known, check_text
 from vault.judgement import Judgement, record_fetch
 from vault.ports import Clock
 from vault.resident import Resident
@@ -117,7 +117,8 @@ class Fetches:
             content = self._documents.content(recorded.document)
             first = next(content, b"")
         except VaultError as e:
-            self.undeliver(recorded, e.code)
+            reached = self.undeliver(recorded, e.code)
+            e.position = max(recorded.position, reached or 0)
             raise
         return itertools.chain((first,), content)
 
@@ -149,9 +150,9 @@ class Fetches:
         the state the fetches before it left, and its events follow theirs in the log.
         """
         check_text("officer", officer, 128)
-        check_identifier("department", department)
+        check_known("department", "department", department)
         check_resident_id(resident_id)
-        check_identifier("purpose", purpose)
+        check_known("purpose", "service", purpose)
         request = FetchRequest(
             officer=officer,
             department=department,

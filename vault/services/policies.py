@@ -11,7 +11,8 @@ from policy.decision import DecisionPoint, Reason, TrackDecision
 from policy.rules import PolicyError, default_policy_text, model_text
 from vault.consent import Consent, ConsentStatus
 from vault.errors import InvalidPolicy, NoConsent, ServiceNotHandled, UnknownPolicyVersion
-from vault.ids import check_identifier, check_resident_id, resident_aggregate_id
+from vault.ids import check_resident_id, resident_aggregate_id
+from vault.inputs import check_known
 from vault.policies import REGISTRY_ID, PolicyRegistry, PolicyVersion
 from vault.ports import Clock
 from vault.resident import Resident
@@ -106,8 +107,8 @@ class Policies:
         (:class:`ServiceNotHandled` otherwise) and holds the resident's live consent for it
         (:class:`NoConsent` otherwise, as for a resident it cannot tell is registered);
         the reasons name the requirements, never the resident's credit grade."""
-        check_identifier("service_id", service)
-        check_identifier("department", department)
+        check_known("service_id", "service", service)
+        check_known("department", "department", department)
         check_resident_id(resident_id)
         point = self.decision_point()
         if not point.handles(department, service):

@@ -1,0 +1,233 @@
+"""Every input the API takes is checked strictly, against one catalogue: each finding of
+the review that accepted what it should have refused, as a request that is now a clear
+4xx and changes nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from adapters.samples import sample_pdf, sample_png
+from policy.catalogue import catalogue
+from tests.e2e.conftest import LiveApi
+
+SOON = (datetime.now(UTC) + timedelta(days=7)).isoformat()
+
+
+def _consent(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "department": "civil-affairs",
+        "doc_types": ["id-card"],
+        "purpose": "subsistence-allowance",
+        "expires_at": SOON,
+    }
+    body.update(overrides)
+    return body
+
+
+def _refused(response: httpx.Response, status: int, field: str | None = None) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    if field is not None:
+        problem = response.json()
+        named = {problem.get("field")} | {e["field"] for e in problem.get("errors", [])}
+        assert any(field in (n or "") for n in named), problem
+
+
+def _nothing_granted(resident: httpx.Client) -> None:
+    assert resident.get("/v1/me/consents").json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"department": "ministry-of-magic"}, "department"),
+        ({"purpose": "free-money"}, "purpose"),
+        ({"doc_types": [f"invented-{n}" for n in range(2_000)]}, "doc_types"),
+        ({"doc_types": ["id-card", "no-such-type"]}, "doc_types"),
+        ({"max_uses": "5"}, "max_uses"),
+        ({"max_uses": True}, "max_uses"),
+        ({"max_uses": 5.0}, "max_uses"),
+        ({"department": 7}, "department"),
+        ({"doc_types": "id-card"}, "doc_types"),
+        ({"expires_at": 1893456000}, "expires_at"),
+        ({"expires_at": "2030-01-01"}, "expires_at"),
+        ({"expires_at": "2030-01-01T00:00:00"}, "expires_at"),
+        ({"expires_at": "20300101T000000+0800"}, "expires_at"),
+        ({"valid_from": "-1"}, "valid_from"),
+        ({"granted_by": "the-mayor"}, "granted_by"),
+    ],
+)
+def test_a_consent_naming_what_does_not_exist_or_of_the_wrong_type_is_refused(
+    api: LiveApi, overrides: dict[str, Any], field: str
+) -> None:
+    resident = api.client("resident", "zhang-wei")
+    _refused(resident.post("/v1/me/consents", json=_consent(**overrides)), 422, field)
+    _nothing_granted(resident)
+
+
+def test_a_json_object_naming_a_key_twice_is_refused(api: LiveApi) -> None:
+    resident = api.client("resident", "zhang-wei")
+    body = json.dumps(_consent())[:-1] + ', "department": "housing"}'
+    response = resident.post(
+        "/v1/me/consents", content=body, headers={"Content-Type": "application/json"}
+    )
+    _refused(response, 422, "body")
+    assert "'department' twice" in response.json()["detail"]
+    _nothing_granted(resident)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        ('{"department": NaN}', "application/json", 422),
+        ("[" * 30_000 + "]" * 30_000, "application/json", 422),
+        (json.dumps(_consent()), "text/plain", 415),
+        (json.dumps(_consent()), "application/x-www-form-urlencoded", 415),
+    ],
+    ids=["nan", "nested-too-deep", "text-plain", "form-encoded"],
+)
+def test_a_body_that_is_not_plain_json_is_refused(
+    api: LiveApi, body: str, content_type: str, status: int
+) -> None:
+    resident = api.client("resident", "zhang-wei")
+    response = resident.post(
+        "/v1/me/consents", content=body, headers={"Content-Type": content_type}
+    )
+    _refused(response, status)
+    _nothing_granted(resident)
+
+
+def _upload(
+    client: httpx.Client, *, data: dict[str, str] | None = None, file: bytes | None = None,
+    filename: str = "id.pdf", content_type: str = "application/pdf",
+) -> httpx.Response:
+    form = {"doc_type": "id-card", "title": "居民身份证"}
+    form.update(data or {})
+    return client.post(
+        "/v1/me/documents", data=form,
+        files={"file": (filename, sample_pdf() if file is None else file, content_type)},
+    )
+
+
+def _polyglot() -> bytes:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("invoice.exe", b"MZ\x90\x00" + b"\x00" * 60)
+    return sample_pdf() + archive.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "field"),
+    [
+        ({"data": {"doc_type": "love-letter"}}, 422, "doc_type"),
+        ({"data": {"expires_at": "2020-01-01T00:00:00+08:00"}}, 422, "expires_at"),
+        ({"data": {"expires_at": "1700000000"}}, 422, "expires_at"),
+        ({"data": {"title": "证明\u202egpj.exe"}}, 422, "title"),
+        ({"data": {"title": "a\u200bb"}}, 422, "title"),
+        ({"filename": "x\u202efdp.exe"}, 422, "filename"),
+        ({"file": _polyglot()}, 415, None),
+        ({"file": sample_pdf()[:200]}, 415, None),
+        ({"file": sample_png(), "content_type": "application/pdf"}, 415, None),
+    ],
+    ids=[
+        "unknown-doc-type", "expiry-past", "expiry-unix-time", "bidi-title",
+        "zero-width-title", "bidi-filename", "pdf-zip-polyglot", "truncated-pdf",
+        "png-declared-pdf",
+    ],
+)
+def test_an_upload_that_is_not_what_it_says_is_refused_and_stores_nothing(
+    api: LiveApi, kwargs: dict[str, Any], status: int, field: str | None
+) -> None:
+    resident = api.client("resident", "zhang-wei")
+    _refused(_upload(resident, **kwargs), status, field)
+    assert resident.get("/v1/me/documents").json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/v1/audit/accesses", {"since": "-1"}, "since"),
+        ("/v1/audit/accesses", {"until": "1700000000"}, "until"),
+        ("/v1/audit/accesses", {"since": "2026-01-01"}, "since"),
+        ("/v1/audit/accesses", {"department": "ministry-of-magic"}, "department"),
+        ("/v1/audit/accesses", {"limit": "1.0"}, "limit"),
+        ("/v1/audit/accesses", {"limit": "+5"}, "limit"),
+        ("/v1/audit/accesses", {"limit": "1_0"}, "limit"),
+        ("/v1/audit/replay", {"resident_id": "r1", "at": "0"}, "at"),
+        ("/v1/audit/proofs/inclusion", {"event": "1e3", "size": "5"}, "event"),
+    ],
+)
+def test_query_values_are_read_strictly(
+    api: LiveApi, path: str, params: dict[str, str], field: str
+) -> None:
+    _refused(api.client("auditor", "auditor-sun").get(path, params=params), 422, field)
+
+
+def test_rfc3339_times_in_queries_are_taken(api: LiveApi) -> None:
+    auditor = api.client("auditor", "auditor-sun")
+    for since in ("2026-01-01T00:00:00Z", "2026-01-01T08:00:00.123456789+08:00"):
+        response = auditor.get("/v1/audit/accesses", params={"since": since})
+        assert response.status_code == 200, response.text
+
+
+def test_an_officer_asks_for_services_and_purposes_from_the_catalogue(api: LiveApi) -> None:
+    officer = api.client("officer", "officer-li", "civil-affairs")
+    _refused(officer.get("/v1/services/free-money/tracks", params={"resident_id": "r1"}),
+             422, "service_id")
+    _refused(officer.get("/v1/residents/r1/documents", params={"purpose": "free-money"}),
+             422, "purpose")
+
+
+def test_the_catalogue_names_everything_the_checks_accept(api: LiveApi) -> None:
+    response = api.client("resident", "zhang-wei").get("/v1/catalogue")
+    assert response.status_code == 200
+    served = response.json()
+    known = catalogue()
+    for key, kind in (("departments", "department"), ("document_types", "doc_type"),
+                      ("services", "service"), ("tracks", "track")):
+        assert {e["id"] for e in served[key]} == {e.id for e in known.of_kind(kind)}
+        assert all(e["name_zh"] and e["name_en"] for e in served[key])
+    departments = {d["id"] for d in served["departments"]}
+    doc_types = {d["id"] for d in served["document_types"]}
+    for service in served["services"]:
+        assert service["department"] in departments
+        assert service["doc_types"]
+        assert set(service["doc_types"]) <= doc_types
+    subsistence = next(s for s in served["services"] if s["id"] == "subsistence-allowance")
+    assert subsistence["name_zh"] == "低保申请"
+    assert api.client().get("/v1/catalogue").status_code == 401
+
+
+def test_document_bytes_are_served_as_an_attachment_browsers_must_not_run(
+    api: LiveApi,
+) -> None:
+    resident = api.client("resident", "zhang-wei")
+    document = _upload(resident, filename="身份证.pdf").json()["document_id"]
+    path = f"/v1/me/documents/{document}/content"
+    saved = resident.get(path)
+    assert saved.status_code == 200
+    assert saved.headers["x-content-type-options"] == "nosniff"
+    assert saved.headers["content-security-policy"] == "sandbox; default-src 'none'"
+    assert saved.headers["cache-control"] == "private, no-store"
+    assert saved.headers["content-disposition"].startswith("attachment; filename*=UTF-8''")
+    shown = resident.get(path, params={"disposition": "inline"})
+    assert shown.headers["content-disposition"].startswith("inline;")
+    assert shown.headers["content-security-policy"] == "sandbox; default-src 'none'"
+    _refused(resident.get(path, params={"disposition": "execute"}), 422, "disposition")
+
+    resident.post("/v1/me/consents", json=_consent())
+    officer = api.client("officer", "officer-li", "civil-affairs")
+    fetched = officer.get(
+        f"/v1/residents/zhang-wei/documents/{document}/content",
+        params={"purpose": "subsistence-allowance"},
+    )
+    assert fetched.status_code == 200, fetched.text
+    assert fetched.headers["content-disposition"].startswith("attachment;")
+    assert fetched.headers["x-content-type-options"] == "nosniff"
