@@ -69,6 +69,12 @@ def test_demo_walks_through_the_vault(tmp_path: Path) -> None:
             {"CIVICVAULT_MASTER_KEY": MasterKey.generate().to_base64()},
             "CIVICVAULT_NEW_MASTER_KEY",
         ),
+        (["token", "officer", "o1", "--dept", "ministry-of-magic"], {}, "catalogue"),
+        (["token", "auditor", "sun\u202eil"], {}, "the subject must be"),
+        (["token", "resident", "a b"], {}, "the subject must be"),
+        (["token", "auditor", "sun", "--ttl", "86401"], {}, "longer than the 86400 s"),
+        (["token", "auditor", "sun"], {"CIVICVAULT_TOKEN_TTL_SECONDS": "90000"},
+         "token_max_lifetime_seconds"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(
