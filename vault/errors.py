@@ -78,6 +78,11 @@ class DocumentWithdrawn(DocumentUnavailable):
     code = "document-withdrawn"
 
 
+class DocumentGone(DocumentWithdrawn):
+    """The resident asks for a document they withdrew: it is gone for them too (its
+    history stays in the log and the access log)."""
+
+
 class DocumentRevoked(DocumentUnavailable):
     code = "document-revoked"
 

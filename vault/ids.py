@@ -9,7 +9,11 @@ import uuid
 from vault.errors import InvalidInput
 
 _RESIDENT_NAMESPACE = uuid.UUID("5a0b6d8e-3c1f-5e2a-9b47-c1a1c0f1e1d0")
-_RESIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+RESIDENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+"""A UUID in its canonical 8-4-4-4-12 form (no braces, no ``urn:uuid:``, no bare hex)."""
+_RESIDENT_ID = re.compile(RESIDENT_ID_PATTERN.strip("^$"))
+_UUID = re.compile(UUID_PATTERN.strip("^$"))
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 _MAX_IDENTIFIER = 64
 
@@ -44,7 +48,6 @@ def check_identifier(field: str, value: object) -> str:
 def parse_uuid(field: str, value: object) -> uuid.UUID:
     if isinstance(value, uuid.UUID):
         return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise InvalidInput(field, "is not a valid id") from None
+    if not isinstance(value, str) or not _UUID.fullmatch(value):
+        raise InvalidInput(field, "is not a valid id (a UUID, 8-4-4-4-12 hex digits)")
+    return uuid.UUID(value)

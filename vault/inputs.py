@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -172,6 +174,30 @@ def check_text(field: str, value: object, max_length: int) -> str:
     return value
 
 
+@functools.cache
+def printable_text_pattern() -> str:
+    """The regular expression (JSON Schema / Python ``re``) of what :func:`check_text`
+    accepts, lengths aside: no character of the refused categories, and one at least that
+    is not white space. Computed from this Python's Unicode tables, like the check.
+
+    Surrogates (Cs) are left out of it: they are no Unicode scalar values, so no text in
+    UTF-8 holds them and the regular expression engines of JSON Schema validators (Rust's,
+    for one) cannot name them. The check still refuses a lone one sent as a JSON escape."""
+    ranges: list[tuple[int, int]] = []
+    for code in range(sys.maxunicode + 1):
+        if unicodedata.category(chr(code)) in _UNPRINTABLE - {"Cs"}:
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+
+    def char(code: int) -> str:  # BMP as an escape (surrogates cannot be written), the rest as is
+        return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
+    refused = "".join(char(a) if a == b else f"{char(a)}-{char(b)}" for a, b in ranges)
+    return f"^[^{refused}]*[^{refused}\\s][^{refused}]*$"
+
+
 def check_aware(field: str, value: object) -> datetime:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise InvalidInput(field, "must be a date-time with a time zone (RFC 3339)")
@@ -183,11 +209,15 @@ def check_aware(field: str, value: object) -> datetime:
 
 
 # RFC 3339 section 5.6 date-time: a full date, "T", a full time and an offset, nothing
-# else: no bare dates, no seconds since the epoch, no ISO 8601 basic or week forms.
-_RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+# else: no bare dates, no seconds since the epoch, no ISO 8601 basic or week forms; and,
+# for a vault of civic documents, a year from 1900 to 2199 (which keeps every time within
+# what UTC can hold, whatever its offset).
+RFC3339_PATTERN = (
+    r"^(19|2[01])[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]"
+    r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 )
+_RFC3339 = re.compile(RFC3339_PATTERN.strip("^$"))
 
 
 def parse_rfc3339(field: str, text: object) -> datetime:
@@ -195,7 +225,9 @@ def parse_rfc3339(field: str, text: object) -> datetime:
     microsecond dropped); 422 naming ``field`` for anything else."""
     if not isinstance(text, str) or not _RFC3339.fullmatch(text):
         raise InvalidInput(
-            field, "must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T09:30:00+08:00"
+            field,
+            "must be an RFC 3339 date-time with an offset, from 1900 to 2199, "
+            "e.g. 2026-12-01T09:30:00+08:00",
         )
     date_part, _, rest = text.upper().partition("T")
     fraction = re.search(r"\.([0-9]+)", rest)

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from adapters.http import audit, catalogue, credit, departments, public, residents
 from adapters.http.apidocs import install_api_docs
+from adapters.http.contract import install_contract
 from adapters.http.guard import Guard, limits_from
 from adapters.http.observability import Metrics, Observe, configure_logging
 from adapters.http.problems import install_problem_handlers
@@ -83,6 +84,7 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
         public.router,
     ):
         app.include_router(router)
+    install_contract(app)
     return app
 
 

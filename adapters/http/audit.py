@@ -8,8 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from adapters.http.contract import problems
 from adapters.http.deps import AuditDep, CurrentAuditor, Fresh, LedgerDep, ViewsDep
-from adapters.http.fields import Instant, Whole
+from adapters.http.fields import (
+    Instant,
+    OptionalDepartment,
+    OptionalInstant,
+    OptionalResidentId,
+    ResidentIdQuery,
+    WholeBetween,
+)
 from adapters.http.paging import Cursor, Limit, Page, decode_cursor, paged
 from adapters.http.problems import Problem
 from adapters.http.schemas import (
@@ -33,6 +41,8 @@ from vault.ids import check_resident_id
 from vault.inputs import check_aware, check_known
 
 router = APIRouter(prefix="/v1/audit", tags=["auditors"])
+Counted = Annotated[int, WholeBetween(1)]
+Size = Annotated[int, WholeBetween(0)]
 MAX_MISMATCHES = 1000
 
 
@@ -41,10 +51,10 @@ def accesses(
     auditor: CurrentAuditor,
     views: ViewsDep,
     fresh: Fresh,
-    resident_id: Annotated[str | None, Query(max_length=64)] = None,
-    department: Annotated[str | None, Query(max_length=64)] = None,
-    since: Instant | None = None,
-    until: Instant | None = None,
+    resident_id: OptionalResidentId = None,
+    department: OptionalDepartment = None,
+    since: OptionalInstant = None,
+    until: OptionalInstant = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[AccessOut]:
@@ -68,11 +78,11 @@ def accesses(
     return Page(items=[access_entry_out(a) for a in items], next_cursor=next_cursor)
 
 
-@router.get("/replay")
+@router.get("/replay", responses=problems(404, why_404="no such resident"))
 def replay(
     auditor: CurrentAuditor,
     audit: AuditDep,
-    resident_id: Annotated[str, Query(min_length=1, max_length=64)],
+    resident_id: ResidentIdQuery,
     at: Instant,
 ) -> ReplayOut:
     """The resident's documents, consents and grade as they stood at ``at``, from the events."""
@@ -115,8 +125,8 @@ def figures(auditor: CurrentAuditor, views: ViewsDep, fresh: Fresh) -> Figures:
 def readjudicate(
     auditor: CurrentAuditor,
     audit: AuditDep,
-    since: Instant | None = None,
-    until: Instant | None = None,
+    since: OptionalInstant = None,
+    until: OptionalInstant = None,
 ) -> ReadjudicationOut:
     """Every access recorded in [since, until) decided again, on the residents, documents and
     consents as they stood just before it in the log and with the policy version it
@@ -142,7 +152,7 @@ def _held(ledger: Ledger, size: int) -> None:
         )
 
 
-@router.get("/checkpoints/latest")
+@router.get("/checkpoints/latest", responses=problems(404, why_404="nothing signed yet"))
 def latest_checkpoint(auditor: CurrentAuditor, ledger: LedgerDep) -> CheckpointOut:
     """The newest signed tree head. Its signature verifies with the key of ``key_id`` at
     ``/.well-known/checkpoint-keys.json``."""
@@ -152,28 +162,36 @@ def latest_checkpoint(auditor: CurrentAuditor, ledger: LedgerDep) -> CheckpointO
     return checkpoint_out(checkpoint)
 
 
-@router.get("/proofs/inclusion")
+@router.get(
+    "/proofs/inclusion", responses=problems(404, why_404="the ledger holds no tree of `size`")
+)
 def inclusion_proof(
     auditor: CurrentAuditor,
     ledger: LedgerDep,
-    event: Annotated[Whole, Query(ge=1, description="the event's position in the log")],
-    size: Annotated[Whole, Query(ge=1, description="the tree size, e.g. a checkpoint's")],
+    event: Annotated[Counted, Query(description="the event's position in the log")],
+    size: Annotated[Counted, Query(description="the tree size, e.g. a checkpoint's")],
 ) -> InclusionOut:
-    """Proof that event N is leaf N-1 of the tree of ``size`` events (RFC 9162)."""
+    """Proof that event N is leaf N-1 of the tree of ``size`` events (RFC 9162).
+
+    Beyond the schema: `event` must not exceed `size` (422)."""
     _held(ledger, size)
     if event > size:
         raise InvalidInput("event", f"event {event} is not in a tree of {size} events")
     return inclusion_out(ledger.inclusion(event, size))
 
 
-@router.get("/proofs/consistency")
+@router.get(
+    "/proofs/consistency", responses=problems(404, why_404="the ledger holds no tree of `to`")
+)
 def consistency_proof(
     auditor: CurrentAuditor,
     ledger: LedgerDep,
-    first: Annotated[Whole, Query(alias="from", ge=0)],
-    second: Annotated[Whole, Query(alias="to", ge=0)],
+    first: Annotated[Size, Query(alias="from", description="the older tree size")],
+    second: Annotated[Size, Query(alias="to", description="the newer tree size")],
 ) -> ConsistencyOut:
-    """Proof that the tree of ``to`` events extends the tree of ``from`` (RFC 9162)."""
+    """Proof that the tree of ``to`` events extends the tree of ``from`` (RFC 9162).
+
+    Beyond the schema: `from` must not exceed `to` (422)."""
     _held(ledger, second)
     try:
         path = ledger.consistency(first, second)

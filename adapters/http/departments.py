@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import Field
 
 from adapters.formats import ACCEPTED_TYPES
+from adapters.http.contract import problems
 from adapters.http.deps import (
     ClockDep,
     CurrentOfficer,
@@ -23,7 +22,15 @@ from adapters.http.deps import (
     answer_position,
 )
 from adapters.http.downloads import Disposition, content_response, requested_range
-from adapters.http.fields import StrictIn
+from adapters.http.fields import (
+    DocumentIdPath,
+    PurposeQuery,
+    ReasonField,
+    ResidentIdPath,
+    ResidentIdQuery,
+    ServicePath,
+    StrictIn,
+)
 from adapters.http.observability import Metrics
 from adapters.http.paging import Cursor, Limit, Page, decode_cursor, paged
 from adapters.http.schemas import (
@@ -42,19 +49,14 @@ from vault.inputs import check_known
 from vault.services.documents import Documents
 
 router = APIRouter(tags=["departments"])
-Purpose = Annotated[
-    str, Query(min_length=1, max_length=64, description="the service, e.g. subsistence-allowance")
-]
-
-
 class Revocation(StrictIn):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: str = ReasonField
 
 
 @router.get("/v1/residents/{resident_id}/documents")
 def fetchable_documents(
-    resident_id: str,
-    purpose: Purpose,
+    resident_id: ResidentIdPath,
+    purpose: PurposeQuery,
     officer: CurrentOfficer,
     policies: PoliciesDep,
     views: ViewsDep,
@@ -107,15 +109,17 @@ def consents_held(
     responses={
         200: {"content": {t: {} for t in ACCEPTED_TYPES}},
         206: {"description": "a range"},
-        403: {"description": "denied, with the reason; the attempt is recorded"},
-        416: {"description": "a range malformed, or one the document cannot satisfy"},
-        503: {"description": "the blob store is unreachable; nothing was charged"},
+        **problems(
+            403, 404, 409, 410, 416, 503,
+            why_403="denied, with the reasons; the attempt is recorded (X-Access-Id)",
+            why_503="the blob store is unreachable; nothing was charged",
+        ),
     },
 )
 async def fetch_document(
-    resident_id: str,
-    document_id: str,
-    purpose: Purpose,
+    resident_id: ResidentIdPath,
+    document_id: DocumentIdPath,
+    purpose: PurposeQuery,
     request: Request,
     officer: CurrentOfficer,
     fetches: FetchesDep,
@@ -154,9 +158,16 @@ async def fetch_document(
     )
 
 
-@router.post("/v1/residents/{resident_id}/documents", status_code=201, openapi_extra=UPLOAD_BODY)
+@router.post(
+    "/v1/residents/{resident_id}/documents", status_code=201, openapi_extra=UPLOAD_BODY,
+    responses=problems(
+        403, 410, 503,
+        why_403="the policy does not let the department issue this type (recorded)",
+        why_503="the blob store is unreachable; nothing was stored",
+    ),
+)
 async def issue_document(
-    resident_id: str,
+    resident_id: ResidentIdPath,
     request: Request,
     response: Response,
     officer: CurrentOfficer,
@@ -182,10 +193,13 @@ async def issue_document(
     return document_out(issued.value)
 
 
-@router.post("/v1/residents/{resident_id}/documents/{document_id}/verify")
+@router.post(
+    "/v1/residents/{resident_id}/documents/{document_id}/verify",
+    responses=problems(404, 409, 410),
+)
 def verify_document(
-    resident_id: str,
-    document_id: str,
+    resident_id: ResidentIdPath,
+    document_id: DocumentIdPath,
     request: Request,
     response: Response,
     officer: CurrentOfficer,
@@ -204,10 +218,13 @@ def verify_document(
     return document_out(verified.value)
 
 
-@router.post("/v1/residents/{resident_id}/documents/{document_id}/revoke")
+@router.post(
+    "/v1/residents/{resident_id}/documents/{document_id}/revoke",
+    responses=problems(404, 409, 410, why_403="not the role, or not the issuing department"),
+)
 def revoke_document(
-    resident_id: str,
-    document_id: str,
+    resident_id: ResidentIdPath,
+    document_id: DocumentIdPath,
     body: Revocation,
     response: Response,
     officer: CurrentOfficer,
@@ -220,10 +237,16 @@ def revoke_document(
     return document_out(revoked.value)
 
 
-@router.get("/v1/services/{service_id}/tracks")
+@router.get(
+    "/v1/services/{service_id}/tracks",
+    responses=problems(
+        403, why_403="the department does not handle the service, or holds no live consent "
+        "of the resident's for it (also for a resident it cannot tell is registered)",
+    ),
+)
 def tracks(
-    service_id: str,
-    resident_id: Annotated[str, Query(min_length=1, max_length=64)],
+    service_id: ServicePath,
+    resident_id: ResidentIdQuery,
     officer: CurrentOfficer,
     policies: PoliciesDep,
 ) -> TracksOut:

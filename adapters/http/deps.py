@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from adapters.http.fields import Whole
+from adapters.http.fields import Position
 from adapters.http.problems import Problem
 from adapters.wiring import Services
 from keys.tokens import Principal, Role
@@ -111,18 +111,27 @@ def _requiring(role: Role) -> object:
     return dependency
 
 
-def current_resident(
+def resident_even_erased(
     principal: Annotated[Principal, Depends(_requiring("resident"))], residents: ResidentsDep
-) -> str:
-    """The resident acting on their own data, registered on their first request; an erased
-    resident's token still authenticates, but every route answers 410 Gone."""
+) -> tuple[str, bool]:
+    """The resident of the token, registered on their first request, and whether they are
+    erased."""
     try:
         check_resident_id(principal.subject)
     except InvalidInput:
         raise _unauthorized("the token's subject is not a valid resident id") from None
-    if residents.register(principal.subject).value.is_erased:
-        raise ResidentErased(f"resident {principal.subject} was erased")
-    return principal.subject
+    return principal.subject, residents.register(principal.subject).value.is_erased
+
+
+def current_resident(
+    resident: Annotated[tuple[str, bool], Depends(resident_even_erased)],
+) -> str:
+    """The resident acting on their own data; an erased resident's token still
+    authenticates, but every route but erasure answers 410 Gone."""
+    resident_id, erased = resident
+    if erased:
+        raise ResidentErased(f"resident {resident_id} was erased")
+    return resident_id
 
 
 @dataclass(frozen=True)
@@ -144,15 +153,27 @@ async def current_officer(
 
 
 CurrentResident = Annotated[str, Depends(current_resident)]
+ResidentEvenErased = Annotated[tuple[str, bool], Depends(resident_even_erased)]
 CurrentOfficer = Annotated[Officer, Depends(current_officer)]
 CurrentAuditor = Annotated[Principal, Depends(_requiring("auditor"))]
 CurrentCreditPlatform = Annotated[Principal, Depends(_requiring("credit-platform"))]
 
 
+_MIN_POSITION = (
+    "read your writes: answer only once the read models hold this log position (an "
+    "X-Log-Position a write answered with), waiting up to CIVICVAULT_READ_WAIT_SECONDS "
+    "(then 503 read-models-behind)"
+)
+
+
 async def reached_position(
     request: Request,
-    x_min_log_position: Annotated[Whole | None, Header(ge=0)] = None,
-    min_position: Annotated[Whole | None, Query(ge=0)] = None,
+    x_min_log_position: Annotated[
+        Position, Header(description=_MIN_POSITION + "; 409 if no write has reached it yet"),
+    ] = None,
+    min_position: Annotated[
+        Position, Query(description="the same as X-Min-Log-Position")
+    ] = None,
 ) -> None:
     """Read-your-writes: wait, bounded, until the read models hold the log position asked
     for (the ``X-Log-Position`` a write answered with)."""
@@ -162,7 +183,10 @@ async def reached_position(
     services = _services(request)
     head = await run_in_threadpool(services.events.head)
     if target > head:
-        raise InvalidInput("X-Min-Log-Position", f"no write has reached log position {target}")
+        raise Problem(
+            409, "position-not-reached", "Log position not reached",
+            f"no write has reached log position {target} yet (the log is at {head})",
+        )
     wait = services.settings.read_wait_seconds
     if not await run_in_threadpool(services.view_runner.wait_for, target, wait):
         raise Problem(

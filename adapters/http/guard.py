@@ -18,12 +18,13 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.problems import problem_response
@@ -47,6 +48,15 @@ class Limits:
     json_bytes: int
     grade_push_bytes: int
     upload_bytes: int
+
+
+def counted(method: str, path: str) -> Literal["fetch", "write"] | None:
+    """Which rate limit a request (or a route, by its path template) counts against."""
+    if method == "GET" and _FETCH.fullmatch(path):
+        return "fetch"
+    if method in _WRITES:
+        return "write"
+    return None
 
 
 class _TooLarge(Exception):
@@ -133,11 +143,10 @@ class Guard:
     def _counted(self, scope: Scope, principal: Principal) -> tuple[RateLimitItem, str] | None:
         """Which limit a request counts against, and under whose name."""
         who = f"{principal.role}:{principal.department or ''}:{principal.subject}"
-        if scope["method"] == "GET" and _FETCH.fullmatch(scope["path"]):
-            return self._fetches, f"fetch:{who}"
-        if scope["method"] in _WRITES:
-            return self._writes, f"write:{who}"
-        return None
+        kind = counted(scope["method"], scope["path"])
+        if kind is None:
+            return None
+        return (self._fetches if kind == "fetch" else self._writes), f"{kind}:{who}"
 
     def _cap(self, scope: Scope) -> int:
         path = scope["path"]
@@ -256,11 +265,19 @@ def _not_a_number(constant: str) -> None:
     raise _Refused(f"{constant} is not JSON")
 
 
+def _routed(scope: Scope) -> bool:
+    """Whether some route of the app answers this method at this path (else the router
+    answers 404 or 405, whatever the body)."""
+    app = scope.get("app")
+    routes = getattr(getattr(app, "router", None), "routes", ())
+    return any(route.matches(scope)[0] is Match.FULL for route in routes)
+
+
 def _json_refusal(scope: Scope, body: bytes) -> JSONResponse | None:
     """A body other than an upload is JSON, said so, with each object's keys once (two
     parsers may keep different ones of a repeated key), no NaN or Infinity, and nested
     no deeper than the parser can follow."""
-    if not body:
+    if not body or not _routed(scope):
         return None
     media = (_header(scope, b"content-type") or "").partition(";")[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):

@@ -4,16 +4,14 @@ page skip or repeat an item."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import re
 from collections.abc import Sequence
 from typing import Annotated, Generic, Protocol, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, Field
 
-from adapters.http.fields import Whole
+from adapters.http.fields import WholeBetween
 from vault.errors import InvalidInput
 
 T = TypeVar("T")
@@ -35,8 +33,12 @@ class Page(BaseModel, Generic[T]):
     )
 
 
-Limit = Annotated[Whole, Query(ge=1, le=MAX_PAGE)]
-Cursor = Annotated[str | None, Query(max_length=200)]
+Limit = Annotated[int, WholeBetween(1, MAX_PAGE), Query(description=f"at most {MAX_PAGE}")]
+CURSOR_PATTERN = r"^[0-9]{1,18}$"
+Cursor = Annotated[
+    str | None,
+    Query(pattern=CURSOR_PATTERN, description="the next_cursor of the page before"),
+]
 
 
 def paged(entries: Sequence[E], limit: int) -> tuple[list[E], str | None]:
@@ -48,26 +50,14 @@ def paged(entries: Sequence[E], limit: int) -> tuple[list[E], str | None]:
     return shown, encode_cursor(shown[-1].position)
 
 
-MAX_POSITION = 2**63 - 1
-"""The largest log position: the databases keep positions as 64-bit integers."""
-
-
 def encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"p": position}).encode()).decode().rstrip("=")
+    """A page's cursor: the log position of its last entry, in decimal digits."""
+    return str(position)
 
 
 def decode_cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        position = json.loads(base64.urlsafe_b64decode(padded))["p"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise InvalidInput("cursor", "is not a cursor this API gave out") from None
-    if (
-        not isinstance(position, int)
-        or isinstance(position, bool)
-        or not 0 <= position <= MAX_POSITION
-    ):
+    if not re.fullmatch(CURSOR_PATTERN.strip("^$"), cursor):
         raise InvalidInput("cursor", "is not a cursor this API gave out")
-    return position
+    return int(cursor)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from vault import errors
 
@@ -36,6 +38,7 @@ _STATUS: tuple[tuple[type[errors.VaultError], int, str], ...] = (
     (errors.InvalidPolicy, 422, "Invalid policy"),
     (errors.NotFound, 404, "Not found"),
     (errors.ResidentErased, 410, "Resident erased"),
+    (errors.DocumentGone, 410, "Document withdrawn"),
     (errors.AccessDenied, 403, "Access denied"),
     (errors.NotTheIssuer, 403, "Not the issuer"),
     (errors.NoConsent, 403, "No consent"),
@@ -75,6 +78,29 @@ def problem_response(
             body["request_id"] = request_id
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field(location: Sequence[int | str]) -> str:
+    """A validation error's location as the API names fields: ``updates[1].grade`` for
+    ("body", "updates", 1, "grade"), ``since`` for ("query", "since")."""
+    parts = list(location)
+    if len(parts) > 1 and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    named = ""
+    for part in parts:
+        named += f"[{part}]" if isinstance(part, int) else (f".{part}" if named else str(part))
+    return named or "body"
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the app answers at the request's path."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        allowed = getattr(route, "methods", None)
+        if match is not Match.NONE and allowed:
+            methods.update(allowed)
+    return sorted(methods)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -117,10 +143,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
-            for e in exc.errors()
-        ]
+        problems = [{"field": _field(e["loc"]), "problem": e["msg"]} for e in exc.errors()]
         first = problems[0] if problems else {"field": "request", "problem": "is invalid"}
         return problem_response(
             422,
@@ -128,15 +151,18 @@ def install_problem_handlers(app: FastAPI) -> None:
             "Invalid input",
             f"{first['field']}: {first['problem']}",
             request,
+            field=first["field"],
             errors=problems,
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return problem_response(
-            exc.status_code, code, str(exc.detail), str(exc.detail), request,
-            headers=getattr(exc, "headers", None),
+            exc.status_code, code, str(exc.detail), str(exc.detail), request, headers=headers,
         )
 
     @app.exception_handler(Exception)

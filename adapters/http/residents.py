@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from adapters.formats import ACCEPTED_TYPES
+from adapters.http.contract import problems
 from adapters.http.deps import (
     ClockDep,
     ConsentsDep,
@@ -17,11 +18,13 @@ from adapters.http.deps import (
     DocumentsDep,
     Fresh,
     LedgerDep,
+    ResidentEvenErased,
     ResidentsDep,
     ViewsDep,
     answer_position,
 )
 from adapters.http.downloads import Disposition, content_response, requested_range
+from adapters.http.fields import ConsentIdPath, DocumentIdPath
 from adapters.http.paging import Cursor, Limit, Page, decode_cursor, paged
 from adapters.http.schemas import (
     AccessLogPage,
@@ -44,6 +47,7 @@ from adapters.http.uploads import UPLOAD_BODY, read_upload
 from vault.inputs import ConsentRequest
 
 router = APIRouter(prefix="/v1/me", tags=["residents"])
+_GONE = "I am erased, or I withdrew this document"
 
 
 class Erasure(BaseModel):
@@ -51,7 +55,10 @@ class Erasure(BaseModel):
     erased: bool
 
 
-@router.post("/documents", status_code=201, openapi_extra=UPLOAD_BODY)
+@router.post(
+    "/documents", status_code=201, openapi_extra=UPLOAD_BODY,
+    responses=problems(503, why_503="the blob store is unreachable; nothing was stored"),
+)
 async def upload_document(
     request: Request, response: Response, resident: CurrentResident, documents: DocumentsDep
 ) -> DocumentOut:
@@ -78,18 +85,24 @@ def library(
     return Page(items=[entry_out(e) for e in items], next_cursor=next_cursor)
 
 
-@router.get("/documents/{document_id}")
-def document(document_id: str, resident: CurrentResident, documents: DocumentsDep) -> DocumentOut:
+@router.get("/documents/{document_id}", responses=problems(404, 410, why_410=_GONE))
+def document(
+    document_id: DocumentIdPath, resident: CurrentResident, documents: DocumentsDep
+) -> DocumentOut:
     return document_out(documents.document(resident, document_id))
 
 
 @router.get(
     "/documents/{document_id}/content",
     response_class=StreamingResponse,
-    responses={200: {"content": {t: {} for t in ACCEPTED_TYPES}}, 206: {"description": "a range"}},
+    responses={
+        200: {"content": {t: {} for t in ACCEPTED_TYPES}},
+        206: {"description": "a range"},
+        **problems(404, 410, 416, 503, why_410=_GONE, why_503="the blob store is unreachable"),
+    },
 )
 async def document_content(
-    document_id: str,
+    document_id: DocumentIdPath,
     request: Request,
     resident: CurrentResident,
     documents: DocumentsDep,
@@ -102,9 +115,12 @@ async def document_content(
     )
 
 
-@router.delete("/documents/{document_id}")
+@router.delete("/documents/{document_id}", responses=problems(404, 409, 410, why_410=_GONE))
 def withdraw_document(
-    document_id: str, response: Response, resident: CurrentResident, documents: DocumentsDep
+    document_id: DocumentIdPath,
+    response: Response,
+    resident: CurrentResident,
+    documents: DocumentsDep,
 ) -> DocumentOut:
     """Withdraw a document: no department can fetch it again."""
     withdrawn = documents.withdraw(resident, document_id)
@@ -117,7 +133,9 @@ def grant_consent(
     body: ConsentIn, response: Response, resident: CurrentResident, consents: ConsentsDep,
     clock: ClockDep,
 ) -> GrantedConsentOut:
-    """Let one department fetch some document types for one purpose, until a time."""
+    """Let one department fetch some document types for one purpose, until a time.
+
+    Beyond the schema: `expires_at` must lie ahead and after `valid_from` (422)."""
     granted = consents.grant(
         resident,
         ConsentRequest(
@@ -146,9 +164,9 @@ def consents(
     return Page(items=[consent_entry_out(c, now) for c in items], next_cursor=next_cursor)
 
 
-@router.post("/consents/{consent_id}/revoke")
+@router.post("/consents/{consent_id}/revoke", responses=problems(404, 409))
 def revoke_consent(
-    consent_id: str, response: Response, resident: CurrentResident, consents: ConsentsDep,
+    consent_id: ConsentIdPath, response: Response, resident: CurrentResident, consents: ConsentsDep,
     clock: ClockDep,
 ) -> ConsentOut:
     """Once this answers, no fetch under the consent succeeds."""
@@ -194,7 +212,9 @@ def access_log(
 
 
 @router.post("/erase")
-def erase(response: Response, resident: CurrentResident, residents: ResidentsDep) -> Erasure:
-    """Crypto-shred everything personal: nothing of mine can be read again."""
-    answer_position(response, residents.erase(resident).position)
-    return Erasure(resident_id=resident, erased=True)
+def erase(response: Response, resident: ResidentEvenErased, residents: ResidentsDep) -> Erasure:
+    """Crypto-shred everything personal: nothing of mine can be read again. Safe to repeat:
+    asked again (a lost answer, say), it answers the same and records nothing more."""
+    resident_id, _ = resident
+    answer_position(response, residents.erase(resident_id).position)
+    return Erasure(resident_id=resident_id, erased=True)

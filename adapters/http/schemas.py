@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
-from adapters.http.fields import Instant, StrictIn
+from adapters.http.fields import (
+    DepartmentField,
+    DocTypesField,
+    Instant,
+    ServiceField,
+    StrictIn,
+)
 from adapters.http.paging import Page
 from policy.catalogue import display_name
 from policy.decision import TrackDecision
@@ -16,6 +22,8 @@ from projections.ledger import Checkpoint, InclusionProof
 from projections.queries import AccessEntry, ConsentEntry, LibraryEntry
 from vault.consent import Consent
 from vault.document import Document
+from vault.ids import RESIDENT_ID_PATTERN
+from vault.inputs import MAX_SEQUENCE, MAX_USES_LIMIT
 from vault.markers import Erased
 from vault.services.audit import Mismatch
 
@@ -40,12 +48,17 @@ class DocumentOut(BaseModel):
 
 
 class ConsentIn(StrictIn):
-    department: str = Field(description="a department id of GET /v1/catalogue")
-    doc_types: list[str] = Field(description="document type ids of GET /v1/catalogue")
-    purpose: str = Field(description="a service id of GET /v1/catalogue")
+    department: str = DepartmentField
+    doc_types: list[str] = DocTypesField
+    purpose: str = ServiceField
     expires_at: Instant = Field(description="when the consent ends (RFC 3339, with offset)")
-    valid_from: Instant | None = None
-    max_uses: int | None = None
+    valid_from: Instant | None = Field(default=None, description="when it starts (default now)")
+    max_uses: Annotated[
+        int | None,
+        WithJsonSchema({"anyOf": [
+            {"type": "integer", "minimum": 1, "maximum": MAX_USES_LIMIT}, {"type": "null"},
+        ]}),
+    ] = Field(default=None, ge=1, le=MAX_USES_LIMIT, description="how many fetches it allows")
 
 
 class ConsentOut(BaseModel):
@@ -185,10 +198,12 @@ class TracksOut(BaseModel):
 
 
 class GradeRowIn(StrictIn):
-    resident_id: str
-    grade: str
+    resident_id: str = Field(pattern=RESIDENT_ID_PATTERN)
+    grade: Literal["A", "B", "C", "D"]
     effective_at: Instant
-    sequence: int
+    sequence: Annotated[
+        int, WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_SEQUENCE})
+    ] = Field(ge=0, le=MAX_SEQUENCE, description="newer rows have larger ones")
 
 
 class GradeBatchIn(StrictIn):

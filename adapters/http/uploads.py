@@ -14,14 +14,15 @@ from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from adapters.formats import ACCEPTED_TYPES, UnsupportedContent, identify
-from adapters.http.fields import RFC3339_PATTERN
+from adapters.http.fields import DOC_TYPE_SCHEMA, TITLE_SCHEMA
 from adapters.http.problems import Problem
-from vault.inputs import DocumentDetails, parse_rfc3339
+from vault.inputs import RFC3339_PATTERN, DocumentDetails, parse_rfc3339
 
 SPOOL_IN_MEMORY = 1024 * 1024
 MAX_FIELD_BYTES = 8 * 1024
-MAX_PARTS = 8
-"""The file and a few form fields; a flood of small parts is refused."""
+FORM_FIELDS = ("file", "doc_type", "title", "expires_at")
+"""The parts an upload may have, each at most once: any other, or one again, is refused as
+its headers end, so a flood of small parts stops at the second."""
 MAX_BOUNDARY = 70
 """RFC 2046: a multipart boundary is 1 to 70 characters."""
 UPLOAD_BODY: dict[str, Any] = {
@@ -32,14 +33,15 @@ UPLOAD_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["file", "doc_type", "title"],
+                    "additionalProperties": False,
                     "properties": {
                         "file": {
                             "type": "string",
                             "format": "binary",
                             "description": f"one of {', '.join(ACCEPTED_TYPES)}",
                         },
-                        "doc_type": {"type": "string", "example": "id-card"},
-                        "title": {"type": "string", "example": "居民身份证"},
+                        "doc_type": {**DOC_TYPE_SCHEMA, "example": "id-card"},
+                        "title": {**TITLE_SCHEMA, "example": "居民身份证"},
                         "expires_at": {
                             "type": "string", "format": "date-time", "pattern": RFC3339_PATTERN,
                         },
@@ -85,8 +87,8 @@ class Upload:
     def details(self) -> DocumentDetails:
         """The form fields (and the file's type, checked against its bytes) as document
         details."""
-        expires = self.fields.get("expires_at")
-        expires_at = parse_rfc3339("expires_at", expires) if expires else None
+        expires = self.fields.get("expires_at")  # left out: none; sent, even empty: checked
+        expires_at = parse_rfc3339("expires_at", expires) if expires is not None else None
         doc_type = self.fields.get("doc_type", "")
         title = self.fields.get("title", "")
         DocumentDetails(doc_type=doc_type, title=title, filename=self.filename)  # before parsing
@@ -152,7 +154,6 @@ class _Receiver:
         self.header_value = b""
         self.name = ""
         self.field = b""
-        self.parts = 0
 
     def callbacks(self) -> MultipartCallbacks:
         return {
@@ -166,12 +167,6 @@ class _Receiver:
         }
 
     def part_begin(self) -> None:
-        self.parts += 1
-        if self.parts > MAX_PARTS:
-            raise Problem(
-                413, "too-large", "Payload too large",
-                f"the form has more than {MAX_PARTS} parts",
-            )
         self.headers, self.name, self.field = {}, "", b""
 
     def header_field(self, data: bytes, start: int, end: int) -> None:
@@ -196,6 +191,15 @@ class _Receiver:
     def headers_finished(self) -> None:
         _, disposition = parse_options_header(self.headers.get(b"content-disposition", b""))
         self.name = disposition.get(b"name", b"").decode(errors="replace")
+        if self.name not in FORM_FIELDS:
+            raise Problem(
+                422, "invalid-input", "Invalid input",
+                f"form field {self.name[:64]!r} is not one of {', '.join(FORM_FIELDS)}",
+            )
+        if self.name in self.upload.fields:
+            raise Problem(
+                422, "invalid-input", "Invalid input", f"form field {self.name!r} is sent twice"
+            )
         if self.name != "file":
             return
         upload = self.upload

@@ -85,5 +85,5 @@ def test_a_position_no_write_reached_is_refused(live: LiveApi) -> None:
     response = live.client("resident", "r1").get(
         "/v1/me/documents", headers={"X-Min-Log-Position": "999999"}
     )
-    assert response.status_code == 422
-    assert response.json()["field"] == "X-Min-Log-Position"
+    assert response.status_code == 409  # well formed, but the log has not got there
+    assert response.json()["code"] == "position-not-reached"

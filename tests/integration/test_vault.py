@@ -285,5 +285,5 @@ def test_a_cached_aggregate_is_brought_up_to_date_by_a_write_elsewhere(
         elsewhere.documents.withdraw("r1", document.id)
     finally:
         elsewhere.close()
-    assert services.documents.document("r1", document.id).status is DocumentStatus.WITHDRAWN
+    assert services.documents.find(document.id).status is DocumentStatus.WITHDRAWN
     assert library(services, "r1") == []

@@ -23,13 +23,14 @@ from vault.attestation import (
     AttestationJudgement,
     judge_attestation,
 )
-from vault.document import Document
+from vault.document import Document, DocumentStatus
 from vault.errors import (
     AccessDenied,
     AlreadyTrusted,
     AttestationDenied,
     BlobMissing,
     ContentCorrupted,
+    DocumentGone,
     DocumentNotFound,
     DocumentRevoked,
     DocumentSuperseded,
@@ -240,11 +241,14 @@ class Documents:
         )
 
     def document(self, resident_id: str, document_id: UUID | str) -> Document:
-        """One of the resident's own documents; another resident's is 'not found'."""
+        """One of the resident's own documents; another resident's is 'not found', and one
+        they withdrew is :class:`DocumentGone`."""
         document = self.find(document_id)
         if document.resident_id != resident_id:
             raise DocumentNotFound(f"document {document_id} not found")
         self._residents.active(resident_id)
+        if document.status is DocumentStatus.WITHDRAWN:
+            raise DocumentGone(f"document {document_id} was withdrawn")
         return document
 
     def content(self, document: Document) -> Iterator[bytes]:
