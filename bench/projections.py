@@ -306,7 +306,7 @@ class Filler:
         fields: dict[str, Any] = {
             "resident_id": resident_id,
             "doc_type": doc_type,
-            "title": catalogue()[("doc_type", doc_type)].name_zh,
+            "title": catalogue().entries[("doc_type", doc_type)].name_zh,
             "filename": f"{doc_type}-{rng.randrange(10**4):04d}.pdf",
             "content_type": "application/pdf",
             "expires_at": now + EXPIRES[doc_type] if doc_type in EXPIRES else None,
