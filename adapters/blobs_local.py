@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -44,12 +45,12 @@ class LocalBlobStore:
             os.replace(tmp, path)
             fsync_dir(path.parent)
         except OSError as e:  # a full or failing disk: the store, not the request
-            tmp.unlink(missing_ok=True)
+            _remove_if_possible(tmp)
             raise BlobStoreUnavailable(
                 f"the blob store could not store a document: {e.strerror}"
             ) from None
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            _remove_if_possible(tmp)
             raise
         return written
 
@@ -97,6 +98,13 @@ class LocalBlobStore:
         if not path.is_relative_to(self.root):
             raise InvalidBlobKey(f"blob key {key!r} leaves the store")
         return path
+
+
+def _remove_if_possible(path: Path) -> None:
+    """Remove a half-written file; on a disk that fails, the failure that brought us here
+    is the one to report, and the sweep (``civicvault gc``) takes what is left."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def _read_and_close(f: BinaryIO) -> Iterator[bytes]:

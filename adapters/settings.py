@@ -42,12 +42,16 @@ class Settings(BaseSettings):
         default=8 * 1024 * 1024, gt=0,
         description="the largest body of a credit-grade push (about 50,000 updates)",
     )
+    max_form_field_bytes: int = Field(
+        default=8 * 1024, ge=1024,
+        description="the largest form field or part header of an upload; more is a 413",
+    )
     max_header_bytes: int = Field(
         default=32 * 1024, ge=1024,
         description="the largest request line and header block; more is a 431",
     )
     rate_limit_fetches: str = Field(
-        default="600/minute", description="document fetches per officer (moving window)"
+        default="600/minute", description="document fetches per officer (sliding window)"
     )
     rate_limit_writes: str = Field(
         default="120/minute", description="writes (POST, PUT, DELETE) per principal"

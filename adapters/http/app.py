@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from adapters.http import audit, catalogue, credit, departments, public, residents
 from adapters.http.apidocs import install_api_docs
 from adapters.http.contract import install_contract
+from adapters.http.deps import no_unknown_query
 from adapters.http.guard import Guard, limits_from
 from adapters.http.observability import Metrics, Observe, configure_logging
 from adapters.http.problems import install_problem_handlers
@@ -62,6 +63,7 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
         "with consent, as policy and credit grades allow; every access is recorded.",
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(no_unknown_query)],
     )
     install_api_docs(app)
     metrics = Metrics()
@@ -73,7 +75,8 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
     metrics.watch_ledger(lambda: ledger_lag(services))
     install_problem_handlers(app)
     # The last added runs first: every request is observed, then guarded.
-    app.add_middleware(Guard, verifier=verifier, limits=limits_from(settings))
+    app.state.limits = limits = limits_from(settings)
+    app.add_middleware(Guard, verifier=verifier, limits=limits)
     app.add_middleware(Observe, metrics=metrics)
     for router in (
         residents.router,

@@ -174,8 +174,11 @@ async def issue_document(
     documents: DocumentsDep,
 ) -> DocumentOut:
     """Issue a document into the resident's library (trust level A), where the policy lets
-    the department issue the document type (403 otherwise). Every attempt is recorded."""
-    upload = await read_upload(request, documents.max_document_bytes)
+    the department issue the document type (403 otherwise). Every attempt is recorded.
+
+    Beyond the schema: a parser of the file's type must read it through (415), and
+    `expires_at` must lie ahead (422)."""
+    upload = await read_upload(request, request.app.state.limits.upload)
     try:
         issued = await run_in_threadpool(
             lambda: documents.issue(

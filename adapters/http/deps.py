@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.dependencies.models import Dependant
 
 from adapters.http.fields import Position
 from adapters.http.problems import Problem
@@ -206,3 +207,32 @@ def answer_position(response: Response, position: int | None) -> None:
     appended anything."""
     if position is not None:
         response.headers["X-Log-Position"] = str(position)
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return frozenset(names)
+
+
+async def no_unknown_query(request: Request) -> None:
+    """A query parameter the route does not take is a 422 naming it, not ignored: a
+    misspelt filter (``?resident=`` for ``?resident_id=``) would otherwise widen a search
+    without a word."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = _QUERY_NAMES.get(id(route))
+    if known is None:
+        known = _QUERY_NAMES[id(route)] = _query_names(dependant)
+    for name in request.query_params:
+        if name not in known:
+            raise InvalidInput(
+                name[:64] or "query", "is not a parameter of this route"
+                + (f" (it takes {', '.join(sorted(known))})" if known else "")
+            )

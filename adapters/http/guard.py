@@ -28,13 +28,13 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.problems import problem_response
+from adapters.http.uploads import UploadBounds
 from keys.tokens import InvalidToken, Principal, TokenVerifier
 
 _FETCH = re.compile(r"/v1/residents/[^/]+/documents/[^/]+/content")
 _UPLOADS = (re.compile(r"/v1/me/documents"), re.compile(r"/v1/residents/[^/]+/documents"))
 _GRADES = "/v1/credit/grades"
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-UPLOAD_OVERHEAD = 256 * 1024
 """What an upload's body may hold besides the file: its form fields and part headers."""
 
 
@@ -47,7 +47,7 @@ class Limits:
     failed_authentications: str
     json_bytes: int
     grade_push_bytes: int
-    upload_bytes: int
+    upload: UploadBounds
 
 
 def counted(method: str, path: str) -> Literal["fetch", "write"] | None:
@@ -151,7 +151,7 @@ class Guard:
     def _cap(self, scope: Scope) -> int:
         path = scope["path"]
         if scope["method"] == "POST" and any(u.fullmatch(path) for u in _UPLOADS):
-            return self.limits.upload_bytes + UPLOAD_OVERHEAD
+            return self.limits.upload.body_bytes
         if path == _GRADES:
             return self.limits.grade_push_bytes
         return self.limits.json_bytes
@@ -186,7 +186,7 @@ class Guard:
         whole anyway, and it turns every error of a body read into a 400)."""
         received = 0
         started = False
-        if cap != self.limits.upload_bytes + UPLOAD_OVERHEAD:
+        if cap != self.limits.upload.body_bytes:
             body = await _read_bounded(receive, cap)
             if body is None:
                 response = problem_response(
@@ -330,6 +330,6 @@ def limits_from(settings: Any) -> Limits:
         failed_authentications=settings.rate_limit_failed_authentications,
         json_bytes=settings.max_json_bytes,
         grade_push_bytes=settings.max_grade_push_bytes,
-        upload_bytes=settings.max_document_bytes,
+        upload=UploadBounds(settings.max_document_bytes, settings.max_form_field_bytes),
     )
 

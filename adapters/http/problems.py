@@ -92,15 +92,19 @@ def _field(location: Sequence[int | str]) -> str:
     return named or "body"
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """The methods some route of the app answers at the request's path."""
-    methods: set[str] = set()
-    for route in request.app.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        allowed = getattr(route, "methods", None)
-        if match is not Match.NONE and allowed:
-            methods.update(allowed)
-    return sorted(methods)
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.routes
+        )
+    ]
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -128,7 +132,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         elif isinstance(exc, errors.InvalidInput):
             extra = {"field": exc.field}
         if status >= 500:
-            log.error("integrity failure: %s", exc.code)
+            log.error("%s: %s", exc.code, exc)
         headers: dict[str, str] = {}
         if isinstance(exc, errors.Contention):
             headers["Retry-After"] = "1"

@@ -62,8 +62,11 @@ class Erasure(BaseModel):
 async def upload_document(
     request: Request, response: Response, resident: CurrentResident, documents: DocumentsDep
 ) -> DocumentOut:
-    """Hand a document over once; it joins the library at trust level C."""
-    upload = await read_upload(request, documents.max_document_bytes)
+    """Hand a document over once; it joins the library at trust level C.
+
+    Beyond the schema: a parser of the file's type must read it through (415), and
+    `expires_at` must lie ahead (422)."""
+    upload = await read_upload(request, request.app.state.limits.upload)
     try:
         filed = await run_in_threadpool(
             lambda: documents.submit(resident, upload.stream(), upload.details())

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
 from fastapi import Request
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from adapters.formats import ACCEPTED_TYPES, UnsupportedContent, identify
@@ -19,12 +20,25 @@ from adapters.http.problems import Problem
 from vault.inputs import RFC3339_PATTERN, DocumentDetails, parse_rfc3339
 
 SPOOL_IN_MEMORY = 1024 * 1024
-MAX_FIELD_BYTES = 8 * 1024
 FORM_FIELDS = ("file", "doc_type", "title", "expires_at")
 """The parts an upload may have, each at most once: any other, or one again, is refused as
 its headers end, so a flood of small parts stops at the second."""
 MAX_BOUNDARY = 70
 """RFC 2046: a multipart boundary is 1 to 70 characters."""
+
+
+@dataclass(frozen=True)
+class UploadBounds:
+    """How much an upload may hold: its file, and each form field and part header."""
+
+    file_bytes: int
+    field_bytes: int
+
+    @property
+    def body_bytes(self) -> int:
+        """The whole multipart body: the file, and for each part its header, its value
+        and its boundary line, each at their bound."""
+        return self.file_bytes + len(FORM_FIELDS) * (2 * self.field_bytes + MAX_BOUNDARY + 8)
 UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -109,7 +123,7 @@ def _too_large(limit: int) -> Problem:
     return Problem(413, "too-large", "Payload too large", f"the file is over {limit} bytes")
 
 
-async def read_upload(request: Request, limit: int) -> Upload:
+async def read_upload(request: Request, bounds: UploadBounds) -> Upload:
     """Parse a ``multipart/form-data`` body with one ``file`` part and small text fields."""
     media_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
@@ -120,12 +134,12 @@ async def read_upload(request: Request, limit: int) -> Upload:
             400, "malformed-body", "Malformed body",
             f"the multipart boundary is over {MAX_BOUNDARY} characters",
         )
-    receiver = _Receiver(limit)
-    parser = MultipartParser(boundary, receiver.callbacks())
+    receiver = _Receiver(bounds)
+    parser = MultipartParser(boundary, receiver.callbacks(), max_header_size=bounds.field_bytes)
     try:
         async for chunk in request.stream():
-            _parsed(parser.write, chunk)
-        _parsed(parser.finalize)
+            _parsed(parser.write, chunk, bounds=bounds)
+        _parsed(parser.finalize, bounds=bounds)
     except BaseException:
         receiver.upload.close()
         raise
@@ -133,21 +147,30 @@ async def read_upload(request: Request, limit: int) -> Upload:
     return receiver.upload
 
 
-def _parsed(step: Any, *args: Any) -> None:
-    """Feed the parser; its own errors (a malformed body) are a 400."""
+def _parsed(step: Any, *args: Any, bounds: UploadBounds) -> None:
+    """Feed the parser; its own errors are a 400 (a malformed body), but for a header line
+    over the bound it was given, which is a 413 like every other bound."""
     try:
         step(*args)
     except Problem:
         raise
+    except MultipartParseError as e:
+        if "header size" in str(e):
+            raise _header_too_large(bounds.field_bytes) from None
+        raise Problem(400, "malformed-body", "Malformed body", f"multipart body: {e}") from None
     except Exception as e:
         raise Problem(400, "malformed-body", "Malformed body", f"multipart body: {e}") from None
+
+
+def _header_too_large(bound: int) -> Problem:
+    return Problem(413, "too-large", "Payload too large", f"a part's header is over {bound} bytes")
 
 
 class _Receiver:
     """Collects the parts of one multipart body as the parser finds them."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, bounds: UploadBounds) -> None:
+        self.bounds = bounds
         self.upload = Upload()
         self.headers: dict[bytes, bytes] = {}
         self.header_name = b""
@@ -178,11 +201,8 @@ class _Receiver:
         self._bound_headers()
 
     def _bound_headers(self) -> None:
-        if len(self.header_name) + len(self.header_value) > MAX_FIELD_BYTES:
-            raise Problem(
-                413, "too-large", "Payload too large",
-                f"a part's header is over {MAX_FIELD_BYTES} bytes",
-            )
+        if len(self.header_name) + len(self.header_value) > self.bounds.field_bytes:
+            raise _header_too_large(self.bounds.field_bytes)
 
     def header_end(self) -> None:
         self.headers[self.header_name.lower()] = self.header_value
@@ -216,15 +236,15 @@ class _Receiver:
         upload = self.upload
         if self.name == "file" and upload.file is not None:
             upload.size += len(piece)
-            if upload.size > self.limit:
-                raise _too_large(self.limit)
+            if upload.size > self.bounds.file_bytes:
+                raise _too_large(self.bounds.file_bytes)
             upload.file.write(piece)
             return
         self.field += piece
-        if len(self.field) > MAX_FIELD_BYTES:
+        if len(self.field) > self.bounds.field_bytes:
             raise Problem(
                 413, "too-large", "Payload too large",
-                f"form field {self.name!r} is over {MAX_FIELD_BYTES} bytes",
+                f"form field {self.name!r} is over {self.bounds.field_bytes} bytes",
             )
 
     def part_end(self) -> None:

@@ -1,9 +1,11 @@
-"""A real HTTP server on a loopback port, over a vault on the embedded default."""
+"""A real HTTP server on a loopback port, over a vault on the embedded default (SQLite file and
+blob directory) or on the production stack (PostgreSQL and an S3 server)."""
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -121,6 +123,27 @@ def live_api_factory(tmp_path: Path) -> Iterator[Callable[..., LiveApi]]:
         services.close()
 
 
+STACKS = ("embedded", "postgres-s3")
+
+
+@pytest.fixture(params=STACKS)
+def stack(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The settings that put a server on each stack the product runs on: nothing for the
+    embedded default; a schema of its own and a bucket of its own on the real servers."""
+    if request.param == "embedded":
+        return {}
+    return {
+        "database_url": request.getfixturevalue("postgres_schema_url"),
+        "s3_endpoint": request.getfixturevalue("s3_endpoint"),
+        "s3_access_key": "civicvault",
+        "s3_secret_key": "civicvault-secret",
+        "s3_bucket": f"t-{uuid.uuid4().hex[:12]}",
+        "s3_secure": False,
+    }
+
+
 @pytest.fixture
-def api(live_api_factory: Callable[..., LiveApi]) -> LiveApi:
-    return live_api_factory()
+def api(stack: dict[str, Any], live_api_factory: Callable[..., LiveApi]) -> LiveApi:
+    """A server on each stack: every test that takes it runs on both. (``stack`` comes first
+    so that the server stops before its schema is dropped.)"""
+    return live_api_factory(**stack)

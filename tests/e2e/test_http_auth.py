@@ -130,6 +130,15 @@ def test_every_token_attack_gets_401(api: LiveApi) -> None:
         assert response.status_code == 401, header
 
 
+def test_the_longest_token_life_is_a_setting(live_api_factory: Any) -> None:
+    api = live_api_factory(token_max_lifetime_seconds=3600)
+    client = httpx.Client(base_url=api.base_url)
+    for minutes, status in ((60, 200), (61, 401)):
+        token = api.token("resident", "r1", ttl=timedelta(minutes=minutes))
+        answer = client.get("/v1/me/documents", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == status, answer.text
+
+
 def test_a_rotated_signing_key_keeps_verifying_until_retired(api: LiveApi) -> None:
     old = api.token("resident", "r1")
     api.services.signing.rotate("tokens")

@@ -1,9 +1,10 @@
-"""Over HTTP, on the embedded default and on a real S3 server: a fetch is charged only when
-its bytes can go out (issue 15, item 3)."""
+"""Over HTTP, on the embedded default and on PostgreSQL with a real S3 server: a fetch is
+charged only when its bytes can go out (issue 15, item 3)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 import urllib3
 from minio import Minio
 
+from adapters.blobs_local import LocalBlobStore
 from adapters.blobs_s3 import S3BlobStore
 from adapters.samples import sample_pdf
 from tests.e2e.conftest import LiveApi
@@ -71,22 +73,38 @@ def test_a_range_the_document_lacks_is_recorded_undelivered_and_not_charged(
     assert _fetch(api, document, Range="bytes=0-3").content == PDF[:4]
 
 
-def test_with_the_s3_store_unreachable_uploads_and_fetches_answer_503_and_charge_nothing(
-    live_api_factory: Callable[..., LiveApi], s3_endpoint: str
-) -> None:
-    api = live_api_factory(
-        s3_endpoint=s3_endpoint, s3_access_key="k", s3_secret_key="s",
-        s3_bucket=f"delivery-{free_port()}", s3_secure=False,
-    )
-    me, document = _world(api)
+@contextmanager
+def _blob_store_down(api: LiveApi) -> Iterator[None]:
+    """The stack's blob store fails as a real one does: an S3 server nothing answers for, or
+    a blob directory the disk cannot open (here a file where the directory was)."""
     store = api.services.blobs
-    assert isinstance(store, S3BlobStore)
-    working = store.client
-    store.client = Minio(  # the same SDK, at a port nothing listens on
-        f"127.0.0.1:{free_port()}", access_key="k", secret_key="s", secure=False,
-        http_client=urllib3.PoolManager(retries=urllib3.util.Retry(total=0)),
-    )
+    if isinstance(store, S3BlobStore):
+        working = store.client
+        store.client = Minio(  # the same SDK, at a port nothing listens on
+            f"127.0.0.1:{free_port()}", access_key="k", secret_key="s", secure=False,
+            http_client=urllib3.PoolManager(retries=urllib3.util.Retry(total=0)),
+        )
+        try:
+            yield
+        finally:
+            store.client = working
+        return
+    assert isinstance(store, LocalBlobStore)
+    aside = store.root.with_name(store.root.name + ".aside")
+    store.root.rename(aside)
+    store.root.write_bytes(b"not a directory")
     try:
+        yield
+    finally:
+        store.root.unlink()
+        aside.rename(store.root)
+
+
+def test_with_the_blob_store_unreachable_uploads_and_fetches_answer_503_and_charge_nothing(
+    api: LiveApi,
+) -> None:
+    me, document = _world(api)
+    with _blob_store_down(api):
         fetched = _fetch(api, document)
         assert fetched.status_code == 503, fetched.text
         assert fetched.json()["code"] == "blob-store-unavailable"
@@ -98,8 +116,6 @@ def test_with_the_s3_store_unreachable_uploads_and_fetches_answer_503_and_charge
             files={"file": ("d.pdf", PDF, "application/pdf")},
         )
         assert uploaded.status_code == 503, uploaded.text
-    finally:
-        store.client = working
     [entry] = me.get("/v1/me/access-log").json()["items"]
     assert (entry["decision"], entry["undelivered"]) == ("allowed", "blob-store-unavailable")
     consent: Any = me.get("/v1/me/consents").json()["items"][0]

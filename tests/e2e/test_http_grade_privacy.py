@@ -2,9 +2,10 @@
 the decision it led to, never by naming it (invariant 4, and issue 15's finding that
 fast-track answers and denial explanations said "the resident has D").
 
-Two residents alike in everything but their grades are fetched, listed and asked about by
-officers; wherever the two decisions come out the same, the two responses (bodies,
-headers, problems) must be the same too, but for the ids in them.
+Two residents alike in everything but their grades are fetched, listed, verified, issued to
+and asked about by officers, and found in the department's list of consents it holds;
+wherever the two decisions come out the same, the two responses (bodies, headers,
+problems) must be the same too, but for the ids in them; and no response names a grade.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ VOLATILE_HEADERS = {
     "ratelimit-remaining", "ratelimit-reset",
 }
 VOLATILE_FIELDS = {"access_id", "request_id", "instance", "policy_version", "created_at"}
+CONSENT_TIMES = {"valid_from", "expires_at", "granted_at"}
 _count = itertools.count()
 
 
@@ -69,8 +71,21 @@ def _asks(api: LiveApi, who: dict[str, str]) -> dict[str, httpx.Response]:
     housing = api.client("officer", "officer-zhou", "housing")
     civil = api.client("officer", "officer-li", "civil-affairs")
     security = api.client("officer", "officer-zhao", "public-security")
+    education = api.client("officer", "officer-wu", "education")
     content = f"/v1/residents/{resident}/documents/{document}/content"
     return {
+        # education issues diplomas, not id-cards (refused); public-security verifies id-cards
+        "education issue": education.post(
+            f"/v1/residents/{resident}/documents",
+            data={"doc_type": "id-card", "title": "居民身份证"},
+            files={"file": ("id.pdf", CARD, "application/pdf")},
+        ),
+        "education verify": education.post(
+            f"/v1/residents/{resident}/documents/{document}/verify"
+        ),
+        "security verify": security.post(
+            f"/v1/residents/{resident}/documents/{document}/verify"
+        ),
         "housing fetch": housing.get(content, params={"purpose": "housing-subsidy"}),
         "civil fetch": civil.get(content, params={"purpose": "subsistence-allowance"}),
         "housing listing": housing.get(
@@ -83,6 +98,33 @@ def _asks(api: LiveApi, who: dict[str, str]) -> dict[str, httpx.Response]:
             "/v1/services/subsistence-allowance/tracks", params={"resident_id": resident}
         ),
     }
+
+
+def _consents_held(api: LiveApi, who: dict[str, str]) -> tuple[list[Any], str]:
+    """The entries of civil-affairs' list of consents held that are this resident's, ids made
+    alike, and the whole text the officer read with its headers."""
+    civil = api.client("officer", "officer-li", "civil-affairs")
+    entries: list[Any] = []
+    text = ""
+    cursor = None
+    while True:
+        response = civil.get("/v1/department/consents", params={"limit": 200, "cursor": cursor}
+                             if cursor else {"limit": 200})
+        assert response.status_code == 200, response.text
+        text += response.text + str(response.headers)
+        page = response.json()
+        entries += [
+            {k: v for k, v in entry.items() if k not in {"consent_id", *CONSENT_TIMES}}
+            | {"resident_id": "R"}
+            for entry in page["items"] if entry["resident_id"] == who["resident"]
+        ]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return entries, text
+
+
+def _names_a_grade(told: str, grade: Grade) -> bool:
+    return re.search(rf"(grade|has) {grade.value}\b(?! or better)", told) is not None
 
 
 def _decision(response: httpx.Response) -> Any:
@@ -136,8 +178,16 @@ def test_what_an_officer_is_told_never_depends_on_the_grade_but_through_the_deci
         one, other = asked_a[what], asked_b[what]
         if _decision(one) == _decision(other):
             assert _seen(one, a) == _seen(other, b), (what, first, second)
-        told = one.text + other.text
+        told = one.text + other.text + str(one.headers) + str(other.headers)
         for grade in {first, second} - {None}:
             assert grade is not None
-            named = re.search(rf"(grade|has) {grade.value}\b(?! or better)", told)
-            assert named is None, (what, told)
+            assert not _names_a_grade(told, grade), (what, told)
+    (held_a, text_a), (held_b, _) = _consents_held(api, a), _consents_held(api, b)
+    assert len(held_a) == len(held_b) == 1, (held_a, held_b)
+    if _decision(asked_a["civil fetch"]) != _decision(asked_b["civil fetch"]):
+        for entry in (*held_a, *held_b):  # one fetch was allowed and used the consent once
+            del entry["uses"]
+    assert held_a == held_b
+    for grade in {first, second} - {None}:
+        assert grade is not None
+        assert not _names_a_grade(text_a, grade), text_a

@@ -481,6 +481,12 @@ def test_a_consent_receipt_checks_with_a_published_key_and_a_generic_jose_librar
         receipt, jwt.PyJWK(jwk).key, algorithms=["EdDSA"], options={"verify_aud": False}
     )
     assert claims["sub"] == "zhang-wei"
+    # a receipt is kept for years: after its key is rotated out and retired it still checks
+    api.services.signing.rotate("receipts")
+    api.services.signing.retire(kid)
+    published = httpx.get(f"{api.base_url}/.well-known/receipt-keys.json").json()["keys"]
+    assert kid in {k["kid"] for k in published}
+    assert len(published) == 2
     header, _, signature = receipt.split(".")
     other = jwt.encode({**claims, "sub": "li-na"}, "k" * 32, algorithm="HS256").split(".")[1]
     with pytest.raises(jwt.InvalidSignatureError):
@@ -509,3 +515,56 @@ def test_the_api_docs_load_nothing_from_outside_the_service(api: LiveApi, page: 
         assert httpx.get(f"{api.base_url}{url}").status_code == 200, url
     assert "cdn." not in html
     assert "fonts.googleapis" not in html
+
+
+def test_every_issue_and_verification_shows_in_the_audit_and_the_residents_log(
+    api: LiveApi,
+) -> None:
+    """Allowed or refused, an attestation is an access the auditor and the resident both see."""
+    me = api.client("resident", "zhang-wei")
+    document = _upload(me).json()["document_id"]
+    education = api.client("officer", "officer-wu", "education")
+    security = api.client("officer", "officer-zhao", "public-security")
+    _problem(education.post(f"/v1/residents/zhang-wei/documents/{document}/verify"), 403,
+             "attestation-denied")
+    assert security.post(f"/v1/residents/zhang-wei/documents/{document}/verify").status_code == 200
+    _problem(_upload(education, "/v1/residents/zhang-wei/documents"), 403, "attestation-denied")
+    issued = _upload(security, "/v1/residents/zhang-wei/documents", doc_type="household-register",
+                     title="户口簿")
+    assert issued.status_code == 201, issued.text
+
+    expected = [
+        ("verify", "education", "id-card", "denied"),
+        ("verify", "public-security", "id-card", "allowed"),
+        ("issue", "education", "id-card", "denied"),
+        ("issue", "public-security", "household-register", "allowed"),
+    ]
+    audited = api.client("auditor", "auditor-qian").get(
+        "/v1/audit/accesses", params={"resident_id": "zhang-wei"}
+    ).json()["items"]
+    assert [_attempt(a) for a in audited] == expected
+    assert all(a["reasons"] for a in audited if a["decision"] == "denied")
+    logged = me.get("/v1/me/access-log").json()["items"]
+    assert sorted(_attempt(a) for a in logged) == sorted(expected)
+
+
+def _attempt(entry: dict[str, Any]) -> tuple[str, str, str, str]:
+    return entry["action"], entry["department"], entry["doc_type"], entry["decision"]
+
+
+@pytest.mark.parametrize("who", ["unknown", "erased", "no consent"])
+def test_to_a_department_an_unknown_or_erased_resident_lists_like_one_without_consent(
+    api: LiveApi, who: str
+) -> None:
+    """An empty list either way: the listing does not tell an officer who is registered."""
+    resident = {"unknown": "nobody-here", "erased": "li-na", "no consent": "wang-fang"}[who]
+    if who != "unknown":
+        client = api.client("resident", resident)
+        assert _upload(client).status_code == 201
+        if who == "erased":
+            assert client.post("/v1/me/erase").status_code == 200
+    listing = api.client("officer", "officer-li", "civil-affairs").get(
+        f"/v1/residents/{resident}/documents", params={"purpose": "subsistence-allowance"}
+    )
+    assert listing.status_code == 200, listing.text
+    assert listing.json() == {"items": [], "next_cursor": None}

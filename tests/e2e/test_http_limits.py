@@ -4,6 +4,7 @@ point is what the server reads and when."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,12 @@ import pytest
 
 from adapters.samples import sample_pdf
 from tests.e2e.conftest import LiveApi
+
+
+@pytest.fixture
+def api(live_api_factory: Callable[..., LiveApi]) -> LiveApi:
+    """The limits stand before any store is touched: the embedded stack is enough here."""
+    return live_api_factory()
 
 
 def _exchange(api: LiveApi, head: str, body: bytes = b"", *, read: int = 65536) -> str:
@@ -146,6 +153,48 @@ def test_a_form_field_sent_twice_is_refused(api: LiveApi) -> None:
     ), body)
     assert answer.startswith("HTTP/1.1 422"), answer[:300]
     assert "sent twice" in answer
+
+
+@pytest.mark.parametrize("where", ["title", "filename"])
+def test_a_form_field_or_part_header_over_its_bound_is_a_413_and_the_bound_is_a_setting(
+    live_api_factory: Callable[..., LiveApi], where: str
+) -> None:
+    long = "长" * 3000  # 9,000 bytes of UTF-8: over the default 8 KiB
+    title, filename = (long, "x.pdf") if where == "title" else ("x", long + ".pdf")
+    for field_bytes, status in ((None, 413), (16 * 1024, 422)):
+        settings = {} if field_bytes is None else {"max_form_field_bytes": field_bytes}
+        api = live_api_factory(**settings)
+        me = api.client("resident", "zhang-wei")
+        answer = me.post(
+            "/v1/me/documents",
+            data={"doc_type": "id-card", "title": title},
+            files={"file": (filename, sample_pdf(), "application/pdf")},
+        )
+        # within a larger bound the form is read, and the text is refused for its length
+        assert answer.status_code == status, answer.text
+        assert me.get("/v1/me/documents").json()["items"] == []
+
+
+def test_a_grade_push_has_its_own_larger_bound(live_api_factory: Callable[..., LiveApi]) -> None:
+    updates = [
+        {"resident_id": f"resident-{i:05d}", "grade": "B", "sequence": 1,
+         "effective_at": "2026-12-01T00:00:00Z"}
+        for i in range(800)
+    ]
+    body = {"updates": updates}
+    size = len(json.dumps(body))
+    assert 64 * 1024 < size < 100_000  # over the JSON bound, under the push's
+    api = live_api_factory()
+    platform = api.client("credit-platform", "credit-platform")
+    pushed = platform.post("/v1/credit/grades", json=body)
+    assert pushed.status_code == 200, pushed.text
+    assert pushed.json()["applied"] == 800
+    smaller = live_api_factory(max_grade_push_bytes=64 * 1024)
+    refused = smaller.client("credit-platform", "credit-platform").post(
+        "/v1/credit/grades", json=body
+    )
+    assert refused.status_code == 413, refused.text
+    assert refused.json()["code"] == "too-large"
 
 
 def test_a_boundary_longer_than_the_standard_allows_is_a_400(api: LiveApi) -> None:

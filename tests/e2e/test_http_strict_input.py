@@ -170,6 +170,22 @@ def test_query_values_are_read_strictly(
     _refused(api.client("auditor", "auditor-sun").get(path, params=params), 422, field)
 
 
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/v1/audit/accesses", {"resident": "zhang-wei"}, "resident"),  # resident_id misspelt
+        ("/v1/audit/accesses", {"": "x"}, "query"),
+        ("/v1/audit/figures", {"since": "2026-01-01T00:00:00Z"}, "since"),
+    ],
+)
+def test_a_query_parameter_the_route_does_not_take_is_refused(
+    api: LiveApi, path: str, params: dict[str, str], field: str
+) -> None:
+    response = api.client("auditor", "auditor-sun").get(path, params=params)
+    _refused(response, 422, field)
+    assert "is not a parameter of this route" in response.json()["detail"]
+
+
 def test_rfc3339_times_in_queries_are_taken(api: LiveApi) -> None:
     auditor = api.client("auditor", "auditor-sun")
     for since in ("2026-01-01T00:00:00Z", "2026-01-01T08:00:00.123456789+08:00"):
@@ -231,3 +247,35 @@ def test_document_bytes_are_served_as_an_attachment_browsers_must_not_run(
     assert fetched.status_code == 200, fetched.text
     assert fetched.headers["content-disposition"].startswith("attachment;")
     assert fetched.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_method_the_path_does_not_answer_is_a_405_naming_every_one_it_does(
+    api: LiveApi,
+) -> None:
+    resident = api.client("resident", "zhang-wei")
+    response = resident.put("/v1/me/documents/00000000-0000-4000-8000-000000000000")
+    assert response.status_code == 405
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert set(response.headers["allow"].split(", ")) == {"GET", "DELETE"}
+
+
+def test_the_openapi_document_describes_every_refusal_as_problem_json(api: LiveApi) -> None:
+    document = httpx.get(f"{api.base_url}/openapi.json").json()
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            for status, response in responses.items():
+                if int(status) >= 400:
+                    assert list(response["content"]) == ["application/problem+json"], (
+                        method, path, status,
+                    )
+            if path.startswith("/v1/"):
+                assert operation["security"] == [{"bearer": []}]
+                assert "401" in responses, (method, path)
+                if operation.get("parameters") or "requestBody" in operation:
+                    assert "422" in responses, (method, path)
+            if method in ("post", "delete") and path.startswith("/v1/"):
+                assert "X-Log-Position" in next(
+                    r for s, r in responses.items() if s.startswith("2")
+                )["headers"]

@@ -9,9 +9,11 @@ from uuid import UUID, uuid4
 import pytest
 
 from adapters.wiring import Services
+from policy.decision import Decision, Reason
 from policy.scales import Grade
 from tests.support import MovableClock
 from vault.access import AccessAttempt
+from vault.attestation import ISSUE, VERIFY, AttestationAttempt, AttestationJudgement
 from vault.errors import AccessDenied, InvalidInput
 from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
 
@@ -81,6 +83,46 @@ def test_a_forged_allowed_access_is_flagged(services: Services, clock: MovableCl
     assert mismatch.event == services.events.head()
     assert (mismatch.recorded_allowed, mismatch.decided_allowed) == (True, False)
     assert mismatch.decided_reasons == ("no-consent",)
+
+
+def _judged(services: Services, *, allowed: bool) -> AttestationJudgement:
+    """A judgement no decision point made: allowed, or refused for want of a rule."""
+    version = services.policies.current_version()
+    reasons = () if allowed else (Reason("no-rule", "no rule allows it"),)
+    return AttestationJudgement(reasons, Decision(allowed, reasons, None, version), version)
+
+
+def test_a_forged_allowed_verification_is_flagged(
+    services: Services, clock: MovableClock
+) -> None:
+    """Education may verify diplomas, not id-cards: a recorded "allowed" says otherwise."""
+    documents = _history(services, clock)
+    forged = AttestationAttempt.record(
+        _judged(services, allowed=True), resident_id="r2", officer="officer-wu",
+        department="education", act=VERIFY, document_id=documents["r2"], doc_type="id-card",
+        request_id="forged", at=clock.now(),
+    )
+    services.store.save(forged)
+    report = services.audit.readjudicate()
+    assert report.checked == 6
+    [mismatch] = report.mismatches
+    assert (mismatch.access_id, mismatch.event) == (forged.id, services.events.head())
+    assert (mismatch.recorded_allowed, mismatch.decided_allowed) == (True, False)
+    assert mismatch.decided_reasons == ("no-rule",)
+
+
+def test_a_forged_refused_issue_is_flagged(services: Services, clock: MovableClock) -> None:
+    """Public security issues id-cards: a recorded refusal of one is not what the policy says."""
+    _history(services, clock)
+    forged = AttestationAttempt.record(
+        _judged(services, allowed=False), resident_id="r2", officer="officer-zhao",
+        department="public-security", act=ISSUE, document_id=uuid4(), doc_type="id-card",
+        request_id="forged", at=clock.now(),
+    )
+    services.store.save(forged)
+    [mismatch] = services.audit.readjudicate().mismatches
+    assert (mismatch.recorded_allowed, mismatch.decided_allowed) == (False, True)
+    assert (mismatch.recorded_reasons, mismatch.decided_reasons) == (("no-rule",), ())
 
 
 def test_a_forged_policy_version_is_flagged(services: Services, clock: MovableClock) -> None:
