@@ -30,11 +30,11 @@ run: $(SERVE_STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/ruff check vault policy projections adapters keys tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n auto --dist worksteal --durations=15
 
 # While developing: the fast tests only, with the development hypothesis profile.
 test-quick: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" --durations=10
+	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not slow" --durations=10
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.crypto

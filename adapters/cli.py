@@ -25,12 +25,12 @@ from keys.errors import BadMasterKey, KeyLayerError
 from keys.files import fsync_dir
 from keys.master import MasterKey, write_key_file
 from keys.resident_keys import rotate_master
-from keys.tokens import ROLES, SUBJECT_RULE, is_subject, issue_token
+from keys.tokens import AT_A_UNIT, ROLES, SUBJECT_RULE, is_subject, issue_token
 from projections.evidence import BundleError, NothingToExport, export_bundle, verify_bundle
 from projections.ledger import Checkpoint
 from projections.ledger import verify as verify_ledger
 from projections.runner import RebuildRunning
-from vault.errors import InvalidInput, InvalidPolicy, VaultError
+from vault.errors import InvalidCatalogue, InvalidInput, InvalidPolicy, VaultError
 from vault.ids import check_resident_id
 from vault.inputs import check_known
 
@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("role", choices=ROLES)
     token.add_argument("subject", help="resident id, officer id, auditor or platform name")
     token.add_argument("--dept", help="the officer's department (required for officers)")
+    token.add_argument("--unit", help="the unit a clerk or supervisor works at (required for "
+                       "them; an officer may name one)")
     token.add_argument("--ttl", type=_positive_int, default=None, metavar="SECONDS",
                        help="lifetime (default: $CIVICVAULT_TOKEN_TTL_SECONDS, else 3600)")
     token.set_defaults(run=_token)
@@ -108,6 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     publish.add_argument("file", type=Path, help="a Casbin policy CSV for policy/model.conf")
     publish.set_defaults(run=_publish_policy)
+
+    catalogue = commands.add_parser("catalogue", help="units, departments, services (事项目录)")
+    catalogue_commands = catalogue.add_subparsers(
+        dest="catalogue_command", required=True, parser_class=_Parser
+    )
+    publish = catalogue_commands.add_parser(
+        "publish", parents=[common], help="record a catalogue file as the new version in force"
+    )
+    publish.add_argument("file", type=Path, help="a catalogue TOML like policy/catalogue.toml")
+    publish.set_defaults(run=_publish_catalogue)
 
     projections = commands.add_parser("projections", help="the read models")
     projection_commands = projections.add_subparsers(
@@ -197,6 +209,7 @@ _FAILURES: tuple[tuple[type[BaseException], str, int], ...] = (
     (UsageError, "error", EXIT_USAGE),
     (InvalidInput, "invalid input", EXIT_USAGE),
     (InvalidPolicy, "invalid policy", EXIT_USAGE),
+    (InvalidCatalogue, "invalid catalogue", EXIT_USAGE),
     (BadMasterKey, "error: master key", EXIT_USAGE),
     (NothingToExport, "refused", EXIT_FAILED),
     (RebuildRunning, "refused", EXIT_FAILED),
@@ -307,6 +320,12 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("an officer's token needs --dept DEPARTMENT")
     if args.dept is not None:
         check_known("dept", "department", args.dept)
+    if args.role in AT_A_UNIT and not args.unit:
+        raise UsageError(f"a {args.role}'s token needs --unit UNIT")
+    if args.unit is not None:
+        if args.role not in (*AT_A_UNIT, "officer"):
+            raise UsageError(f"a {args.role}'s token names no unit")
+        check_known("unit", "unit", args.unit)
     if not is_subject(args.subject):
         raise UsageError(SUBJECT_RULE.replace("sub ", "the subject ", 1))
     if args.role == "resident":
@@ -323,6 +342,7 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
             role=args.role,
             subject=args.subject,
             department=args.dept,
+            unit=args.unit,
             ttl=timedelta(seconds=ttl),
             issuer=settings.token_issuer,
             audience=settings.token_audience,
@@ -381,17 +401,33 @@ def _run_projections(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _publish_policy(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        text = args.file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read {args.file}: {e}") from None
+    text = _read_text(args.file)
     with open_services(settings) as services:
         before = services.policies.current_version()
         version = services.policies.publish(text).value
+    return _published("policy", version, before)
+
+
+def _publish_catalogue(args: argparse.Namespace, settings: Settings) -> int:
+    text = _read_text(args.file)
+    with open_services(settings) as services:
+        before = services.catalogues.current().version
+        version = services.catalogues.publish(text).value
+    return _published("catalogue", version, before)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read {path}: {e}") from None
+
+
+def _published(what: str, version: str, before: str) -> int:
     if version == before:
-        print(f"policy {version} was already in force; nothing changed")
+        print(f"{what} {version} was already in force; nothing changed")
     else:
-        print(f"policy {version} is now in force (was {before})")
+        print(f"{what} {version} is now in force (was {before})")
     return EXIT_OK
 
 

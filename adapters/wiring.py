@@ -29,6 +29,7 @@ from projections.queries import Views
 from projections.runner import ViewRunner
 from vault.ports import BlobStore, Clock, DataKeys, ReceiptSigner, SystemClock
 from vault.services.audit import Audit
+from vault.services.catalogues import Catalogues
 from vault.services.consents import Consents
 from vault.services.documents import DEFAULT_MAX_DOCUMENT_BYTES, Documents
 from vault.services.fetches import Fetches
@@ -43,7 +44,7 @@ SQLITE_RECORDER_TOPIC = "adapters.sqlite_recorder:SQLiteRecorder"
 
 @dataclass
 class Core:
-    """The six services over one event store, each given only the ports it uses."""
+    """The services over one event store, each given only the ports it uses."""
 
     clock: Clock
     store: Store
@@ -53,6 +54,7 @@ class Core:
     consents: Consents
     fetches: Fetches
     policies: Policies
+    catalogues: Catalogues
     audit: Audit
     application: VaultApplication
     keys: DataKeys
@@ -94,6 +96,7 @@ def compose(
         consents=Consents(store, residents, clock, sign_receipt),
         fetches=Fetches(store, policies, documents, clock),
         policies=policies,
+        catalogues=Catalogues(store, clock),
         audit=Audit(store, policies, events, keys),
         application=application,
         keys=keys,

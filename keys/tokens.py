@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -25,8 +25,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from keys.signing import SigningKey
 
-Role = Literal["resident", "officer", "auditor", "credit-platform"]
-ROLES: tuple[Role, ...] = ("resident", "officer", "auditor", "credit-platform")
+Role = Literal["resident", "officer", "auditor", "credit-platform", "clerk", "supervisor"]
+ROLES: tuple[Role, ...] = get_args(Role)
+AT_A_UNIT: tuple[Role, ...] = ("clerk", "supervisor")
+"""The roles whose token must name a unit (claim ``unit``); an officer's may."""
 OWN_ALGORITHMS: tuple[str, ...] = ("EdDSA",)
 EXTERNAL_ALGORITHMS: tuple[str, ...] = ("EdDSA", "ES256", "RS256")
 _REQUIRED = ["exp", "iat", "nbf", "iss", "aud", "sub"]
@@ -51,6 +53,8 @@ class Principal:
     role: Role
     department: str | None
     token_id: str | None
+    unit: str | None = None
+    """The unit (window, street, district …) a clerk, supervisor or officer acts at."""
 
 
 class InvalidToken(Exception):
@@ -63,6 +67,7 @@ def issue_token(
     role: Role,
     subject: str,
     department: str | None = None,
+    unit: str | None = None,
     ttl: timedelta,
     issuer: str,
     audience: str,
@@ -73,6 +78,10 @@ def issue_token(
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if role == "officer" and not department:
         raise ValueError("an officer's token needs a department")
+    if role in AT_A_UNIT and not unit:
+        raise ValueError(f"a {role}'s token needs a unit")
+    if unit and role not in (*AT_A_UNIT, "officer"):
+        raise ValueError(f"a {role}'s token names no unit")
     if not is_subject(subject):
         raise ValueError(SUBJECT_RULE)
     if ttl.total_seconds() <= 0:
@@ -89,6 +98,8 @@ def issue_token(
     }
     if department:
         claims["dept"] = department
+    if unit:
+        claims["unit"] = unit
     return jwt.encode(claims, key.private_key, algorithm="EdDSA", headers={"kid": key.kid})
 
 
@@ -253,11 +264,11 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
     if not is_subject(subject):
         raise InvalidToken(SUBJECT_RULE)
     department = claims.get("dept")
-    if role == "officer" and (
-        not isinstance(department, str) or not _DEPARTMENT.fullmatch(department)
-        or len(department) > 64
-    ):
+    if role == "officer" and not _is_identifier(department):
         raise InvalidToken("an officer's token must name its department (dept)")
+    unit = claims.get("unit")
+    if (role in AT_A_UNIT or unit is not None) and not _is_identifier(unit):
+        raise InvalidToken(f"a {role}'s token must name its unit (unit)")
     jti = claims.get("jti")
     if jti is not None and (not isinstance(jti, str) or len(jti) > 128):
         raise InvalidToken("jti must be a string of at most 128 characters")
@@ -266,7 +277,12 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
         role=role,
         department=department if role == "officer" else None,
         token_id=jti if isinstance(jti, str) else None,
+        unit=unit if role in (*AT_A_UNIT, "officer") else None,
     )
+
+
+def _is_identifier(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= 64 and _DEPARTMENT.fullmatch(value) is not None
 
 
 class ExternalIssuer:

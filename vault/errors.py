@@ -25,15 +25,27 @@ class InvalidInput(VaultError):
         self.problem = problem
 
 
-class InvalidPolicy(VaultError):
-    """A policy file that cannot be published; names its first bad line."""
+class InvalidPublication(VaultError):
+    """A file that cannot be published; names its first bad line."""
 
-    code = "invalid-policy"
+    code = "invalid-file"
 
     def __init__(self, line: int | None, reason: str) -> None:
         super().__init__(reason if line is None else f"line {line}: {reason}")
         self.line = line
         self.reason = reason
+
+
+class InvalidPolicy(InvalidPublication):
+    """A policy file that cannot be published."""
+
+    code = "invalid-policy"
+
+
+class InvalidCatalogue(InvalidPublication):
+    """A catalogue file that cannot be published."""
+
+    code = "invalid-catalogue"
 
 
 class NotFound(VaultError):

@@ -145,8 +145,8 @@ def check_grade_updates(rows: Sequence[GradeUpdate]) -> None:
 
 
 _KIND_NAMES = {
-    "department": "department", "doc_type": "document type", "service": "service",
-    "track": "fast-track track",
+    "unit": "unit", "department": "department", "doc_type": "document type",
+    "category": "category", "service": "service", "track": "fast-track track",
 }
 
 

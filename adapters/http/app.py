@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI
 from adapters.http import audit, catalogue, credit, departments, public, residents
 from adapters.http.apidocs import install_api_docs
 from adapters.http.contract import install_contract
-from adapters.http.deps import no_unknown_query
+from adapters.http.deps import catalogue_in_force, no_unknown_query
 from adapters.http.guard import Guard, limits_from
 from adapters.http.observability import Metrics, Observe, configure_logging
 from adapters.http.problems import install_problem_handlers
@@ -63,7 +63,7 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
         "with consent, as policy and credit grades allow; every access is recorded.",
         docs_url=None,
         redoc_url=None,
-        dependencies=[Depends(no_unknown_query)],
+        dependencies=[Depends(catalogue_in_force), Depends(no_unknown_query)],
     )
     install_api_docs(app)
     metrics = Metrics()

@@ -17,14 +17,16 @@ what every ``/v1`` route shares is added here, from the same rules the code foll
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 
+from adapters.http.fields import CATALOGUE_MARK
 from adapters.http.guard import counted
 from adapters.http.problems import PROBLEM_JSON
+from policy.catalogue import Catalogue, Kind, catalogue
 
 ANY_ROLE = frozenset({"/v1/catalogue"})
 """Routes open to any valid token, whatever its role."""
@@ -94,19 +96,37 @@ _WRITES = frozenset({"post", "put", "patch", "delete"})
 
 
 def install_contract(app: FastAPI) -> None:
-    """Serve the OpenAPI document as this module describes it, built once."""
+    """Serve the OpenAPI document as this module describes it, built once per catalogue:
+    the ids a field takes are listed from the catalogue in force."""
+    built_for: list[str] = []
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
+        in_force = catalogue()
+        if app.openapi_schema is None or built_for != [in_force.version]:
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description,
                 routes=app.routes,
             )
             _complete(schema)
+            _list_catalogue_ids(schema, in_force)
             app.openapi_schema = schema
+            built_for[:] = [in_force.version]
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _list_catalogue_ids(node: Any, in_force: Catalogue) -> None:
+    """Give every schema marked ``x-catalogue: KIND`` the ids of that kind as its enum."""
+    if isinstance(node, dict):
+        kind = node.get(CATALOGUE_MARK)
+        if isinstance(kind, str):
+            node["enum"] = [entry.id for entry in in_force.of_kind(cast(Kind, kind))]
+        for value in node.values():
+            _list_catalogue_ids(value, in_force)
+    elif isinstance(node, list):
+        for value in node:
+            _list_catalogue_ids(value, in_force)
 
 
 def _complete(schema: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -153,11 +154,32 @@ async def current_officer(
     return Officer(principal.subject, department)
 
 
+@dataclass(frozen=True)
+class AtUnit:
+    """A clerk or supervisor acting at the unit their token names."""
+
+    subject: str
+    unit: str
+
+
+def _at_unit(role: Role) -> Callable[..., Awaitable[AtUnit]]:
+    async def at_unit(principal: Annotated[Principal, Depends(_requiring(role))]) -> AtUnit:
+        try:
+            unit = check_known("unit", "unit", principal.unit)
+        except InvalidInput:
+            raise _unauthorized("the token's unit is no unit of the catalogue") from None
+        return AtUnit(principal.subject, unit)
+
+    return at_unit
+
+
 CurrentResident = Annotated[str, Depends(current_resident)]
 ResidentEvenErased = Annotated[tuple[str, bool], Depends(resident_even_erased)]
 CurrentOfficer = Annotated[Officer, Depends(current_officer)]
 CurrentAuditor = Annotated[Principal, Depends(_requiring("auditor"))]
 CurrentCreditPlatform = Annotated[Principal, Depends(_requiring("credit-platform"))]
+CurrentClerk = Annotated[AtUnit, Depends(_at_unit("clerk"))]
+CurrentSupervisor = Annotated[AtUnit, Depends(_at_unit("supervisor"))]
 
 
 _MIN_POSITION = (
@@ -217,6 +239,14 @@ def _query_names(dependant: Dependant) -> frozenset[str]:
     for sub in dependant.dependencies:
         names |= _query_names(sub)
     return frozenset(names)
+
+
+async def catalogue_in_force(request: Request) -> None:
+    """Every check of this request reads the catalogue in force: one another process
+    published is taken up within a second (off the event loop, when it is due)."""
+    catalogues = _services(request).catalogues
+    if catalogues.stale():
+        await run_in_threadpool(catalogues.current)
 
 
 async def no_unknown_query(request: Request) -> None:

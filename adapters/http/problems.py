@@ -36,6 +36,7 @@ class Problem(Exception):
 _STATUS: tuple[tuple[type[errors.VaultError], int, str], ...] = (
     (errors.InvalidInput, 422, "Invalid input"),
     (errors.InvalidPolicy, 422, "Invalid policy"),
+    (errors.InvalidCatalogue, 422, "Invalid catalogue"),
     (errors.NotFound, 404, "Not found"),
     (errors.ResidentErased, 410, "Resident erased"),
     (errors.DocumentGone, 410, "Document withdrawn"),

@@ -75,6 +75,9 @@ def test_demo_walks_through_the_vault(tmp_path: Path) -> None:
         (["token", "auditor", "sun", "--ttl", "86401"], {}, "longer than the 86400 s"),
         (["token", "auditor", "sun"], {"CIVICVAULT_TOKEN_TTL_SECONDS": "90000"},
          "token_max_lifetime_seconds"),
+        (["token", "clerk", "wang"], {}, "needs --unit"),
+        (["token", "supervisor", "zhao", "--unit", "atlantis"], {}, "no unit of the catalogue"),
+        (["token", "auditor", "sun", "--unit", "anle"], {}, "names no unit"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(
@@ -83,6 +86,18 @@ def test_bad_input_is_one_line_and_exit_code_2(
     line = _one_line_error(civicvault(*args, "--data-dir", str(tmp_path), env=env))
     assert message in line
     assert not (tmp_path / "vault.sqlite3").exists()
+
+
+@pytest.mark.parametrize(("role", "unit"), [("clerk", "anle"), ("supervisor", "dongcheng")])
+def test_a_clerks_or_supervisors_token_names_their_unit(
+    tmp_path: Path, role: str, unit: str
+) -> None:
+    import jwt
+
+    result = civicvault("token", role, "wang-li", "--unit", unit, "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(result.stdout.strip(), options={"verify_signature": False})
+    assert (claims["role"], claims["unit"], claims["sub"]) == (role, unit, "wang-li")
 
 
 def test_gc_sweeps_old_orphans_and_keeps_documents(tmp_path: Path) -> None:
@@ -237,6 +252,54 @@ def test_a_bad_policy_file_is_refused_and_nothing_changes(
     services = open_services(settings)
     assert services.policies.current_version() == before
     services.close()
+
+
+def _catalogue_with_a_new_community(tmp_path: Path) -> Path:
+    from policy.catalogue import shipped_catalogue_text
+
+    changed = tmp_path / "catalogue.toml"
+    changed.write_text(
+        shipped_catalogue_text()
+        + '\n[[unit]]\nid = "new-dawn"\nlevel = "community"\nparent = "heping-street"\n'
+        'name_zh = "新曙光社区"\nname_en = "New Dawn Community"\n',
+        encoding="utf-8",
+    )
+    return changed
+
+
+def test_publishing_a_catalogue_file(tmp_path: Path) -> None:
+    changed = _catalogue_with_a_new_community(tmp_path)
+    first = civicvault("catalogue", "publish", str(changed), "--data-dir", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    assert "is now in force" in first.stdout
+    again = civicvault("catalogue", "publish", str(changed), "--data-dir", str(tmp_path))
+    assert "already in force; nothing changed" in again.stdout
+    with open_services(Settings(data_dir=tmp_path)) as services:
+        in_force = services.catalogues.current()
+    assert in_force.knows("unit", "new-dawn")
+
+
+def test_a_bad_catalogue_file_is_refused_with_its_line_and_nothing_changes(
+    tmp_path: Path,
+) -> None:
+    open_services(Settings(data_dir=tmp_path)).close()  # the master key exists already
+    changed = _catalogue_with_a_new_community(tmp_path)
+    new_unit = 'parent = "heping-street"\nname_zh = "新曙光社区"'
+    text = changed.read_text(encoding="utf-8").replace(
+        new_unit, new_unit.replace("heping-street", "nowhere")
+    )
+    changed.write_text(text, encoding="utf-8")
+    line = _one_line_error(
+        civicvault("catalogue", "publish", str(changed), "--data-dir", str(tmp_path))
+    )
+    expected = text.splitlines().index('parent = "nowhere"') + 1
+    assert line == (
+        f"civicvault: invalid catalogue: line {expected}: "
+        "parent 'nowhere' is no unit of the catalogue"
+    )
+    with open_services(Settings(data_dir=tmp_path)) as services:
+        assert not services.catalogues.current().knows("unit", "new-dawn")
+        assert services.events.head() == 0
 
 
 def test_a_missing_policy_file_is_refused(tmp_path: Path) -> None:

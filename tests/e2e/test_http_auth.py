@@ -162,7 +162,8 @@ def test_a_rotated_signing_key_keeps_verifying_until_retired(api: LiveApi) -> No
 # The authorization matrix: every route, every role, own and others' resources.
 
 DOC = "{document_id}"
-ROLES = ["none", "resident", "other-resident", "officer", "other-officer", "auditor", "credit"]
+ROLES = ["none", "resident", "other-resident", "officer", "other-officer", "auditor", "credit",
+         "clerk", "supervisor"]
 # (method, path template) -> expected status per role. "officer" is civil-affairs, which holds
 # r1's consent; "other-officer" is housing, which holds none; "other-resident" is r2.
 MATRIX: dict[tuple[str, str], dict[str, int]] = {
@@ -307,6 +308,8 @@ def test_authorization_matrix(live_api_factory: Any, role: str) -> None:
             "other-officer": api.client("officer", "officer-zhou", "housing"),
             "auditor": api.client("auditor", "auditor-sun"),
             "credit": api.client("credit-platform", "credit-platform"),
+            "clerk": _at_unit(api, "clerk", "clerk-wang", "anle"),
+            "supervisor": _at_unit(api, "supervisor", "supervisor-zhao", "dongcheng"),
         }
         response = _call(clients[role], method, path, world)
         assert response.status_code == _expected(method, path, role), (
@@ -319,15 +322,21 @@ def test_authorization_matrix(live_api_factory: Any, role: str) -> None:
             assert response.headers["content-type"].startswith("application/problem+json")
 
 
+def _at_unit(api: LiveApi, role: str, subject: str, unit: str) -> httpx.Client:
+    token = api.token(role, subject, unit=unit)  # type: ignore[arg-type]
+    return httpx.Client(base_url=api.base_url, headers={"Authorization": f"Bearer {token}"})
+
+
 # Who issues and who verifies, department by department: the shipped policy's p3 rules.
 ISSUERS = {"id-card": {"public-security"}, "diploma": {"education"}}
 VERIFIERS = {
-    "id-card": {"civil-affairs", "housing", "public-security", "human-resources"},
+    "id-card": {"civil-affairs", "housing", "public-security", "human-resources", "health",
+                "disabled-persons"},
     "diploma": {"human-resources"},
 }
 ALL_DEPARTMENTS = [
     "civil-affairs", "housing", "public-security", "human-resources", "education", "health",
-    "tax",
+    "tax", "disabled-persons",
 ]
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from adapters.samples import sample_pdf, sample_png
-from policy.catalogue import catalogue
+from policy.catalogue import catalogue, shipped_catalogue_text
 from tests.e2e.conftest import LiveApi
 
 SOON = (datetime.now(UTC) + timedelta(days=7)).isoformat()
@@ -206,7 +206,8 @@ def test_the_catalogue_names_everything_the_checks_accept(api: LiveApi) -> None:
     assert response.status_code == 200
     served = response.json()
     known = catalogue()
-    for key, kind in (("departments", "department"), ("document_types", "doc_type"),
+    for key, kind in (("units", "unit"), ("departments", "department"),
+                      ("document_types", "doc_type"), ("categories", "category"),
                       ("services", "service"), ("tracks", "track")):
         assert {e["id"] for e in served[key]} == {e.id for e in known.of_kind(kind)}
         assert all(e["name_zh"] and e["name_en"] for e in served[key])
@@ -216,9 +217,38 @@ def test_the_catalogue_names_everything_the_checks_accept(api: LiveApi) -> None:
         assert service["department"] in departments
         assert service["doc_types"]
         assert set(service["doc_types"]) <= doc_types
+        assert service["steps"][0]["order"] == 1
+        for material in service["materials"]:
+            assert material["min_trust"] in {"A", "B", "C", "D"}
+        for field in service["form"]:
+            doc_type, attribute = field["source"].split(".")
+            attributes = next(d for d in served["document_types"] if d["id"] == doc_type)
+            assert attribute in attributes["attributes"]
+    units = {u["id"]: u for u in served["units"]}
+    assert {u["level"] for u in units.values()} == {"city", "district", "street", "community"}
+    assert all(u["parent"] in units for u in units.values() if u["level"] != "city")
     subsistence = next(s for s in served["services"] if s["id"] == "subsistence-allowance")
     assert subsistence["name_zh"] == "低保申请"
+    assert subsistence["accepted_at"] == ["street", "community"]
+    assert served["version"] == known.version
     assert api.client().get("/v1/catalogue").status_code == 401
+
+
+def test_the_served_catalogue_and_the_checks_follow_a_published_one(api: LiveApi) -> None:
+    resident = api.client("resident", "zhang-wei")
+    consent = {"department": "civil-affairs", "doc_types": ["pet-licence"],
+               "purpose": "subsistence-allowance", "expires_at": "2099-01-01T00:00:00Z"}
+    _refused(resident.post("/v1/me/consents", json=consent), 422, "doc_types")
+    version = api.services.catalogues.publish(
+        shipped_catalogue_text()
+        + '\n[[doc_type]]\nid = "pet-licence"\nname_zh = "犬类登记证"\nname_en = "Dog licence"\n'
+    ).value
+    served = resident.get("/v1/catalogue").json()
+    assert served["version"] == version
+    assert "pet-licence" in {d["id"] for d in served["document_types"]}
+    assert resident.post("/v1/me/consents", json=consent).status_code == 201
+    openapi = resident.get("/openapi.json").text
+    assert '"pet-licence"' in openapi  # the ids a field takes follow the catalogue too
 
 
 def test_document_bytes_are_served_as_an_attachment_browsers_must_not_run(

@@ -55,6 +55,49 @@ def test_officers_need_a_department_and_roles_are_known() -> None:
         _token(key, role="admin")
 
 
+@pytest.mark.parametrize("role", ["clerk", "supervisor"])
+def test_clerks_and_supervisors_act_at_the_unit_their_token_names(role: str) -> None:
+    key = SigningKey("k1", Ed25519PrivateKey.generate())
+    verifier = TokenVerifier(KeyTable(key), issuer="civicvault", audience="api")
+    principal = verifier.verify(_token(key, role=role, subject="wang", department=None,
+                                       unit="anle"))
+    assert (principal.role, principal.unit, principal.department) == (role, "anle", None)
+    with pytest.raises(ValueError, match="unit"):
+        _token(key, role=role, subject="wang", department=None)
+    with pytest.raises(ValueError, match="names no unit"):
+        _token(key, role="auditor", subject="qian", department=None, unit="anle")
+
+
+def _signed(key: SigningKey, **claims: object) -> str:
+    import jwt
+
+    now = int(datetime.now(UTC).timestamp())
+    base: dict[str, object] = {"iss": "civicvault", "aud": "api", "sub": "wang", "iat": now,
+                               "nbf": now, "exp": now + 60}
+    return jwt.encode(base | claims, key.private_key, algorithm="EdDSA",
+                      headers={"kid": key.kid})
+
+
+@pytest.mark.parametrize("unit", [None, "", "Anle", "x" * 65, 5, ["anle"]])
+def test_a_clerks_token_without_a_proper_unit_is_refused(unit: object) -> None:
+    key = SigningKey("k1", Ed25519PrivateKey.generate())
+    verifier = TokenVerifier(KeyTable(key), issuer="civicvault", audience="api")
+    claims: dict[str, object] = {"role": "clerk"}
+    if unit is not None:
+        claims["unit"] = unit
+    with pytest.raises(InvalidToken, match="unit"):
+        verifier.verify(_signed(key, **claims))
+
+
+def test_an_officer_may_carry_a_unit_and_others_carry_none() -> None:
+    key = SigningKey("k1", Ed25519PrivateKey.generate())
+    verifier = TokenVerifier(KeyTable(key), issuer="civicvault", audience="api")
+    officer = verifier.verify(_token(key, unit="heping-street"))
+    assert officer.unit == "heping-street"
+    resident = verifier.verify(_signed(key, role="resident", unit="anle"))
+    assert resident.unit is None
+
+
 def test_keys_are_read_sparingly_but_a_new_key_is_found_at_once() -> None:
     old = SigningKey("k1", Ed25519PrivateKey.generate())
     table = KeyTable(old)
