@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -154,32 +153,11 @@ async def current_officer(
     return Officer(principal.subject, department)
 
 
-@dataclass(frozen=True)
-class AtUnit:
-    """A clerk or supervisor acting at the unit their token names."""
-
-    subject: str
-    unit: str
-
-
-def _at_unit(role: Role) -> Callable[..., Awaitable[AtUnit]]:
-    async def at_unit(principal: Annotated[Principal, Depends(_requiring(role))]) -> AtUnit:
-        try:
-            unit = check_known("unit", "unit", principal.unit)
-        except InvalidInput:
-            raise _unauthorized("the token's unit is no unit of the catalogue") from None
-        return AtUnit(principal.subject, unit)
-
-    return at_unit
-
-
 CurrentResident = Annotated[str, Depends(current_resident)]
 ResidentEvenErased = Annotated[tuple[str, bool], Depends(resident_even_erased)]
 CurrentOfficer = Annotated[Officer, Depends(current_officer)]
 CurrentAuditor = Annotated[Principal, Depends(_requiring("auditor"))]
 CurrentCreditPlatform = Annotated[Principal, Depends(_requiring("credit-platform"))]
-CurrentClerk = Annotated[AtUnit, Depends(_at_unit("clerk"))]
-CurrentSupervisor = Annotated[AtUnit, Depends(_at_unit("supervisor"))]
 
 
 _MIN_POSITION = (

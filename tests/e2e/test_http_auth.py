@@ -298,8 +298,9 @@ def test_authorization_matrix(live_api_factory: Any, role: str) -> None:
     api = live_api_factory()
     for n, (method, path) in enumerate(MATRIX):
         world = _fresh_world(api, n)
-        api.services.ledger.catch_up()  # so that there is a checkpoint to ask about
-        api.services.ledger.checkpoint()
+        if path.startswith("/v1/audit/"):  # a checkpoint and proofs to ask about
+            api.services.ledger.catch_up()
+            api.services.ledger.checkpoint()
         clients = {
             "none": api.client(),
             "resident": api.client("resident", world["resident_id"]),
