@@ -153,6 +153,33 @@ class ConsentAlreadyRevoked(VaultError):
     code = "consent-already-revoked"
 
 
+class ApplicationNotFound(NotFound):
+    code = "application-not-found"
+
+
+class ApplicationClosed(VaultError):
+    """The application is decided or withdrawn, or not in the state the command needs."""
+
+    code = "application-closed"
+
+
+class StepMoved(VaultError):
+    """The application is not waiting for this department now: another reviewer decided the
+    step first, or its step has not come yet."""
+
+    code = "step-moved"
+
+
+class NotAReviewer(VaultError):
+    """The department reviews no step of the application."""
+
+    code = "not-a-reviewer"
+
+
+class AlreadyRated(VaultError):
+    code = "already-rated"
+
+
 class ContentCorrupted(VaultError):
     """Stored bytes no longer match what was sealed: an integrity failure, not bad input."""
 

@@ -4,7 +4,7 @@ or acceptance the document does not describe fails the suite.
 
 It runs the ``schemathesis`` command itself, as anyone would against a deployment, on a
 server with the rate limits lifted (a fuzzer is faster than any limit meant for people).
-``CIVICVAULT_SCHEMATHESIS_EXAMPLES`` (default 30) sets the examples per operation and
+``CIVICVAULT_SCHEMATHESIS_EXAMPLES`` (default 20) sets the examples per operation and
 ``CIVICVAULT_SCHEMATHESIS_SEED`` the seed (default fixed, so that CI is repeatable; set
 it to ``random`` to explore).
 """
@@ -28,7 +28,7 @@ from adapters.samples import sample_pdf
 from tests.e2e.conftest import LiveApi
 from vault.inputs import ConsentRequest, DocumentDetails
 
-EXAMPLES = int(os.environ.get("CIVICVAULT_SCHEMATHESIS_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("CIVICVAULT_SCHEMATHESIS_EXAMPLES", "20"))
 """Examples per operation on the embedded stack; PostgreSQL + S3, the same contract over
 other stores, gets half as many (the suite must stay within its time)."""
 SEED = os.environ.get("CIVICVAULT_SCHEMATHESIS_SEED", "20261206")

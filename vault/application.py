@@ -1,0 +1,291 @@
+"""An application (办件): accepted once, at a window or online, reviewed behind the counter
+step by step (后台协同), and decided; the resident may supply what is asked for, withdraw
+while it is open, and rate it once it is decided.
+
+The time limit is kept as its parts — when it was accepted, how many working days, and
+when the clock stood still (补正: from the day a department asked for more until the
+resident supplied it) — so that due dates and the clock's state are computed on the
+working-day calendar (:mod:`vault.workdays`), never stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from eventsourcing.domain import Aggregate, event
+
+from vault.aggregate import VaultAggregate
+from vault.errors import AlreadyRated, ApplicationClosed, InvalidInput, NotAReviewer, StepMoved
+
+Channel = Literal["online", "window"]
+Decision = Literal["approve", "return", "reject"]
+DECISIONS: tuple[Decision, ...] = ("approve", "return", "reject")
+MaterialSource = Literal["library", "window", "supplement", "commitment", "missing"]
+
+
+class ApplicationStatus(StrEnum):
+    ACCEPTED = "accepted"
+    """Waiting for its first reviewer."""
+    IN_REVIEW = "in-review"
+    RETURNED = "returned"
+    """Waiting for the resident to supply what a reviewer asked for (the clock stands still)."""
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+    @property
+    def is_open(self) -> bool:
+        return self in _OPEN
+
+
+_OPEN = {ApplicationStatus.ACCEPTED, ApplicationStatus.IN_REVIEW, ApplicationStatus.RETURNED}
+
+
+@dataclass
+class StepState:
+    """One back-office step: its departments review side by side; it is done when each has
+    approved."""
+
+    departments: tuple[str, ...]
+    approved_by: dict[str, tuple[str, datetime]]
+    """Department → (officer, when)."""
+    status: Literal["waiting", "approved", "returned", "rejected"] = "waiting"
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    reason: str | None = None
+
+
+class Application(VaultAggregate):
+    """One application for one service by one resident."""
+
+    class Accepted(Aggregate.Created):
+        personal_fields: ClassVar[tuple[str, ...]] = ("form",)
+        resident_id: str
+        service_id: str
+        channel: str
+        unit: str | None
+        clerk: str | None
+        tracks: list[str]
+        consent_id: str
+        materials: list[dict[str, Any]]
+        form: dict[str, dict[str, str]]
+        steps: list[list[str]]
+        time_limit_days: int
+        accepted_at: datetime
+        catalogue_version: str
+        policy_version: str
+
+    @event(Accepted)
+    def __init__(
+        self,
+        *,
+        resident_id: str,
+        service_id: str,
+        channel: str,
+        unit: str | None,
+        clerk: str | None,
+        tracks: list[str],
+        consent_id: str,
+        materials: list[dict[str, Any]],
+        form: dict[str, dict[str, str]],
+        steps: list[list[str]],
+        time_limit_days: int,
+        accepted_at: datetime,
+        catalogue_version: str,
+        policy_version: str,
+        timestamp: datetime,
+    ) -> None:
+        self.resident_id = resident_id
+        self.service_id = service_id
+        self.channel = channel
+        self.unit = unit
+        self.clerk = clerk
+        self.tracks = tuple(tracks)
+        self.consent_id = consent_id
+        self.materials = [dict(m) for m in materials]
+        self.form = {name: dict(value) for name, value in form.items()}
+        self.steps = [StepState(tuple(d), {}) for d in steps]
+        self.current_step = 0
+        self.time_limit_days = time_limit_days
+        self.accepted_at = accepted_at
+        self.catalogue_version = catalogue_version
+        self.policy_version = policy_version
+        self.status = ApplicationStatus.ACCEPTED
+        self.asked_for: tuple[str, ...] = ()
+        self.pauses: list[tuple[datetime, datetime | None]] = []
+        self.decided_at: datetime | None = None
+        self.result_document_id: str | None = None
+        self.withdrawn_at: datetime | None = None
+        self.rating: tuple[int, str | None, datetime] | None = None
+
+    @property
+    def number(self) -> str:
+        """The number people quote (受理编号): the day of acceptance and the id's first six
+        hex digits, e.g. ``20261206-3F9A1C``."""
+        return f"{self.accepted_at:%Y%m%d}-{self.id.hex[:6].upper()}"
+
+    def reviews(self, department: str) -> bool:
+        """Whether a department reviews this application at some step."""
+        return any(department in step.departments for step in self.steps)
+
+    def at_current_step(self, department: str) -> bool:
+        return (
+            self.status in (ApplicationStatus.ACCEPTED, ApplicationStatus.IN_REVIEW)
+            and department in self.steps[self.current_step].departments
+            and department not in self.steps[self.current_step].approved_by
+        )
+
+    def is_last_approval(self, department: str) -> bool:
+        """Whether ``department`` approving now would decide the whole application."""
+        step = self.steps[self.current_step]
+        return self.current_step == len(self.steps) - 1 and set(step.departments) - set(
+            step.approved_by
+        ) == {department}
+
+    # commands
+
+    def decide(
+        self,
+        *,
+        department: str,
+        officer: str,
+        decision: Decision,
+        reason: str,
+        asked_for: list[str],
+        result_document_id: str | None,
+        at: datetime,
+    ) -> None:
+        """A reviewer of the current step approves it, returns the application for the
+        resident to supply ``asked_for`` (补正: the clock stops), or rejects it."""
+        if not self.status.is_open:
+            raise ApplicationClosed(f"application {self.number} is {self.status.value}")
+        if not self.reviews(department):
+            raise NotAReviewer(f"{department} reviews no step of application {self.number}")
+        if not self.at_current_step(department):
+            raise StepMoved(
+                f"application {self.number} is not waiting for {department} "
+                f"(it is {self.status.value}, at step {self.current_step + 1})"
+            )
+        if decision == "return" and not asked_for:
+            raise InvalidInput("materials", "say which materials the resident should supply")
+        if (result_document_id is not None) != (
+            decision == "approve" and self.is_last_approval(department)
+        ):
+            raise ValueError("a result document comes with the last approval, and only then")
+        self._decided(
+            self.resident_id, department, officer, decision, reason, list(asked_for),
+            result_document_id, at, timestamp=at,
+        )
+
+    class Decided(Aggregate.Event):
+        personal_fields: ClassVar[tuple[str, ...]] = ("reason",)
+        resident_id: str
+        department: str
+        officer: str
+        decision: str
+        reason: str
+        asked_for: list[str]
+        result_document_id: str | None
+        at: datetime
+
+    @event(Decided)
+    def _decided(
+        self, resident_id: str, department: str, officer: str, decision: str, reason: str,
+        asked_for: list[str], result_document_id: str | None, at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        step = self.steps[self.current_step]
+        step.decided_by, step.decided_at, step.reason = officer, at, reason
+        if decision == "approve":
+            step.approved_by[department] = (officer, at)
+            if set(step.approved_by) == set(step.departments):
+                step.status = "approved"
+                if self.current_step == len(self.steps) - 1:
+                    self.status = ApplicationStatus.APPROVED
+                    self.decided_at = at
+                    self.result_document_id = result_document_id
+                    return
+                self.current_step += 1
+            self.status = ApplicationStatus.IN_REVIEW
+        elif decision == "return":
+            step.status = "returned"
+            self.status = ApplicationStatus.RETURNED
+            self.asked_for = tuple(asked_for)
+            self.pauses.append((at, None))
+        else:
+            step.status = "rejected"
+            self.status = ApplicationStatus.REJECTED
+            self.decided_at = at
+
+    def supply(
+        self, *, doc_type: str, document_id: str, trust_level: str, source: MaterialSource,
+        at: datetime,
+    ) -> None:
+        """The resident supplies one of the materials asked for; when the last arrives the
+        clock runs again and the step that asked reviews anew."""
+        if self.status is not ApplicationStatus.RETURNED:
+            raise ApplicationClosed(
+                f"application {self.number} is {self.status.value}: nothing is asked for"
+            )
+        if doc_type not in self.asked_for:
+            raise InvalidInput(
+                "doc_type", f"{doc_type} was not asked for (asked: {', '.join(self.asked_for)})"
+            )
+        self._supplied(self.resident_id, doc_type, document_id, trust_level, source, at,
+                       timestamp=at)
+
+    @event("Supplied")
+    def _supplied(
+        self, resident_id: str, doc_type: str, document_id: str, trust_level: str, source: str,
+        at: datetime, timestamp: datetime,
+    ) -> None:
+        entry = {"doc_type": doc_type, "source": source, "document_id": document_id,
+                 "trust_level": trust_level, "due_at": None}
+        self.materials = [m for m in self.materials if m["doc_type"] != doc_type] + [entry]
+        self.asked_for = tuple(d for d in self.asked_for if d != doc_type)
+        if not self.asked_for:
+            started, _ = self.pauses[-1]
+            self.pauses[-1] = (started, at)
+            self.steps[self.current_step].status = "waiting"  # who returned it reviews anew
+            self.status = ApplicationStatus.IN_REVIEW
+
+    def withdraw(self, at: datetime) -> None:
+        """The resident withdraws an application that is still open."""
+        if not self.status.is_open:
+            raise ApplicationClosed(f"application {self.number} is {self.status.value}")
+        self._withdrawn(self.resident_id, at, timestamp=at)
+
+    @event("Withdrawn")
+    def _withdrawn(self, resident_id: str, at: datetime, timestamp: datetime) -> None:
+        if self.pauses and self.pauses[-1][1] is None:
+            self.pauses[-1] = (self.pauses[-1][0], at)
+        self.asked_for = ()
+        self.status = ApplicationStatus.WITHDRAWN
+        self.withdrawn_at = at
+
+    def rate(self, score: int, comment: str | None, at: datetime) -> None:
+        """The resident rates the service once it is decided (好差评), once."""
+        if self.status not in (ApplicationStatus.APPROVED, ApplicationStatus.REJECTED):
+            raise ApplicationClosed(f"application {self.number} is not decided yet")
+        if self.rating is not None:
+            raise AlreadyRated(f"application {self.number} is rated already")
+        if not 1 <= score <= 5:
+            raise ValueError("a rating is 1 to 5")
+        self._rated(self.resident_id, score, comment, at, timestamp=at)
+
+    class Rated(Aggregate.Event):
+        personal_fields: ClassVar[tuple[str, ...]] = ("comment",)
+        resident_id: str
+        score: int
+        comment: str | None
+        at: datetime
+
+    @event(Rated)
+    def _rated(
+        self, resident_id: str, score: int, comment: str | None, at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        self.rating = (score, comment, at)
