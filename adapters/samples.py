@@ -1,4 +1,5 @@
-"""Small, real sample files (PNG and PDF) generated on the spot for demos and tests."""
+"""Small, real files (PNG and PDF) generated on the spot: samples for demos and tests, and
+the one-page approval notices (``adapters.notices``)."""
 
 from __future__ import annotations
 

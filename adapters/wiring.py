@@ -10,13 +10,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlparse
+from uuid import UUID
 
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
 from adapters.blobs_local import LocalBlobStore
+from adapters.calendar_cn import ChineseCalendar
 from adapters.eventstore import RecordedLog, VaultApplication
 from adapters.keytable import SqlKeyTable
+from adapters.notices import PdfNotices
 from adapters.settings import Settings
 from adapters.sql import Database, LogWakeups
 from keys.errors import BadMasterKey
@@ -28,6 +31,7 @@ from projections.ledger import Ledger
 from projections.queries import Views
 from projections.runner import ViewRunner
 from vault.ports import BlobStore, Clock, DataKeys, ReceiptSigner, SystemClock
+from vault.services.applications import Applications
 from vault.services.audit import Audit
 from vault.services.catalogues import Catalogues
 from vault.services.consents import Consents
@@ -110,6 +114,7 @@ class Services(Core):
     CLI needs directly. A context manager: leaving it closes everything."""
 
     settings: Settings
+    applications: Applications
     views: Views
     view_runner: ViewRunner
     ledger: Ledger
@@ -168,16 +173,34 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> Services
         ledger=ledger,
         now=core.clock.now,
     )
+    views = Views(database, keys)
+    applications = Applications(
+        core.store, core.residents, core.documents, core.policies, core.catalogues,
+        ViewsLibrary(views), PdfNotices(), ChineseCalendar(), core.clock,
+    )
     return Services(
         **vars(core),
         settings=settings,
-        views=Views(database, keys),
+        applications=applications,
+        views=views,
         view_runner=view_runner,
         ledger=ledger,
         key_table=key_table,
         master=master,
         signing=signing,
     )
+
+
+class ViewsLibrary:
+    """The resident's current documents of a type, newest first, from the library read
+    model (the application service checks each on its aggregate before attaching it)."""
+
+    def __init__(self, views: Views) -> None:
+        self._views = views
+
+    def current_documents(self, resident_id: str, doc_type: str) -> list[UUID]:
+        entries = self._views.library(resident_id, limit=20, doc_types={doc_type})
+        return [UUID(e.document_id) for e in entries]
 
 
 def event_store_env(settings: Settings) -> dict[str, str]:

@@ -69,7 +69,7 @@ class Application(VaultAggregate):
         unit: str | None
         clerk: str | None
         tracks: list[str]
-        consent_id: str
+        consent_ids: list[str]
         materials: list[dict[str, Any]]
         form: dict[str, dict[str, str]]
         steps: list[list[str]]
@@ -88,7 +88,7 @@ class Application(VaultAggregate):
         unit: str | None,
         clerk: str | None,
         tracks: list[str],
-        consent_id: str,
+        consent_ids: list[str],
         materials: list[dict[str, Any]],
         form: dict[str, dict[str, str]],
         steps: list[list[str]],
@@ -104,7 +104,8 @@ class Application(VaultAggregate):
         self.unit = unit
         self.clerk = clerk
         self.tracks = tuple(tracks)
-        self.consent_id = consent_id
+        self.consent_ids = tuple(consent_ids)
+        """One consent per reviewing department, made for this application."""
         self.materials = [dict(m) for m in materials]
         self.form = {name: dict(value) for name, value in form.items()}
         self.steps = [StepState(tuple(d), {}) for d in steps]

@@ -157,6 +157,13 @@ class ApplicationNotFound(NotFound):
     code = "application-not-found"
 
 
+class ServiceNotAcceptedHere(VaultError):
+    """The unit's windows may not accept this service (its owner did not delegate it to
+    that level or unit, and it is not accepted city-wide)."""
+
+    code = "service-not-accepted-here"
+
+
 class ApplicationClosed(VaultError):
     """The application is decided or withdrawn, or not in the state the command needs."""
 

@@ -51,6 +51,7 @@ _STATUS: tuple[tuple[type[errors.VaultError], int, str], ...] = (
     (errors.StepMoved, 409, "Step moved on"),
     (errors.AlreadyRated, 409, "Already rated"),
     (errors.NotAReviewer, 403, "Not a reviewer"),
+    (errors.ServiceNotAcceptedHere, 403, "Service not accepted here"),
     (errors.ConsentDenied, 409, "Consent does not allow this"),
     (errors.Contention, 503, "Busy"),
     (errors.BlobStoreUnavailable, 503, "Blob store unavailable"),

@@ -66,7 +66,7 @@ def test_any_history_replays_to_the_same_coherent_state(
 ) -> None:
     application = Application(
         resident_id="r1", service_id="disability-subsidy", channel="online", unit=None,
-        clerk=None, tracks=[], consent_id="c", materials=[], form={}, steps=steps,
+        clerk=None, tracks=[], consent_ids=["c"], materials=[], form={}, steps=steps,
         time_limit_days=10, accepted_at=T0, catalogue_version="c", policy_version="p",
         timestamp=T0,
     )

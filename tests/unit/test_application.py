@@ -17,7 +17,7 @@ T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 def _accepted(steps: list[list[str]] | None = None) -> Application:
     return Application(
         resident_id="zhang-wei", service_id="disability-subsidy", channel="window",
-        unit="anle", clerk="clerk-wang", tracks=["reuse"], consent_id="c-1",
+        unit="anle", clerk="clerk-wang", tracks=["reuse"], consent_ids=["c-1"],
         materials=[{"doc_type": "id-card", "source": "library", "document_id": "d-1",
                     "trust_level": "C", "due_at": None}],
         form={"name": {"value": "张伟", "source": "id-card.name"}},

@@ -1,0 +1,299 @@
+"""Applications (办件): accepted once, with the materials taken from the resident's library
+under consents made for exactly this application; reviewed step by step; decided, with
+the owner's document issued into the library on approval."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+from uuid import UUID
+
+from policy.catalogue import Service
+from policy.scales import TrustLevel
+from vault.application import Application, Decision
+from vault.consent import Consent
+from vault.document import Document, DocumentStatus, has_expired
+from vault.errors import (
+    ApplicationClosed,
+    ApplicationNotFound,
+    InvalidInput,
+    ServiceNotAcceptedHere,
+    StepMoved,
+)
+from vault.ids import check_resident_id, parse_uuid
+from vault.inputs import DocumentDetails, check_known, check_text
+from vault.ports import Clock
+from vault.services.catalogues import Catalogues
+from vault.services.documents import Documents
+from vault.services.policies import Policies
+from vault.services.residents import Residents
+from vault.store import Store, Written
+from vault.workdays import WorkingCalendar, add_working_days
+
+SUPPLY_WITHIN_DAYS = 5
+"""Working days a resident has to supply a material accepted as missing (容缺)."""
+RETENTION = timedelta(days=30)
+"""How long after its statutory time limit an application's consents stay live, so that
+its reviewers can still read what they decided on."""
+
+
+class Library(Protocol):
+    """Where a resident's current documents of a type are found (newest first); each is
+    checked again on its aggregate before it is attached."""
+
+    def current_documents(self, resident_id: str, doc_type: str) -> list[UUID]: ...
+
+
+class NoticePrinter(Protocol):
+    """Prints the document a service issues on approval: its bytes and media type."""
+
+    def notice(self, service: Service, application: Application) -> tuple[bytes, str]: ...
+
+
+@dataclass(frozen=True)
+class Accepted:
+    application: Application
+    consents: list[Consent]
+    position: int | None
+
+
+class Applications:
+    def __init__(
+        self,
+        store: Store,
+        residents: Residents,
+        documents: Documents,
+        policies: Policies,
+        catalogues: Catalogues,
+        library: Library,
+        printer: NoticePrinter,
+        calendar: WorkingCalendar,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._residents = residents
+        self._documents = documents
+        self._policies = policies
+        self._catalogues = catalogues
+        self._library = library
+        self._printer = printer
+        self._calendar = calendar
+        self._clock = clock
+
+    def apply(
+        self,
+        resident_id: str,
+        service_id: str,
+        *,
+        missing: tuple[str, ...] = (),
+        form: dict[str, str] | None = None,
+        unit: str | None = None,
+        clerk: str | None = None,
+    ) -> Accepted:
+        """Accept an application, online (no ``unit``) or at a window of ``unit`` by
+        ``clerk``: every material is taken from the library where the resident's tracks
+        allow reuse and its trust level suffices; a material named in ``missing`` is
+        accepted as missing (容缺) only if it is not key and the tracks allow it."""
+        check_resident_id(resident_id)
+        check_known("service_id", "service", service_id)
+        catalogue = self._catalogues.current()
+        service = catalogue.service(service_id)
+        if unit is not None:
+            check_known("unit", "unit", unit)
+            if not catalogue.accepts(service_id, unit):
+                raise ServiceNotAcceptedHere(f"{service_id} is not accepted at {unit}")
+        for doc_type in missing:
+            if doc_type not in service.needs:
+                raise InvalidInput("missing", f"{doc_type} is no material of {service_id}")
+        values = self._form(service, form or {})
+        self._residents.register(resident_id)
+        point = self._policies.decision_point()
+
+        def accept() -> Accepted:
+            resident = self._residents.active(resident_id)
+            now = self._clock.now()
+            tracks = point.tracks(service_id, resident.grade).tracks
+            materials = [
+                self._material(resident_id, m.doc_type, m.min_trust, m.key, missing, tracks,
+                               now)
+                for m in service.materials
+            ]
+            until = add_working_days(now, service.statutory_days, self._calendar) + RETENTION
+            departments = list(dict.fromkeys(d for step in service.steps for d in step.departments))
+            consents = [
+                Consent(
+                    resident_id=resident_id, department=department,
+                    doc_types=list(service.needs), purpose=service_id, valid_from=now,
+                    valid_until=until, max_uses=None, granted_at=now, timestamp=now,
+                )
+                for department in departments
+            ]
+            for consent in consents:
+                resident.file_consent(consent.id, consent.department, consent.purpose, now)
+            application = Application(
+                resident_id=resident_id, service_id=service_id,
+                channel="online" if unit is None else "window", unit=unit, clerk=clerk,
+                tracks=list(tracks), consent_ids=[str(c.id) for c in consents],
+                materials=materials, form=values,
+                steps=[list(s.departments) for s in service.steps],
+                time_limit_days=service.time_limit_days, accepted_at=now,
+                catalogue_version=catalogue.version, policy_version=point.version,
+                timestamp=now,
+            )
+            position = self._store.save(resident, *consents, application)
+            return Accepted(application, consents, position)
+
+        return self._store.retrying(accept)
+
+    def application(self, application_id: UUID | str) -> Application:
+        found = self._store.find(parse_uuid("application_id", application_id))
+        if not isinstance(found, Application):
+            raise ApplicationNotFound(f"application {application_id} not found")
+        return found
+
+    def decide(
+        self,
+        application_id: UUID | str,
+        *,
+        department: str,
+        officer: str,
+        decision: Decision,
+        reason: str,
+        asked_for: tuple[str, ...] = (),
+    ) -> Written[Application]:
+        """A reviewer decides the application's current step; the last approval issues
+        the service's document into the resident's library (trust level A)."""
+        check_known("department", "department", department)
+        check_text("officer", officer, 128)
+        check_text("reason", reason, 2000)
+        if decision not in ("approve", "return", "reject"):
+            raise InvalidInput("decision", "must be approve, return or reject")
+        for doc_type in asked_for:
+            check_known("materials", "doc_type", doc_type)
+        first = self.application(application_id)
+        result: str | None = None
+        if decision == "approve" and first.at_current_step(department) and (
+            first.is_last_approval(department)
+        ):
+            result = self._issue_result(first, department, officer)
+
+        def decide() -> Written[Application]:
+            application = self.application(application_id)
+            application.decide(
+                department=department, officer=officer, decision=decision, reason=reason,
+                asked_for=list(asked_for), result_document_id=result, at=self._clock.now(),
+            )
+            return Written(application, self._store.save(application))
+
+        try:
+            return self._store.retrying(decide)
+        except (StepMoved, ApplicationClosed):
+            if result is not None:  # another reviewer decided first: take the notice back
+                owner = self._catalogues.current().service(first.service_id).department
+                self._documents.revoke(owner, result, "another reviewer decided the "
+                                       "application first")
+            raise
+
+    def supply(
+        self, resident_id: str, application_id: UUID | str, doc_type: str,
+        document_id: UUID | str,
+    ) -> Written[Application]:
+        """The resident supplies a material asked for, from their library."""
+        check_known("doc_type", "doc_type", doc_type)
+
+        def supply() -> Written[Application]:
+            application = self._own(resident_id, application_id)
+            document = self._documents.document(resident_id, document_id)
+            if document.doc_type != doc_type:
+                raise InvalidInput("document_id", f"is a {document.doc_type}, not a {doc_type}")
+            document.check_available()
+            application.supply(doc_type=doc_type, document_id=str(document.id),
+                               trust_level=document.trust_level.value, source="supplement",
+                               at=self._clock.now())
+            return Written(application, self._store.save(application))
+
+        return self._store.retrying(supply)
+
+    def withdraw(self, resident_id: str, application_id: UUID | str) -> Written[Application]:
+        def withdraw() -> Written[Application]:
+            application = self._own(resident_id, application_id)
+            application.withdraw(self._clock.now())
+            return Written(application, self._store.save(application))
+
+        return self._store.retrying(withdraw)
+
+    def rate(
+        self, resident_id: str, application_id: UUID | str, score: int, comment: str | None
+    ) -> Written[Application]:
+        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+            raise InvalidInput("score", "must be a whole number from 1 to 5")
+        if comment is not None:
+            check_text("comment", comment, 500)
+
+        def rate() -> Written[Application]:
+            application = self._own(resident_id, application_id)
+            application.rate(score, comment, self._clock.now())
+            return Written(application, self._store.save(application))
+
+        return self._store.retrying(rate)
+
+    def _own(self, resident_id: str, application_id: UUID | str) -> Application:
+        """The resident's own application; another's looks like none at all."""
+        application = self.application(application_id)
+        if application.resident_id != resident_id:
+            raise ApplicationNotFound(f"application {application_id} not found")
+        return application
+
+    def _form(self, service: Service, given: dict[str, str]) -> dict[str, dict[str, str]]:
+        fields = {f.field for f in service.form}
+        values: dict[str, dict[str, str]] = {}
+        for name, value in given.items():
+            if name not in fields:
+                raise InvalidInput(f"form.{name[:64]}", f"is no field of {service.id}")
+            values[name] = {"value": check_text(f"form.{name}", value, 500),
+                            "source": "resident"}
+        return values
+
+    def _material(
+        self, resident_id: str, doc_type: str, min_trust: TrustLevel, key: bool,
+        missing: tuple[str, ...], tracks: tuple[str, ...], now: datetime,
+    ) -> dict[str, object]:
+        if "reuse" in tracks:
+            for document_id in self._library.current_documents(resident_id, doc_type):
+                document = self._store.find(document_id)
+                if (
+                    isinstance(document, Document) and document.resident_id == resident_id
+                    and document.status is DocumentStatus.ACTIVE
+                    and not has_expired(document.expires_at, now)
+                    and document.trust_level.at_least(min_trust)
+                ):
+                    return {"doc_type": doc_type, "source": "library",
+                            "document_id": str(document.id),
+                            "trust_level": document.trust_level.value, "due_at": None}
+        if doc_type not in missing:
+            raise InvalidInput(
+                "missing", f"{doc_type} (trust level {min_trust.value} or better) is not in "
+                "the library" + ("" if "reuse" in tracks else " for reuse (no reuse track)")
+                + "; upload it first, or name it as missing where that is allowed",
+            )
+        if key:
+            raise InvalidInput("missing", f"{doc_type} is a key material (关键材料): it "
+                               "cannot be supplied later")
+        if "missing-allowed" not in tracks:
+            raise InvalidInput("missing", "容缺受理 (missing-allowed) is not among the "
+                               "resident's tracks for this service")
+        due = add_working_days(now, SUPPLY_WITHIN_DAYS, self._calendar)
+        return {"doc_type": doc_type, "source": "missing", "document_id": None,
+                "trust_level": None, "due_at": due}
+
+    def _issue_result(self, application: Application, department: str, officer: str) -> str:
+        service = self._catalogues.current().service(application.service_id)
+        content, content_type = self._printer.notice(service, application)
+        issued = self._documents.issue(
+            service.department, officer, application.resident_id, [content],
+            DocumentDetails(service.issues, f"{service.name_zh} {application.number}",
+                            content_type),
+            request_id=f"application:{application.id}",
+        )
+        return str(issued.value.id)
