@@ -14,6 +14,7 @@ from uuid import UUID
 import pytest
 
 from adapters.wiring import Services
+from policy.catalogue import shipped_catalogue_text
 from policy.scales import Grade, TrustLevel
 from tests.support import MovableClock
 from vault.application import ApplicationStatus
@@ -140,10 +141,16 @@ def test_steps_are_decided_in_order_and_the_approval_issues_the_result(
     returned = apps.decide(application.id, department="disabled-persons", officer="officer-he",
                            decision="return", reason="收入证明已过期", asked_for=("income-proof",))
     assert returned.value.status is ApplicationStatus.RETURNED
+    with pytest.raises(InvalidInput, match="no material of"):
+        apps.decide(application.id, department="disabled-persons", officer="officer-he",
+                    decision="return", reason="?", asked_for=("diploma",))
     clock.advance(timedelta(days=1))
     fresh = _upload(services, "wang-fang", "income-proof")
     with pytest.raises(ApplicationNotFound):  # another resident cannot touch it
         apps.supply("li-na", application.id, "income-proof", fresh)
+    with pytest.raises(InvalidInput, match="is a household-register"):
+        apps.supply("wang-fang", application.id, "income-proof",
+                    _upload(services, "wang-fang", "household-register"))
     supplied = apps.supply("wang-fang", application.id, "income-proof", fresh).value
     assert supplied.status is ApplicationStatus.IN_REVIEW
     assert supplied.pauses[-1][1] is not None
@@ -159,6 +166,57 @@ def test_steps_are_decided_in_order_and_the_approval_issues_the_result(
     )
     rated = apps.rate("wang-fang", application.id, 5, "很方便").value
     assert rated.rating is not None
+
+
+def test_a_supplied_material_needs_the_services_trust_level(
+    services: Services, clock: MovableClock
+) -> None:
+    for doc_type in ("id-card", "disability-cert", "household-register", "income-proof"):
+        _upload(services, "he-ping", doc_type)
+    _grade(services, "he-ping", Grade.A, clock)
+    _ready(services)
+    certificate = next(e for e in services.views.library("he-ping", limit=10)
+                       if e.doc_type == "disability-cert")
+    services.documents.verify("disabled-persons", "officer-he", certificate.document_id)
+    _ready(services)
+    apps = services.applications
+    application = apps.apply("he-ping", "disability-subsidy").application
+    apps.decide(application.id, department="disabled-persons", officer="officer-he",
+                decision="return", reason="证件不清晰", asked_for=("disability-cert",))
+    unverified = _upload(services, "he-ping", "disability-cert")  # trust C; B is needed
+    with pytest.raises(InvalidInput, match="needs B or better"):
+        apps.supply("he-ping", application.id, "disability-cert", unverified)
+    services.documents.verify("disabled-persons", "officer-he", unverified)
+    assert apps.supply("he-ping", application.id, "disability-cert", unverified).value.status \
+        is ApplicationStatus.IN_REVIEW
+
+
+def test_departments_reviewing_side_by_side_both_approve_before_the_result_is_issued(
+    services: Services, clock: MovableClock
+) -> None:
+    in_order = '  { departments = ["disabled-persons"] },\n  { departments = ["civil-affairs"] },'
+    side_by_side = shipped_catalogue_text().replace(
+        in_order, '  { departments = ["disabled-persons", "civil-affairs"] },'
+    )
+    assert side_by_side != shipped_catalogue_text()
+    services.catalogues.publish(side_by_side)
+    for doc_type in ("id-card", "disability-cert", "household-register", "income-proof"):
+        _upload(services, "lin-yu", doc_type)
+    _grade(services, "lin-yu", Grade.A, clock)
+    _ready(services)
+    certificate = next(e for e in services.views.library("lin-yu", limit=10)
+                       if e.doc_type == "disability-cert")
+    services.documents.verify("disabled-persons", "officer-he", certificate.document_id)
+    _ready(services)
+    apps = services.applications
+    application = apps.apply("lin-yu", "disability-subsidy").application
+    first = apps.decide(application.id, department="civil-affairs", officer="officer-li",
+                        decision="approve", reason="ok").value
+    assert (first.status, first.result_document_id) == (ApplicationStatus.IN_REVIEW, None)
+    last = apps.decide(application.id, department="disabled-persons", officer="officer-he",
+                       decision="approve", reason="ok").value
+    assert last.status is ApplicationStatus.APPROVED
+    assert last.result_document_id is not None
 
 
 def test_two_reviewers_deciding_one_step_at_once_one_wins(

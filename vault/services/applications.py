@@ -169,29 +169,35 @@ class Applications:
         check_text("reason", reason, 2000)
         if decision not in ("approve", "return", "reject"):
             raise InvalidInput("decision", "must be approve, return or reject")
+        service_id = self.application(application_id).service_id
+        needs = self._catalogues.current().service(service_id).needs
         for doc_type in asked_for:
             check_known("materials", "doc_type", doc_type)
-        first = self.application(application_id)
-        result: str | None = None
-        if decision == "approve" and first.at_current_step(department) and (
-            first.is_last_approval(department)
-        ):
-            result = self._issue_result(first, department, officer)
+            if doc_type not in needs:
+                raise InvalidInput("materials", f"{doc_type} is no material of {service_id}")
+        issued: list[str] = []
 
         def decide() -> Written[Application]:
             application = self.application(application_id)
+            last = decision == "approve" and application.at_current_step(department) and (
+                application.is_last_approval(department)
+            )
+            if last and not issued:  # (in the loop: a side-by-side step may become last)
+                issued.append(self._issue_result(application, officer))
             application.decide(
                 department=department, officer=officer, decision=decision, reason=reason,
-                asked_for=list(asked_for), result_document_id=result, at=self._clock.now(),
+                asked_for=list(asked_for), result_document_id=issued[0] if last else None,
+                at=self._clock.now(),
             )
             return Written(application, self._store.save(application))
 
         try:
             return self._store.retrying(decide)
         except (StepMoved, ApplicationClosed):
-            if result is not None:  # another reviewer decided first: take the notice back
-                owner = self._catalogues.current().service(first.service_id).department
-                self._documents.revoke(owner, result, "another reviewer decided the "
+            if issued:  # another reviewer decided first: take the notice back
+                application = self.application(application_id)
+                owner = self._catalogues.current().service(application.service_id).department
+                self._documents.revoke(owner, issued[0], "another reviewer decided the "
                                        "application first")
             raise
 
@@ -208,9 +214,22 @@ class Applications:
             if document.doc_type != doc_type:
                 raise InvalidInput("document_id", f"is a {document.doc_type}, not a {doc_type}")
             document.check_available()
+            now = self._clock.now()
+            service = self._catalogues.current().service(application.service_id)
+            needed = next(
+                (m.min_trust for m in service.materials if m.doc_type == doc_type),
+                TrustLevel.D,  # no longer a material of the service in force: any will do
+            )
+            if not document.trust_level.at_least(needed):
+                raise InvalidInput(
+                    "document_id", f"is trust level {document.trust_level.value}; "
+                    f"{application.service_id} needs {needed.value} or better"
+                )
+            if has_expired(document.expires_at, now):
+                raise InvalidInput("document_id", "has expired")
             application.supply(doc_type=doc_type, document_id=str(document.id),
                                trust_level=document.trust_level.value, source="supplement",
-                               at=self._clock.now())
+                               at=now)
             return Written(application, self._store.save(application))
 
         return self._store.retrying(supply)
@@ -287,7 +306,7 @@ class Applications:
         return {"doc_type": doc_type, "source": "missing", "document_id": None,
                 "trust_level": None, "due_at": due}
 
-    def _issue_result(self, application: Application, department: str, officer: str) -> str:
+    def _issue_result(self, application: Application, officer: str) -> str:
         service = self._catalogues.current().service(application.service_id)
         content, content_type = self._printer.notice(service, application)
         issued = self._documents.issue(
