@@ -14,12 +14,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
+from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
 from vault.aggregate import VaultAggregate
-from vault.errors import AlreadyRated, ApplicationClosed, InvalidInput, NotAReviewer, StepMoved
+from vault.errors import (
+    AlreadyRated,
+    ApplicationClosed,
+    CodeRefused,
+    InvalidInput,
+    NotAReviewer,
+    StepMoved,
+)
 
+_CODES = UUID("0c6f1d2e-3b4a-5c6d-8e7f-9a0b1c2d3e4f")
 Channel = Literal["online", "window"]
 Decision = Literal["approve", "return", "reject"]
 DECISIONS: tuple[Decision, ...] = ("approve", "return", "reject")
@@ -290,3 +299,32 @@ class Application(VaultAggregate):
         timestamp: datetime,
     ) -> None:
         self.rating = (score, comment, at)
+
+
+class AuthorizationCode(VaultAggregate):
+    """A short code a resident makes in their own session so that a window clerk may accept
+    one application for them (one use, a few minutes). Only its hash is kept."""
+
+    @staticmethod
+    def create_id(resident_id: str, code_hash: str) -> UUID:
+        return uuid5(_CODES, f"{resident_id}:{code_hash}")
+
+    @event("Made")
+    def __init__(
+        self, resident_id: str, code_hash: str, service_id: str, expires_at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        self.resident_id = resident_id
+        self.service_id = service_id
+        self.expires_at = expires_at
+        self.used_at: datetime | None = None
+
+    def redeem(self, service_id: str, clerk: str, unit: str, at: datetime) -> None:
+        """Spend the code on accepting one application for ``service_id``."""
+        if self.used_at is not None or at >= self.expires_at or service_id != self.service_id:
+            raise CodeRefused("the authorization code is not valid for this service now")
+        self._redeemed(clerk, unit, at, timestamp=at)
+
+    @event("Redeemed")
+    def _redeemed(self, clerk: str, unit: str, at: datetime, timestamp: datetime) -> None:
+        self.used_at = at

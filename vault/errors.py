@@ -164,6 +164,13 @@ class ServiceNotAcceptedHere(VaultError):
     code = "service-not-accepted-here"
 
 
+class CodeRefused(VaultError):
+    """An authorization code that is unknown, used, expired or for another service; which of
+    these is not said (the code is a secret)."""
+
+    code = "authorization-code-refused"
+
+
 class ApplicationClosed(VaultError):
     """The application is decided or withdrawn, or not in the state the command needs."""
 

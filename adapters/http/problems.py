@@ -52,6 +52,7 @@ _STATUS: tuple[tuple[type[errors.VaultError], int, str], ...] = (
     (errors.AlreadyRated, 409, "Already rated"),
     (errors.NotAReviewer, 403, "Not a reviewer"),
     (errors.ServiceNotAcceptedHere, 403, "Service not accepted here"),
+    (errors.CodeRefused, 403, "Authorization code refused"),
     (errors.ConsentDenied, 409, "Consent does not allow this"),
     (errors.Contention, 503, "Busy"),
     (errors.BlobStoreUnavailable, 503, "Blob store unavailable"),

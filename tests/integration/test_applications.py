@@ -21,6 +21,7 @@ from vault.application import ApplicationStatus
 from vault.errors import (
     ApplicationClosed,
     ApplicationNotFound,
+    CodeRefused,
     InvalidInput,
     NotAReviewer,
     ServiceNotAcceptedHere,
@@ -258,19 +259,48 @@ def test_two_reviewers_deciding_one_step_at_once_one_wins(
         assert all(d.status.value == "revoked" for d in issued)
 
 
-def test_a_window_accepts_only_services_delegated_to_its_level(
+def test_a_window_accepts_with_the_residents_code_what_is_delegated_to_its_level(
     services: Services, clock: MovableClock
 ) -> None:
-    _upload(services, "sun-li", "id-card")
-    _upload(services, "sun-li", "household-register")
-    _upload(services, "sun-li", "income-proof")
+    for doc_type in ("id-card", "household-register", "income-proof"):
+        _upload(services, "sun-li", doc_type)
     _grade(services, "sun-li", Grade.C, clock)
     _ready(services)
-    with pytest.raises(ServiceNotAcceptedHere):
-        services.applications.apply("sun-li", "subsistence-allowance", unit="dongcheng",
-                                    clerk="clerk-wang")  # a district: streets accept it
-    accepted = services.applications.apply("sun-li", "subsistence-allowance", unit="anle",
-                                           clerk="clerk-wang").application
+    apps = services.applications
+    made = apps.authorization_code("sun-li", "subsistence-allowance")
+    assert len(made.code) == 8
+    assert made.expires_at == clock.now() + timedelta(minutes=10)
+    with pytest.raises(ServiceNotAcceptedHere):  # a district: streets and communities accept it
+        apps.apply("sun-li", "subsistence-allowance", unit="dongcheng", clerk="clerk-wang",
+                   authorization_code=made.code)
+    with pytest.raises(InvalidInput, match="authorization code"):
+        apps.apply("sun-li", "subsistence-allowance", unit="anle", clerk="clerk-wang")
+    accepted = apps.apply("sun-li", "subsistence-allowance", unit="anle", clerk="clerk-wang",
+                          authorization_code=made.code.lower()).application
     assert (accepted.channel, accepted.unit, accepted.clerk) == ("window", "anle", "clerk-wang")
-    withdrawn = services.applications.withdraw("sun-li", accepted.id).value
+    with pytest.raises(CodeRefused):  # one use
+        apps.apply("sun-li", "subsistence-allowance", unit="anle", clerk="clerk-wang",
+                   authorization_code=made.code)
+    withdrawn = apps.withdraw("sun-li", accepted.id).value
     assert withdrawn.status is ApplicationStatus.WITHDRAWN
+
+
+@pytest.mark.parametrize("case", ["wrong", "other service", "other resident", "expired"])
+def test_without_a_valid_code_the_clerk_learns_nothing_and_nothing_is_written(
+    services: Services, clock: MovableClock, case: str
+) -> None:
+    _upload(services, "zhou-min", "id-card")  # her library lacks what the service needs
+    _upload(services, "qian-bo", "id-card")
+    apps = services.applications
+    code = apps.authorization_code(
+        "zhou-min", "elderly-card" if case == "other service" else "subsistence-allowance"
+    ).code
+    if case == "expired":
+        clock.advance(timedelta(minutes=10))
+    resident = "qian-bo" if case == "other resident" else "zhou-min"
+    services.policies.current_version()  # the shipped policy is published on first need
+    head = services.events.head()
+    with pytest.raises(CodeRefused):
+        apps.apply(resident, "subsistence-allowance", unit="anle", clerk="clerk-wang",
+                   authorization_code="ABCDEFGH" if case == "wrong" else code)
+    assert services.events.head() == head

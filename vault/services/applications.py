@@ -4,6 +4,8 @@ the owner's document issued into the library on approval."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -11,12 +13,13 @@ from uuid import UUID
 
 from policy.catalogue import Service
 from policy.scales import TrustLevel
-from vault.application import Application, Decision
+from vault.application import Application, AuthorizationCode, Decision
 from vault.consent import Consent
 from vault.document import Document, DocumentStatus, has_expired
 from vault.errors import (
     ApplicationClosed,
     ApplicationNotFound,
+    CodeRefused,
     InvalidInput,
     ServiceNotAcceptedHere,
     StepMoved,
@@ -31,6 +34,11 @@ from vault.services.residents import Residents
 from vault.store import Store, Written
 from vault.workdays import WorkingCalendar, add_working_days
 
+CODE_LIFETIME = timedelta(minutes=10)
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+"""No 0/O, 1/I: read aloud or typed at a counter without mistakes."""
+CODE_LENGTH = 8
+"""40 bits: far beyond what the write rate limit lets a clerk guess in ten minutes."""
 SUPPLY_WITHIN_DAYS = 5
 """Working days a resident has to supply a material accepted as missing (容缺)."""
 RETENTION = timedelta(days=30)
@@ -49,6 +57,13 @@ class NoticePrinter(Protocol):
     """Prints the document a service issues on approval: its bytes and media type."""
 
     def notice(self, service: Service, application: Application) -> tuple[bytes, str]: ...
+
+
+@dataclass(frozen=True)
+class MadeCode:
+    code: str
+    expires_at: datetime
+    position: int | None
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,20 @@ class Applications:
         self._calendar = calendar
         self._clock = clock
 
+    def authorization_code(self, resident_id: str, service_id: str) -> MadeCode:
+        """A one-use code, valid a few minutes, that the resident gives a window clerk so
+        that the clerk may accept one application for ``service_id`` for them."""
+        check_known("service_id", "service", service_id)
+        self._residents.register(resident_id)
+        self._residents.active(resident_id)
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        now = self._clock.now()
+        made = AuthorizationCode(
+            resident_id=resident_id, code_hash=_hashed(code), service_id=service_id,
+            expires_at=now + CODE_LIFETIME, timestamp=now,
+        )
+        return MadeCode(code, made.expires_at, self._store.save(made))
+
     def apply(
         self,
         resident_id: str,
@@ -90,29 +119,42 @@ class Applications:
         form: dict[str, str] | None = None,
         unit: str | None = None,
         clerk: str | None = None,
+        authorization_code: str | None = None,
     ) -> Accepted:
         """Accept an application, online (no ``unit``) or at a window of ``unit`` by
-        ``clerk``: every material is taken from the library where the resident's tracks
-        allow reuse and its trust level suffices; a material named in ``missing`` is
-        accepted as missing (容缺) only if it is not key and the tracks allow it."""
+        ``clerk`` with the resident's ``authorization_code``: every material is taken from
+        the library where the resident's tracks allow reuse and its trust level suffices; a
+        material named in ``missing`` is accepted as missing (容缺) only if it is not key and
+        the tracks allow it."""
         check_resident_id(resident_id)
         check_known("service_id", "service", service_id)
         catalogue = self._catalogues.current()
         service = catalogue.service(service_id)
+        window: tuple[str, str, UUID] | None = None
         if unit is not None:
             check_known("unit", "unit", unit)
+            if clerk is None or authorization_code is None:
+                raise InvalidInput("authorization_code", "a window needs its clerk and the "
+                                   "resident's authorization code")
             if not catalogue.accepts(service_id, unit):
                 raise ServiceNotAcceptedHere(f"{service_id} is not accepted at {unit}")
+            window = (clerk, unit, AuthorizationCode.create_id(
+                resident_id=resident_id, code_hash=_hashed(authorization_code)
+            ))
         for doc_type in missing:
             if doc_type not in service.needs:
                 raise InvalidInput("missing", f"{doc_type} is no material of {service_id}")
         values = self._form(service, form or {})
-        self._residents.register(resident_id)
+        if window is None:
+            self._residents.register(resident_id)
         point = self._policies.decision_point()
 
         def accept() -> Accepted:
-            resident = self._residents.active(resident_id)
             now = self._clock.now()
+            # At a window the code comes first: without it the clerk learns nothing of the
+            # resident (not even whether the library holds what the service needs).
+            spent = [] if window is None else [self._redeemed(window, service_id, now)]
+            resident = self._residents.active(resident_id)
             tracks = point.tracks(service_id, resident.grade).tracks
             materials = [
                 self._material(resident_id, m.doc_type, m.min_trust, m.key, missing, tracks,
@@ -141,10 +183,20 @@ class Applications:
                 catalogue_version=catalogue.version, policy_version=point.version,
                 timestamp=now,
             )
-            position = self._store.save(resident, *consents, application)
+            position = self._store.save(resident, *consents, application, *spent)
             return Accepted(application, consents, position)
 
         return self._store.retrying(accept)
+
+    def _redeemed(
+        self, window: tuple[str, str, UUID], service_id: str, now: datetime
+    ) -> AuthorizationCode:
+        clerk, unit, code_id = window
+        code = self._store.find(code_id)
+        if not isinstance(code, AuthorizationCode):
+            raise CodeRefused("the authorization code is not valid for this service now")
+        code.redeem(service_id, clerk, unit, now)
+        return code
 
     def application(self, application_id: UUID | str) -> Application:
         found = self._store.find(parse_uuid("application_id", application_id))
@@ -316,3 +368,8 @@ class Applications:
             request_id=f"application:{application.id}",
         )
         return str(issued.value.id)
+
+
+def _hashed(code: str) -> str:
+    """What is kept of a code: its SHA-256 (lower-case hex), the code read case-blind."""
+    return hashlib.sha256(code.strip().upper().encode()).hexdigest()
