@@ -176,7 +176,7 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> Services
     views = Views(database, keys)
     applications = Applications(
         core.store, core.residents, core.documents, core.policies, core.catalogues,
-        ViewsLibrary(views), PdfNotices(), ChineseCalendar(), core.clock,
+        ViewsLibrary(views), PdfNotices(), sign_receipt, ChineseCalendar(), core.clock,
     )
     return Services(
         **vars(core),

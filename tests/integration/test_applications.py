@@ -14,6 +14,7 @@ from uuid import UUID
 import pytest
 
 from adapters.wiring import Services
+from keys.receipts import verify_consent_receipt
 from policy.catalogue import shipped_catalogue_text
 from policy.scales import Grade, TrustLevel
 from tests.support import MovableClock
@@ -70,6 +71,9 @@ def test_materials_come_from_the_library_under_consents_made_for_the_application
         "civil-affairs", "elderly-card", ("id-card",)
     )
     assert application.consent_ids == (str(consent.id),)
+    [receipt] = accepted.receipts
+    terms = verify_consent_receipt(receipt, services.signing.public_keys("receipts"))
+    assert (terms["sub"], terms["consentReceiptID"]) == ("zhang-wei", str(consent.id))
     assert accepted.position == services.events.head()
     # the reviewer reads the material under that consent: a recorded fetch, like any other
     read = services.fetches.fetch(

@@ -26,8 +26,9 @@ from vault.errors import (
 )
 from vault.ids import check_resident_id, parse_uuid
 from vault.inputs import DocumentDetails, check_known, check_text
-from vault.ports import Clock
+from vault.ports import Clock, ReceiptSigner
 from vault.services.catalogues import Catalogues
+from vault.services.consents import receipt_for
 from vault.services.documents import Documents
 from vault.services.policies import Policies
 from vault.services.residents import Residents
@@ -70,6 +71,8 @@ class MadeCode:
 class Accepted:
     application: Application
     consents: list[Consent]
+    receipts: list[str]
+    """The signed receipt of each consent, as a granted consent has."""
     position: int | None
 
 
@@ -83,6 +86,7 @@ class Applications:
         catalogues: Catalogues,
         library: Library,
         printer: NoticePrinter,
+        sign_receipt: ReceiptSigner,
         calendar: WorkingCalendar,
         clock: Clock,
     ) -> None:
@@ -93,6 +97,7 @@ class Applications:
         self._catalogues = catalogues
         self._library = library
         self._printer = printer
+        self._sign_receipt = sign_receipt
         self._calendar = calendar
         self._clock = clock
 
@@ -184,9 +189,11 @@ class Applications:
                 timestamp=now,
             )
             position = self._store.save(resident, *consents, application, *spent)
-            return Accepted(application, consents, position)
+            return Accepted(application, consents, [], position)
 
-        return self._store.retrying(accept)
+        accepted = self._store.retrying(accept)
+        receipts = [receipt_for(c, self._sign_receipt) for c in accepted.consents]
+        return Accepted(accepted.application, accepted.consents, receipts, accepted.position)
 
     def _redeemed(
         self, window: tuple[str, str, UUID], service_id: str, now: datetime

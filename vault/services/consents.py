@@ -24,6 +24,23 @@ class GrantedConsent:
     """Where the grant landed in the log."""
 
 
+def receipt_for(consent: Consent, sign: ReceiptSigner) -> str:
+    """The signed receipt of a consent's terms (compact JWS)."""
+    return sign(
+        ConsentTerms(
+            consent_id=str(consent.id),
+            resident_id=consent.resident_id,
+            department=consent.department,
+            doc_types=consent.doc_types,
+            purpose=consent.purpose,
+            valid_from=consent.valid_from,
+            valid_until=consent.valid_until,
+            max_uses=consent.max_uses,
+            granted_at=consent.granted_at,
+        )
+    )
+
+
 class Consents:
     def __init__(
         self, store: Store, residents: Residents, clock: Clock, sign_receipt: ReceiptSigner
@@ -58,20 +75,7 @@ class Consents:
 
         granted = self._store.retrying(grant)
         consent = granted.value
-        receipt = self._sign_receipt(
-            ConsentTerms(
-                consent_id=str(consent.id),
-                resident_id=resident_id,
-                department=consent.department,
-                doc_types=consent.doc_types,
-                purpose=consent.purpose,
-                valid_from=consent.valid_from,
-                valid_until=consent.valid_until,
-                max_uses=consent.max_uses,
-                granted_at=consent.granted_at,
-            )
-        )
-        return GrantedConsent(consent, receipt, granted.position)
+        return GrantedConsent(consent, receipt_for(consent, self._sign_receipt), granted.position)
 
     def revoke(self, resident_id: str, consent_id: UUID | str) -> Written[Consent]:
         """Once this returns, no fetch under the consent can succeed."""
