@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import itertools
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
@@ -308,3 +308,56 @@ def test_without_a_valid_code_the_clerk_learns_nothing_and_nothing_is_written(
         apps.apply(resident, "subsistence-allowance", unit="anle", clerk="clerk-wang",
                    authorization_code="ABCDEFGH" if case == "wrong" else code)
     assert services.events.head() == head
+
+
+def _at(clock: MovableClock, moment: datetime) -> None:
+    clock.advance(moment - clock.now())
+
+
+def test_the_clock_of_an_application_in_working_days_stops_while_the_resident_is_asked(
+    services: Services, clock: MovableClock
+) -> None:
+    """Accepted on Monday 2 March 2026 with 3 working days: due at the end of Thursday 5
+    March (CST). Returned on Tuesday (its first day, which counts) and supplied the next
+    Monday: Wednesday to Monday do not count, so it is due at the end of Wednesday 11."""
+    _at(clock, datetime(2026, 3, 2, 2, tzinfo=UTC))  # 10:00 in Beijing
+    _upload(services, "guo-mei", "id-card")
+    _grade(services, "guo-mei", Grade.C, clock)
+    _ready(services)
+    apps = services.applications
+    application = apps.apply("guo-mei", "elderly-card").application
+    timing = apps.timing(application)
+    assert timing.due_at == datetime(2026, 3, 5, 16, tzinfo=UTC) - timedelta(microseconds=1)
+    assert (timing.clock, timing.on_time, timing.estimate) == ("on-time", None, False)
+    _at(clock, datetime(2026, 3, 3, 2, tzinfo=UTC))
+    returned = apps.decide(application.id, department="civil-affairs", officer="officer-li",
+                           decision="return", reason="照片不清", asked_for=("id-card",)).value
+    assert (apps.timing(returned).clock, apps.timing(returned).due_at) == ("paused", None)
+    _at(clock, datetime(2026, 3, 9, 2, tzinfo=UTC))  # Monday
+    fresh = _upload(services, "guo-mei", "id-card")
+    supplied = apps.supply("guo-mei", application.id, "id-card", fresh).value
+    moved = apps.timing(supplied)
+    assert moved.due_at == datetime(2026, 3, 11, 16, tzinfo=UTC) - timedelta(microseconds=1)
+    assert moved.clock == "on-time"  # 1 of its 3 working days used
+    _at(clock, datetime(2026, 3, 11, 2, tzinfo=UTC))
+    assert apps.timing(supplied).clock == "warning"  # its last day
+    _at(clock, datetime(2026, 3, 12, 2, tzinfo=UTC))
+    assert apps.timing(supplied).clock == "overdue"
+    decided = apps.decide(application.id, department="civil-affairs", officer="officer-li",
+                          decision="reject", reason="不符合条件").value
+    assert (apps.timing(decided).clock, apps.timing(decided).on_time) == (None, False)
+
+
+def test_a_due_date_in_a_year_the_calendar_does_not_know_is_an_estimate(
+    services: Services, clock: MovableClock
+) -> None:
+    """3 working days from Wednesday 30 December 2026: Thursday 31, then 2027, which the
+    package does not know and the holiday file does not hold yet: Monday to Friday."""
+    _at(clock, datetime(2026, 12, 30, 2, tzinfo=UTC))
+    _upload(services, "ma-lan", "id-card")
+    _grade(services, "ma-lan", Grade.C, clock)
+    _ready(services)
+    application = services.applications.apply("ma-lan", "elderly-card").application
+    timing = services.applications.timing(application)
+    assert timing.due_at == datetime(2027, 1, 4, 16, tzinfo=UTC) - timedelta(microseconds=1)
+    assert timing.estimate

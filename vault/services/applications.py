@@ -33,7 +33,13 @@ from vault.services.documents import Documents
 from vault.services.policies import Policies
 from vault.services.residents import Residents
 from vault.store import Store, Written
-from vault.workdays import WorkingCalendar, add_working_days
+from vault.workdays import (
+    ClockState,
+    WorkingCalendar,
+    add_working_days,
+    clock_state,
+    due_with_pauses,
+)
 
 CODE_LIFETIME = timedelta(minutes=10)
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -65,6 +71,21 @@ class MadeCode:
     code: str
     expires_at: datetime
     position: int | None
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Where an application stands against its time limit (绩效监督)."""
+
+    due_at: datetime | None
+    """When it is due; None while the clock stands still (it moves on by the working days
+    the resident takes)."""
+    clock: ClockState | None
+    """on-time, warning, overdue or paused while open; None once decided or withdrawn."""
+    on_time: bool | None
+    """Whether it was decided by its due moment; None until it is decided."""
+    estimate: bool
+    """The calendar does not know a year the limit runs into: Monday to Friday was assumed."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +215,26 @@ class Applications:
         accepted = self._store.retrying(accept)
         receipts = [receipt_for(c, self._sign_receipt) for c in accepted.consents]
         return Accepted(accepted.application, accepted.consents, receipts, accepted.position)
+
+    def timing(self, application: Application) -> Timing:
+        """The application's due moment and the state of its clock now, on the working-day
+        calendar, with the time the resident was asked for more left out."""
+        now = self._clock.now()
+        calendar = self._calendar
+        start, days = application.accepted_at, application.time_limit_days
+        pauses = application.pauses
+        state: ClockState | None = None
+        due: datetime | None = None
+        if application.status.is_open:
+            state = clock_state(start, days, now, calendar, pauses)
+        if state != "paused":
+            due = due_with_pauses(start, days, calendar, pauses)
+        decided = application.decided_at
+        until = due or now
+        return Timing(
+            due, state, None if decided is None or due is None else decided <= due,
+            estimate=not all(calendar.knows(y) for y in range(start.year, until.year + 1)),
+        )
 
     def _redeemed(
         self, window: tuple[str, str, UUID], service_id: str, now: datetime
