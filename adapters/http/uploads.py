@@ -39,6 +39,8 @@ class UploadBounds:
         """The whole multipart body: the file, and for each part its header, its value
         and its boundary line, each at their bound."""
         return self.file_bytes + len(FORM_FIELDS) * (2 * self.field_bytes + MAX_BOUNDARY + 8)
+
+
 UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -154,11 +156,9 @@ def _parsed(step: Any, *args: Any, bounds: UploadBounds) -> None:
         step(*args)
     except Problem:
         raise
-    except MultipartParseError as e:
-        if "header size" in str(e):
-            raise _header_too_large(bounds.field_bytes) from None
-        raise Problem(400, "malformed-body", "Malformed body", f"multipart body: {e}") from None
     except Exception as e:
+        if isinstance(e, MultipartParseError) and "header size" in str(e):
+            raise _header_too_large(bounds.field_bytes) from None
         raise Problem(400, "malformed-body", "Malformed body", f"multipart body: {e}") from None
 
 
