@@ -116,8 +116,8 @@ class Catalogue:
     def unit(self, identifier: str) -> Unit:
         return cast(Unit, self.entries[("unit", identifier)])
 
-    def doc_type(self, identifier: str) -> DocType:
-        return cast(DocType, self.entries[("doc_type", identifier)])
+    def doc_types(self) -> list[DocType]:
+        return cast(list[DocType], self.of_kind("doc_type"))
 
     def services(self) -> list[Service]:
         return cast(list[Service], self.of_kind("service"))

@@ -99,9 +99,8 @@ def get_catalogue(principal: Annotated[Principal, Depends(current_principal)]) -
         ],
         departments=[_named(e) for e in found.of_kind("department")],
         document_types=[
-            DocTypeOut(**_named(found.doc_type(e.id)).model_dump(),
-                       attributes=list(found.doc_type(e.id).attributes))
-            for e in found.of_kind("doc_type")
+            DocTypeOut(**_named(d).model_dump(), attributes=list(d.attributes))
+            for d in found.doc_types()
         ],
         categories=[_named(e) for e in found.of_kind("category")],
         services=[

@@ -52,6 +52,17 @@ def _ready(services: Services) -> None:
     services.view_runner.catch_up()  # the library read model names the candidates
 
 
+def _disability_applicant(services: Services, resident: str, clock: MovableClock) -> None:
+    """A resident graded A with every material of disability-subsidy in the library, the
+    disability certificate verified by the federation (the service needs it at trust B)."""
+    for doc_type in ("id-card", "household-register", "income-proof"):
+        _upload(services, resident, doc_type)
+    certificate = _upload(services, resident, "disability-cert")
+    services.documents.verify("disabled-persons", "officer-he", certificate)
+    _grade(services, resident, Grade.A, clock)
+    _ready(services)
+
+
 def test_materials_come_from_the_library_under_consents_made_for_the_application(
     services: Services, clock: MovableClock
 ) -> None:
@@ -124,17 +135,7 @@ def test_missing_materials_only_where_the_service_and_the_tracks_allow(
 def test_steps_are_decided_in_order_and_the_approval_issues_the_result(
     services: Services, clock: MovableClock
 ) -> None:
-    for doc_type in ("id-card", "disability-cert", "household-register", "income-proof"):
-        _upload(services, "wang-fang", doc_type)
-    _grade(services, "wang-fang", Grade.A, clock)
-    _ready(services)
-    # the disability certificate must be trust B: the federation verifies it first
-    certificate = next(
-        e for e in services.views.library("wang-fang", limit=10)
-        if e.doc_type == "disability-cert"
-    )
-    services.documents.verify("disabled-persons", "officer-he", certificate.document_id)
-    _ready(services)
+    _disability_applicant(services, "wang-fang", clock)
     application = services.applications.apply("wang-fang", "disability-subsidy").application
     apps = services.applications
     with pytest.raises(StepMoved):
@@ -176,14 +177,7 @@ def test_steps_are_decided_in_order_and_the_approval_issues_the_result(
 def test_a_supplied_material_needs_the_services_trust_level(
     services: Services, clock: MovableClock
 ) -> None:
-    for doc_type in ("id-card", "disability-cert", "household-register", "income-proof"):
-        _upload(services, "he-ping", doc_type)
-    _grade(services, "he-ping", Grade.A, clock)
-    _ready(services)
-    certificate = next(e for e in services.views.library("he-ping", limit=10)
-                       if e.doc_type == "disability-cert")
-    services.documents.verify("disabled-persons", "officer-he", certificate.document_id)
-    _ready(services)
+    _disability_applicant(services, "he-ping", clock)
     apps = services.applications
     application = apps.apply("he-ping", "disability-subsidy").application
     apps.decide(application.id, department="disabled-persons", officer="officer-he",
@@ -205,14 +199,7 @@ def test_departments_reviewing_side_by_side_both_approve_before_the_result_is_is
     )
     assert side_by_side != shipped_catalogue_text()
     services.catalogues.publish(side_by_side)
-    for doc_type in ("id-card", "disability-cert", "household-register", "income-proof"):
-        _upload(services, "lin-yu", doc_type)
-    _grade(services, "lin-yu", Grade.A, clock)
-    _ready(services)
-    certificate = next(e for e in services.views.library("lin-yu", limit=10)
-                       if e.doc_type == "disability-cert")
-    services.documents.verify("disabled-persons", "officer-he", certificate.document_id)
-    _ready(services)
+    _disability_applicant(services, "lin-yu", clock)
     apps = services.applications
     application = apps.apply("lin-yu", "disability-subsidy").application
     first = apps.decide(application.id, department="civil-affairs", officer="officer-li",
