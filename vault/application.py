@@ -27,6 +27,7 @@ from vault.errors import (
     NotAReviewer,
     StepMoved,
 )
+from vault.workdays import WorkingCalendar, due_with_pauses, working_days_used
 
 _CODES = UUID("0c6f1d2e-3b4a-5c6d-8e7f-9a0b1c2d3e4f")
 Channel = Literal["online", "window"]
@@ -74,6 +75,7 @@ class Application(VaultAggregate):
         personal_fields: ClassVar[tuple[str, ...]] = ("form",)
         resident_id: str
         service_id: str
+        department: str
         channel: str
         unit: str | None
         clerk: str | None
@@ -84,6 +86,7 @@ class Application(VaultAggregate):
         steps: list[list[str]]
         time_limit_days: int
         accepted_at: datetime
+        due_at: datetime
         catalogue_version: str
         policy_version: str
 
@@ -93,6 +96,7 @@ class Application(VaultAggregate):
         *,
         resident_id: str,
         service_id: str,
+        department: str,
         channel: str,
         unit: str | None,
         clerk: str | None,
@@ -103,12 +107,15 @@ class Application(VaultAggregate):
         steps: list[list[str]],
         time_limit_days: int,
         accepted_at: datetime,
+        due_at: datetime,
         catalogue_version: str,
         policy_version: str,
         timestamp: datetime,
     ) -> None:
         self.resident_id = resident_id
         self.service_id = service_id
+        self.department = department
+        """The department that owns the service (and issues its document)."""
         self.channel = channel
         self.unit = unit
         self.clerk = clerk
@@ -121,6 +128,9 @@ class Application(VaultAggregate):
         self.current_step = 0
         self.time_limit_days = time_limit_days
         self.accepted_at = accepted_at
+        self.due_at: datetime | None = due_at
+        """The due moment on the working-day calendar, as it stood after the last event;
+        None while the clock stands still and once the application is closed."""
         self.catalogue_version = catalogue_version
         self.policy_version = policy_version
         self.status = ApplicationStatus.ACCEPTED
@@ -144,16 +154,21 @@ class Application(VaultAggregate):
     def at_current_step(self, department: str) -> bool:
         return (
             self.status in (ApplicationStatus.ACCEPTED, ApplicationStatus.IN_REVIEW)
-            and department in self.steps[self.current_step].departments
-            and department not in self.steps[self.current_step].approved_by
+            and department in self.waiting_on
         )
+
+    @property
+    def waiting_on(self) -> tuple[str, ...]:
+        """The departments of the current step that have yet to approve it (while it is
+        returned, those that will review it again once the resident has supplied)."""
+        if not self.status.is_open:
+            return ()
+        step = self.steps[self.current_step]
+        return tuple(d for d in step.departments if d not in step.approved_by)
 
     def is_last_approval(self, department: str) -> bool:
         """Whether ``department`` approving now would decide the whole application."""
-        step = self.steps[self.current_step]
-        return self.current_step == len(self.steps) - 1 and set(step.departments) - set(
-            step.approved_by
-        ) == {department}
+        return self.current_step == len(self.steps) - 1 and self.waiting_on == (department,)
 
     # commands
 
@@ -167,9 +182,12 @@ class Application(VaultAggregate):
         asked_for: list[str],
         result_document_id: str | None,
         at: datetime,
+        calendar: WorkingCalendar,
     ) -> None:
         """A reviewer of the current step approves it, returns the application for the
-        resident to supply ``asked_for`` (补正: the clock stops), or rejects it."""
+        resident to supply ``asked_for`` (补正: the clock stops), or rejects it. The event
+        says what follows on the ``calendar``: whom it waits on next and when it is due,
+        or, when it closes, how many working days it took and whether that was on time."""
         if not self.status.is_open:
             raise ApplicationClosed(f"application {self.number} is {self.status.value}")
         if not self.reviews(department):
@@ -181,13 +199,27 @@ class Application(VaultAggregate):
             )
         if decision == "return" and not asked_for:
             raise InvalidInput("materials", "say which materials the resident should supply")
-        if (result_document_id is not None) != (
+        closes = decision == "reject" or (
             decision == "approve" and self.is_last_approval(department)
-        ):
+        )
+        if (result_document_id is not None) != (decision == "approve" and closes):
             raise ValueError("a result document comes with the last approval, and only then")
+        waiting_on: list[str] = [d for d in self.waiting_on if d != department]
+        if decision == "approve" and not waiting_on and not closes:
+            waiting_on = list(self.steps[self.current_step + 1].departments)
+        elif decision == "return":
+            waiting_on = list(self.waiting_on)
+        working_days = on_time = None
+        due = self.due_at if decision == "approve" and not closes else None
+        if closes:
+            working_days = working_days_used(self.accepted_at, at, calendar, self.pauses)
+            due_then = due_with_pauses(self.accepted_at, self.time_limit_days, calendar,
+                                       self.pauses)
+            on_time = at <= due_then
+            waiting_on = []
         self._decided(
             self.resident_id, department, officer, decision, reason, list(asked_for),
-            result_document_id, at, timestamp=at,
+            result_document_id, at, waiting_on, due, working_days, on_time, timestamp=at,
         )
 
     class Decided(Aggregate.Event):
@@ -200,15 +232,25 @@ class Application(VaultAggregate):
         asked_for: list[str]
         result_document_id: str | None
         at: datetime
+        waiting_on: list[str]
+        """The departments the application waits on after this decision."""
+        due_at: datetime | None
+        """Its due moment after it (None while returned, and once closed)."""
+        working_days: int | None
+        """When it closes: the working days it took, the clock's pauses left out."""
+        on_time: bool | None
+        """When it closes: whether it was decided by its due moment."""
 
     @event(Decided)
     def _decided(
         self, resident_id: str, department: str, officer: str, decision: str, reason: str,
         asked_for: list[str], result_document_id: str | None, at: datetime,
-        timestamp: datetime,
+        waiting_on: list[str], due_at: datetime | None, working_days: int | None,
+        on_time: bool | None, timestamp: datetime,
     ) -> None:
         step = self.steps[self.current_step]
         step.decided_by, step.decided_at, step.reason = officer, at, reason
+        self.due_at = due_at
         if decision == "approve":
             step.approved_by[department] = (officer, at)
             if set(step.approved_by) == set(step.departments):
@@ -232,10 +274,11 @@ class Application(VaultAggregate):
 
     def supply(
         self, *, doc_type: str, document_id: str, trust_level: str, source: MaterialSource,
-        at: datetime,
+        at: datetime, calendar: WorkingCalendar,
     ) -> None:
         """The resident supplies one of the materials asked for; when the last arrives the
-        clock runs again and the step that asked reviews anew."""
+        clock runs again (the event says until when, on the ``calendar``) and the step that
+        asked reviews anew."""
         if self.status is not ApplicationStatus.RETURNED:
             raise ApplicationClosed(
                 f"application {self.number} is {self.status.value}: nothing is asked for"
@@ -244,18 +287,24 @@ class Application(VaultAggregate):
             raise InvalidInput(
                 "doc_type", f"{doc_type} was not asked for (asked: {', '.join(self.asked_for)})"
             )
+        due = None
+        if self.asked_for == (doc_type,):  # the last: the pause ends now
+            started, _ = self.pauses[-1]
+            due = due_with_pauses(self.accepted_at, self.time_limit_days, calendar,
+                                  [*self.pauses[:-1], (started, at)])
         self._supplied(self.resident_id, doc_type, document_id, trust_level, source, at,
-                       timestamp=at)
+                       list(self.waiting_on), due, timestamp=at)
 
     @event("Supplied")
     def _supplied(
         self, resident_id: str, doc_type: str, document_id: str, trust_level: str, source: str,
-        at: datetime, timestamp: datetime,
+        at: datetime, waiting_on: list[str], due_at: datetime | None, timestamp: datetime,
     ) -> None:
         entry = {"doc_type": doc_type, "source": source, "document_id": document_id,
                  "trust_level": trust_level, "due_at": None}
         self.materials = [m for m in self.materials if m["doc_type"] != doc_type] + [entry]
         self.asked_for = tuple(d for d in self.asked_for if d != doc_type)
+        self.due_at = due_at
         if not self.asked_for:
             started, _ = self.pauses[-1]
             self.pauses[-1] = (started, at)
@@ -273,6 +322,7 @@ class Application(VaultAggregate):
         if self.pauses and self.pauses[-1][1] is None:
             self.pauses[-1] = (self.pauses[-1][0], at)
         self.asked_for = ()
+        self.due_at = None
         self.status = ApplicationStatus.WITHDRAWN
         self.withdrawn_at = at
 

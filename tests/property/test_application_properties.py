@@ -1,7 +1,9 @@
 """Any history of commands on an application — allowed or refused — leaves a state that its
 events alone rebuild (invariant 1), and that is always coherent: a decided application has
 its decision time and no running clock pause, an approved one has every step approved, and
-the clock's pauses follow one another."""
+the clock's pauses follow one another. What its events say for the read models — whom it
+waits on, when it is due, how long it took and whether on time — is what the aggregate and
+the working-day calendar say."""
 
 from __future__ import annotations
 
@@ -12,8 +14,12 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adapters.calendar_cn import ChineseCalendar
 from vault.application import Application, ApplicationStatus
 from vault.errors import VaultError
+from vault.workdays import add_working_days, due_with_pauses, working_days_used
+
+CALENDAR = ChineseCalendar()
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 DEPARTMENTS = ["disabled-persons", "civil-affairs", "health"]
@@ -48,10 +54,11 @@ def _apply(application: Application, action: tuple[Any, ...], at: datetime) -> N
             application.decide(
                 department=department, officer="o", decision=decision, reason="r",
                 asked_for=asked, result_document_id="result" if last else None, at=at,
+                calendar=CALENDAR,
             )
         elif kind == "supply":
             application.supply(doc_type=action[1], document_id="d", trust_level="C",
-                               source="supplement", at=at)
+                               source="supplement", at=at, calendar=CALENDAR)
         elif kind == "withdraw":
             application.withdraw(at)
         else:
@@ -65,17 +72,34 @@ def test_any_history_replays_to_the_same_coherent_state(
     steps: list[list[str]], actions: list[tuple[Any, ...]]
 ) -> None:
     application = Application(
-        resident_id="r1", service_id="disability-subsidy", channel="online", unit=None,
-        clerk=None, tracks=[], consent_ids=["c"], materials=[], form={}, steps=steps,
-        time_limit_days=10, accepted_at=T0, catalogue_version="c", policy_version="p",
-        timestamp=T0,
+        resident_id="r1", service_id="disability-subsidy", department="civil-affairs",
+        channel="online", unit=None, clerk=None, tracks=[], consent_ids=["c"], materials=[],
+        form={}, steps=steps, time_limit_days=10, accepted_at=T0,
+        due_at=add_working_days(T0, 10, CALENDAR), catalogue_version="c",
+        policy_version="p", timestamp=T0,
     )
     for number, action in enumerate(actions, 1):
-        _apply(application, action, T0 + timedelta(hours=number))
+        _apply(application, action, T0 + timedelta(hours=17 * number))
     events = application.collect_events()
     replayed = reduce(lambda state, event: event.mutate(state), events, None)
     assert replayed is not None
     assert vars(replayed) == vars(application)
+
+    state = None
+    for event in events:
+        state = event.mutate(state)
+        assert state is not None
+        if hasattr(event, "waiting_on"):
+            assert tuple(event.waiting_on) == state.waiting_on
+        running = state.status in (ApplicationStatus.ACCEPTED, ApplicationStatus.IN_REVIEW)
+        assert state.due_at == (
+            due_with_pauses(T0, 10, CALENDAR, state.pauses) if running else None
+        )
+        if getattr(event, "working_days", None) is not None:
+            assert event.working_days == working_days_used(T0, event.at, CALENDAR, state.pauses)
+            assert event.on_time == (
+                event.at <= due_with_pauses(T0, 10, CALENDAR, state.pauses)
+            )
 
     status = application.status
     assert (application.decided_at is not None) == (

@@ -8,21 +8,27 @@ from typing import Any
 
 import pytest
 
+from adapters.calendar_cn import ChineseCalendar
 from vault.application import Application, ApplicationStatus
 from vault.errors import AlreadyRated, ApplicationClosed, InvalidInput, NotAReviewer, StepMoved
+from vault.workdays import add_working_days
+
+CALENDAR = ChineseCalendar()
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
 
 def _accepted(steps: list[list[str]] | None = None) -> Application:
     return Application(
-        resident_id="zhang-wei", service_id="disability-subsidy", channel="window",
+        resident_id="zhang-wei", service_id="disability-subsidy", department="civil-affairs",
+        channel="window",
         unit="anle", clerk="clerk-wang", tracks=["reuse"], consent_ids=["c-1"],
         materials=[{"doc_type": "id-card", "source": "library", "document_id": "d-1",
                     "trust_level": "C", "due_at": None}],
         form={"name": {"value": "张伟", "source": "id-card.name"}},
         steps=steps or [["disabled-persons"], ["civil-affairs"]],
-        time_limit_days=15, accepted_at=T0, catalogue_version="c" * 64,
+        time_limit_days=15, accepted_at=T0, due_at=add_working_days(T0, 15, CALENDAR),
+        catalogue_version="c" * 64,
         policy_version="p" * 64, timestamp=T0,
     )
 
@@ -32,7 +38,7 @@ def _decide(application: Application, department: str, decision: str = "approve"
     args: dict[str, Any] = {
         "department": department, "officer": f"officer-of-{department}",
         "decision": decision, "reason": "ok", "asked_for": [], "result_document_id": None,
-        "at": T0 + timedelta(days=1),
+        "at": T0 + timedelta(days=1), "calendar": CALENDAR,
     }
     args.update(overrides)
     application.decide(**args)
@@ -88,13 +94,13 @@ def test_a_return_stops_the_clock_until_everything_asked_for_is_supplied() -> No
         _decide(application, "disabled-persons")  # waiting for the resident, not for it
     with pytest.raises(InvalidInput, match="was not asked for"):
         application.supply(doc_type="diploma", document_id="d-5", trust_level="C",
-                           source="supplement", at=asked_at)
+                           source="supplement", at=asked_at, calendar=CALENDAR)
     first, second = asked_at + timedelta(days=2), asked_at + timedelta(days=3)
     application.supply(doc_type="income-proof", document_id="d-2", trust_level="C",
-                       source="supplement", at=first)
+                       source="supplement", at=first, calendar=CALENDAR)
     assert application.status is ApplicationStatus.RETURNED  # one still missing
     application.supply(doc_type="household-register", document_id="d-3", trust_level="D",
-                       source="commitment", at=second)
+                       source="commitment", at=second, calendar=CALENDAR)
     assert application.status is ApplicationStatus.IN_REVIEW
     assert application.pauses == [(asked_at, second)]
     assert application.current_step == 0  # the step that asked reviews anew
@@ -132,4 +138,4 @@ def test_an_open_application_is_withdrawn_and_its_pause_ends() -> None:
         application.withdraw(withdrawn_at)
     with pytest.raises(ApplicationClosed):
         application.supply(doc_type="income-proof", document_id="d-2", trust_level="C",
-                           source="supplement", at=withdrawn_at)
+                           source="supplement", at=withdrawn_at, calendar=CALENDAR)

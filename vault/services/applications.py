@@ -200,12 +200,13 @@ class Applications:
             for consent in consents:
                 resident.file_consent(consent.id, consent.department, consent.purpose, now)
             application = Application(
-                resident_id=resident_id, service_id=service_id,
+                resident_id=resident_id, service_id=service_id, department=service.department,
                 channel="online" if unit is None else "window", unit=unit, clerk=clerk,
                 tracks=list(tracks), consent_ids=[str(c.id) for c in consents],
                 materials=materials, form=values,
                 steps=[list(s.departments) for s in service.steps],
                 time_limit_days=service.time_limit_days, accepted_at=now,
+                due_at=add_working_days(now, service.time_limit_days, self._calendar),
                 catalogue_version=catalogue.version, policy_version=point.version,
                 timestamp=now,
             )
@@ -287,7 +288,7 @@ class Applications:
             application.decide(
                 department=department, officer=officer, decision=decision, reason=reason,
                 asked_for=list(asked_for), result_document_id=issued[0] if last else None,
-                at=self._clock.now(),
+                at=self._clock.now(), calendar=self._calendar,
             )
             return Written(application, self._store.save(application))
 
@@ -329,7 +330,7 @@ class Applications:
                 raise InvalidInput("document_id", "has expired")
             application.supply(doc_type=doc_type, document_id=str(document.id),
                                trust_level=document.trust_level.value, source="supplement",
-                               at=now)
+                               at=now, calendar=self._calendar)
             return Written(application, self._store.save(application))
 
         return self._store.retrying(supply)
