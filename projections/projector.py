@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
@@ -21,14 +22,25 @@ from keys.errors import KeyLayerError, TamperedSecret
 from keys.secrets import open_personal_fields, personal_context, seal_personal_fields
 from projections.database import Database, LogTable, Params, Run, Write
 from projections.schema import stamp, stamp_iso
-from projections.tables import ACCESS, CONSENTS, LIBRARY, RESIDENTS, Table
+from projections.tables import (
+    ACCESS,
+    APPLICATIONS,
+    CONSENTS,
+    LIBRARY,
+    RESIDENTS,
+    SERVICE_DAYS,
+    WORK_QUEUE,
+    Table,
+)
 from vault.access import ACCESS_TOPIC, AccessAttempt
+from vault.application import Application
 from vault.attestation import AttestationAttempt
 from vault.consent import USE_RETURNED_TOPIC, USED_TOPIC, Consent
 from vault.document import REUSE_RETURNED_TOPIC, REUSED_TOPIC, Document
 from vault.markers import Erased
 from vault.ports import DataKeys
 from vault.resident import Resident
+from vault.workdays import CHINA
 
 
 class Projector:
@@ -45,6 +57,9 @@ class Projector:
         self.library = LIBRARY.name(db, generation)
         self.consents = CONSENTS.name(db, generation)
         self.access = ACCESS.name(db, generation)
+        self.applications = APPLICATIONS.name(db, generation)
+        self.work_queue = WORK_QUEUE.name(db, generation)
+        self.service_days = SERVICE_DAYS.name(db, generation)
         # By event class name (several are made by the @event decorator at run time).
         self._handlers: dict[str, Callable[[Any, int], None]] = {
             "Resident.Registered": self._resident_registered,
@@ -61,6 +76,11 @@ class Projector:
             _ACCESS_RECORDED: self._access_recorded,
             _ATTESTATION_RECORDED: self._attestation_recorded,
             "AccessAttempt.Undelivered": self._access_undelivered,
+            "Application.Accepted": self._application_accepted,
+            "Application.Decided": self._application_decided,
+            "Application.Supplied": self._application_supplied,
+            "Application.Withdrawn": self._application_withdrawn,
+            "Application.Rated": self._application_rated,
         }
         # Events that change only a count, counted in the log by the database
         # (:meth:`add_counts`), never read: by topic, the table, column and key they count in.
@@ -87,6 +107,16 @@ class Projector:
         self._new_document = _Insert(self.library, LIBRARY)
         self._new_consent = _Insert(self.consents, CONSENTS)
         self._new_access = _Insert(self.access, ACCESS)
+        self._new_application = _Insert(self.applications, APPLICATIONS)
+        self._new_in_queue = _Insert(self.work_queue, WORK_QUEUE)
+        self._add_day = SERVICE_DAYS.add(self.service_days)
+        self._add_day_of = SERVICE_DAYS.add(
+            self.service_days, select_from=f"{self.applications} WHERE application_id = ?"
+        )
+        self._queue_again = (
+            f"DELETE FROM {self.work_queue} WHERE application_id = ?",
+            WORK_QUEUE.insert(self.work_queue),
+        )
         self._inserts: dict[_Insert, list[Params]] = {}
         self._assignments: list[tuple[str, Params]] = []
 
@@ -330,6 +360,93 @@ class Projector:
             ),
         )
 
+    def _application_accepted(self, e: Any, position: int) -> None:
+        application_id = str(e.originator_id)
+        sources = [m["source"] for m in e.materials]
+        reused, brought = sources.count("library"), sources.count("window")
+        self._insert(
+            self._new_application,
+            APPLICATIONS.row(
+                application_id=application_id, resident_id=e.resident_id, position=position,
+                service_id=e.service_id, department=e.department, unit=e.unit or "",
+                channel=e.channel, status="accepted", accepted_at=stamp(e.accepted_at),
+                due_at=stamp(e.due_at), materials_reused=reused, materials_brought=brought,
+            ),
+        )
+        for department in e.steps[0]:
+            self._insert(
+                self._new_in_queue,
+                WORK_QUEUE.row(department=department, application_id=application_id,
+                               due=due_order(e.due_at), position=position),
+            )
+        self._assign(
+            self._add_day,
+            SERVICE_DAYS.row(
+                day=china_day(e.accepted_at), unit=e.unit or "", department=e.department,
+                service_id=e.service_id, accepted=1, materials_reused=reused,
+                materials_brought=brought, trips_saved=1 if e.channel == "online" else 0,
+            ),
+        )
+
+    def _application_decided(self, e: Any, position: int) -> None:
+        application_id = str(e.originator_id)
+        closes = e.working_days is not None
+        status = {"approve": "approved" if closes else "in-review", "return": "returned",
+                  "reject": "rejected"}[e.decision]
+        self._assign(
+            f"UPDATE {self.applications} SET status = ?, due_at = ?, decided_at = ?, "
+            "on_time = ?, working_days = ? WHERE application_id = ?",
+            (status, stamp(e.due_at), stamp(e.at) if closes else None,
+             None if e.on_time is None else int(e.on_time), e.working_days, application_id),
+        )
+        self._requeue(application_id, e.waiting_on, e.due_at, position)
+        if closes:
+            self._add_to_day_of(application_id, e.at, decided=1, on_time=int(e.on_time),
+                                working_days=e.working_days)
+
+    def _application_supplied(self, e: Any, position: int) -> None:
+        application_id = str(e.originator_id)
+        self._assign(
+            f"UPDATE {self.applications} SET status = ?, due_at = ?, "
+            "materials_brought = materials_brought + 1 WHERE application_id = ?",
+            ("returned" if e.due_at is None else "in-review", stamp(e.due_at), application_id),
+        )
+        self._requeue(application_id, e.waiting_on, e.due_at, position)
+        self._add_to_day_of(application_id, e.at, materials_brought=1)
+
+    def _application_withdrawn(self, e: Any, position: int) -> None:
+        application_id = str(e.originator_id)
+        self._assign(
+            f"UPDATE {self.applications} SET status = 'withdrawn', due_at = NULL "
+            "WHERE application_id = ?", (application_id,),
+        )
+        self._requeue(application_id, [], None, position)
+
+    def _application_rated(self, e: Any, position: int) -> None:
+        application_id = str(e.originator_id)
+        self._assign(f"UPDATE {self.applications} SET rating = ? WHERE application_id = ?",
+                     (e.score, application_id))
+        self._add_to_day_of(application_id, e.at, rated=1, rating_sum=e.score)
+
+    def _requeue(
+        self, application_id: str, departments: list[str], due_at: Any, position: int
+    ) -> None:
+        """The application waits on ``departments`` now, and on no other."""
+        remove, add = self._queue_again
+        self._assign(remove, (application_id,))
+        for department in departments:
+            self._assign(add, WORK_QUEUE.row(department=department, application_id=application_id,
+                                             due=due_order(due_at), position=position))
+
+    def _add_to_day_of(self, application_id: str, at: Any, **counts: int) -> None:
+        """Add ``counts`` to the day of ``at`` of the application's unit, department and
+        service (read from its row, there since its acceptance)."""
+        row = SERVICE_DAYS.row(day=china_day(at), unit="", department="", service_id="",
+                               **counts)
+        taken = [v for n, v in zip(SERVICE_DAYS.names, row, strict=True)
+                 if n not in SERVICE_DAYS.key[1:]]
+        self._assign(self._add_day_of, (*taken, application_id))
+
     def _json_list(self, items: list[str]) -> str:
         """``json.dumps`` of a list of strings, remembered: a log repeats a few lists of
         reason codes, and the text must not change (the figures group by it)."""
@@ -341,7 +458,26 @@ class Projector:
 
 
 _AGGREGATES = {"Resident": Resident, "Document": Document, "Consent": Consent,
-               "AccessAttempt": AccessAttempt, "AttestationAttempt": AttestationAttempt}
+               "AccessAttempt": AccessAttempt, "AttestationAttempt": AttestationAttempt,
+               "Application": Application}
+PAUSED = 2**62
+"""The due order of an application whose clock stands still: after every due moment."""
+
+
+def due_order(due_at: datetime | None) -> int:
+    """A due moment as the queue orders it: microseconds since 1970 (UTC), or
+    :data:`PAUSED`."""
+    if due_at is None:
+        return PAUSED
+    return (due_at - _EPOCH) // timedelta(microseconds=1)
+
+
+def china_day(moment: datetime) -> str:
+    """The day of a moment in China Standard Time, as supervision counts days."""
+    return moment.astimezone(CHINA).date().isoformat()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _topic_of(event_name: str) -> str:

@@ -6,19 +6,29 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 from typing import Any
 
 from policy.scales import Grade, TrustLevel
 from projections.database import Database, Params
-from projections.projector import open_access_personal, open_sealed
+from projections.projector import PAUSED, due_order, open_access_personal, open_sealed
 from projections.schema import active_generation, stamp, unstamp
-from projections.tables import ACCESS, CONSENTS, LIBRARY, RESIDENTS, Table
+from projections.tables import (
+    ACCESS,
+    APPLICATIONS,
+    CONSENTS,
+    LIBRARY,
+    RESIDENTS,
+    SERVICE_DAYS,
+    WORK_QUEUE,
+    Table,
+)
 from vault.consent import ConsentStatus, consent_status, covers
 from vault.document import DocumentStatus, has_expired
 from vault.judgement import Decides, fetchable
 from vault.ports import DataKeys
+from vault.supervision import Tally, Where
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,46 @@ class ResidentEntry:
     grade: Grade | None
     erased: bool
 
+
+@dataclass(frozen=True)
+class ApplicationEntry:
+    """An application as the read models hold it: what lists, queues and supervision show."""
+
+    application_id: str
+    resident_id: str
+    position: int
+    service_id: str
+    department: str
+    unit: str | None
+    """The window's unit; None online."""
+    channel: str
+    status: str
+    accepted_at: datetime
+    due_at: datetime | None
+    decided_at: datetime | None
+    on_time: bool | None
+    working_days: int | None
+    materials_reused: int
+    materials_brought: int
+    rating: int | None
+
+
+@dataclass(frozen=True)
+class QueuedEntry:
+    """An application in a department's queue, with its place (for the next page)."""
+
+    application: ApplicationEntry
+    due: int
+    """Its due moment as the queue orders it (:func:`projections.projector.due_order`)."""
+    position: int
+
+    @property
+    def paused(self) -> bool:
+        return self.due == PAUSED
+
+
+JOINED = "<joined>"
+"""Stands, in a query's text, for the table of the view it joins (see ``Views._select``)."""
 
 _LIBRARY_PAGE = 200
 
@@ -311,28 +361,124 @@ class Views:
             ],
         }
 
+    def applications(
+        self, resident_id: str, *, limit: int, before: int | None = None
+    ) -> list[ApplicationEntry]:
+        """The resident's applications, newest first."""
+        where, params = "WHERE resident_id = ?", list[Any]([resident_id])
+        if before is not None:
+            where += " AND position < ?"
+            params.append(before)
+        rows = self._query(APPLICATIONS, f"{where} ORDER BY position DESC LIMIT ?",
+                           (*params, limit))
+        return [_application_entry(row) for row in rows]
+
+    def queue(
+        self,
+        department: str,
+        *,
+        limit: int,
+        status: str | None = None,
+        after: tuple[int, int] | None = None,
+    ) -> list[QueuedEntry]:
+        """The applications waiting on the department, soonest due first (those returned
+        to the resident last), from after ``(due, position)``."""
+        columns = ", ".join(f"a.{name}" for name in APPLICATIONS.names)
+        where, params = "WHERE q.department = ?", list[Any]([department])
+        if status is not None:
+            where += " AND a.status = ?"
+            params.append(status)
+        if after is not None:
+            where += " AND (q.due > ? OR (q.due = ? AND q.position > ?))"
+            params += [after[0], after[0], after[1]]
+        rows = self._select(
+            WORK_QUEUE, f"{columns}, q.due AS queue_due, q.position AS queue_position",
+            f"q JOIN {JOINED} a ON a.application_id = q.application_id {where} "
+            "ORDER BY q.due, q.position LIMIT ?", (*params, limit), joined=APPLICATIONS,
+        )
+        width = len(APPLICATIONS.names)
+        return [
+            QueuedEntry(_application_entry(APPLICATIONS.read(row[:width])), int(row[width]),
+                        int(row[width + 1]))
+            for row in rows
+        ]
+
+    def overdue(
+        self, now: datetime, *, units: Set[str], limit: int, after: tuple[int, int] | None = None
+    ) -> list[QueuedEntry]:
+        """Open applications of windows of ``units`` ('' online) past their due moment
+        ``now``, the longest overdue first, from after ``(due, position)``."""
+        where = (f"WHERE status IN ('accepted', 'in-review') AND due_at < ? AND unit IN "
+                 f"({', '.join('?' * len(units)) or 'NULL'})")
+        params: list[Any] = [stamp(now), *sorted(units)]
+        if after is not None:
+            due, position = after
+            where += " AND (due_at > ? OR (due_at = ? AND position > ?))"
+            moment = stamp(_from_due(due))
+            params += [moment, moment, position]
+        rows = self._query(APPLICATIONS, f"{where} ORDER BY due_at, position LIMIT ?",
+                           (*params, limit))
+        entries = [_application_entry(row) for row in rows]
+        return [QueuedEntry(e, due_order(e.due_at), e.position) for e in entries]
+
+    def tallies(
+        self, *, units: Set[str], since: date | None, until: date | None
+    ) -> list[tuple[Where, Tally]]:
+        """Supervision's daily sums over the days from ``since`` to ``until`` (both
+        included), by unit, department and service (:class:`vault.supervision.Tallies`)."""
+        counts = [n for n in SERVICE_DAYS.names if n not in SERVICE_DAYS.key]
+        where = f"WHERE unit IN ({', '.join('?' * len(units)) or 'NULL'})"
+        params: list[Any] = sorted(units)
+        for clause, day in (("day >= ?", since), ("day <= ?", until)):
+            if day is not None:
+                where += f" AND {clause}"
+                params.append(day.isoformat())
+        rows = self._select(
+            SERVICE_DAYS, "unit, department, service_id, "
+            + ", ".join(f"SUM({n}) AS {n}" for n in counts),
+            f"{where} GROUP BY unit, department, service_id", params,
+        )
+        return [(Where(*row[:3]), Tally(**dict(zip(counts, map(int, row[3:]), strict=True))))
+                for row in rows]
+
+    def overdue_counts(self, *, units: Set[str], now: datetime) -> list[tuple[Where, int]]:
+        """How many open applications of ``units`` are past their due moment ``now``."""
+        rows = self._select(
+            APPLICATIONS, "unit, department, service_id, COUNT(*)",
+            "WHERE status IN ('accepted', 'in-review') AND due_at < ? AND unit IN "
+            f"({', '.join('?' * len(units)) or 'NULL'}) GROUP BY unit, department, service_id",
+            (stamp(now), *sorted(units)),
+        )
+        return [(Where(*row[:3]), int(row[3])) for row in rows]
+
     def _query(self, table: Table, rest: str, params: Params) -> list[Any]:
         """Whole rows of ``table`` in the serving generation, readable by column name."""
         return [table.read(row) for row in self._select(table, table.select, rest, params)]
 
     def _select(
-        self, table: Table, columns: str, rest: str, params: Params
+        self, table: Table, columns: str, rest: str, params: Params,
+        *, joined: Table | None = None,
     ) -> list[tuple[Any, ...]]:
+        """``SELECT columns FROM table rest`` in the serving generation, where
+        :data:`JOINED` in ``rest`` names the ``joined`` view's table of that generation."""
         try:
-            return self._select_once(table, columns, rest, params)
+            return self._select_once(table, columns, rest, params, joined)
         except Exception as e:
             # A rebuild put a new generation in service and dropped this one between
             # reading which serves and reading from it: read again, from the new one.
             if not self.db.missing_table(e):
                 raise
-        return self._select_once(table, columns, rest, params)
+        return self._select_once(table, columns, rest, params, joined)
 
     def _select_once(
-        self, table: Table, columns: str, rest: str, params: Params
+        self, table: Table, columns: str, rest: str, params: Params, joined: Table | None
     ) -> list[tuple[Any, ...]]:
         with self.db.transaction(commit=False) as run:
-            name = table.name(self.db, active_generation(run, self.db))
-            return run(f"SELECT {columns} FROM {name} {rest}", params)
+            generation = active_generation(run, self.db)
+            if joined is not None:
+                rest = rest.replace(JOINED, joined.name(self.db, generation))
+            return run(f"SELECT {columns} FROM {table.name(self.db, generation)} {rest}",
+                       params)
 
     def _library_entry(self, row: Any) -> LibraryEntry:
         personal = open_sealed(
@@ -372,6 +518,23 @@ def _consent_entry(row: Any) -> ConsentEntry:
         valid_until=_when(row.valid_until), max_uses=row.max_uses, uses=int(row.uses),
         revoked_at=unstamp(row.revoked_at), granted_at=_when(row.granted_at),
     )
+
+
+def _application_entry(row: Any) -> ApplicationEntry:
+    return ApplicationEntry(
+        application_id=row.application_id, resident_id=row.resident_id,
+        position=int(row.position), service_id=row.service_id, department=row.department,
+        unit=row.unit or None, channel=row.channel, status=row.status,
+        accepted_at=_when(row.accepted_at), due_at=unstamp(row.due_at),
+        decided_at=unstamp(row.decided_at),
+        on_time=None if row.on_time is None else bool(row.on_time),
+        working_days=row.working_days, materials_reused=int(row.materials_reused),
+        materials_brought=int(row.materials_brought), rating=row.rating,
+    )
+
+
+def _from_due(due: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=due)
 
 
 def _when(text: str) -> datetime:

@@ -93,9 +93,14 @@ class Table:
 
     def add_missing_columns(self, run: Run, db: Database, generation: int) -> list[str]:
         """Add to a generation's table the columns described since it was made (each with
-        its default); returns their names."""
+        its default); returns their names. A table described since the generation was made
+        is made, empty: its events are newer than the version that made the generation, so
+        none of them has been projected (a rebuild fills it all the same)."""
         table = self.name(db, generation)
         there = run.columns(table)
+        if not there:
+            self.create(run, db, generation)
+            return []
         missing = [c for c in self.columns if c.name not in there]
         for column in missing:
             if column.default is None and not column.null:
@@ -116,6 +121,24 @@ class Table:
             f"INSERT INTO {table} ({self.select}) "
             f"VALUES ({', '.join('?' * len(self.names))}) "
             f"ON CONFLICT ({', '.join(self.key)}) DO NOTHING"
+        )
+
+    def add(self, table: str, *, select_from: str | None = None) -> str:
+        """Add a row's counts (every column not in the key) to the row of its key, made
+        with zeros if it is not there; the values in column order (:attr:`row`). With
+        ``select_from`` ("table WHERE …"), the key's columns after the first are taken from
+        that table's row, by name: the values are then the first key column and the
+        counts, in column order, then the where's."""
+        counts = [n for n in self.names if n not in self.key]
+        if select_from is None:
+            source = f"VALUES ({', '.join('?' * len(self.names))})"
+        else:
+            picked = (n if n in self.key[1:] else "?" for n in self.names)
+            source = f"SELECT {', '.join(picked)} FROM {select_from}"
+        sums = ", ".join(f"{n} = t.{n} + excluded.{n}" for n in counts)
+        return (
+            f"INSERT INTO {table} AS t ({self.select}) {source} "
+            f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {sums}"
         )
 
     def _constraints(self) -> list[str]:
@@ -236,4 +259,69 @@ ACCESS = Table(
     ),
 )
 
-TABLES = (RESIDENTS, LIBRARY, CONSENTS, ACCESS)
+APPLICATIONS = Table(
+    "applications",
+    (
+        Column("application_id", "text"),
+        Column("resident_id", "text"),
+        Column("position", "bigint"),  # where it was accepted in the log
+        Column("service_id", "text"),
+        Column("department", "text"),  # the service's owner
+        Column("unit", "text"),  # the window's unit; '' online
+        Column("channel", "text"),
+        Column("status", "text"),
+        Column("accepted_at", "text"),
+        Column("due_at", "text", null=True),  # null while paused and once closed
+        Column("decided_at", "text", null=True),
+        Column("on_time", "integer", null=True),
+        Column("working_days", "integer", null=True),
+        Column("materials_reused", "integer", default=0),
+        Column("materials_brought", "integer", default=0),
+        Column("rating", "integer", null=True),
+    ),
+    key=("application_id",),
+    indexes=(
+        Index("resident", ("resident_id", "position")),
+        Index("due", ("status", "due_at")),
+    ),
+)
+
+WORK_QUEUE = Table(
+    "work_queue",
+    (
+        Column("department", "text"),
+        Column("application_id", "text"),
+        Column("due", "bigint"),  # its due moment in µs since 1970 (UTC); PAUSED while paused
+        Column("position", "bigint"),  # the application's, which orders equal due moments
+    ),
+    key=("department", "application_id"),
+    indexes=(Index("due", ("department", "due", "position")),),
+)
+"""Each department's applications waiting on it at their current step (while one is
+returned to the resident, the departments that will review it again)."""
+
+SERVICE_DAYS = Table(
+    "service_days",
+    (
+        Column("day", "text"),  # the day in China Standard Time, YYYY-MM-DD
+        Column("unit", "text"),  # the window's unit; '' online
+        Column("department", "text"),
+        Column("service_id", "text"),
+        Column("accepted", "integer", default=0),
+        Column("decided", "integer", default=0),
+        Column("on_time", "integer", default=0),
+        Column("working_days", "integer", default=0),
+        Column("materials_reused", "integer", default=0),
+        Column("materials_brought", "integer", default=0),
+        Column("trips_saved", "integer", default=0),
+        Column("rated", "integer", default=0),
+        Column("rating_sum", "integer", default=0),
+    ),
+    key=("day", "unit", "department", "service_id"),
+)
+"""Supervision's sums (绩效监督) by day, unit, department and service, each event added to
+the day it happened: accepted and materials on the day of acceptance, decisions on the day
+of decision, supplies and ratings on theirs. Every column adds up, so a period's figures
+are sums over its days."""
+
+TABLES = (RESIDENTS, LIBRARY, CONSENTS, ACCESS, APPLICATIONS, WORK_QUEUE, SERVICE_DAYS)
