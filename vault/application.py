@@ -151,6 +151,16 @@ class Application(VaultAggregate):
         """Whether a department reviews this application at some step."""
         return any(department in step.departments for step in self.steps)
 
+    @property
+    def departments(self) -> tuple[str, ...]:
+        """The departments that review it, each once, in the order of its steps."""
+        return tuple(dict.fromkeys(d for step in self.steps for d in step.departments))
+
+    def consent_of(self, department: str) -> UUID:
+        """The consent made for this application that lets ``department`` read its
+        materials (one per reviewing department, in :attr:`departments` order)."""
+        return UUID(self.consent_ids[self.departments.index(department)])
+
     def at_current_step(self, department: str) -> bool:
         return (
             self.status in (ApplicationStatus.ACCEPTED, ApplicationStatus.IN_REVIEW)

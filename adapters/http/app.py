@@ -11,7 +11,15 @@ from datetime import timedelta
 
 from fastapi import Depends, FastAPI
 
-from adapters.http import audit, catalogue, credit, departments, public, residents
+from adapters.http import (
+    applications,
+    audit,
+    catalogue,
+    credit,
+    departments,
+    public,
+    residents,
+)
 from adapters.http.apidocs import install_api_docs
 from adapters.http.contract import install_contract
 from adapters.http.deps import catalogue_in_force, no_unknown_query
@@ -81,6 +89,7 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
     for router in (
         residents.router,
         departments.router,
+        applications.router,
         credit.router,
         audit.router,
         catalogue.router,

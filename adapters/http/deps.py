@@ -19,7 +19,9 @@ from vault.errors import InvalidInput, ResidentErased
 from vault.ids import check_resident_id
 from vault.inputs import check_known
 from vault.ports import Clock
+from vault.services.applications import Applications, Viewer
 from vault.services.audit import Audit
+from vault.services.catalogues import Catalogues
 from vault.services.consents import Consents
 from vault.services.documents import Documents
 from vault.services.fetches import Fetches
@@ -56,6 +58,14 @@ async def get_audit(request: Request) -> Audit:
     return _services(request).audit
 
 
+async def get_applications(request: Request) -> Applications:
+    return _services(request).applications
+
+
+async def get_catalogues(request: Request) -> Catalogues:
+    return _services(request).catalogues
+
+
 async def get_views(request: Request) -> Views:
     return _services(request).views
 
@@ -74,6 +84,8 @@ ConsentsDep = Annotated[Consents, Depends(get_consents)]
 FetchesDep = Annotated[Fetches, Depends(get_fetches)]
 PoliciesDep = Annotated[Policies, Depends(get_policies)]
 AuditDep = Annotated[Audit, Depends(get_audit)]
+ApplicationsDep = Annotated[Applications, Depends(get_applications)]
+CataloguesDep = Annotated[Catalogues, Depends(get_catalogues)]
 ViewsDep = Annotated[Views, Depends(get_views)]
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
@@ -153,7 +165,40 @@ async def current_officer(
     return Officer(principal.subject, department)
 
 
+@dataclass(frozen=True)
+class AtUnit:
+    """A clerk or supervisor acting at the unit their token names."""
+
+    subject: str
+    unit: str
+
+
+def _at_unit(role: Role) -> object:
+    requiring = _requiring(role)
+
+    # (A default, not an annotation: annotations are read as text, where ``requiring``,
+    # a local name, cannot be found.)
+    async def dependency(principal: Principal = Depends(requiring)) -> AtUnit:  # noqa: B008
+        try:
+            unit = check_known("unit", "unit", principal.unit)
+        except InvalidInput:
+            raise _unauthorized("the token's unit is no unit of the catalogue") from None
+        return AtUnit(principal.subject, unit)
+
+    return dependency
+
+
+async def current_viewer(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> Viewer:
+    """Whoever asks to see an application; the service decides what they may see."""
+    return Viewer(principal.role, principal.subject, principal.department, principal.unit)
+
+
 CurrentResident = Annotated[str, Depends(current_resident)]
+CurrentClerk = Annotated[AtUnit, Depends(_at_unit("clerk"))]
+CurrentSupervisor = Annotated[AtUnit, Depends(_at_unit("supervisor"))]
+CurrentViewer = Annotated[Viewer, Depends(current_viewer)]
 ResidentEvenErased = Annotated[tuple[str, bool], Depends(resident_even_erased)]
 CurrentOfficer = Annotated[Officer, Depends(current_officer)]
 CurrentAuditor = Annotated[Principal, Depends(_requiring("auditor"))]

@@ -123,6 +123,10 @@ PurposeQuery = Annotated[
           description="the service the documents are for, e.g. subsistence-allowance"),
 ]
 DEPARTMENT_IDS = _catalogue_ids("department")
+UNIT_IDS = _catalogue_ids("unit")
+DocTypePath = Annotated[
+    str, Path(json_schema_extra=_catalogue_ids("doc_type"), description="a document type id")
+]
 OptionalResidentId = Annotated[
     str | None,
     Query(pattern=RESIDENT_ID_PATTERN),

@@ -31,8 +31,14 @@ from adapters.http.problems import problem_response
 from adapters.http.uploads import UploadBounds
 from keys.tokens import InvalidToken, Principal, TokenVerifier
 
-_FETCH = re.compile(r"/v1/residents/[^/]+/documents/[^/]+/content")
-_UPLOADS = (re.compile(r"/v1/me/documents"), re.compile(r"/v1/residents/[^/]+/documents"))
+_FETCH = re.compile(
+    r"/v1/residents/[^/]+/documents/[^/]+/content|/v1/applications/[^/]+/materials/[^/]+/content"
+)
+_UPLOADS = (
+    re.compile(r"/v1/me/documents"),
+    re.compile(r"/v1/residents/[^/]+/documents"),
+    re.compile(r"/v1/me/applications/[^/]+/supplements"),
+)
 _GRADES = "/v1/credit/grades"
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 """What an upload's body may hold besides the file: its form fields and part headers."""

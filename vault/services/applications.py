@@ -20,6 +20,7 @@ from vault.errors import (
     ApplicationClosed,
     ApplicationNotFound,
     CodeRefused,
+    DocumentNotFound,
     InvalidInput,
     ServiceNotAcceptedHere,
     StepMoved,
@@ -86,6 +87,28 @@ class Timing:
     """Whether it was decided by its due moment; None until it is decided."""
     estimate: bool
     """The calendar does not know a year the limit runs into: Monday to Friday was assumed."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who asks to see an application: a resident (their own), an officer of a department
+    that reviews it or owns its service, a clerk of the unit that accepted it, or a
+    supervisor of that unit or one above it (the city's, for those made online)."""
+
+    role: str
+    subject: str
+    department: str | None = None
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class Material:
+    """A material of an application a reviewer may read, and the consent it is read under."""
+
+    resident_id: str
+    document_id: UUID
+    purpose: str
+    consent_id: UUID
 
 
 @dataclass(frozen=True)
@@ -189,6 +212,7 @@ class Applications:
             ]
             until = add_working_days(now, service.statutory_days, self._calendar) + RETENTION
             departments = list(dict.fromkeys(d for step in service.steps for d in step.departments))
+            # (in the order Application.departments gives them: consent_of pairs them)
             consents = [
                 Consent(
                     resident_id=resident_id, department=department,
@@ -252,6 +276,52 @@ class Applications:
         if not isinstance(found, Application):
             raise ApplicationNotFound(f"application {application_id} not found")
         return found
+
+    def seen_by(self, viewer: Viewer, application_id: UUID | str) -> Application:
+        """The application, if ``viewer`` may see it; to anyone else it does not exist."""
+        application = self.application(application_id)
+        if not self.may_see(viewer, application):
+            raise ApplicationNotFound(f"application {application_id} not found")
+        return application
+
+    def may_see(self, viewer: Viewer, application: Application) -> bool:
+        if viewer.role == "resident":
+            return application.resident_id == viewer.subject
+        if viewer.role == "officer":
+            return viewer.department is not None and (
+                application.reviews(viewer.department)
+                or application.department == viewer.department
+            )
+        if viewer.role == "clerk":
+            return application.unit is not None and application.unit == viewer.unit
+        if viewer.role == "supervisor" and viewer.unit is not None:
+            catalogue = self._catalogues.current()
+            if not catalogue.knows("unit", viewer.unit):
+                return False
+            if application.unit is None:  # online: the city's
+                return catalogue.unit(viewer.unit).parent is None
+            return catalogue.knows("unit", application.unit) and catalogue.within(
+                application.unit, viewer.unit
+            )
+        return False
+
+    def material(
+        self, application_id: UUID | str, department: str, doc_type: str
+    ) -> Material:
+        """A material a reviewing department may read, under the application's consent to
+        it; to a department that reviews no step, the application does not exist."""
+        check_known("doc_type", "doc_type", doc_type)
+        application = self.application(application_id)
+        if not application.reviews(department):
+            raise ApplicationNotFound(f"application {application_id} not found")
+        entry = next((m for m in application.materials if m["doc_type"] == doc_type), None)
+        if entry is None or entry["document_id"] is None:
+            raise DocumentNotFound(
+                f"application {application.number} holds no {doc_type}"
+                + ("" if entry is None else f" (it is {entry['source']})")
+            )
+        return Material(application.resident_id, UUID(entry["document_id"]),
+                        application.service_id, application.consent_of(department))
 
     def decide(
         self,

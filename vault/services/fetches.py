@@ -50,6 +50,8 @@ class FetchRequest:
     purpose: str
     request_id: str
     byte_range: ByteRange | None = None
+    consent_id: UUID | None = None
+    """Judge under this consent only (an application's reads are under its own)."""
 
 
 @dataclass(frozen=True)
@@ -132,11 +134,13 @@ class Fetches:
         purpose: str,
         request_id: str | None = None,
         byte_range: ByteRange | None = None,
+        consent_id: UUID | None = None,
     ) -> Future[RecordedFetch]:
         """Ask to fetch a resident's document for a purpose; the future ends with the
         committed fetch, or :class:`AccessDenied` with the reasons the officer is told, or
         :class:`RangeNotSatisfiable` when it is allowed but the document has none of the
-        bytes of ``byte_range`` (recorded so, nothing charged).
+        bytes of ``byte_range`` (recorded so, nothing charged). With ``consent_id``, only
+        that consent of the resident's is judged on (an application's reads).
 
         Every attempt, allowed or denied, records exactly one access event, and it is
         committed before the future ends. An allowed fetch consumes one use of the consent
@@ -161,6 +165,7 @@ class Fetches:
             purpose=purpose,
             request_id=check_text("request_id", request_id or uuid4().hex, 128),
             byte_range=byte_range,
+            consent_id=consent_id,
         )
         return self._batcher.submit(request)
 
@@ -216,7 +221,8 @@ class Fetches:
         loaded = _Loaded(self._store)
         point = self._policies.decision_point()
         states = [
-            (r, *loaded.state_of(r.resident_id, r.document_id, r.department, r.purpose))
+            (r, *loaded.state_of(r.resident_id, r.document_id, r.department, r.purpose,
+                                 r.consent_id))
             for r in requests
         ]
         now = self._clock.now()  # after loading: later than anything loaded
@@ -311,13 +317,16 @@ class _Loaded:
         return consent
 
     def state_of(
-        self, resident_id: str, document_id: UUID, department: str, purpose: str
+        self, resident_id: str, document_id: UUID, department: str, purpose: str,
+        only: UUID | None = None,
     ) -> tuple[Resident | None, Document | None, list[Consent]]:
         """What a fetch is judged on: the resident, the document (if it is theirs) and their
-        consents to the department for the purpose (none once erased)."""
+        consents to the department for the purpose (none once erased), or only the consent
+        ``only`` among them."""
         resident = self.resident(resident_id)
         consents = (
-            [self.consent(c) for c in resident.consents_for(department, purpose)]
+            [self.consent(c) for c in resident.consents_for(department, purpose)
+             if only is None or c == only]
             if resident is not None and not resident.is_erased
             else []
         )
