@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import date
 from functools import partial
 from typing import Annotated, Any
 
@@ -52,7 +51,7 @@ from adapters.http.deps import (
     answer_position,
 )
 from adapters.http.downloads import Disposition, content_response, requested_range
-from adapters.http.fields import UNIT_IDS, DocTypePath
+from adapters.http.fields import UNIT_IDS, DocTypePath, OptionalDay
 from adapters.http.observability import Metrics
 from adapters.http.paging import Cursor, Limit, Page, decode_cursor
 from adapters.http.problems import Problem
@@ -392,8 +391,8 @@ def supervision_figures(
     supervisor: CurrentSupervisor, catalogues: CataloguesDep, views: ViewsDep,
     clock: ClockDep, fresh: Fresh,
     unit: SupervisedUnit = None,
-    since: Annotated[date | None, Query(description="the first day (China time)")] = None,
-    until: Annotated[date | None, Query(description="the last day (China time)")] = None,
+    since: Annotated[OptionalDay, Query(description="the first day (China time)")] = None,
+    until: Annotated[OptionalDay, Query(description="the last day (China time)")] = None,
     by: Annotated[By, Query(description="rows per unit under it, department or service")]
     = "unit",
 ) -> list[FiguresOut]:

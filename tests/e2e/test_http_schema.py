@@ -25,8 +25,9 @@ import httpx
 import pytest
 
 from adapters.samples import sample_pdf
+from policy.scales import Grade
 from tests.e2e.conftest import LiveApi
-from vault.inputs import ConsentRequest, DocumentDetails
+from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
 
 EXAMPLES = int(os.environ.get("CIVICVAULT_SCHEMATHESIS_EXAMPLES", "20"))
 """Examples per operation on the embedded stack; PostgreSQL + S3, the same contract over
@@ -35,7 +36,7 @@ SEED = os.environ.get("CIVICVAULT_SCHEMATHESIS_SEED", "20261206")
 
 # Where the answer depends on more than each field alone, a request the schema allows
 # may still be refused; each route says so in its description ("Beyond the schema").
-_UPLOADS = "^/v1/(me|residents/[^/]+)/documents$"
+_UPLOADS = "^/v1/(me|residents/[^/]+)/documents$|^/v1/me/applications/[^/]+/supplements$"
 _ALSO_REFUSED = {
     # uploads: expires_at must lie ahead; the bytes must be what a parser of the type reads
     ("POST", _UPLOADS): ["415", "422"],
@@ -43,6 +44,11 @@ _ALSO_REFUSED = {
     ("POST", "^/v1/me/consents$"): ["422"],
     # proofs: event <= size, from <= to
     ("GET", "^/v1/audit/proofs/"): ["422"],
+    # applications: materials must be in the library or allowed missing, form fields the
+    # service's; a return names what to supply; a period starts before it ends
+    ("POST", "^/v1/(me/)?applications$"): ["422"],
+    ("POST", "^/v1/applications/[^/]+/decisions$"): ["422"],
+    ("GET", "^/v1/supervision/figures$"): ["422"],
 }
 _ACCEPTED = ["2xx", "401", "403", "404", "409", "410", "429"]
 """What a request the schema allows may get: the state decides (not found, taken back,
@@ -65,18 +71,31 @@ def _seed(api: LiveApi) -> dict[str, str]:
             valid_until=services.clock.now() + timedelta(days=30),
         ),
     )
+    # Graded C (reuse for elderly-card), with an application the officer reviews.
+    services.residents.record_grades(
+        [GradeUpdate("fuzz-resident", Grade.C, services.clock.now(), 1)]
+    )
+    services.view_runner.catch_up()
+    application = services.applications.apply("fuzz-resident", "elderly-card").application
     return {
         "resident_id": "fuzz-resident",
         "document_id": str(document.id),
         "service_id": "subsistence-allowance",
         "purpose": "subsistence-allowance",
+        "application_id": str(application.id),
+        "doc_type": "id-card",
     }
 
 
 def _config(api: LiveApi, known: dict[str, str]) -> str:
     tokens = {
         "^/v1/me/erase$": api.token("resident", "fuzz-erased"),  # apart: erasure is for good
-        "^/v1/me/(documents|consents|access-log)": api.token("resident", "fuzz-resident"),
+        "^/v1/me/(documents|consents|access-log|authorization-codes|applications)": api.token(
+            "resident", "fuzz-resident"
+        ),
+        "^/v1/applications$": api.token("clerk", "fuzz-clerk", unit="anle"),
+        "^/v1/(applications/|work/)": api.token("officer", "fuzz-officer", "civil-affairs"),
+        "^/v1/supervision/": api.token("supervisor", "fuzz-supervisor", unit="binjiang"),
         "^/v1/(residents|services|department)/": api.token(
             "officer", "fuzz-officer", "civil-affairs"
         ),
