@@ -294,16 +294,19 @@ class Applications:
             )
         if viewer.role == "clerk":
             return application.unit is not None and application.unit == viewer.unit
-        if viewer.role == "supervisor" and viewer.unit is not None:
-            catalogue = self._catalogues.current()
-            if not catalogue.knows("unit", viewer.unit):
-                return False
-            if application.unit is None:  # online: the city's
-                return catalogue.unit(viewer.unit).parent is None
-            return catalogue.knows("unit", application.unit) and catalogue.within(
-                application.unit, viewer.unit
-            )
-        return False
+        return viewer.role == "supervisor" and self._supervises(viewer.unit, application)
+
+    def _supervises(self, unit: str | None, application: Application) -> bool:
+        """Whether a supervisor of ``unit`` watches the application: one of a window of
+        the unit or under it, or one made online if the unit is the city."""
+        catalogue = self._catalogues.current()
+        if unit is None or not catalogue.knows("unit", unit):
+            return False
+        if application.unit is None:
+            return catalogue.unit(unit).parent is None
+        return catalogue.knows("unit", application.unit) and catalogue.within(
+            application.unit, unit
+        )
 
     def material(
         self, application_id: UUID | str, department: str, doc_type: str
