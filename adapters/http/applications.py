@@ -38,6 +38,7 @@ from adapters.http.contract import problems
 from adapters.http.deps import (
     ApplicationsDep,
     CataloguesDep,
+    CaughtUp,
     ClockDep,
     CurrentClerk,
     CurrentOfficer,
@@ -102,6 +103,8 @@ def _due_cursor(cursor: str | None) -> tuple[int, int] | None:
     return int(due), int(position)
 
 
+_WAITS = "the read models did not catch up with the library in time; retry"
+
 # The resident's side
 
 
@@ -116,10 +119,11 @@ def make_authorization_code(
     return CodeOut(code=made.code, expires_at=made.expires_at)
 
 
-@router.post("/v1/me/applications", status_code=201, tags=["residents"])
+@router.post("/v1/me/applications", status_code=201, tags=["residents"],
+             responses=problems(503, why_503=_WAITS))
 def apply_online(
     body: OnlineApplicationIn, response: Response, resident: CurrentResident,
-    applications: ApplicationsDep,
+    applications: ApplicationsDep, caught_up: CaughtUp,
 ) -> ApplicationOut:
     """Apply online: every material is taken from my library where my tracks allow reuse
     and its trust level suffices (证件复用), under consents made for exactly this
@@ -132,6 +136,7 @@ def apply_online(
                                   form=body.form)
     answer_position(response, accepted.position)
     return _shown(applications, Viewer("resident", resident), accepted.application)
+
 
 
 @router.get("/v1/me/applications", tags=["residents"])
@@ -245,12 +250,12 @@ def rate(
 
 @router.post(
     "/v1/applications", status_code=201, tags=["windows"],
-    responses=problems(403, why_403="the code is not valid for this service now, or the "
-                       "service is not accepted at the clerk's unit"),
+    responses=problems(403, 503, why_403="the code is not valid for this service now, or "
+                       "the service is not accepted at the clerk's unit", why_503=_WAITS),
 )
 def accept_at_window(
     body: WindowApplicationIn, response: Response, clerk: CurrentClerk,
-    applications: ApplicationsDep,
+    applications: ApplicationsDep, caught_up: CaughtUp,
 ) -> ApplicationOut:
     """Accept an application at my window (一口受理) with the resident's one-use code,
     checked before anything else: without it I learn nothing of the resident."""

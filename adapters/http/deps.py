@@ -248,6 +248,23 @@ async def reached_position(
 Fresh = Annotated[None, Depends(reached_position)]
 
 
+async def caught_up(request: Request) -> None:
+    """Wait, bounded, until the read models hold everything written so far: an application
+    takes every material already in the library, whoever uploaded it a moment ago."""
+    services = _services(request)
+    head = await run_in_threadpool(services.events.head)
+    wait = services.settings.read_wait_seconds
+    if not await run_in_threadpool(services.view_runner.wait_for, head, wait):
+        raise Problem(
+            503, "read-models-behind", "Read models behind",
+            f"the read models have not reached log position {head} within {wait:g} s",
+            headers={"Retry-After": "1"},
+        )
+
+
+CaughtUp = Annotated[None, Depends(caught_up)]
+
+
 def answer_position(response: Response, position: int | None) -> None:
     """Tell the client where its write landed in the log (for read-your-writes), if it
     appended anything."""

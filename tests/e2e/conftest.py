@@ -60,11 +60,13 @@ class LiveApi:
         return issue_token(self.services.signing.current("tokens"), **args)
 
     def client(
-        self, role: Role | None = None, subject: str = "", department: str | None = None
+        self, role: Role | None = None, subject: str = "", department: str | None = None,
+        **claims: Any,
     ) -> httpx.Client:
         headers = {}
         if role is not None:
-            headers["Authorization"] = f"Bearer {self.token(role, subject, department)}"
+            token = self.token(role, subject, department, **claims)
+            headers["Authorization"] = f"Bearer {token}"
         return httpx.Client(
             base_url=self.base_url,
             headers=headers,
