@@ -285,12 +285,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from adapters.community import print_welcome, seed
+    from adapters.demo_city import DemoClock
     from adapters.http.app import create_app
     from adapters.http.server import SERVER_OPTIONS
 
-    with open_services(settings) as services:
+    clock = DemoClock()  # real time, but for the demo's history while it is seeded
+    with open_services(settings, clock=clock) as services:
         if args.demo:
-            seeded = seed(services)
+            seeded = seed(services, clock)
             print(
                 "civicvault: demo community " + ("seeded" if seeded else "already there"),
                 file=sys.stderr,

@@ -1,5 +1,6 @@
-"""A believable demo community for `civicvault serve --demo`: residents, departments,
-documents, consents and grades, seeded once, plus tokens and curl lines to try it with."""
+"""A believable demo city for `civicvault serve --demo`: residents, departments,
+documents, consents and grades, and six weeks of applications at its windows
+(:mod:`adapters.demo_city`), seeded once, plus tokens and curl lines to try it with."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TextIO
 
+from adapters.demo_city import CLERKS, HISTORY, DemoClock, seed_applications
 from adapters.samples import sample_pdf, sample_png
 from adapters.wiring import Services
 from keys.tokens import Role, issue_token
@@ -33,14 +35,29 @@ PEOPLE = (
 )
 
 
-def seed(services: Services) -> bool:
-    """Seed the community unless it is already there; True if it was seeded now."""
-    residents, documents = services.residents, services.documents
+def seed(services: Services, clock: DemoClock | None = None) -> bool:
+    """Seed the city unless it is already there; True if it was seeded now. With the
+    ``clock`` the services run on, its history begins six weeks ago (else all of it now)."""
+    residents = services.residents
     try:
         residents.resident(PEOPLE[0].resident_id)
         return False
     except ResidentNotFound:
         pass
+    start = services.clock.now() - HISTORY
+    if clock is not None:
+        clock.wind_to(start)
+    try:
+        _seed_community(services)
+        seed_applications(services, clock, start)
+    finally:
+        if clock is not None:
+            clock.resume()
+    return True
+
+
+def _seed_community(services: Services) -> None:
+    residents, documents = services.residents, services.documents
     now = services.clock.now()
     residents.record_grades(
         [GradeUpdate(p.resident_id, p.grade, now, 1) for p in PEOPLE if p.grade is not None]
@@ -84,7 +101,6 @@ def seed(services: Services) -> bool:
             resident_id,
             ConsentRequest(department, doc_types, purpose, valid_until=month),
         )
-    return True
 
 
 def print_welcome(services: Services, base_url: str, out: TextIO) -> None:
@@ -93,11 +109,13 @@ def print_welcome(services: Services, base_url: str, out: TextIO) -> None:
     key = services.signing.current("tokens")
     ttl = min(timedelta(hours=12), timedelta(seconds=settings.token_max_lifetime_seconds))
 
-    def token(role: Role, subject: str, department: str | None = None) -> str:
+    def token(
+        role: Role, subject: str, department: str | None = None, unit: str | None = None
+    ) -> str:
         return issue_token(
             key, role=role, subject=subject, department=department, ttl=ttl,
             issuer=settings.token_issuer, audience=settings.token_audience,
-            now=services.clock.now(),
+            now=services.clock.now(), unit=unit,
         )
 
     tokens = {
@@ -106,6 +124,12 @@ def print_welcome(services: Services, base_url: str, out: TextIO) -> None:
         "officer of 住建局 (housing)": token("officer", "officer-zhou", "housing"),
         "auditor": token("auditor", "auditor-sun"),
         "credit platform": token("credit-platform", "credit-platform"),
+        "clerk at 和平里社区 (heping-lane)": token("clerk", CLERKS["heping-lane"],
+                                                unit="heping-lane"),
+        "supervisor of 东城区 (dongcheng)": token("supervisor", "supervisor-zhao",
+                                               unit="dongcheng"),
+        "supervisor of 滨江市 (binjiang, the city)": token("supervisor", "supervisor-qian",
+                                                       unit="binjiang"),
     }
     id_card = _first_id_card(services, "zhang-wei")
     wang_card = _first_id_card(services, "wang-fang")
@@ -145,6 +169,34 @@ def print_welcome(services: Services, base_url: str, out: TextIO) -> None:
     print("  # 张伟 sees who touched his data", file=out)
     print(
         f"  curl -sS -H 'Authorization: Bearer {resident}' '{base_url}/v1/me/access-log'",
+        file=out,
+    )
+    clerk = tokens["clerk at 和平里社区 (heping-lane)"]
+    district = tokens["supervisor of 东城区 (dongcheng)"]
+    print("  # 张伟 makes a one-use code for the window (张伟 says it to the clerk) …", file=out)
+    print(
+        f"  curl -sS -H 'Authorization: Bearer {resident}' -H 'Content-Type: application/json' "
+        f"-d '{{\"service_id\": \"elderly-card\"}}' '{base_url}/v1/me/authorization-codes'",
+        file=out,
+    )
+    print("  # … and the clerk at 和平里社区 accepts his 老年人优待证 application with it "
+          "(一口受理): the ID card comes from his library", file=out)
+    print(
+        f"  curl -sS -H 'Authorization: Bearer {clerk}' -H 'Content-Type: application/json' "
+        f"-d '{{\"service_id\": \"elderly-card\", \"resident_id\": \"zhang-wei\", "
+        f"\"authorization_code\": \"CODE\"}}' '{base_url}/v1/applications'",
+        file=out,
+    )
+    print("  # 民政局's queue, soonest due first", file=out)
+    print(f"  curl -sS -H 'Authorization: Bearer {civil}' '{base_url}/v1/work/queue'", file=out)
+    print("  # 东城区's figures by street and community (绩效监督), and what is overdue", file=out)
+    print(
+        f"  curl -sS -H 'Authorization: Bearer {district}' "
+        f"'{base_url}/v1/supervision/figures?by=unit'",
+        file=out,
+    )
+    print(
+        f"  curl -sS -H 'Authorization: Bearer {district}' '{base_url}/v1/supervision/overdue'",
         file=out,
     )
     out.flush()
