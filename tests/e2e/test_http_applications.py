@@ -80,7 +80,8 @@ def test_a_window_application_from_acceptance_to_rating(api: LiveApi) -> None:
     assert sources == {"id-card": "library", "household-register": "library",
                        "income-proof": "missing"}
     assert accepted["form"]["name"] == {"value": "王芳", "source": "resident"}
-    assert accepted["clock"] == "on-time" and accepted["due_at"]
+    assert accepted["clock"] == "on-time"
+    assert accepted["due_at"]
     # The code is spent.
     _problem(clerk.post("/v1/applications", json={
         "service_id": "subsistence-allowance", "resident_id": "wang-fang",
@@ -101,7 +102,8 @@ def test_a_window_application_from_acceptance_to_rating(api: LiveApi) -> None:
     queue = _ok(reviewer.get("/v1/work/queue"))
     assert [a["application_id"] for a in queue["items"]] == [application_id]
     read = reviewer.get(f"{url}/materials/id-card/content")
-    assert read.status_code == 200 and read.content == sample_pdf("id-card")
+    assert read.status_code == 200
+    assert read.content == sample_pdf("id-card")
     log = _ok(resident.get("/v1/me/access-log"))["items"]
     [entry] = [e for e in log if e["access_id"] == read.headers["x-access-id"]]
     assert (entry["department"], entry["purpose"], entry["document_id"], entry["decision"]) \
@@ -128,12 +130,14 @@ def test_a_window_application_from_acceptance_to_rating(api: LiveApi) -> None:
     ))
     assert (supplied["status"], supplied["clock"]) == ("in-review", "on-time")
     income = [m for m in supplied["materials"] if m["doc_type"] == "income-proof"]
-    assert income[0]["source"] == "supplement" and income[0]["document_id"]
+    assert income[0]["source"] == "supplement"
+    assert income[0]["document_id"]
 
     # Approved: the owner's document goes into the resident's library at trust level A.
     approved = _ok(reviewer.post(f"{url}/decisions", json={"decision": "approve",
                                                           "reason": "符合条件"}))
-    assert approved["status"] == "approved" and approved["on_time"] is True
+    assert approved["status"] == "approved"
+    assert approved["on_time"] is True
     library = _ok(resident.get("/v1/me/documents"))["items"]
     [result] = [d for d in library if d["document_id"] == approved["result_document_id"]]
     assert (result["doc_type"], result["trust_level"]) == ("subsistence-certificate", "A")
