@@ -167,6 +167,9 @@ def seed_applications(services: Services, clock: DemoClock | None, start: dateti
     # Withdrawn by the resident.
     then(3, lambda: made.setdefault("withdrawn", online("li-na", "elderly-card")))
     then(2, lambda: apps.withdraw("li-na", made["withdrawn"]))
+    # 告知承诺: 赵敏 has no income proof; her signed commitment stands in for it.
+    then(1, lambda: made.setdefault("committed", str(apps.apply(
+        "zhao-min", "temporary-assistance", commitments=("income-proof",)).application.id)))
     # Just accepted, on time.
     then(0.2, lambda: made.setdefault("fresh", online("zhou-qiang", "temporary-assistance")))
 

@@ -54,6 +54,11 @@ class OnlineApplicationIn(StrictIn):
         description="materials accepted as missing, to supply later (容缺): only non-key "
         "ones, where the resident's tracks include missing-allowed",
     )
+    commitments: DocTypes = Field(
+        description="materials the resident's signed commitment stands in for (告知承诺): "
+        "only where the service allows it for the material and the resident's tracks "
+        "include commitment; recorded as trust level D",
+    )
 
 
 class WindowApplicationIn(OnlineApplicationIn):
@@ -90,6 +95,9 @@ class MaterialOut(BaseModel):
     document_id: str | None
     trust_level: Literal["A", "B", "C", "D"] | None
     due_at: datetime | None = Field(description="for one accepted as missing: supply it by then")
+    statement: str | None = Field(
+        default=None, description="for a commitment: the words the resident committed to",
+    )
 
 
 class FormValueOut(BaseModel):

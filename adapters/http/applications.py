@@ -129,11 +129,12 @@ def apply_online(
     and its trust level suffices (证件复用), under consents made for exactly this
     application (their receipts are in GET /v1/me/consents).
 
-    Beyond the schema (422): a material neither in the library nor named in `missing`; a
-    key material, or any without the missing-allowed track, named in `missing`; a field
-    the service's form does not have."""
+    Beyond the schema (422): a material neither in the library nor named in `missing` or
+    `commitments`; a key material, or any without the missing-allowed track, named in
+    `missing`; one the service does not let a commitment replace, or any without the
+    commitment track, named in `commitments`; a field the service's form does not have."""
     accepted = applications.apply(resident, body.service_id, missing=tuple(body.missing),
-                                  form=body.form)
+                                  commitments=tuple(body.commitments), form=body.form)
     answer_position(response, accepted.position)
     return _shown(applications, Viewer("resident", resident), accepted.application)
 
@@ -260,7 +261,8 @@ def accept_at_window(
     """Accept an application at my window (一口受理) with the resident's one-use code,
     checked before anything else: without it I learn nothing of the resident."""
     accepted = applications.apply(
-        body.resident_id, body.service_id, missing=tuple(body.missing), form=body.form,
+        body.resident_id, body.service_id, missing=tuple(body.missing),
+        commitments=tuple(body.commitments), form=body.form,
         unit=clerk.unit, clerk=clerk.subject, authorization_code=body.authorization_code,
     )
     answer_position(response, accepted.position)

@@ -23,6 +23,7 @@ from vault.errors import (
     ApplicationClosed,
     ApplicationNotFound,
     CodeRefused,
+    DocumentNotFound,
     InvalidInput,
     NotAReviewer,
     ServiceNotAcceptedHere,
@@ -130,6 +131,39 @@ def test_missing_materials_only_where_the_service_and_the_tracks_allow(
     income = accepted.application.materials[2]
     assert (income["source"], income["document_id"]) == ("missing", None)
     assert income["due_at"] > clock.now()
+
+
+def test_a_commitment_stands_in_only_where_the_service_and_the_tracks_allow(
+    services: Services, clock: MovableClock
+) -> None:
+    _upload(services, "gao-yu", "household-register")  # neither id-card nor income proof
+    _grade(services, "gao-yu", Grade.A, clock)
+    _ready(services)
+    apply = services.applications.apply
+    with pytest.raises(InvalidInput, match="id-card cannot be replaced by a commitment"):
+        apply("gao-yu", "subsistence-allowance", commitments=("id-card", "income-proof"))
+    _upload(services, "gao-yu", "id-card")
+    _grade(services, "gao-yu", Grade.B, clock)  # B: no commitment for subsistence-allowance
+    _ready(services)
+    head = services.events.head()
+    with pytest.raises(InvalidInput, match=r"\(commitment\) is not among"):
+        apply("gao-yu", "subsistence-allowance", commitments=("income-proof",))
+    with pytest.raises(InvalidInput, match="not both"):
+        apply("gao-yu", "subsistence-allowance", missing=("income-proof",),
+              commitments=("income-proof",))
+    with pytest.raises(InvalidInput, match="no material of"):
+        apply("gao-yu", "subsistence-allowance", commitments=("diploma",))
+    assert services.events.head() == head  # refused: nothing written
+    _grade(services, "gao-yu", Grade.A, clock)
+    accepted = apply("gao-yu", "subsistence-allowance", commitments=("income-proof",))
+    income = accepted.application.materials[2]
+    assert (income["source"], income["trust_level"], income["document_id"]) == (
+        "commitment", "D", None)
+    assert "收入证明" in income["statement"]
+    assert "承诺" in income["statement"]
+    with pytest.raises(DocumentNotFound, match="commitment"):  # nothing to read
+        services.applications.material(accepted.application.id, "civil-affairs",
+                                       "income-proof")
 
 
 def test_steps_are_decided_in_order_and_the_approval_issues_the_result(

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
-from policy.catalogue import Service
+from policy.catalogue import Service, catalogue
+from policy.catalogue_entries import Material as ServiceMaterial
 from policy.scales import TrustLevel
 from vault.application import Application, AuthorizationCode, Decision
 from vault.consent import Consent
@@ -165,6 +166,7 @@ class Applications:
         service_id: str,
         *,
         missing: tuple[str, ...] = (),
+        commitments: tuple[str, ...] = (),
         form: dict[str, str] | None = None,
         unit: str | None = None,
         clerk: str | None = None,
@@ -174,7 +176,9 @@ class Applications:
         ``clerk`` with the resident's ``authorization_code``: every material is taken from
         the library where the resident's tracks allow reuse and its trust level suffices; a
         material named in ``missing`` is accepted as missing (容缺) only if it is not key and
-        the tracks allow it."""
+        the tracks allow it; one named in ``commitments`` is replaced by the resident's
+        signed commitment (告知承诺, a trust-D material) only where the service allows it
+        for that material and the tracks include ``commitment``."""
         check_resident_id(resident_id)
         check_known("service_id", "service", service_id)
         catalogue = self._catalogues.current()
@@ -190,9 +194,13 @@ class Applications:
             window = (clerk, unit, AuthorizationCode.create_id(
                 resident_id=resident_id, code_hash=_hashed(authorization_code)
             ))
-        for doc_type in missing:
-            if doc_type not in service.needs:
-                raise InvalidInput("missing", f"{doc_type} is no material of {service_id}")
+        for field, named in (("missing", missing), ("commitments", commitments)):
+            for doc_type in named:
+                if doc_type not in service.needs:
+                    raise InvalidInput(field, f"{doc_type} is no material of {service_id}")
+        if set(missing) & set(commitments):
+            raise InvalidInput("commitments", "a material is either missing or committed to, "
+                               "not both")
         values = self._form(service, form or {})
         if window is None:
             self._residents.register(resident_id)
@@ -206,8 +214,7 @@ class Applications:
             resident = self._residents.active(resident_id)
             tracks = point.tracks(service_id, resident.grade).tracks
             materials = [
-                self._material(resident_id, m.doc_type, m.min_trust, m.key, missing, tracks,
-                               now)
+                self._material(resident_id, m, _Asked(missing, commitments), tracks, now)
                 for m in service.materials
             ]
             until = add_working_days(now, service.statutory_days, self._calendar) + RETENTION
@@ -449,9 +456,10 @@ class Applications:
         return values
 
     def _material(
-        self, resident_id: str, doc_type: str, min_trust: TrustLevel, key: bool,
-        missing: tuple[str, ...], tracks: tuple[str, ...], now: datetime,
+        self, resident_id: str, material: ServiceMaterial, asked: _Asked,
+        tracks: tuple[str, ...], now: datetime,
     ) -> dict[str, object]:
+        doc_type, min_trust = material.doc_type, material.min_trust
         if "reuse" in tracks:
             for document_id in self._library.current_documents(resident_id, doc_type):
                 document = self._store.find(document_id)
@@ -464,13 +472,23 @@ class Applications:
                     return {"doc_type": doc_type, "source": "library",
                             "document_id": str(document.id),
                             "trust_level": document.trust_level.value, "due_at": None}
-        if doc_type not in missing:
+        if doc_type in asked.commitments:
+            if not material.commitment_allowed:
+                raise InvalidInput("commitments", f"{doc_type} cannot be replaced by a "
+                                   "commitment (告知承诺) for this service")
+            if "commitment" not in tracks:
+                raise InvalidInput("commitments", "告知承诺 (commitment) is not among the "
+                                   "resident's tracks for this service")
+            return {"doc_type": doc_type, "source": "commitment", "document_id": None,
+                    "trust_level": TrustLevel.D.value, "due_at": None,
+                    "statement": commitment_statement(doc_type)}
+        if doc_type not in asked.missing:
             raise InvalidInput(
                 "missing", f"{doc_type} (trust level {min_trust.value} or better) is not in "
                 "the library" + ("" if "reuse" in tracks else " for reuse (no reuse track)")
                 + "; upload it first, or name it as missing where that is allowed",
             )
-        if key:
+        if material.key:
             raise InvalidInput("missing", f"{doc_type} is a key material (关键材料): it "
                                "cannot be supplied later")
         if "missing-allowed" not in tracks:
@@ -490,6 +508,24 @@ class Applications:
             request_id=f"application:{application.id}",
         )
         return str(issued.value.id)
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What the resident asked to be accepted without: as missing, or by commitment."""
+
+    missing: tuple[str, ...]
+    commitments: tuple[str, ...]
+
+
+def commitment_statement(doc_type: str) -> str:
+    """The commitment (告知承诺书) a resident makes in place of a material: its words, kept
+    with the application's acceptance, which the resident made in their own session or
+    authorised at the window with their code."""
+    entry = catalogue().entries.get(("doc_type", doc_type))
+    name = entry.name_zh if entry else doc_type
+    return (f"本人承诺：本人符合本事项的申请条件，所述{name}相关情况真实有效；如有不实，"
+            "愿意承担相应法律责任，并同意撤销所办事项。")
 
 
 def _hashed(code: str) -> str:
