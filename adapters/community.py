@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TextIO
 
-from adapters.demo_city import CLERKS, HISTORY, DemoClock, seed_applications
+from adapters.demo_city import (
+    CLERKS,
+    HISTORY,
+    DemoClock,
+    id_card_attributes,
+    seed_applications,
+)
 from adapters.samples import sample_pdf, sample_png
 from adapters.wiring import Services
 from keys.tokens import Role, issue_token
@@ -67,7 +73,8 @@ def _seed_community(services: Services) -> None:
             "public-security", "officer-zhao", person.resident_id,
             io.BytesIO(sample_png(seed=n)),
             DocumentDetails("id-card", f"居民身份证 {person.name}", "image/png", "id-card.png",
-                            expires_at=now + timedelta(days=3650)),
+                            expires_at=now + timedelta(days=3650),
+                            attributes=id_card_attributes(person.name, n)),
         )
         household = documents.submit(
             person.resident_id,

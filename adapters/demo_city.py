@@ -70,9 +70,19 @@ NEIGHBOURS = (
 """Residents of the city's communities, each with an ID card issued by 公安局 and what else
 their applications take from the library."""
 
+SAYS = {"household-register": {"address": "滨江市江滨路8号"},
+        "income-proof": {"monthly_income": "1800"}}
+"""What the neighbours' other documents say, for forms to be filled from (反填)."""
+
 CLERKS = {"heping-lane": "clerk-wang", "anle": "clerk-li", "xinhua-north": "clerk-sun",
           "riverside": "clerk-zhou", "wangjiang": "clerk-wu"}
 """A clerk at the window of each community."""
+
+
+def id_card_attributes(name: str, n: int) -> dict[str, str]:
+    """What a demo ID card says (a number no real card has: its checksum is wrong)."""
+    return {"name": name, "number": f"1101011960010{n:04d}X"[:18],
+            "birth_date": f"196{n % 10}-0{1 + n % 9}-1{n % 10}", "address": "滨江市和平里"}
 
 
 def seed_applications(services: Services, clock: DemoClock | None, start: datetime) -> int:
@@ -90,13 +100,14 @@ def seed_applications(services: Services, clock: DemoClock | None, start: dateti
             "public-security", "officer-zhao", person.resident_id,
             io.BytesIO(sample_png(seed=20 + n)),
             DocumentDetails("id-card", f"居民身份证 {person.name}", "image/png", "id-card.png",
-                            expires_at=services.clock.now() + timedelta(days=3650)),
+                            expires_at=services.clock.now() + timedelta(days=3650),
+                            attributes=id_card_attributes(person.name, 20 + n)),
         )
         for doc_type in person.documents:
             filed = documents.submit(
                 person.resident_id, io.BytesIO(sample_pdf(f"{doc_type} {person.resident_id}")),
                 DocumentDetails(doc_type, f"{doc_type} {person.name}", "application/pdf",
-                                f"{doc_type}.pdf"),
+                                f"{doc_type}.pdf", attributes=SAYS.get(doc_type, {})),
             )
             if doc_type == "disability-cert":
                 documents.verify("disabled-persons", "officer-he", filed.value.id)

@@ -192,8 +192,8 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> Services
 
 
 class ViewsLibrary:
-    """The resident's current documents of a type, newest first, from the library read
-    model (the application service checks each on its aggregate before attaching it)."""
+    """The resident's current documents of a type and their applications, newest first,
+    from the read models (the application service reads each from its events)."""
 
     def __init__(self, views: Views) -> None:
         self._views = views
@@ -201,6 +201,10 @@ class ViewsLibrary:
     def current_documents(self, resident_id: str, doc_type: str) -> list[UUID]:
         entries = self._views.library(resident_id, limit=20, doc_types={doc_type})
         return [UUID(e.document_id) for e in entries]
+
+    def applications(self, resident_id: str) -> list[UUID]:
+        """The resident's ten newest applications: enough to fill a form from."""
+        return [UUID(e.application_id) for e in self._views.applications(resident_id, limit=10)]
 
 
 def event_store_env(settings: Settings) -> dict[str, str]:

@@ -18,7 +18,7 @@ from vault.errors import (
     DocumentWithdrawn,
     NotTheIssuer,
 )
-from vault.markers import Erased
+from vault.markers import Erased, Sealed
 
 
 class DocumentStatus(StrEnum):
@@ -40,7 +40,10 @@ class Document(VaultAggregate):
     class Filed(Aggregate.Created):
         """Common shape of the two ways a document enters a library."""
 
-        personal_fields: ClassVar[tuple[str, ...]] = ("title", "filename", "content_sha256")
+        personal_fields: ClassVar[tuple[str, ...]] = (
+            "title", "filename", "content_sha256", "attributes",
+        )
+        class_version: ClassVar[int] = 2
         resident_id: str
         doc_type: str
         title: str
@@ -55,6 +58,16 @@ class Document(VaultAggregate):
         issuer: str | None
         officer: str | None
         replaces: UUID | None
+        attributes: dict[str, str]
+        """What the document says, for forms to be filled from (反填); since version 2."""
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """A document filed before documents carried attributes carries none (or, once
+            its resident is erased, erased ones, as its other personal fields)."""
+            if "attributes" not in state:
+                title = state.get("title")
+                state["attributes"] = title if isinstance(title, Erased | Sealed) else {}
 
     class Submitted(Filed):
         """The resident uploaded it (trust level C)."""
@@ -78,8 +91,10 @@ class Document(VaultAggregate):
         issuer: str | None,
         officer: str | None,
         replaces: UUID | None,
+        attributes: dict[str, str] | None = None,
     ) -> None:
         self.resident_id = resident_id
+        self.attributes: dict[str, str] | Erased = attributes if attributes is not None else {}
         self.doc_type = doc_type
         self.title: str | Erased = title
         self.filename: str | Erased | None = filename
@@ -103,6 +118,7 @@ class Document(VaultAggregate):
     @classmethod
     def submit(cls, document_id: UUID, *, at: datetime, **fields: Any) -> Document:
         """A resident's own upload at ``at``: trust level C, no issuer."""
+        fields.setdefault("attributes", {})
         return cls._create(
             cls.Submitted,
             id=document_id,
@@ -119,6 +135,7 @@ class Document(VaultAggregate):
     ) -> Document:
         """Issued at ``at`` by the department that is the source of the record: trust
         level A."""
+        fields.setdefault("attributes", {})
         return cls._create(
             cls.Issued,
             id=document_id,

@@ -6,8 +6,8 @@ import functools
 import re
 import sys
 import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from policy.catalogue import Kind, catalogue
@@ -22,6 +22,7 @@ _CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&
 _UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co"})
 MAX_TITLE = 200
 MAX_FILENAME = 255
+MAX_ATTRIBUTE = 200
 MAX_USES_LIMIT = 1_000_000
 MAX_SEQUENCE = 2**63 - 1
 
@@ -35,10 +36,14 @@ class DocumentDetails:
     content_type: str = "application/octet-stream"
     filename: str | None = None
     expires_at: datetime | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    """What the document says, for forms to be filled from (反填): only the attributes the
+    catalogue names for its type (an id-card's ``name``, ``number`` …)."""
 
     def __post_init__(self) -> None:
         check_known("doc_type", "doc_type", self.doc_type)
         check_text("title", self.title, MAX_TITLE)
+        check_attributes(self.doc_type, self.attributes)
         if not isinstance(self.content_type, str) or not _CONTENT_TYPE.fullmatch(
             self.content_type
         ):
@@ -157,6 +162,21 @@ def check_known(field: str, kind: Kind, value: object) -> str:
     if not catalogue().knows(kind, value):
         raise InvalidInput(field, f"{value!r} is no {_KIND_NAMES[kind]} of the catalogue")
     return value
+
+
+def check_attributes(doc_type: str, attributes: object) -> None:
+    """A document's attributes: a text for each of some the catalogue names for its type."""
+    if not isinstance(attributes, Mapping):
+        raise InvalidInput("attributes", "must be an object of texts")
+    entry = catalogue().entries.get(("doc_type", doc_type))
+    known: tuple[str, ...] = getattr(entry, "attributes", ())
+    for name, value in attributes.items():
+        if name not in known:
+            raise InvalidInput(
+                f"attributes.{str(name)[:64]}", f"is no attribute of {doc_type}"
+                + (f" (it has {', '.join(known)})" if known else " (it has none)")
+            )
+        check_text(f"attributes.{name}", value, MAX_ATTRIBUTE)
 
 
 def check_text(field: str, value: object, max_length: int) -> str:

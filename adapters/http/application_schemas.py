@@ -102,7 +102,15 @@ class MaterialOut(BaseModel):
 
 class FormValueOut(BaseModel):
     value: str | None = Field(description="null once the resident is erased, or to a supervisor")
-    source: str = Field(description="`resident`, `clerk`, or the `doc_type.attribute` it came from")
+    source: str = Field(
+        description="`resident` or `clerk` (typed in), the `doc_type.attribute` of an attached "
+        "document, or `application:NUMBER` (an earlier application) it was filled from (反填)"
+    )
+    document_id: str | None = Field(default=None, description="the document it came from")
+    replaced_value: str | None = Field(
+        default=None, description="what was filled in before the resident or clerk changed it",
+    )
+    replaced_source: str | None = Field(default=None, description="where that came from")
 
 
 class StepOut(BaseModel):
@@ -181,8 +189,12 @@ def application_out(
         materials=[MaterialOut(**m) for m in application.materials],
         asked_for=list(application.asked_for),
         form={
-            name: FormValueOut(value=_shown(v["value"]) if with_form else None,
-                               source=v["source"])
+            name: FormValueOut(
+                value=_shown(v["value"]) if with_form else None, source=v["source"],
+                document_id=v.get("document_id"),
+                replaced_value=_shown(v.get("replaced_value")) if with_form else None,
+                replaced_source=v.get("replaced_source"),
+            )
             for name, v in application.form.items()
         } if not isinstance(application.form, Erased) else {},
         steps=[

@@ -45,6 +45,10 @@ class DocumentOut(BaseModel):
     replaces: str | None
     superseded_by: str | None
     reuse_count: int = Field(description="fetches by departments instead of a resubmission")
+    attributes: dict[str, str] | None = Field(
+        default=None, description="what the document says, for forms to be filled from "
+        "(反填); in a single document's answer only, and null once the resident is erased",
+    )
 
 
 class ConsentIn(StrictIn):
@@ -242,6 +246,7 @@ def document_out(document: Document) -> DocumentOut:
         replaces=str(document.replaces) if document.replaces else None,
         superseded_by=str(document.superseded_by) if document.superseded_by else None,
         reuse_count=document.reuse_count,
+        attributes=dict(document.attributes) if isinstance(document.attributes, dict) else None,
     )
 
 

@@ -3,6 +3,7 @@ size limit is enforced while receiving, and the declared type is checked against
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
@@ -17,10 +18,11 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from adapters.formats import ACCEPTED_TYPES, UnsupportedContent, identify
 from adapters.http.fields import DOC_TYPE_SCHEMA, TITLE_SCHEMA
 from adapters.http.problems import Problem
+from vault.errors import InvalidInput
 from vault.inputs import RFC3339_PATTERN, DocumentDetails, parse_rfc3339
 
 SPOOL_IN_MEMORY = 1024 * 1024
-FORM_FIELDS = ("file", "doc_type", "title", "expires_at")
+FORM_FIELDS = ("file", "doc_type", "title", "expires_at", "attributes")
 """The parts an upload may have, each at most once: any other, or one again, is refused as
 its headers end, so a flood of small parts stops at the second."""
 MAX_BOUNDARY = 70
@@ -58,6 +60,13 @@ UPLOAD_BODY: dict[str, Any] = {
                         },
                         "doc_type": {**DOC_TYPE_SCHEMA, "example": "id-card"},
                         "title": {**TITLE_SCHEMA, "example": "居民身份证"},
+                        "attributes": {
+                            "type": "string",
+                            "description": "what the document says, for forms to be filled "
+                            "from (反填): a JSON object of texts, each an attribute the "
+                            "catalogue names for the type",
+                            "example": '{"name": "张伟", "number": "110101199001011234"}',
+                        },
                         "expires_at": {
                             "type": "string", "format": "date-time", "pattern": RFC3339_PATTERN,
                         },
@@ -107,14 +116,30 @@ class Upload:
         expires_at = parse_rfc3339("expires_at", expires) if expires is not None else None
         doc_type = self.fields.get("doc_type", "")
         title = self.fields.get("title", "")
-        DocumentDetails(doc_type=doc_type, title=title, filename=self.filename)  # before parsing
+        attributes = _attributes(self.fields.get("attributes"))
+        DocumentDetails(doc_type=doc_type, title=title, filename=self.filename,
+                        attributes=attributes)  # checked before the file is parsed
         return DocumentDetails(
             doc_type=doc_type,
             title=title,
             content_type=self.content_type(),
             filename=self.filename,
             expires_at=expires_at,
+            attributes=attributes,
         )
+
+
+def _attributes(text: str | None) -> dict[str, str]:
+    """The ``attributes`` form field: a JSON object of texts (left out: none)."""
+    if text is None:
+        return {}
+    try:
+        found = json.loads(text)
+    except ValueError:
+        raise InvalidInput("attributes", "is not JSON") from None
+    if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+        raise InvalidInput("attributes", "must be a JSON object of texts")
+    return found
 
 
 def _unsupported(detail: str) -> Problem:

@@ -6,6 +6,7 @@ supervisor can each do all of the above over HTTP")."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,9 +18,12 @@ from tests.e2e.conftest import LiveApi
 from vault.inputs import GradeUpdate
 
 
-def _upload(client: httpx.Client, doc_type: str) -> str:
+def _upload(client: httpx.Client, doc_type: str, **attributes: str) -> str:
+    data = {"doc_type": doc_type, "title": doc_type}
+    if attributes:
+        data["attributes"] = json.dumps(attributes, ensure_ascii=False)
     response = client.post(
-        "/v1/me/documents", data={"doc_type": doc_type, "title": doc_type},
+        "/v1/me/documents", data=data,
         files={"file": (f"{doc_type}.pdf", sample_pdf(doc_type), "application/pdf")},
     )
     assert response.status_code == 201, response.text
@@ -40,8 +44,11 @@ def _problem(response: httpx.Response, status: int, code: str) -> None:
 
 def test_a_window_application_from_acceptance_to_rating(api: LiveApi) -> None:
     resident = api.client("resident", "wang-fang")
-    card = _upload(resident, "id-card")
-    _upload(resident, "household-register")
+    card = _upload(resident, "id-card", name="王芳", number="110101198805051234")
+    _upload(resident, "household-register", address="和平里3号")
+    _problem(resident.post("/v1/me/documents", data={
+        "doc_type": "id-card", "title": "x", "attributes": '{"shoe_size": "42"}',
+    }, files={"file": ("x.pdf", sample_pdf(), "application/pdf")}), 422, "invalid-input")
     api.services.residents.record_grades(
         [GradeUpdate("wang-fang", Grade.A, datetime.now(UTC), 1)]  # reuse and 容缺
     )
@@ -71,7 +78,7 @@ def test_a_window_application_from_acceptance_to_rating(api: LiveApi) -> None:
     accepted = _ok(clerk.post("/v1/applications", json={
         "service_id": "subsistence-allowance", "resident_id": "wang-fang",
         "authorization_code": code["code"], "missing": ["income-proof"],
-        "form": {"name": "王芳"},
+        "form": {"address": "江滨路8号"},  # she moved: the clerk corrects it
     }), 201)
     application_id = accepted["application_id"]
     assert (accepted["status"], accepted["channel"], accepted["unit"]) == (
@@ -79,7 +86,15 @@ def test_a_window_application_from_acceptance_to_rating(api: LiveApi) -> None:
     sources = {m["doc_type"]: m["source"] for m in accepted["materials"]}
     assert sources == {"id-card": "library", "household-register": "library",
                        "income-proof": "missing"}
-    assert accepted["form"]["name"] == {"value": "王芳", "source": "resident"}
+    # 反填: from her ID card; the address as the clerk corrected it, the register's kept
+    assert accepted["form"]["name"] == {
+        "value": "王芳", "source": "id-card.name", "document_id": card,
+        "replaced_value": None, "replaced_source": None,
+    }
+    address = accepted["form"]["address"]
+    assert (address["value"], address["source"]) == ("江滨路8号", "clerk")
+    assert (address["replaced_value"], address["replaced_source"]) == (
+        "和平里3号", "household-register.address")
     assert accepted["clock"] == "on-time"
     assert accepted["due_at"]
     # The code is spent.

@@ -166,6 +166,38 @@ def test_a_commitment_stands_in_only_where_the_service_and_the_tracks_allow(
                                        "income-proof")
 
 
+def test_the_form_is_filled_from_the_attached_documents_then_earlier_applications(
+    services: Services, clock: MovableClock
+) -> None:
+    """反填: each value says where it came from; one typed over a filled-in one keeps it."""
+    card = services.documents.issue(
+        "public-security", "officer-zhao", "qian-li", io.BytesIO(b"card"),
+        DocumentDetails("id-card", "居民身份证", "application/pdf",
+                        attributes={"name": "钱丽", "number": "110101195001011234"}),
+    ).value
+    with pytest.raises(InvalidInput, match="no attribute of id-card"):
+        DocumentDetails("id-card", "居民身份证", attributes={"shoe_size": "42"})
+    for doc_type in ("household-register", "income-proof"):
+        _upload(services, "qian-li", doc_type)  # they say nothing
+    _grade(services, "qian-li", Grade.A, clock)
+    _ready(services)
+    first = services.applications.apply(
+        "qian-li", "subsistence-allowance", form={"monthly_income": "1800", "name": "钱莉"},
+    ).application
+    assert first.form["id_number"] == {"value": "110101195001011234",
+                                       "source": "id-card.number",
+                                       "document_id": str(card.id)}
+    assert first.form["name"] == {"value": "钱莉", "source": "resident",
+                                  "replaced_value": "钱丽", "replaced_source": "id-card.name"}
+    assert first.form["monthly_income"] == {"value": "1800", "source": "resident"}
+    assert "address" not in first.form  # nothing says it
+    _ready(services)
+    second = services.applications.apply("qian-li", "temporary-assistance").application
+    assert second.form["monthly_income"] == {"value": "1800",
+                                             "source": f"application:{first.number}"}
+    assert second.form["name"]["source"] == "id-card.name"
+
+
 def test_steps_are_decided_in_order_and_the_approval_issues_the_result(
     services: Services, clock: MovableClock
 ) -> None:

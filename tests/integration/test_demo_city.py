@@ -28,6 +28,8 @@ def test_the_demo_city_has_applications_in_every_state(backend_settings: Setting
         assert {"on-time", "warning", "overdue", "paused"} <= clocks
         assert {a.channel for a in found} == {"online", "window"}
         assert any(a.rating for a in found)
+        sources = {v["source"] for a in found for v in a.form.values()}
+        assert {"id-card.name", "household-register.address"} <= sources  # 反填
         now = clock.now()
         assert all(a.modified_on <= now for a in found)  # nothing in the future
         city = figures(services.views, services.catalogues.current(), unit="binjiang",

@@ -229,7 +229,9 @@ def test_expiry_is_judged_against_the_given_time() -> None:
 
 def test_revoked_event_seals_the_reason_as_personal() -> None:
     assert Document.Revoked.personal_fields == ("reason",)
-    assert set(Document.Filed.personal_fields) == {"title", "filename", "content_sha256"}
+    assert set(Document.Filed.personal_fields) == {
+        "title", "filename", "content_sha256", "attributes",
+    }
 
 
 # Consent

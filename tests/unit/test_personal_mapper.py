@@ -171,3 +171,39 @@ def test_a_stored_state_that_is_no_object_is_unreadable() -> None:
         mapper.to_stored_states([stored])
     with pytest.raises(MapperDeserialisationError, match="not an object"):
         mapper.to_domain_events([stored])
+
+
+def _filed_before_attributes(mapper: PersonalDataMapper, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    """A document's filing as version 1 of its event stored it: no attributes."""
+    state = {
+        "originator_id": uuid.uuid4(), "originator_version": 1, "timestamp": datetime.now(UTC),
+        "originator_topic": get_topic(Document), "resident_id": "r1", "doc_type": "id-card",
+        "title": "居民身份证", "filename": None, "content_type": "image/png", "size": 3,
+        "content_sha256": "0" * 64, "blob_key": "k", "sealed_key": "s", "expires_at": None,
+        "trust_level": "C", "issuer": None, "officer": None, "replaces": None,
+    }
+    event = object.__new__(Document.Submitted)
+    object.__setattr__(event, "__dict__", state)
+    with monkeypatch.context() as old:
+        old.setattr(Document.Filed, "class_version", 1)
+        old.setattr(Document.Filed, "personal_fields", ("title", "filename", "content_sha256"))
+        stored = mapper.to_stored_event(event)  # type: ignore[arg-type]
+    assert "class_version" not in _state(stored.state)
+    return stored  # type: ignore[return-value]
+
+
+def test_a_filing_stored_before_documents_had_attributes_reads_with_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mapper = _mapper()
+    mapper.keys.create("r1")
+    stored = _filed_before_attributes(mapper, monkeypatch)
+    restored = mapper.to_domain_event(stored)  # type: ignore[arg-type]
+    assert restored.attributes == {}  # type: ignore[attr-defined]
+    assert restored.title == "居民身份证"  # type: ignore[attr-defined]
+    document = restored.mutate(None)  # type: ignore[attr-defined]
+    assert document.attributes == {}
+    mapper.keys.shred("r1")
+    assert mapper.to_domain_event(stored).attributes is ERASED  # type: ignore[arg-type, attr-defined]
+    sealed = mapper.to_domain_events([stored], open_personal=False)  # type: ignore[list-item]
+    assert sealed[0].attributes is SEALED  # type: ignore[attr-defined]

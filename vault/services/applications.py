@@ -29,6 +29,7 @@ from vault.errors import (
 from vault.ids import check_resident_id, parse_uuid
 from vault.inputs import DocumentDetails, check_known, check_text
 from vault.ports import Clock, ReceiptSigner
+from vault.prefill import Attached, EarlierForm, fill_form
 from vault.services.catalogues import Catalogues
 from vault.services.consents import receipt_for
 from vault.services.documents import Documents
@@ -56,10 +57,12 @@ its reviewers can still read what they decided on."""
 
 
 class Library(Protocol):
-    """Where a resident's current documents of a type are found (newest first); each is
-    checked again on its aggregate before it is attached."""
+    """Where a resident's current documents of a type are found (newest first), and their
+    earlier applications (newest first); each is read again from its events."""
 
     def current_documents(self, resident_id: str, doc_type: str) -> list[UUID]: ...
+
+    def applications(self, resident_id: str) -> list[UUID]: ...
 
 
 class NoticePrinter(Protocol):
@@ -201,7 +204,7 @@ class Applications:
         if set(missing) & set(commitments):
             raise InvalidInput("commitments", "a material is either missing or committed to, "
                                "not both")
-        values = self._form(service, form or {})
+        given = self._given(service, form or {})
         if window is None:
             self._residents.register(resident_id)
         point = self._policies.decision_point()
@@ -217,6 +220,8 @@ class Applications:
                 self._material(resident_id, m, _Asked(missing, commitments), tracks, now)
                 for m in service.materials
             ]
+            values = fill_form(service.form, given, "resident" if window is None else "clerk",
+                               self._attached(materials), self._earlier_forms(resident_id))
             until = add_working_days(now, service.statutory_days, self._calendar) + RETENTION
             departments = list(dict.fromkeys(d for step in service.steps for d in step.departments))
             # (in the order Application.departments gives them: consent_of pairs them)
@@ -445,15 +450,36 @@ class Applications:
             raise ApplicationNotFound(f"application {application_id} not found")
         return application
 
-    def _form(self, service: Service, given: dict[str, str]) -> dict[str, dict[str, str]]:
+    def _given(self, service: Service, given: dict[str, str]) -> dict[str, str]:
+        """The form's values typed in, each a field of the service's form."""
         fields = {f.field for f in service.form}
-        values: dict[str, dict[str, str]] = {}
         for name, value in given.items():
             if name not in fields:
                 raise InvalidInput(f"form.{name[:64]}", f"is no field of {service.id}")
-            values[name] = {"value": check_text(f"form.{name}", value, 500),
-                            "source": "resident"}
-        return values
+            check_text(f"form.{name}", value, 500)
+        return dict(given)
+
+    def _attached(self, materials: list[dict[str, object]]) -> dict[str, Attached]:
+        """The documents taken from the library, by type, with what they say (反填)."""
+        attached: dict[str, Attached] = {}
+        for material in materials:
+            document_id = material["document_id"]
+            if material["source"] != "library" or not isinstance(document_id, str):
+                continue
+            document = self._store.find(UUID(document_id))
+            if isinstance(document, Document) and isinstance(document.attributes, dict):
+                attached[document.doc_type] = Attached(document_id, document.attributes)
+        return attached
+
+    def _earlier_forms(self, resident_id: str) -> list[EarlierForm]:
+        """The forms of the resident's earlier applications, newest first (erased ones
+        say nothing)."""
+        forms: list[EarlierForm] = []
+        for application_id in self._library.applications(resident_id):
+            earlier = self._store.find(application_id)
+            if isinstance(earlier, Application) and isinstance(earlier.form, dict):
+                forms.append(EarlierForm(earlier.number, earlier.form))
+        return forms
 
     def _material(
         self, resident_id: str, material: ServiceMaterial, asked: _Asked,

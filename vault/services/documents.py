@@ -327,6 +327,7 @@ class Documents:
                 "filename": details.filename,
                 "content_type": details.content_type,
                 "expires_at": details.expires_at,
+                "attributes": dict(details.attributes),
                 "replaces": replaced_id,
                 **stored,
             }
