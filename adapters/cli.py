@@ -576,11 +576,20 @@ def _audit_readjudicate(args: argparse.Namespace, settings: Settings) -> int:
             f"decided again {'allowed' if m.decided_allowed else 'denied'} "
             f"{list(m.decided_reasons)} under policy {m.policy_version[:12]}"
         )
+    for a in found.acceptance_mismatches:
+        print(
+            f"MISMATCH event {a.event} ({a.at.isoformat()}): application {a.application_id} "
+            f"of {a.resident_id} for {a.service_id} accepted with {', '.join(a.problems)} "
+            f"not borne out by policy {a.policy_version[:12]} and catalogue "
+            f"{a.catalogue_version[:12]}"
+        )
     print(
         f"re-decided {found.checked} accesses ({found.unverifiable} of erased residents "
-        f"unverifiable) from {found.events} events: {len(found.mismatches)} mismatches"
+        f"unverifiable) and {found.acceptances} acceptances ({found.acceptances_unverifiable} "
+        f"unverifiable) from {found.events} events: "
+        f"{len(found.mismatches) + len(found.acceptance_mismatches)} mismatches"
     )
-    return EXIT_FAILED if found.mismatches else EXIT_OK
+    return EXIT_FAILED if found.mismatches or found.acceptance_mismatches else EXIT_OK
 
 
 def _audit_export(args: argparse.Namespace, settings: Settings) -> int:

@@ -87,6 +87,7 @@ def compose(
     events = application.event_log()
     residents = Residents(store, keys, clock)
     policies = Policies(store, residents, clock)
+    catalogues = Catalogues(store, clock)
     documents = Documents(
         store, residents, policies, keys, blobs, events, clock,
         max_document_bytes=max_document_bytes,
@@ -100,8 +101,8 @@ def compose(
         consents=Consents(store, residents, clock, sign_receipt),
         fetches=Fetches(store, policies, documents, clock),
         policies=policies,
-        catalogues=Catalogues(store, clock),
-        audit=Audit(store, policies, events, keys),
+        catalogues=catalogues,
+        audit=Audit(store, policies, catalogues, events, keys),
         application=application,
         keys=keys,
         blobs=blobs,

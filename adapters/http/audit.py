@@ -27,6 +27,7 @@ from adapters.http.schemas import (
     InclusionOut,
     ReadjudicationOut,
     ReplayOut,
+    acceptance_mismatch_out,
     access_entry_out,
     checkpoint_out,
     consent_out,
@@ -130,14 +131,22 @@ def readjudicate(
 ) -> ReadjudicationOut:
     """Every access recorded in [since, until) decided again, on the residents, documents and
     consents as they stood just before it in the log and with the policy version it
-    recorded; lists each decision that does not match (the first 1,000)."""
+    recorded; lists each decision that does not match (the first 1,000). Every
+    application accepted in the window is judged again too: the tracks the resident
+    earned then, and each material under the catalogue and library of its time."""
     report = audit.readjudicate(since, until)
     return ReadjudicationOut(
         checked=report.checked,
         unverifiable=report.unverifiable,
         events=report.events,
         mismatches=[mismatch_out(m) for m in report.mismatches[:MAX_MISMATCHES]],
-        truncated=len(report.mismatches) > MAX_MISMATCHES,
+        truncated=len(report.mismatches) > MAX_MISMATCHES
+        or len(report.acceptance_mismatches) > MAX_MISMATCHES,
+        acceptances=report.acceptances,
+        acceptances_unverifiable=report.acceptances_unverifiable,
+        acceptance_mismatches=[
+            acceptance_mismatch_out(m) for m in report.acceptance_mismatches[:MAX_MISMATCHES]
+        ],
     )
 
 

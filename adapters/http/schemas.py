@@ -25,7 +25,7 @@ from vault.document import Document
 from vault.ids import RESIDENT_ID_PATTERN
 from vault.inputs import MAX_SEQUENCE, MAX_USES_LIMIT
 from vault.markers import Erased
-from vault.services.audit import Mismatch
+from vault.services.audit import AcceptanceMismatch, Mismatch
 
 
 class DocumentOut(BaseModel):
@@ -179,12 +179,34 @@ class MismatchOut(BaseModel):
     decided_reasons: list[str]
 
 
+class AcceptanceMismatchOut(BaseModel):
+    event: int
+    application_id: str
+    at: datetime
+    resident_id: str
+    service_id: str
+    policy_version: str
+    catalogue_version: str
+    problems: list[str] = Field(
+        description="`tracks` (not those earned then), `materials` (not the service's), or "
+        "`SOURCE:DOC_TYPE` for a material that could not be taken so (`library:id-card`)"
+    )
+
+
 class ReadjudicationOut(BaseModel):
     checked: int = Field(description="access events in the window, decided again")
     unverifiable: int = Field(description="of which the resident was erased (grade shredded)")
     events: int = Field(description="events read to rebuild the state of each time")
     mismatches: list[MismatchOut]
     truncated: bool = Field(description="true when more mismatches were found than listed")
+    acceptances: int = Field(
+        description="applications accepted in the window, judged again: tracks and materials"
+    )
+    acceptances_unverifiable: int = Field(description="of which the resident was erased")
+    acceptance_mismatches: list[AcceptanceMismatchOut] = Field(
+        description="acceptances the policy, catalogue and library of their time do not bear "
+        "out (the first 1,000)"
+    )
 
 
 class TrackReasonOut(BaseModel):
@@ -357,6 +379,14 @@ def inclusion_out(proof: InclusionProof) -> InclusionOut:
         tree_size=proof.tree_size,
         leaf_hash=proof.leaf_hash.hex(),
         inclusion_path=[h.hex() for h in proof.inclusion_path],
+    )
+
+
+def acceptance_mismatch_out(m: AcceptanceMismatch) -> AcceptanceMismatchOut:
+    return AcceptanceMismatchOut(
+        event=m.event, application_id=str(m.application_id), at=m.at,
+        resident_id=m.resident_id, service_id=m.service_id, policy_version=m.policy_version,
+        catalogue_version=m.catalogue_version, problems=list(m.problems),
     )
 
 

@@ -9,7 +9,7 @@ import io
 import itertools
 import threading
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -18,7 +18,7 @@ from keys.receipts import verify_consent_receipt
 from policy.catalogue import shipped_catalogue_text
 from policy.scales import Grade, TrustLevel
 from tests.support import MovableClock
-from vault.application import ApplicationStatus
+from vault.application import Application, ApplicationStatus
 from vault.errors import (
     ApplicationClosed,
     ApplicationNotFound,
@@ -414,3 +414,42 @@ def test_a_due_date_in_a_year_the_calendar_does_not_know_is_an_estimate(
     timing = services.applications.timing(application)
     assert timing.due_at == datetime(2027, 1, 4, 16, tzinfo=UTC) - timedelta(microseconds=1)
     assert timing.estimate
+
+
+def test_readjudication_finds_honest_acceptances_right_and_forged_ones_wrong(
+    services: Services, clock: MovableClock
+) -> None:
+    """Were the tracks and the attached materials right under the policy, the catalogue and
+    the library of their time? For every acceptance the service made, yes; for one written
+    around it, each thing it got wrong is named."""
+    _disability_applicant(services, "wang-fang", clock)
+    services.applications.apply("wang-fang", "disability-subsidy")
+    card = _upload(services, "li-na", "id-card")
+    _grade(services, "li-na", Grade.C, clock)  # C: reuse only
+    _ready(services)
+    services.applications.apply("li-na", "elderly-card")
+    honest = services.audit.readjudicate()
+    assert (honest.acceptances, honest.acceptance_mismatches) == (2, [])
+
+    catalogue = services.catalogues.current()
+    point = services.policies.decision_point()
+    forged = Application(
+        resident_id="li-na", service_id="subsistence-allowance", department="civil-affairs",
+        channel="online", unit=None, clerk=None,
+        tracks=["reuse", "missing-allowed"],  # a C earns reuse alone
+        consent_ids=[], form={}, steps=[["civil-affairs"]], time_limit_days=20,
+        materials=[
+            {"doc_type": "id-card", "source": "library", "document_id": str(card),
+             "trust_level": "C", "due_at": None},
+            {"doc_type": "household-register", "source": "missing", "document_id": None,
+             "trust_level": None, "due_at": None},  # a key material
+            {"doc_type": "income-proof", "source": "library", "document_id": str(uuid4()),
+             "trust_level": "C", "due_at": None},  # no such document
+        ],
+        accepted_at=clock.now(), due_at=clock.now(), catalogue_version=catalogue.version,
+        policy_version=point.version, timestamp=clock.now(),
+    )
+    services.store.save(forged)
+    [mismatch] = services.audit.readjudicate().acceptance_mismatches
+    assert mismatch.application_id == forged.id
+    assert mismatch.problems == ("tracks", "missing:household-register", "library:income-proof")

@@ -41,6 +41,9 @@ def test_the_demo_city_has_applications_in_every_state(backend_settings: Setting
         assert total.overdue >= 2
         assert total.materials_brought >= 1
         assert total.rating_avg
+        audit = services.audit.readjudicate()  # every acceptance right in its time
+        assert (audit.acceptances, audit.acceptance_mismatches, audit.mismatches) == (
+            len(found), [], [])
         overdue = services.views.overdue(now, units={"", "xinhua-north"}, limit=10)
         assert [e.application.service_id for e in overdue] == [
             "birth-registration", "elderly-card"]

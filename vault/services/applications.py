@@ -14,9 +14,10 @@ from uuid import UUID
 from policy.catalogue import Service, catalogue
 from policy.catalogue_entries import Material as ServiceMaterial
 from policy.scales import TrustLevel
+from vault.acceptance import attachable, may_be_committed, may_be_missing
 from vault.application import Application, AuthorizationCode, Decision
 from vault.consent import Consent
-from vault.document import Document, DocumentStatus, has_expired
+from vault.document import Document, has_expired
 from vault.errors import (
     ApplicationClosed,
     ApplicationNotFound,
@@ -489,22 +490,15 @@ class Applications:
         if "reuse" in tracks:
             for document_id in self._library.current_documents(resident_id, doc_type):
                 document = self._store.find(document_id)
-                if (
-                    isinstance(document, Document) and document.resident_id == resident_id
-                    and document.status is DocumentStatus.ACTIVE
-                    and not has_expired(document.expires_at, now)
-                    and document.trust_level.at_least(min_trust)
-                ):
+                if attachable(document, resident_id, material, now):
+                    assert isinstance(document, Document)
                     return {"doc_type": doc_type, "source": "library",
                             "document_id": str(document.id),
                             "trust_level": document.trust_level.value, "due_at": None}
         if doc_type in asked.commitments:
-            if not material.commitment_allowed:
-                raise InvalidInput("commitments", f"{doc_type} cannot be replaced by a "
-                                   "commitment (告知承诺) for this service")
-            if "commitment" not in tracks:
-                raise InvalidInput("commitments", "告知承诺 (commitment) is not among the "
-                                   "resident's tracks for this service")
+            refused = may_be_committed(material, tracks)
+            if refused is not None:
+                raise InvalidInput("commitments", refused)
             return {"doc_type": doc_type, "source": "commitment", "document_id": None,
                     "trust_level": TrustLevel.D.value, "due_at": None,
                     "statement": commitment_statement(doc_type)}
@@ -514,12 +508,9 @@ class Applications:
                 "the library" + ("" if "reuse" in tracks else " for reuse (no reuse track)")
                 + "; upload it first, or name it as missing where that is allowed",
             )
-        if material.key:
-            raise InvalidInput("missing", f"{doc_type} is a key material (关键材料): it "
-                               "cannot be supplied later")
-        if "missing-allowed" not in tracks:
-            raise InvalidInput("missing", "容缺受理 (missing-allowed) is not among the "
-                               "resident's tracks for this service")
+        refused = may_be_missing(material, tracks)
+        if refused is not None:
+            raise InvalidInput("missing", refused)
         due = add_working_days(now, SUPPLY_WITHIN_DAYS, self._calendar)
         return {"doc_type": doc_type, "source": "missing", "document_id": None,
                 "trust_level": None, "due_at": due}

@@ -9,11 +9,15 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
 
 from keys.errors import ResidentKeyShredded, UnknownResidentKey
-from policy.decision import Decision, DecisionPoint
+from policy.catalogue_entries import Catalogue
+from policy.decision import Decision, DecisionPoint, TrackDecision
 from policy.scales import Grade, TrustLevel
+from vault.acceptance import acceptance_problems
 from vault.access import ACCESS_TOPIC, AccessAttempt
+from vault.application import Application
 from vault.attestation import ATTESTATION_TOPIC, VERIFY, AttestationAttempt, judge_attestation
 from vault.consent import USED_TOPIC, Consent
 from vault.document import REUSED_TOPIC, Document
@@ -24,11 +28,13 @@ from vault.inputs import check_aware
 from vault.judgement import judge_fetch
 from vault.ports import DataKeys, EventLog
 from vault.resident import Resident
+from vault.services.catalogues import Catalogues
 from vault.services.policies import Policies
 from vault.store import Store
 
 READJUDICATION_PAGE = 2000
-_SEALED_READ = frozenset({ACCESS_TOPIC, ATTESTATION_TOPIC})
+_ACCEPTED_TOPIC = get_topic(Application.Accepted)
+_SEALED_READ = frozenset({ACCESS_TOPIC, ATTESTATION_TOPIC, _ACCEPTED_TOPIC})
 """Decoded without opening their sealed fields: the decisions do not turn on them."""
 _FOLDED = (Resident.Event, Document.Event, Consent.Event)
 # Events that only count: folded by their version alone.
@@ -46,6 +52,7 @@ class _Remembering:
         self._point = point
         self.version = point.version
         self._answers: dict[tuple[Any, ...], Decision] = {}
+        self._tracks: dict[tuple[Any, ...], TrackDecision] = {}
 
     def decide(
         self,
@@ -64,6 +71,13 @@ class _Remembering:
                 officer=officer, department=department, doc_type=doc_type, purpose=purpose,
                 grade=grade, trust=trust,
             )
+        return answer
+
+    def tracks(self, service: str, grade: Grade | None) -> TrackDecision:
+        question = ("tracks", service, grade)
+        answer = self._tracks.get(question)
+        if answer is None:
+            answer = self._tracks[question] = self._point.tracks(service, grade)
         return answer
 
     def attest(self, *, officer: str, department: str, doc_type: str, act: str) -> Decision:
@@ -105,6 +119,23 @@ class Mismatch:
     decided_reasons: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class AcceptanceMismatch:
+    """A recorded acceptance of an application that the policy, the catalogue and the
+    library of its time do not bear out."""
+
+    event: int
+    application_id: UUID
+    at: datetime
+    resident_id: str
+    service_id: str
+    policy_version: str
+    catalogue_version: str
+    problems: tuple[str, ...]
+    """``tracks`` (not those earned then), ``materials`` (not the service's), or
+    ``SOURCE:DOC_TYPE`` for a material that could not be taken so (``library:id-card``)."""
+
+
 @dataclass
 class Readjudication:
     """What re-making every decision in a window found."""
@@ -113,12 +144,19 @@ class Readjudication:
     unverifiable: int = 0  # of which the resident was erased: their grade is shredded
     events: int = 0  # events read from the log to rebuild the state
     mismatches: list[Mismatch] = field(default_factory=list)
+    acceptances: int = 0  # applications accepted in the window, judged again
+    acceptances_unverifiable: int = 0  # of which the resident was erased
+    acceptance_mismatches: list[AcceptanceMismatch] = field(default_factory=list)
 
 
 class Audit:
-    def __init__(self, store: Store, policies: Policies, log: EventLog, keys: DataKeys) -> None:
+    def __init__(
+        self, store: Store, policies: Policies, catalogues: Catalogues, log: EventLog,
+        keys: DataKeys,
+    ) -> None:
         self._store = store
         self._policies = policies
+        self._catalogues = catalogues
         self._log = log
         self._keys = keys
 
@@ -154,7 +192,9 @@ class Audit:
             if moment is not None:
                 check_aware(name, moment)
         head = self._log.head()
-        fold = _ReadjudicationFold(self._log, self._keys, self._policies, since, until)
+        fold = _ReadjudicationFold(
+            self._log, self._keys, self._policies, self._catalogues, since, until
+        )
         with collector_held_back():
             position = 1
             while position <= head:
@@ -178,12 +218,15 @@ class _ReadjudicationFold:
         log: EventLog,
         keys: DataKeys,
         policies: Policies,
+        catalogues: Catalogues,
         since: datetime | None,
         until: datetime | None,
     ) -> None:
         self.log = log
         self.keys = keys
         self.policies = policies
+        self.catalogues = catalogues
+        self.catalogue_versions: dict[str, Catalogue | None] = {}
         self.since = since
         self.until = until
         self.found = Readjudication()
@@ -202,7 +245,8 @@ class _ReadjudicationFold:
         opened = log.decode(accesses, open_personal=False)
         events.update(zip((n.id for n in accesses), opened, strict=True))
         self._note_shredded(
-            {e.resident_id for e in opened if isinstance(e, AccessAttempt.Recorded)}
+            {e.resident_id for e in opened
+             if isinstance(e, AccessAttempt.Recorded | Application.Accepted)}
         )
         states = self.states
         for notification in notifications:
@@ -217,6 +261,9 @@ class _ReadjudicationFold:
             elif isinstance(event, AttestationAttempt.Recorded):
                 if self._in_window(event.at):
                     self._readjudge_attestation(notification.id, event)
+            elif isinstance(event, Application.Accepted):
+                if self._in_window(event.accepted_at):
+                    self._readjudge_acceptance(notification.id, event)
             elif isinstance(event, _FOLDED):
                 aggregate_id = event.originator_id
                 states[aggregate_id] = event.mutate(states.get(aggregate_id))
@@ -312,6 +359,47 @@ class _ReadjudicationFold:
             decided_allowed = judgement.allowed
             decided = tuple(r.code for r in judgement.reasons)
         self._compare(position, access, access.purpose, decided_allowed, decided)
+
+    def _readjudge_acceptance(self, position: int, accepted: Application.Accepted) -> None:
+        """An application's acceptance judged again: the tracks the resident earned then
+        under the policy of its version, and each material under the catalogue of its
+        version and the library as it stood just before."""
+        found = self.found
+        found.acceptances += 1
+        if self.shredded[accepted.resident_id]:  # the grade the tracks turned on is shredded
+            found.acceptances_unverifiable += 1
+            return
+        point = self._point(accepted.policy_version)
+        catalogue = self._catalogue(accepted.catalogue_version)
+        states = self.states
+        resident = cast("Resident | None", states.get(resident_aggregate_id(accepted.resident_id)))
+        problems: tuple[str, ...]
+        if point is None:
+            problems = ("unknown-policy-version",)
+        elif catalogue is None or not catalogue.knows("service", accepted.service_id):
+            problems = ("unknown-catalogue-version",)
+        elif resident is None:
+            problems = ("resident-not-found",)
+        else:
+            earned = point.tracks(accepted.service_id, resident.grade).tracks
+            problems = acceptance_problems(
+                materials=catalogue.service(accepted.service_id).materials,
+                recorded=accepted.materials, recorded_tracks=tuple(accepted.tracks),
+                earned_tracks=tuple(earned), resident_id=accepted.resident_id,
+                document=lambda i: states.get(UUID(i)), at=accepted.accepted_at,
+            )
+        if problems:
+            found.acceptance_mismatches.append(AcceptanceMismatch(
+                event=position, application_id=accepted.originator_id,
+                at=accepted.accepted_at, resident_id=accepted.resident_id,
+                service_id=accepted.service_id, policy_version=accepted.policy_version,
+                catalogue_version=accepted.catalogue_version, problems=problems,
+            ))
+
+    def _catalogue(self, version: str) -> Catalogue | None:
+        if version not in self.catalogue_versions:
+            self.catalogue_versions[version] = self.catalogues.version(version)
+        return self.catalogue_versions[version]
 
     def _compare(
         self,

@@ -85,6 +85,16 @@ class Catalogues:
         assert self._in_force is not None
         return self._in_force
 
+    def version(self, version: str) -> Catalogue | None:
+        """The catalogue of a version: the shipped one, or one published; None if neither."""
+        shipped = shipped_catalogue()
+        if version == shipped.version:
+            return shipped
+        published = self._store.find(
+            Publication.create_id(subject="catalogue", content_hash=version)
+        )
+        return parse_catalogue(published.text) if isinstance(published, Publication) else None
+
     def _in_force_record(self) -> InForce | None:
         found = self._store.find(InForce.create_id(subject="catalogue"))
         return found if isinstance(found, InForce) else None
