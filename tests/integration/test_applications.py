@@ -9,6 +9,7 @@ import io
 import itertools
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -20,6 +21,7 @@ from policy.scales import Grade, TrustLevel
 from tests.support import MovableClock
 from vault.application import Application, ApplicationStatus
 from vault.errors import (
+    AccessDenied,
     ApplicationClosed,
     ApplicationNotFound,
     CodeRefused,
@@ -29,7 +31,7 @@ from vault.errors import (
     ServiceNotAcceptedHere,
     StepMoved,
 )
-from vault.inputs import DocumentDetails, GradeUpdate
+from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
 
 
 def _upload(services: Services, resident: str, doc_type: str) -> UUID:
@@ -196,6 +198,40 @@ def test_the_form_is_filled_from_the_attached_documents_then_earlier_application
     assert second.form["monthly_income"] == {"value": "1800",
                                              "source": f"application:{first.number}"}
     assert second.form["name"]["source"] == "id-card.name"
+
+
+def test_a_reviewer_reads_a_material_only_under_the_applications_own_consent(
+    services: Services, clock: MovableClock
+) -> None:
+    """Another consent of the resident's to the same department for the same service does
+    not stand in: once the application's own is revoked, its materials cannot be read."""
+    _disability_applicant(services, "sun-yu", clock)
+    application = services.applications.apply("sun-yu", "disability-subsidy").application
+    other = services.consents.grant("sun-yu", ConsentRequest(
+        "civil-affairs", ("id-card",), "disability-subsidy",
+        valid_until=clock.now() + timedelta(days=30),
+    )).consent
+    material = services.applications.material(application.id, "civil-affairs", "id-card")
+    assert material.consent_id == application.consent_of("civil-affairs") != other.id
+
+    def read() -> Any:
+        return services.fetches.submit(
+            officer="officer-li", department="civil-affairs", resident_id="sun-yu",
+            document_id=material.document_id, purpose=material.purpose,
+            consent_id=material.consent_id,
+        ).result()
+
+    assert read().access.consent_id == material.consent_id
+    services.consents.revoke("sun-yu", material.consent_id)
+    with pytest.raises(AccessDenied) as denied:
+        read()
+    assert denied.value.reason_codes == ("consent-revoked",)
+    # A fetch outside the application is judged on every consent, and the other one allows it.
+    plain = services.fetches.fetch(
+        officer="officer-li", department="civil-affairs", resident_id="sun-yu",
+        document_id=material.document_id, purpose="disability-subsidy",
+    )
+    assert plain.access.consent_id == other.id
 
 
 def test_steps_are_decided_in_order_and_the_approval_issues_the_result(
