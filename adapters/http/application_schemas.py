@@ -160,6 +160,13 @@ class ApplicationOut(BaseModel):
     rating: RatingOut | None
 
 
+class AcceptedOut(ApplicationOut):
+    consent_receipts: list[str] = Field(
+        description="the signed receipt (compact JWS, EdDSA) of each consent made for it, "
+        "in the order of consent_ids: the resident's to keep"
+    )
+
+
 class FiguresOut(BaseModel):
     key: str = Field(description="the unit, department or service; the first row is the "
                      "supervisor's unit as a whole; `online` for what no window took")

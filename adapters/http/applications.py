@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from adapters.formats import ACCEPTED_TYPES
 from adapters.http.application_schemas import (
+    AcceptedOut,
     ApplicationOut,
     CodeIn,
     CodeOut,
@@ -62,7 +63,7 @@ from vault.application import Application
 from vault.errors import AccessDenied, InvalidInput
 from vault.ids import UUID_PATTERN
 from vault.inputs import check_known
-from vault.services.applications import Applications, Viewer
+from vault.services.applications import Accepted, Applications, Viewer
 from vault.supervision import By, figures, scope
 
 router = APIRouter(tags=["applications"])
@@ -80,6 +81,11 @@ def _shown(
 ) -> ApplicationOut:
     return application_out(application, applications.timing(application),
                            with_form=viewer.role != "supervisor")
+
+
+def _accepted(applications: Applications, viewer: Viewer, accepted: Accepted) -> AcceptedOut:
+    shown = _shown(applications, viewer, accepted.application)
+    return AcceptedOut(**shown.model_dump(), consent_receipts=accepted.receipts)
 
 
 def _page_of(
@@ -124,10 +130,10 @@ def make_authorization_code(
 def apply_online(
     body: OnlineApplicationIn, response: Response, resident: CurrentResident,
     applications: ApplicationsDep, caught_up: CaughtUp,
-) -> ApplicationOut:
+) -> AcceptedOut:
     """Apply online: every material is taken from my library where my tracks allow reuse
     and its trust level suffices (证件复用), under consents made for exactly this
-    application (their receipts are in GET /v1/me/consents).
+    application, each with its signed receipt.
 
     Beyond the schema (422): a material neither in the library nor named in `missing` or
     `commitments`; a key material, or any without the missing-allowed track, named in
@@ -136,7 +142,7 @@ def apply_online(
     accepted = applications.apply(resident, body.service_id, missing=tuple(body.missing),
                                   commitments=tuple(body.commitments), form=body.form)
     answer_position(response, accepted.position)
-    return _shown(applications, Viewer("resident", resident), accepted.application)
+    return _accepted(applications, Viewer("resident", resident), accepted)
 
 
 
@@ -257,7 +263,7 @@ def rate(
 def accept_at_window(
     body: WindowApplicationIn, response: Response, clerk: CurrentClerk,
     applications: ApplicationsDep, caught_up: CaughtUp,
-) -> ApplicationOut:
+) -> AcceptedOut:
     """Accept an application at my window (一口受理) with the resident's one-use code,
     checked before anything else: without it I learn nothing of the resident."""
     accepted = applications.apply(
@@ -266,8 +272,7 @@ def accept_at_window(
         unit=clerk.unit, clerk=clerk.subject, authorization_code=body.authorization_code,
     )
     answer_position(response, accepted.position)
-    return _shown(applications, Viewer("clerk", clerk.subject, unit=clerk.unit),
-                  accepted.application)
+    return _accepted(applications, Viewer("clerk", clerk.subject, unit=clerk.unit), accepted)
 
 
 # Anyone it concerns

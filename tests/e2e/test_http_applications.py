@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from adapters.samples import sample_pdf
+from keys.receipts import verify_consent_receipt
 from policy.scales import Grade
 from tests.e2e.conftest import LiveApi
 from vault.inputs import GradeUpdate
@@ -81,6 +82,9 @@ def test_a_window_application_from_acceptance_to_rating(api: LiveApi) -> None:
         "form": {"address": "江滨路8号"},  # she moved: the clerk corrects it
     }), 201)
     application_id = accepted["application_id"]
+    [receipt] = accepted["consent_receipts"]  # one reviewing department, one consent
+    terms = verify_consent_receipt(receipt, api.services.signing.public_keys("receipts"))
+    assert (terms["sub"], terms["consentReceiptID"]) == ("wang-fang", accepted["consent_ids"][0])
     assert (accepted["status"], accepted["channel"], accepted["unit"]) == (
         "accepted", "window", "anle")
     sources = {m["doc_type"]: m["source"] for m in accepted["materials"]}
