@@ -6,7 +6,7 @@ recorded, not lost)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from policy.catalogue_entries import FormField
@@ -37,16 +37,23 @@ def fill_form(
     given: Mapping[str, str],
     given_by: str,
     attached: Mapping[str, Attached],
-    earlier: Sequence[EarlierForm],
+    earlier: Callable[[], Sequence[EarlierForm]],
 ) -> dict[str, FormValue]:
     """The form: for each field of the service, the value given (by ``given_by``:
     ``resident`` or ``clerk``), else the attribute of the attached document of the field's
     type (``attached``: by document type), else the newest earlier application's value of
-    a field of that name (``earlier``: newest first). A field with none of these is left
-    out."""
+    a field of that name (``earlier()``: newest first, asked for at most once, and only if
+    a field needs it). A field with none of these is left out."""
     form: dict[str, FormValue] = {}
+    asked: list[Sequence[EarlierForm]] = []
+
+    def earlier_forms() -> Sequence[EarlierForm]:
+        if not asked:
+            asked.append(earlier())
+        return asked[0]
+
     for field in fields:
-        filled = _filled(field, attached, earlier)
+        filled = _filled(field, attached, earlier_forms)
         typed = given.get(field.field)
         if typed is None:
             if filled is not None:
@@ -61,14 +68,15 @@ def fill_form(
 
 
 def _filled(
-    field: FormField, attached: Mapping[str, Attached], earlier: Sequence[EarlierForm]
+    field: FormField, attached: Mapping[str, Attached],
+    earlier: Callable[[], Sequence[EarlierForm]],
 ) -> FormValue | None:
     document = attached.get(field.doc_type)
     if document is not None:
         value = document.attributes.get(field.attribute)
         if isinstance(value, str) and value:
             return {"value": value, "source": field.source, "document_id": document.document_id}
-    for application in earlier:
+    for application in earlier():
         before = application.form.get(field.field)
         if before is not None and isinstance(before.get("value"), str) and before["value"]:
             return {"value": before["value"], "source": f"application:{application.number}"}

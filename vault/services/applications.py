@@ -217,12 +217,14 @@ class Applications:
             spent = [] if window is None else [self._redeemed(window, service_id, now)]
             resident = self._residents.active(resident_id)
             tracks = point.tracks(service_id, resident.grade).tracks
+            attached: dict[str, Attached] = {}
             materials = [
-                self._material(resident_id, m, _Asked(missing, commitments), tracks, now)
+                self._material(resident_id, m, _Asked(missing, commitments), tracks, now,
+                               attached)
                 for m in service.materials
             ]
             values = fill_form(service.form, given, "resident" if window is None else "clerk",
-                               self._attached(materials), self._earlier_forms(resident_id))
+                               attached, lambda: self._earlier_forms(resident_id))
             until = add_working_days(now, service.statutory_days, self._calendar) + RETENTION
             departments = list(dict.fromkeys(d for step in service.steps for d in step.departments))
             # (in the order Application.departments gives them: consent_of pairs them)
@@ -460,18 +462,6 @@ class Applications:
             check_text(f"form.{name}", value, 500)
         return dict(given)
 
-    def _attached(self, materials: list[dict[str, object]]) -> dict[str, Attached]:
-        """The documents taken from the library, by type, with what they say (反填)."""
-        attached: dict[str, Attached] = {}
-        for material in materials:
-            document_id = material["document_id"]
-            if material["source"] != "library" or not isinstance(document_id, str):
-                continue
-            document = self._store.find(UUID(document_id))
-            if isinstance(document, Document) and isinstance(document.attributes, dict):
-                attached[document.doc_type] = Attached(document_id, document.attributes)
-        return attached
-
     def _earlier_forms(self, resident_id: str) -> list[EarlierForm]:
         """The forms of the resident's earlier applications, newest first (erased ones
         say nothing)."""
@@ -484,14 +474,18 @@ class Applications:
 
     def _material(
         self, resident_id: str, material: ServiceMaterial, asked: _Asked,
-        tracks: tuple[str, ...], now: datetime,
+        tracks: tuple[str, ...], now: datetime, attached: dict[str, Attached],
     ) -> dict[str, object]:
+        """How the application has a material: from the library (the document then joins
+        ``attached``, with what it says, for the form), committed to, or missing."""
         doc_type, min_trust = material.doc_type, material.min_trust
         if "reuse" in tracks:
             for document_id in self._library.current_documents(resident_id, doc_type):
                 document = self._store.find(document_id)
                 if attachable(document, resident_id, material, now):
                     assert isinstance(document, Document)
+                    if isinstance(document.attributes, dict):
+                        attached[doc_type] = Attached(str(document.id), document.attributes)
                     return {"doc_type": doc_type, "source": "library",
                             "document_id": str(document.id),
                             "trust_level": document.trust_level.value, "due_at": None}
