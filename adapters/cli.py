@@ -289,6 +289,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.http.app import create_app
     from adapters.http.server import SERVER_OPTIONS
 
+    if args.demo:  # and the demo's sign-in: pick a person at /signin
+        settings = settings.model_copy(update={"demo": True})
+        os.environ["CIVICVAULT_DEMO"] = "true"  # for the workers, when there are several
     clock = DemoClock()  # real time, but for the demo's history while it is seeded
     with open_services(settings, clock=clock) as services:
         if args.demo:

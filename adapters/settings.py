@@ -19,6 +19,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CIVICVAULT_", extra="ignore")
 
     data_dir: Path = DEFAULT_DATA_DIR
+    demo: bool = Field(
+        default=False, description="the demo's sign-in: pick a person at /signin (serve --demo)"
+    )
+    web_session_hours: float = Field(
+        default=8.0, gt=0, le=24 * 7, description="how long a browser session lasts"
+    )
     database_url: str | None = Field(
         default=None, description="postgresql://user:password@host:port/dbname[?schema=name]"
     )

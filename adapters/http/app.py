@@ -8,8 +8,10 @@ import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 
 from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from adapters.http import (
     applications,
@@ -28,8 +30,12 @@ from adapters.http.observability import Metrics, Observe, configure_logging
 from adapters.http.problems import install_problem_handlers
 from adapters.http.server import BoundedHttpToolsProtocol
 from adapters.settings import Settings
+from adapters.web import pages
+from adapters.web.sessions import WebSessions
 from adapters.wiring import Services, open_services
 from keys.tokens import ExternalIssuer, TokenVerifier
+
+STATIC = Path(pages.__file__).parent / "static"
 
 
 def ledger_lag(services: Services) -> tuple[int, int]:
@@ -96,6 +102,11 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
         public.router,
     ):
         app.include_router(router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.state.web_sessions = WebSessions(
+        services.view_runner.db, services.clock, timedelta(hours=settings.web_session_hours)
+    )
     install_contract(app)
     return app
 

@@ -1,0 +1,192 @@
+"""The pages: signing in and out, and each actor's pages, rendered on the server from the
+same services the API uses (no second path to the data).
+
+Sessions are HttpOnly, Secure, SameSite=Lax cookies naming a session kept on the server
+(:mod:`adapters.web.sessions`); every form that changes anything carries the session's CSRF
+token (signing in, before there is a session, a token of its own in a short-lived cookie).
+Tokens never reach the browser. Every page says where it may load from: only this origin.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from adapters.http.deps import ViewsDep
+from adapters.web.i18n import Language, day, language_of, translations, when
+from adapters.web.sessions import Session, WebSessions
+from keys.tokens import Principal, Role
+from policy.catalogue import catalogue
+from vault.ids import check_resident_id
+
+router = APIRouter(include_in_schema=False)
+SESSION_COOKIE = "cv_session"
+SIGNIN_COOKIE = "cv_signin"
+LANGUAGE_COOKIE = "cv_lang"
+_TEMPLATES = Path(__file__).parent / "templates"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+class Persona:
+    """Someone to sign in as in the demo."""
+
+    def __init__(self, key: str, name: str, role: Role, subject: str,
+                 department: str | None = None, unit: str | None = None) -> None:
+        self.key, self.name, self.role, self.subject = key, name, role, subject
+        self.department, self.unit = department, unit
+
+    def principal(self) -> Principal:
+        return Principal(subject=self.subject, role=self.role, department=self.department,
+                         token_id=None, unit=self.unit)
+
+
+PERSONAS = (Persona("zhang-wei", "张伟", "resident", "zhang-wei"),)
+"""The demo's people whose pages exist (the others join as their pages do)."""
+HOMES: dict[str, str] = {"resident": "/me"}
+
+
+@cache
+def _environment(language: Language) -> Environment:
+    environment = Environment(
+        loader=FileSystemLoader(_TEMPLATES), autoescape=select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+    )
+    environment.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    return environment
+
+
+def _render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    language = language_of(request.cookies.get(LANGUAGE_COOKIE))
+    session = context.setdefault("session", None)
+    if session is not None:
+        context.setdefault("csrf", session.csrf)
+    page = _environment(language).get_template(template).render(
+        language=language, path=request.url.path,
+        when=lambda moment: when(moment, language), day=lambda moment: day(moment, language),
+        **context,
+    )
+    return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _sessions(request: Request) -> WebSessions:
+    sessions: WebSessions = request.app.state.web_sessions
+    return sessions
+
+
+def _session(request: Request) -> Session | None:
+    return _sessions(request).find(request.cookies.get(SESSION_COOKIE))
+
+
+def _see_other(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303, headers=SECURITY_HEADERS)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A page's form: a few short text fields, no files."""
+    form = await request.form(max_files=0, max_fields=10, max_part_size=4096)
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def _same(given: str | None, expected: str | None) -> bool:
+    return bool(given) and bool(expected) and hmac.compare_digest(str(given), str(expected))
+
+
+def _refused(request: Request) -> HTMLResponse:
+    return _render(request, "refused.html", status=403)
+
+
+@router.get("/")
+def home(request: Request) -> Response:
+    session = _session(request)
+    if session is None:
+        return _see_other("/signin")
+    return _see_other(HOMES.get(session.principal.role, "/signin"))
+
+
+@router.get("/signin")
+def signin(request: Request) -> Response:
+    """Sign in: the demo's people to pick from (under ``--demo``); in production the
+    city's identity provider."""
+    token = secrets.token_urlsafe(24)
+    demo = request.app.state.services.settings.demo
+    response = _render(request, "signin.html", personas=PERSONAS if demo else (),
+                       csrf=token)
+    response.set_cookie(SIGNIN_COOKIE, token, max_age=600, httponly=True, secure=True,
+                        samesite="strict", path="/")
+    return response
+
+
+@router.post("/signin/persona")
+async def signin_as(request: Request) -> Response:
+    if not request.app.state.services.settings.demo:
+        return _refused(request)
+    form = await _form(request)
+    if not _same(form.get("csrf"), request.cookies.get(SIGNIN_COOKIE)):
+        return _refused(request)
+    persona = next((p for p in PERSONAS if p.key == form.get("persona")), None)
+    if persona is None:
+        return _refused(request)
+    cookie, session = _sessions(request).start(persona.principal())
+    response = _see_other(HOMES[persona.role])
+    response.set_cookie(SESSION_COOKIE, cookie, httponly=True, secure=True, samesite="lax",
+                        path="/", expires=session.expires_at)
+    response.delete_cookie(SIGNIN_COOKIE, path="/")
+    return response
+
+
+@router.post("/signout")
+async def signout(request: Request) -> Response:
+    session = _session(request)
+    form = await _form(request)
+    if session is not None and not _same(form.get("csrf"), session.csrf):
+        return _refused(request)
+    _sessions(request).end(request.cookies.get(SESSION_COOKIE))
+    response = _see_other("/signin")
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
+    return response
+
+
+@router.post("/language")
+async def choose_language(request: Request) -> Response:
+    """The language toggle: remembered in a cookie; back to the page it was pressed on."""
+    form = await _form(request)
+    session = _session(request)
+    expected = session.csrf if session is not None else request.cookies.get(SIGNIN_COOKIE)
+    if not _same(form.get("csrf"), expected):
+        return _refused(request)
+    back = form.get("back", "/")
+    if not back.startswith("/") or back.startswith("//") or "\\" in back:
+        back = "/"
+    response = _see_other(back)
+    language = "en" if form.get("language") == "en" else "zh"
+    response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 86400, httponly=True,
+                        secure=True, samesite="lax", path="/")
+    return response
+
+
+@router.get("/me")
+def my_library(request: Request, views: ViewsDep) -> Response:
+    """我的证照: the resident's library as cards."""
+    session = _session(request)
+    if session is None or session.principal.role != "resident":
+        return _see_other("/signin")
+    resident_id = session.principal.subject
+    check_resident_id(resident_id)
+    documents = views.library(resident_id, limit=200)
+    names = {t.id: t for t in catalogue().doc_types()}
+    issuers = {d.id: d for d in catalogue().of_kind("department")}
+    return _render(request, "me.html", session=session, documents=documents,
+                   doc_types=names, issuers=issuers)
