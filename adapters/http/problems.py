@@ -114,6 +114,17 @@ def _allowed_methods(request: Request) -> list[str]:
     ]
 
 
+def _status_and_title(error: errors.VaultError) -> tuple[int, str]:
+    return next(
+        ((s, t) for kind, s, t in _STATUS if isinstance(error, kind)), (500, "Vault error")
+    )
+
+
+def status_of(error: errors.VaultError) -> int:
+    """The HTTP status a vault error is answered with (the pages use it too)."""
+    return _status_and_title(error)[0]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map every failure to a problem response; bad input never becomes a 5xx."""
 
@@ -125,9 +136,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(errors.VaultError)
     async def _vault_error(request: Request, exc: errors.VaultError) -> JSONResponse:
-        status, title = next(
-            ((s, t) for kind, s, t in _STATUS if isinstance(exc, kind)), (500, "Vault error")
-        )
+        status, title = _status_and_title(exc)
         extra: dict[str, Any] = {}
         if isinstance(exc, errors.AccessDenied):
             extra = {

@@ -20,10 +20,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from adapters.http.deps import ViewsDep
+from adapters.http.problems import status_of
 from adapters.web.i18n import Language, day, language_of, translations, when
 from adapters.web.sessions import Session, WebSessions
 from keys.tokens import Principal, Role
 from policy.catalogue import catalogue
+from vault.errors import VaultError
 from vault.ids import check_resident_id
 
 router = APIRouter(include_in_schema=False)
@@ -53,9 +55,12 @@ class Persona:
                          token_id=None, unit=self.unit)
 
 
-PERSONAS = (Persona("zhang-wei", "张伟", "resident", "zhang-wei"),)
+PERSONAS = (
+    Persona("zhang-wei", "张伟", "resident", "zhang-wei"),
+    Persona("officer-li", "李明（民政局）", "officer", "officer-li", department="civil-affairs"),
+)
 """The demo's people whose pages exist (the others join as their pages do)."""
-HOMES: dict[str, str] = {"resident": "/me"}
+HOMES: dict[str, str] = {"resident": "/me", "officer": "/work"}
 
 
 @cache
@@ -106,6 +111,33 @@ def _same(given: str | None, expected: str | None) -> bool:
 
 def _refused(request: Request) -> HTMLResponse:
     return _render(request, "refused.html", status=403)
+
+
+def signed_in(request: Request, role: Role) -> Session | None:
+    """The session of someone signed in with ``role``, if that is who asks."""
+    session = _session(request)
+    return session if session is not None and session.principal.role == role else None
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """A page (for the pages of each actor, in their own modules)."""
+    return _render(request, template, status, **context)
+
+
+def error_page(request: Request, session: Session, error: VaultError) -> HTMLResponse:
+    """What went wrong, in words, with the status the API gives it."""
+    return _render(request, "error.html", status=status_of(error), session=session,
+                   message=str(error), code=error.code)
+
+
+async def checked_form(request: Request, session: Session) -> dict[str, str] | None:
+    """A state-changing form of the session's, if it carries the session's CSRF token."""
+    form = await _form(request)
+    return form if _same(form.get("csrf"), session.csrf) else None
+
+
+def see_other(location: str) -> RedirectResponse:
+    return _see_other(location)
 
 
 @router.get("/")

@@ -103,14 +103,16 @@ def live_api_factory(tmp_path: Path) -> Iterator[Callable[..., LiveApi]]:
     started: list[tuple[uvicorn.Server, threading.Thread, Services]] = []
 
     def start(
-        *, before_serving: Callable[[Services], None] | None = None, **settings: Any
+        *, before_serving: Callable[[Services], None] | None = None, clock: Any = None,
+        **settings: Any,
     ) -> LiveApi:
         services = open_services(
             Settings(
                 data_dir=tmp_path / f"api-{len(started)}",
                 master_key=MasterKey.generate().to_base64(),
                 **settings,
-            )
+            ),
+            clock=clock,
         )
         app = create_app(services)
         first = None if before_serving is None else (lambda: before_serving(services))

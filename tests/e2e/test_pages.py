@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from adapters.community import seed
+from adapters.demo_city import DemoClock
 from tests.e2e.conftest import LiveApi
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -39,7 +40,10 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def demo(live_api_factory: Callable[..., LiveApi]) -> LiveApi:
-    api = live_api_factory(demo=True, before_serving=seed)
+    """`serve --demo`: the city and its six weeks of applications, on a clock of its own."""
+    clock = DemoClock()
+    api = live_api_factory(demo=True, clock=clock,
+                           before_serving=lambda services: seed(services, clock))
     api.services.view_runner.catch_up()
     return api
 
@@ -115,4 +119,51 @@ def test_without_the_demo_there_is_no_one_to_pick(
     assert "统一身份认证" in page.locator("main").inner_text()
     forged = httpx.post(f"{api.base_url}/signin/persona", data={"persona": "zhang-wei"})
     assert forged.status_code == 403
+    page.context.close()
+
+
+def test_a_reviewer_works_the_queue_reads_a_material_and_decides(
+    browser: Any, demo: LiveApi
+) -> None:
+    seen: list[str] = []
+    page = _page(browser, demo, seen)
+    page.goto("/signin")
+    page.locator('[data-role="officer"]').click()
+    page.wait_for_url(re.compile(r"/work$"))
+    rows = page.locator("table.queue tbody tr")
+    assert rows.count() >= 3
+    # Soonest due first: the first is overdue in the demo city (red), and the order holds.
+    assert page.locator("table.queue tbody tr").first.locator(".clock-overdue").count() == 1
+    _shot(page, "work-zh")
+
+    first = rows.first
+    application_id = first.get_attribute("data-application-id")
+    first.locator("a").click()
+    page.wait_for_url(re.compile(r"/work/applications/"))
+    _shot(page, "work-application-zh")
+    link = page.locator('li[data-doc-type="id-card"] a')
+    shown = page.request.get(link.get_attribute("href"))
+    assert shown.status == 200
+    assert shown.headers["content-type"] == "image/png"
+    # The read is a recorded fetch under the application's consent: the resident sees it.
+    application = demo.services.applications.application(application_id)
+    demo.services.view_runner.catch_up()
+    log = demo.services.views.access_log(application.resident_id, limit=5)
+    assert log[0].access_id == shown.headers["x-access-id"]
+    assert log[0].consent_id in application.consent_ids
+
+    page.locator('input[name="decision"][value="approve"]').check()
+    page.locator("#reason").fill("材料齐全，符合条件")
+    page.get_by_role("button", name="提交").click()
+    page.wait_for_url(re.compile(rf"/work/applications/{application_id}$"))
+    decided = demo.services.applications.application(application_id)
+    assert decided.steps[decided.current_step].approved_by or decided.status.value == "approved"
+    assert page.locator("form.decision").count() == 0  # nothing left for 民政局 to decide
+    # A decision without the page's CSRF token is refused.
+    [cookie] = [c for c in page.context.cookies() if c["name"] == "cv_session"]
+    forged = httpx.post(f"{demo.base_url}/work/applications/{application_id}/decision",
+                        data={"decision": "reject", "reason": "x"},
+                        cookies={"cv_session": cookie["value"]})
+    assert forged.status_code == 403
+    assert all(url.startswith(demo.base_url) for url in seen), seen
     page.context.close()

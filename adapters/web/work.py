@@ -1,0 +1,143 @@
+"""后台: a department's pages — its queue soonest due first with each clock's colour, an
+application with its materials (each one shown is a recorded fetch under the application's
+consent, as the API's), its form and history, and the decision."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from adapters.http.deps import ApplicationsDep, FetchesDep, ViewsDep
+from adapters.http.downloads import content_response
+from adapters.web.pages import checked_form, error_page, render, see_other, signed_in
+from adapters.web.sessions import Session
+from policy.catalogue import catalogue
+from vault.errors import AccessDenied, InvalidInput, VaultError
+from vault.ids import parse_uuid
+from vault.inputs import check_known
+from vault.services.applications import Applications, Viewer
+
+router = APIRouter(include_in_schema=False)
+
+
+def _viewer(session: Session) -> Viewer:
+    principal = session.principal
+    return Viewer(principal.role, principal.subject, principal.department, principal.unit)
+
+
+def _names() -> dict[str, Any]:
+    found = catalogue()
+    return {"services": {s.id: s for s in found.services()},
+            "doc_types": {t.id: t for t in found.doc_types()},
+            "departments": {d.id: d for d in found.of_kind("department")}}
+
+
+def _form_of(service_id: str) -> tuple[Any, ...]:
+    found = catalogue()
+    return found.service(service_id).form if found.knows("service", service_id) else ()
+
+
+@router.get("/work")
+def queue(request: Request, views: ViewsDep, applications: ApplicationsDep) -> Response:
+    """The department's queue, soonest due first (those waiting for the resident last)."""
+    session = signed_in(request, "officer")
+    if session is None or session.principal.department is None:
+        return see_other("/signin")
+    entries = views.queue(session.principal.department, limit=100)
+    shown = [applications.application(e.application.application_id) for e in entries]
+    rows = [(a, applications.timing(a)) for a in shown]
+    return render(request, "work.html", session=session, rows=rows, **_names())
+
+
+@router.get("/work/applications/{application_id}")
+def application_page(
+    request: Request, application_id: str, applications: ApplicationsDep
+) -> Response:
+    session = signed_in(request, "officer")
+    if session is None:
+        return see_other("/signin")
+    try:
+        return _application(request, session, applications, application_id)
+    except VaultError as e:
+        return error_page(request, session, e)
+
+
+def _application(
+    request: Request, session: Session, applications: Applications, application_id: str,
+    status: int = 200, message: str | None = None,
+) -> Response:
+    application = applications.seen_by(_viewer(session), application_id)
+    department = session.principal.department or ""
+    return render(
+        request, "work_application.html", status=status, session=session,
+        application=application, timing=applications.timing(application),
+        deciding=application.at_current_step(department), message=message,
+        fields={f.field: f for f in _form_of(application.service_id)}, **_names(),
+    )
+
+
+@router.post("/work/applications/{application_id}/decision")
+async def decide(
+    request: Request, application_id: str, applications: ApplicationsDep
+) -> Response:
+    """Approve, return for supplement naming what (补正), or reject — with the reason."""
+    session = signed_in(request, "officer")
+    if session is None:
+        return see_other("/signin")
+    form = await checked_form(request, session)
+    if form is None:
+        return render(request, "refused.html", status=403, session=session)
+    principal = session.principal
+    try:
+        await run_in_threadpool(applications.seen_by, _viewer(session), application_id)
+        decision = form.get("decision", "")
+        asked = tuple(k.removeprefix("material-") for k in form if k.startswith("material-"))
+        await run_in_threadpool(
+            partial(applications.decide, application_id, department=principal.department or "",
+                    officer=principal.subject, decision=decision,  # type: ignore[arg-type]
+                    reason=form.get("reason", ""), asked_for=asked)
+        )
+    except VaultError as e:
+        if isinstance(e, InvalidInput):
+            return _application(request, session, applications, application_id, status=422,
+                                message=str(e))
+        return error_page(request, session, e)
+    return see_other(f"/work/applications/{application_id}")
+
+
+@router.get("/work/applications/{application_id}/materials/{doc_type}")
+async def material(
+    request: Request, application_id: str, doc_type: str, applications: ApplicationsDep,
+    fetches: FetchesDep,
+) -> Response:
+    """A material shown in the page: a fetch under the application's consent, recorded
+    before a byte is sent (the resident sees it in their access log)."""
+    session = signed_in(request, "officer")
+    if session is None:
+        return see_other("/signin")
+    principal = session.principal
+    try:
+        parse_uuid("application_id", application_id)
+        check_known("doc_type", "doc_type", doc_type)
+        found = await run_in_threadpool(applications.material, application_id,
+                                        principal.department or "", doc_type)
+        recorded = await asyncio.wrap_future(fetches.submit(
+            officer=principal.subject, department=principal.department or "",
+            resident_id=found.resident_id, document_id=found.document_id,
+            purpose=found.purpose, request_id=request.state.request_id,
+            consent_id=found.consent_id,
+        ))
+    except AccessDenied as e:
+        return render(request, "error.html", status=403, session=session,
+                      message="; ".join(e.reasons), code=e.code)
+    except VaultError as e:
+        return error_page(request, session, e)
+    return await content_response(
+        request, recorded.document, partial(fetches.open, recorded),
+        {"X-Access-Id": str(recorded.access.id)}, None, "inline",
+    )
