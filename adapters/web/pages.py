@@ -14,6 +14,7 @@ import secrets
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -99,10 +100,26 @@ def _see_other(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303, headers=SECURITY_HEADERS)
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """A page's form: a few short text fields, no files."""
-    form = await request.form(max_files=0, max_fields=10, max_part_size=4096)
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+FORM_BYTES = 16 * 1024
+"""The most a page's form may send: a few short fields."""
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A page's form: a few short URL-encoded text fields, read up to :data:`FORM_BYTES`
+    (anything else reads as an empty form, which no check accepts)."""
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        return {}
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_BYTES:
+            return {}
+    try:
+        pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=20)
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return dict(pairs)
 
 
 def _same(given: str | None, expected: str | None) -> bool:
@@ -132,7 +149,7 @@ def error_page(request: Request, session: Session, error: VaultError) -> HTMLRes
 
 async def checked_form(request: Request, session: Session) -> dict[str, str] | None:
     """A state-changing form of the session's, if it carries the session's CSRF token."""
-    form = await _form(request)
+    form = await read_form(request)
     return form if _same(form.get("csrf"), session.csrf) else None
 
 
@@ -165,7 +182,7 @@ def signin(request: Request) -> Response:
 async def signin_as(request: Request) -> Response:
     if not request.app.state.services.settings.demo:
         return _refused(request)
-    form = await _form(request)
+    form = await read_form(request)
     if not _same(form.get("csrf"), request.cookies.get(SIGNIN_COOKIE)):
         return _refused(request)
     persona = next((p for p in PERSONAS if p.key == form.get("persona")), None)
@@ -182,7 +199,7 @@ async def signin_as(request: Request) -> Response:
 @router.post("/signout")
 async def signout(request: Request) -> Response:
     session = _session(request)
-    form = await _form(request)
+    form = await read_form(request)
     if session is not None and not _same(form.get("csrf"), session.csrf):
         return _refused(request)
     _sessions(request).end(request.cookies.get(SESSION_COOKIE))
@@ -194,7 +211,7 @@ async def signout(request: Request) -> Response:
 @router.post("/language")
 async def choose_language(request: Request) -> Response:
     """The language toggle: remembered in a cookie; back to the page it was pressed on."""
-    form = await _form(request)
+    form = await read_form(request)
     session = _session(request)
     expected = session.csrf if session is not None else request.cookies.get(SIGNIN_COOKIE)
     if not _same(form.get("csrf"), expected):
