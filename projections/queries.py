@@ -202,7 +202,7 @@ class Views:
             where += " AND position < ?"
             params.append(before)
         if doc_types is not None:
-            where += f" AND doc_type IN ({', '.join('?' * len(doc_types)) or 'NULL'})"
+            where += f" AND doc_type IN ({_marks(doc_types)})"
             params += sorted(doc_types)
         if unexpired_at is not None:
             where += " AND (expires_at IS NULL OR expires_at > ?)"
@@ -408,9 +408,7 @@ class Views:
     ) -> list[QueuedEntry]:
         """Open applications of windows of ``units`` ('' online) past their due moment
         ``now``, the longest overdue first, from after ``(due, position)``."""
-        where = (f"WHERE status IN ('accepted', 'in-review') AND due_at < ? AND unit IN "
-                 f"({', '.join('?' * len(units)) or 'NULL'})")
-        params: list[Any] = [stamp(now), *sorted(units)]
+        where, params = _overdue(now, units)
         if after is not None:
             due, position = after
             where += " AND (due_at > ? OR (due_at = ? AND position > ?))"
@@ -427,7 +425,7 @@ class Views:
         """Supervision's daily sums over the days from ``since`` to ``until`` (both
         included), by unit, department and service (:class:`vault.supervision.Tallies`)."""
         counts = [n for n in SERVICE_DAYS.names if n not in SERVICE_DAYS.key]
-        where = f"WHERE unit IN ({', '.join('?' * len(units)) or 'NULL'})"
+        where = f"WHERE unit IN ({_marks(units)})"
         params: list[Any] = sorted(units)
         for clause, day in (("day >= ?", since), ("day <= ?", until)):
             if day is not None:
@@ -443,12 +441,9 @@ class Views:
 
     def overdue_counts(self, *, units: Set[str], now: datetime) -> list[tuple[Where, int]]:
         """How many open applications of ``units`` are past their due moment ``now``."""
-        rows = self._select(
-            APPLICATIONS, "unit, department, service_id, COUNT(*)",
-            "WHERE status IN ('accepted', 'in-review') AND due_at < ? AND unit IN "
-            f"({', '.join('?' * len(units)) or 'NULL'}) GROUP BY unit, department, service_id",
-            (stamp(now), *sorted(units)),
-        )
+        where, params = _overdue(now, units)
+        rows = self._select(APPLICATIONS, "unit, department, service_id, COUNT(*)",
+                            f"{where} GROUP BY unit, department, service_id", params)
         return [(Where(*row[:3]), int(row[3])) for row in rows]
 
     def _query(self, table: Table, rest: str, params: Params) -> list[Any]:
@@ -531,6 +526,18 @@ def _application_entry(row: Any) -> ApplicationEntry:
         working_days=row.working_days, materials_reused=int(row.materials_reused),
         materials_brought=int(row.materials_brought), rating=row.rating,
     )
+
+
+def _marks(values: Set[str]) -> str:
+    """The placeholders of ``IN (…)`` for ``values`` (NULL for none: it matches nothing)."""
+    return ", ".join("?" * len(values)) or "NULL"
+
+
+def _overdue(now: datetime, units: Set[str]) -> tuple[str, list[Any]]:
+    """Open applications (their clock running) of windows of ``units`` past their due
+    moment ``now``: the where clause and its parameters, ``units`` sorted."""
+    return (f"WHERE status IN ('accepted', 'in-review') AND due_at < ? AND unit IN "
+            f"({_marks(units)})", [stamp(now), *sorted(units)])
 
 
 def _from_due(due: int) -> datetime:

@@ -9,10 +9,8 @@ else it does not exist (404), so an id tells a stranger nothing.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -36,6 +34,7 @@ from adapters.http.application_schemas import (
     figures_out,
 )
 from adapters.http.contract import problems
+from adapters.http.departments import answer_fetch
 from adapters.http.deps import (
     ApplicationsDep,
     CataloguesDep,
@@ -52,15 +51,14 @@ from adapters.http.deps import (
     ViewsDep,
     answer_position,
 )
-from adapters.http.downloads import Disposition, content_response, requested_range
+from adapters.http.downloads import Disposition
 from adapters.http.fields import UNIT_IDS, DocTypePath, OptionalDay
-from adapters.http.observability import Metrics
 from adapters.http.paging import Cursor, Limit, Page, decode_cursor
 from adapters.http.problems import Problem
 from adapters.http.uploads import UPLOAD_BODY, read_upload
 from projections.queries import QueuedEntry
 from vault.application import Application
-from vault.errors import AccessDenied, InvalidInput
+from vault.errors import InvalidInput
 from vault.ids import UUID_PATTERN
 from vault.inputs import check_known
 from vault.services.applications import Accepted, Applications, Viewer
@@ -314,22 +312,12 @@ async def read_material(
     sees it in their access log)."""
     material = await run_in_threadpool(applications.material, application_id,
                                        officer.department, doc_type)
-    metrics: Metrics = request.app.state.metrics
-    wanted = requested_range(request)
-    try:
-        recorded = await asyncio.wrap_future(fetches.submit(
-            officer=officer.officer_id, department=officer.department,
-            resident_id=material.resident_id, document_id=material.document_id,
-            purpose=material.purpose, request_id=request.state.request_id,
-            byte_range=wanted, consent_id=material.consent_id,
-        ))
-    except AccessDenied as denied:
-        metrics.decided(False, denied.reason_codes)
-        raise
-    metrics.decided(True, ())
-    headers = {"X-Access-Id": str(recorded.access.id), "X-Log-Position": str(recorded.position)}
-    return await content_response(request, recorded.document, partial(fetches.open, recorded),
-                                  headers, wanted, disposition)
+    return await answer_fetch(
+        request, fetches, disposition, officer=officer.officer_id,
+        department=officer.department, resident_id=material.resident_id,
+        document_id=material.document_id, purpose=material.purpose,
+        consent_id=material.consent_id,
+    )
 
 
 @router.get("/v1/work/queue", tags=["departments"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
+from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -47,6 +48,7 @@ from vault.errors import AccessDenied, DocumentNotFound
 from vault.ids import check_resident_id
 from vault.inputs import check_known
 from vault.services.documents import Documents
+from vault.services.fetches import Fetches
 
 router = APIRouter(tags=["departments"])
 class Revocation(StrictIn):
@@ -130,18 +132,41 @@ async def fetch_document(
     range is refused before it is judged, one the document cannot satisfy is recorded
     undelivered, and if the bytes cannot be read the use is given back (503 when the blob
     store is unreachable)."""
+    return await answer_fetch(
+        request, fetches, disposition, officer=officer.officer_id,
+        department=officer.department, resident_id=resident_id, document_id=document_id,
+        purpose=purpose,
+    )
+
+
+async def answer_fetch(
+    request: Request,
+    fetches: Fetches,
+    disposition: str,
+    *,
+    officer: str,
+    department: str,
+    resident_id: str,
+    document_id: UUID | str,
+    purpose: str,
+    consent_id: UUID | None = None,
+) -> Response:
+    """A fetch judged and recorded (its access event committed before any byte is sent),
+    counted in the metrics, and answered with the document's bytes or the range asked
+    for; a denial is raised (:class:`AccessDenied`), counted too."""
     metrics: Metrics = request.app.state.metrics
     wanted = requested_range(request)
     try:
         recorded = await asyncio.wrap_future(
             fetches.submit(
-                officer=officer.officer_id,
-                department=officer.department,
+                officer=officer,
+                department=department,
                 resident_id=resident_id,
                 document_id=document_id,
                 purpose=purpose,
                 request_id=request.state.request_id,
                 byte_range=wanted,
+                consent_id=consent_id,
             )
         )
     except AccessDenied as denied:

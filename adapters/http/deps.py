@@ -189,11 +189,15 @@ def _at_unit(role: Role) -> object:
     return dependency
 
 
+def viewer_of(principal: Principal) -> Viewer:
+    """Whoever asks to see an application; the service decides what they may see."""
+    return Viewer(principal.role, principal.subject, principal.department, principal.unit)
+
+
 async def current_viewer(
     principal: Annotated[Principal, Depends(current_principal)],
 ) -> Viewer:
-    """Whoever asks to see an application; the service decides what they may see."""
-    return Viewer(principal.role, principal.subject, principal.department, principal.unit)
+    return viewer_of(principal)
 
 
 CurrentResident = Annotated[str, Depends(current_resident)]
@@ -234,6 +238,12 @@ async def reached_position(
             409, "position-not-reached", "Log position not reached",
             f"no write has reached log position {target} yet (the log is at {head})",
         )
+    await _read_models_at(services, target)
+
+
+async def _read_models_at(services: Services, target: int) -> None:
+    """Wait, bounded by CIVICVAULT_READ_WAIT_SECONDS, until the read models hold log
+    position ``target``; 503 read-models-behind if they do not in time."""
     wait = services.settings.read_wait_seconds
     if not await run_in_threadpool(services.view_runner.wait_for, target, wait):
         raise Problem(
@@ -252,14 +262,7 @@ async def caught_up(request: Request) -> None:
     """Wait, bounded, until the read models hold everything written so far: an application
     takes every material already in the library, whoever uploaded it a moment ago."""
     services = _services(request)
-    head = await run_in_threadpool(services.events.head)
-    wait = services.settings.read_wait_seconds
-    if not await run_in_threadpool(services.view_runner.wait_for, head, wait):
-        raise Problem(
-            503, "read-models-behind", "Read models behind",
-            f"the read models have not reached log position {head} within {wait:g} s",
-            headers={"Retry-After": "1"},
-        )
+    await _read_models_at(services, await run_in_threadpool(services.events.head))
 
 
 CaughtUp = Annotated[None, Depends(caught_up)]

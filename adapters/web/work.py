@@ -4,7 +4,6 @@ consent, as the API's), its form and history, and the decision."""
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 from typing import Any
 
@@ -12,22 +11,17 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from adapters.http.deps import ApplicationsDep, FetchesDep, ViewsDep
-from adapters.http.downloads import content_response
+from adapters.http.departments import answer_fetch
+from adapters.http.deps import ApplicationsDep, FetchesDep, ViewsDep, viewer_of
 from adapters.web.pages import checked_form, error_page, render, see_other, signed_in
 from adapters.web.sessions import Session
 from policy.catalogue import catalogue
 from vault.errors import AccessDenied, InvalidInput, VaultError
 from vault.ids import parse_uuid
 from vault.inputs import check_known
-from vault.services.applications import Applications, Viewer
+from vault.services.applications import Applications
 
 router = APIRouter(include_in_schema=False)
-
-
-def _viewer(session: Session) -> Viewer:
-    principal = session.principal
-    return Viewer(principal.role, principal.subject, principal.department, principal.unit)
 
 
 def _names() -> dict[str, Any]:
@@ -71,7 +65,7 @@ def _application(
     request: Request, session: Session, applications: Applications, application_id: str,
     status: int = 200, message: str | None = None,
 ) -> Response:
-    application = applications.seen_by(_viewer(session), application_id)
+    application = applications.seen_by(viewer_of(session.principal), application_id)
     department = session.principal.department or ""
     return render(
         request, "work_application.html", status=status, session=session,
@@ -94,7 +88,7 @@ async def decide(
         return render(request, "refused.html", status=403, session=session)
     principal = session.principal
     try:
-        await run_in_threadpool(applications.seen_by, _viewer(session), application_id)
+        await run_in_threadpool(applications.seen_by, viewer_of(session.principal), application_id)
         decision = form.get("decision", "")
         asked = tuple(k.removeprefix("material-") for k in form if k.startswith("material-"))
         await run_in_threadpool(
@@ -126,18 +120,14 @@ async def material(
         check_known("doc_type", "doc_type", doc_type)
         found = await run_in_threadpool(applications.material, application_id,
                                         principal.department or "", doc_type)
-        recorded = await asyncio.wrap_future(fetches.submit(
-            officer=principal.subject, department=principal.department or "",
-            resident_id=found.resident_id, document_id=found.document_id,
-            purpose=found.purpose, request_id=request.state.request_id,
+        return await answer_fetch(
+            request, fetches, "inline", officer=principal.subject,
+            department=principal.department or "", resident_id=found.resident_id,
+            document_id=found.document_id, purpose=found.purpose,
             consent_id=found.consent_id,
-        ))
+        )
     except AccessDenied as e:
         return render(request, "error.html", status=403, session=session,
                       message="; ".join(e.reasons), code=e.code)
     except VaultError as e:
         return error_page(request, session, e)
-    return await content_response(
-        request, recorded.document, partial(fetches.open, recorded),
-        {"X-Access-Id": str(recorded.access.id)}, None, "inline",
-    )
