@@ -167,3 +167,25 @@ def test_a_reviewer_works_the_queue_reads_a_material_and_decides(
     assert forged.status_code == 403
     assert all(url.startswith(demo.base_url) for url in seen), seen
     page.context.close()
+
+
+def test_a_department_that_neither_reviews_nor_owns_an_application_cannot_see_it(
+    demo: LiveApi,
+) -> None:
+    """To 住建局 a 民政局 application does not exist, nor its materials, nor its decision."""
+    from keys.tokens import Principal
+
+    housing = Principal(subject="officer-zhou", role="officer", department="housing",
+                        token_id=None)
+    cookie, session = demo.app.state.web_sessions.start(housing)
+    client = httpx.Client(base_url=demo.base_url, cookies={"cv_session": cookie})
+    [entry, *_] = demo.services.views.queue("civil-affairs", limit=1)
+    url = f"/work/applications/{entry.application.application_id}"
+    head = demo.services.events.head()
+    assert client.get(url).status_code == 404
+    assert client.get(f"{url}/materials/id-card").status_code == 404
+    refused = client.post(f"{url}/decision", data={
+        "csrf": session.csrf, "decision": "approve", "reason": "x"})
+    assert refused.status_code == 404
+    assert demo.services.events.head() == head  # nothing recorded, not even a fetch
+    assert "data-application-id" not in client.get("/work").text  # its own queue is empty
