@@ -128,11 +128,16 @@ class ViewRunner:
         """Apply every event recorded so far (or until the views have reached ``until``);
         returns how many events of the log that covered."""
         applied = 0
-        reached = 0 if until is None else self.position(generation)
-        while not (stop and stop.is_set()) and (until is None or reached < until):
+        if until is None:
+            # What is recorded now, even where another follower (the server's own)
+            # writes some of the batches first: returning at the first batch it wrote
+            # would leave the rest unapplied for a moment after this returned.
+            until = self.events.head()
+        reached = self.position(generation)
+        while not (stop and stop.is_set()) and reached < until:
             done, now = self.step(generation, batch=batch)
             if not done:
-                if until is None or now <= reached:
+                if now <= reached:
                     return applied  # nothing more in the log
                 reached = now  # another follower wrote that batch first: read on from there
                 continue
