@@ -30,7 +30,17 @@ from adapters.http.observability import Metrics, Observe, configure_logging
 from adapters.http.problems import install_problem_handlers
 from adapters.http.server import BoundedHttpToolsProtocol
 from adapters.settings import Settings
-from adapters.web import pages, work
+from adapters.web import (
+    access,
+    audit_pages,
+    me,
+    me_applications,
+    oidc,
+    pages,
+    supervision,
+    window,
+    work,
+)
 from adapters.web.sessions import WebSessions
 from adapters.wiring import Services, open_services
 from keys.tokens import ExternalIssuer, TokenVerifier
@@ -102,8 +112,10 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
         public.router,
     ):
         app.include_router(router)
-    app.include_router(pages.router)
-    app.include_router(work.router)
+    for page_router in (pages.router, oidc.router, me.router, me_applications.router,
+                        access.router, window.router, work.router, supervision.router,
+                        audit_pages.router):
+        app.include_router(page_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.state.web_sessions = WebSessions(
         services.view_runner.db, services.clock, timedelta(hours=settings.web_session_hours)

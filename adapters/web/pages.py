@@ -20,14 +20,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from adapters.http.deps import ViewsDep
 from adapters.http.problems import status_of
 from adapters.web.i18n import Language, day, language_of, translations, when
 from adapters.web.sessions import Session, WebSessions
 from keys.tokens import Principal, Role
-from policy.catalogue import catalogue
 from vault.errors import VaultError
-from vault.ids import check_resident_id
 
 router = APIRouter(include_in_schema=False)
 SESSION_COOKIE = "cv_session"
@@ -58,10 +55,25 @@ class Persona:
 
 PERSONAS = (
     Persona("zhang-wei", "张伟", "resident", "zhang-wei"),
+    Persona("clerk-wang", "王芳（和平里社区窗口）", "clerk", "clerk-wang", unit="heping-lane"),
     Persona("officer-li", "李明（民政局）", "officer", "officer-li", department="civil-affairs"),
+    Persona("supervisor-zhao", "赵刚（东城区督查）", "supervisor", "supervisor-zhao",
+            unit="dongcheng"),
+    Persona("auditor-sun", "孙审计", "auditor", "auditor-sun"),
 )
-"""The demo's people whose pages exist (the others join as their pages do)."""
-HOMES: dict[str, str] = {"resident": "/me", "officer": "/work"}
+"""The demo's people to sign in as: a resident, a clerk at a community window, a 民政局
+reviewer, a district supervisor and an auditor."""
+HOMES: dict[str, str] = {"resident": "/me", "clerk": "/window", "officer": "/work",
+                         "supervisor": "/supervision", "auditor": "/audit"}
+NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
+    "resident": (("/me", "我的证照"), ("/me/consents", "我的授权"),
+                 ("/me/applications", "我的办件"), ("/me/access", "谁用了我的材料")),
+    "clerk": (("/window", "一口受理"),),
+    "officer": (("/work", "待办件"),),
+    "supervisor": (("/supervision", "绩效监督"),),
+    "auditor": (("/audit", "审计"),),
+}
+"""Each actor's pages, as the header lists them (the words are translated in the page)."""
 
 
 @cache
@@ -80,7 +92,7 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
     if session is not None:
         context.setdefault("csrf", session.csrf)
     page = _environment(language).get_template(template).render(
-        language=language, path=request.url.path,
+        language=language, path=request.url.path, navigation=NAVIGATION,
         when=lambda moment: when(moment, language), day=lambda moment: day(moment, language),
         **context,
     )
@@ -224,18 +236,3 @@ async def choose_language(request: Request) -> Response:
     response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 86400, httponly=True,
                         secure=True, samesite="lax", path="/")
     return response
-
-
-@router.get("/me")
-def my_library(request: Request, views: ViewsDep) -> Response:
-    """我的证照: the resident's library as cards."""
-    session = _session(request)
-    if session is None or session.principal.role != "resident":
-        return _see_other("/signin")
-    resident_id = session.principal.subject
-    check_resident_id(resident_id)
-    documents = views.library(resident_id, limit=200)
-    names = {t.id: t for t in catalogue().doc_types()}
-    issuers = {d.id: d for d in catalogue().of_kind("department")}
-    return _render(request, "me.html", session=session, documents=documents,
-                   doc_types=names, issuers=issuers)

@@ -6,72 +6,26 @@ read in Chinese and, toggled, in English; screenshots go to ``test-artifacts/``.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 
-from adapters.community import seed
-from adapters.demo_city import DemoClock
 from tests.e2e.conftest import LiveApi
+from tests.e2e.pages import browser, demo, open_page, shot
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is missing: apt-get install -y chromium (.ci/run does)")
-        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def demo(live_api_factory: Callable[..., LiveApi]) -> LiveApi:
-    """`serve --demo`: the city and its six weeks of applications, on a clock of its own."""
-    clock = DemoClock()
-    api = live_api_factory(demo=True, clock=clock,
-                           before_serving=lambda services: seed(services, clock))
-    api.services.view_runner.catch_up()
-    return api
-
-
-def _page(browser: Any, api: LiveApi, seen: list[str]) -> Any:
-    context = browser.new_context(base_url=api.base_url, locale="zh-CN")
-
-    def record(route: Any) -> None:
-        seen.append(route.request.url)
-        route.continue_()
-
-    context.route("**/*", record)
-    return context.new_page()
-
-
-def _shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+__all__ = ["browser", "demo"]  # fixtures
 
 
 def test_a_resident_signs_in_sees_the_library_in_both_languages_and_signs_out(
     browser: Any, demo: LiveApi
 ) -> None:
     seen: list[str] = []
-    page = _page(browser, demo, seen)
+    page = open_page(browser, demo, seen)
     page.goto("/")
     assert page.url.endswith("/signin")
-    _shot(page, "signin-zh")
+    shot(page, "signin-zh")
     # Keyboard only: the persona's button is reached with Tab and pressed with Enter.
     for _ in range(10):
         page.keyboard.press("Tab")
@@ -84,7 +38,7 @@ def test_a_resident_signs_in_sees_the_library_in_both_languages_and_signs_out(
     assert cards.count() >= 3
     assert "居民身份证" in page.locator("main").inner_text()
     assert page.locator("li.card .trust-A").count() >= 1  # issued by 公安局
-    _shot(page, "me-zh")
+    shot(page, "me-zh")
 
     [cookie] = [c for c in page.context.cookies() if c["name"] == "cv_session"]
     assert (cookie["httpOnly"], cookie["secure"], cookie["sameSite"]) == (True, True, "Lax")
@@ -94,7 +48,7 @@ def test_a_resident_signs_in_sees_the_library_in_both_languages_and_signs_out(
     page.wait_for_url(re.compile(r"/me$"))
     assert page.locator("h1").inner_text() == "My documents"
     assert "Trust level" in page.locator("main").inner_text()
-    _shot(page, "me-en")
+    shot(page, "me-en")
 
     # A form posted without the session's CSRF token is refused, and changes nothing.
     client = httpx.Client(base_url=demo.base_url, cookies={"cv_session": cookie["value"]})
@@ -113,7 +67,7 @@ def test_without_the_demo_there_is_no_one_to_pick(
     browser: Any, live_api_factory: Callable[..., LiveApi]
 ) -> None:
     api = live_api_factory()
-    page = _page(browser, api, [])
+    page = open_page(browser, api, [])
     page.goto("/signin")
     assert page.locator("[data-role]").count() == 0
     assert "统一身份认证" in page.locator("main").inner_text()
@@ -126,7 +80,7 @@ def test_a_reviewer_works_the_queue_reads_a_material_and_decides(
     browser: Any, demo: LiveApi
 ) -> None:
     seen: list[str] = []
-    page = _page(browser, demo, seen)
+    page = open_page(browser, demo, seen)
     page.goto("/signin")
     page.locator('[data-role="officer"]').click()
     page.wait_for_url(re.compile(r"/work$"))
@@ -134,13 +88,13 @@ def test_a_reviewer_works_the_queue_reads_a_material_and_decides(
     assert rows.count() >= 3
     # Soonest due first: the first is overdue in the demo city (red), and the order holds.
     assert page.locator("table.queue tbody tr").first.locator(".clock-overdue").count() == 1
-    _shot(page, "work-zh")
+    shot(page, "work-zh")
 
     first = rows.first
     application_id = first.get_attribute("data-application-id")
     first.locator("a").click()
     page.wait_for_url(re.compile(r"/work/applications/"))
-    _shot(page, "work-application-zh")
+    shot(page, "work-application-zh")
     link = page.locator('li[data-doc-type="id-card"] a')
     shown = page.request.get(link.get_attribute("href"))
     assert shown.status == 200

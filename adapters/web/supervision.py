@@ -1,0 +1,7 @@
+"""绩效监督: the supervisor's pages (being built)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

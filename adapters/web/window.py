@@ -1,0 +1,7 @@
+"""一口受理: the window clerk's pages (being built)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
