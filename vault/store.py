@@ -110,6 +110,12 @@ class Store:
             with contextlib.suppress(KeyError):
                 cache.get(aggregate_id, evict=True)
 
+    def events(self, aggregate_id: UUID | str) -> list[Aggregate.Event]:
+        """What happened to an aggregate: its events, oldest first."""
+        return list(cast(
+            "Iterable[Aggregate.Event]", self._app.events.get(parse_uuid("id", aggregate_id))
+        ))
+
     def as_of(self, aggregate_id: UUID | str, at: datetime) -> Aggregate | None:
         """Any aggregate as it stood at ``at`` (None if it did not exist yet)."""
         check_aware("at", at)

@@ -150,8 +150,11 @@ def _too_large(limit: int) -> Problem:
     return Problem(413, "too-large", "Payload too large", f"the file is over {limit} bytes")
 
 
-async def read_upload(request: Request, bounds: UploadBounds) -> Upload:
-    """Parse a ``multipart/form-data`` body with one ``file`` part and small text fields."""
+async def read_upload(
+    request: Request, bounds: UploadBounds, also: tuple[str, ...] = ()
+) -> Upload:
+    """Parse a ``multipart/form-data`` body with one ``file`` part and small text fields
+    (those of :data:`FORM_FIELDS`, and ``also`` — a page's ``csrf``, say — each once)."""
     media_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if media_type != b"multipart/form-data" or not boundary:
@@ -161,7 +164,7 @@ async def read_upload(request: Request, bounds: UploadBounds) -> Upload:
             400, "malformed-body", "Malformed body",
             f"the multipart boundary is over {MAX_BOUNDARY} characters",
         )
-    receiver = _Receiver(bounds)
+    receiver = _Receiver(bounds, FORM_FIELDS + also)
     parser = MultipartParser(boundary, receiver.callbacks(), max_header_size=bounds.field_bytes)
     try:
         async for chunk in request.stream():
@@ -194,8 +197,9 @@ def _header_too_large(bound: int) -> Problem:
 class _Receiver:
     """Collects the parts of one multipart body as the parser finds them."""
 
-    def __init__(self, bounds: UploadBounds) -> None:
+    def __init__(self, bounds: UploadBounds, names: tuple[str, ...] = FORM_FIELDS) -> None:
         self.bounds = bounds
+        self.names = names
         self.upload = Upload()
         self.headers: dict[bytes, bytes] = {}
         self.header_name = b""
@@ -236,10 +240,10 @@ class _Receiver:
     def headers_finished(self) -> None:
         _, disposition = parse_options_header(self.headers.get(b"content-disposition", b""))
         self.name = disposition.get(b"name", b"").decode(errors="replace")
-        if self.name not in FORM_FIELDS:
+        if self.name not in self.names:
             raise Problem(
                 422, "invalid-input", "Invalid input",
-                f"form field {self.name[:64]!r} is not one of {', '.join(FORM_FIELDS)}",
+                f"form field {self.name[:64]!r} is not one of {', '.join(self.names)}",
             )
         if self.name in self.upload.fields:
             raise Problem(

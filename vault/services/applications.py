@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
+
 from policy.catalogue import Service, catalogue
 from policy.catalogue_entries import Material as ServiceMaterial
 from policy.scales import TrustLevel
@@ -298,6 +300,13 @@ class Applications:
         if not self.may_see(viewer, application):
             raise ApplicationNotFound(f"application {application_id} not found")
         return application
+
+    def history(self, viewer: Viewer, application_id: UUID | str) -> list[Aggregate.Event]:
+        """What happened to the application, oldest first (accepted, each decision with its
+        reason and what it asked for, each material supplied, withdrawn, rated), to whoever
+        may see it."""
+        application = self.seen_by(viewer, application_id)
+        return self._store.events(application.id)
 
     def may_see(self, viewer: Viewer, application: Application) -> bool:
         if viewer.role == "resident":
