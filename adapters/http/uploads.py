@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -37,10 +38,24 @@ class UploadBounds:
     field_bytes: int
 
     @property
+    def part_bytes(self) -> int:
+        """A text part: its header, its value and its boundary line, each at their bound."""
+        return 2 * self.field_bytes + MAX_BOUNDARY + 8
+
+    @property
     def body_bytes(self) -> int:
-        """The whole multipart body: the file, and for each part its header, its value
-        and its boundary line, each at their bound."""
-        return self.file_bytes + len(FORM_FIELDS) * (2 * self.field_bytes + MAX_BOUNDARY + 8)
+        """The whole multipart body: the file, and each part at its bound."""
+        return self.file_bytes + len(FORM_FIELDS) * self.part_bytes
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A text part that must open an upload's body, checked as soon as it is read and
+    before any part after it: a page's CSRF token (a browser sends a form's fields in the
+    order the form lists them). Missing, late or refused, the upload is a 403."""
+
+    field: str
+    admits: Callable[[str], bool]
 
 
 UPLOAD_BODY: dict[str, Any] = {
@@ -151,10 +166,14 @@ def _too_large(limit: int) -> Problem:
 
 
 async def read_upload(
-    request: Request, bounds: UploadBounds, also: tuple[str, ...] = ()
+    request: Request, bounds: UploadBounds, also: tuple[str, ...] = (),
+    gate: Gate | None = None,
 ) -> Upload:
     """Parse a ``multipart/form-data`` body with one ``file`` part and small text fields
-    (those of :data:`FORM_FIELDS`, and ``also`` — a page's ``csrf``, say — each once)."""
+    (those of :data:`FORM_FIELDS`, and ``also`` — a page's ``csrf``, say — each once),
+    behind ``gate`` if given. The whole body is at most :attr:`UploadBounds.body_bytes`, and
+    a part more for each of ``also`` and the gate: the API's guard counts it too, but the
+    pages have no guard."""
     media_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if media_type != b"multipart/form-data" or not boundary:
@@ -164,17 +183,37 @@ async def read_upload(
             400, "malformed-body", "Malformed body",
             f"the multipart boundary is over {MAX_BOUNDARY} characters",
         )
-    receiver = _Receiver(bounds, FORM_FIELDS + also)
+    cap = bounds.body_bytes + (len(also) + (gate is not None)) * bounds.part_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise _body_too_large(cap)
+    receiver = _Receiver(bounds, FORM_FIELDS + also, gate)
     parser = MultipartParser(boundary, receiver.callbacks(), max_header_size=bounds.field_bytes)
+    received = 0
     try:
         async for chunk in request.stream():
+            received += len(chunk)
+            if received > cap:
+                raise _body_too_large(cap)
             _parsed(parser.write, chunk, bounds=bounds)
         _parsed(parser.finalize, bounds=bounds)
+        if not receiver.opened:
+            raise _shut()
     except BaseException:
         receiver.upload.close()
         raise
     receiver.upload.stream()  # a body without a file part is refused here, before any work
     return receiver.upload
+
+
+def _body_too_large(cap: int) -> Problem:
+    return Problem(413, "too-large", "Payload too large",
+                   f"the body is over the {cap}-byte limit for this route")
+
+
+def _shut() -> Problem:
+    return Problem(403, "csrf-refused", "Forbidden",
+                   "the form does not open with its check token, or the token is wrong")
 
 
 def _parsed(step: Any, *args: Any, bounds: UploadBounds) -> None:
@@ -197,9 +236,14 @@ def _header_too_large(bound: int) -> Problem:
 class _Receiver:
     """Collects the parts of one multipart body as the parser finds them."""
 
-    def __init__(self, bounds: UploadBounds, names: tuple[str, ...] = FORM_FIELDS) -> None:
+    def __init__(
+        self, bounds: UploadBounds, names: tuple[str, ...] = FORM_FIELDS,
+        gate: Gate | None = None,
+    ) -> None:
         self.bounds = bounds
         self.names = names
+        self.gate = gate
+        self.opened = gate is None
         self.upload = Upload()
         self.headers: dict[bytes, bytes] = {}
         self.header_name = b""
@@ -240,6 +284,10 @@ class _Receiver:
     def headers_finished(self) -> None:
         _, disposition = parse_options_header(self.headers.get(b"content-disposition", b""))
         self.name = disposition.get(b"name", b"").decode(errors="replace")
+        if self.gate is not None and not self.opened:
+            if self.name != self.gate.field:
+                raise _shut()
+            return
         if self.name not in self.names:
             raise Problem(
                 422, "invalid-input", "Invalid input",
@@ -280,8 +328,14 @@ class _Receiver:
         if not self.name or self.name == "file":
             return
         try:
-            self.upload.fields[self.name] = self.field.decode()
+            value = self.field.decode()
         except UnicodeDecodeError:
             raise Problem(
                 422, "invalid-input", "Invalid input", f"form field {self.name!r} is not UTF-8"
             ) from None
+        if self.gate is not None and not self.opened:
+            if not self.gate.admits(value):
+                raise _shut()
+            self.opened = True
+            return
+        self.upload.fields[self.name] = value
