@@ -69,7 +69,7 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
     "resident": (("/me", "我的证照"), ("/me/consents", "我的授权"),
                  ("/me/applications", "我的办件"), ("/me/access", "谁用了我的材料")),
     "clerk": (("/window", "一口受理"),),
-    "officer": (("/work", "待办件"),),
+    "officer": (("/work", "待办件"), ("/work/fetch", "调阅材料")),
     "supervisor": (("/supervision", "绩效监督"),),
     "auditor": (("/audit", "审计"),),
 }

@@ -1,6 +1,7 @@
 """后台: a department's pages — its queue soonest due first with each clock's colour, an
 application with its materials (each one shown is a recorded fetch under the application's
-consent, as the API's), its form and history, and the decision."""
+consent, as the API's), its form and history, and the decision; fetching a resident's
+document for a purpose, with the denial's reasons, and the fast-track panel."""
 
 from __future__ import annotations
 
@@ -12,12 +13,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from adapters.http.departments import answer_fetch
-from adapters.http.deps import ApplicationsDep, FetchesDep, ViewsDep, viewer_of
+from adapters.http.deps import (
+    ApplicationsDep,
+    ClockDep,
+    FetchesDep,
+    PoliciesDep,
+    ViewsDep,
+    viewer_of,
+)
 from adapters.web.pages import checked_form, error_page, render, see_other, signed_in
 from adapters.web.sessions import Session
 from policy.catalogue import catalogue
-from vault.errors import AccessDenied, InvalidInput, VaultError
-from vault.ids import parse_uuid
+from vault.errors import AccessDenied, InvalidInput, NoConsent, ServiceNotHandled, VaultError
+from vault.ids import check_resident_id, parse_uuid
 from vault.inputs import check_known
 from vault.services.applications import Applications
 
@@ -129,5 +137,69 @@ async def material(
     except AccessDenied as e:
         return render(request, "error.html", status=403, session=session,
                       message="; ".join(e.reasons), code=e.code)
+    except VaultError as e:
+        return error_page(request, session, e)
+
+
+@router.get("/work/fetch")
+def fetch_for_purpose(
+    request: Request, views: ViewsDep, policies: PoliciesDep, clock: ClockDep,
+    resident: str = "", purpose: str = "",
+) -> Response:
+    """调阅材料: the consents the department holds; for a resident and a purpose, the
+    documents it may fetch now (read from the read models, as the API lists them) and the
+    fast-track panel (the tracks that apply, with reasons naming requirements)."""
+    session = signed_in(request, "officer")
+    if session is None or session.principal.department is None:
+        return see_other("/signin")
+    principal, now = session.principal, clock.now()
+    department = principal.department or ""
+    held = views.consents_held(department, now, limit=100)
+    context: dict[str, Any] = {"held": held, "resident": resident, "purpose": purpose,
+                               "documents": None, "tracks": None, "tracks_refused": None}
+    if resident or purpose:
+        try:
+            check_resident_id(resident)
+            check_known("purpose", "service", purpose)
+        except InvalidInput as e:
+            return render(request, "work_fetch.html", status=422, session=session,
+                          message=str(e), **context, **_names())
+        context["documents"] = views.fetchable(
+            resident, officer=principal.subject, department=department, purpose=purpose,
+            decision_point=policies.decision_point, now=now, limit=50,
+        )
+        try:
+            context["tracks"] = policies.tracks_for(resident, purpose, department=department)
+        except (NoConsent, ServiceNotHandled) as e:
+            context["tracks_refused"] = e.code
+    return render(request, "work_fetch.html", session=session, message=None, **context,
+                  **_names())
+
+
+@router.get("/work/fetch/{resident_id}/{document_id}")
+async def fetch_document(
+    request: Request, resident_id: str, document_id: str, fetches: FetchesDep,
+    purpose: str = "",
+) -> Response:
+    """A document fetched for a purpose and shown in the page: judged and recorded as the
+    API's fetch is (the resident sees it); a denial shows its reasons."""
+    session = signed_in(request, "officer")
+    if session is None:
+        return see_other("/signin")
+    principal = session.principal
+    try:
+        check_resident_id(resident_id)
+        parse_uuid("document_id", document_id)
+        check_known("purpose", "service", purpose)
+        return await answer_fetch(
+            request, fetches, "inline", officer=principal.subject,
+            department=principal.department or "", resident_id=resident_id,
+            document_id=document_id, purpose=purpose,
+        )
+    except AccessDenied as e:
+        return render(request, "work_denied.html", status=403, session=session,
+                      reasons=list(zip(e.reason_codes, e.reasons, strict=True)),
+                      resident=resident_id,
+                      purpose=purpose, **_names())
     except VaultError as e:
         return error_page(request, session, e)

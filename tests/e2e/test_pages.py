@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.conftest import LiveApi
-from tests.e2e.pages import browser, demo, open_page, shot
+from tests.e2e.pages import browser, demo, open_page, shot, sign_in
 
 __all__ = ["browser", "demo"]  # fixtures
 
@@ -143,3 +143,48 @@ def test_a_department_that_neither_reviews_nor_owns_an_application_cannot_see_it
     assert refused.status_code == 404
     assert demo.services.events.head() == head  # nothing recorded, not even a fetch
     assert "data-application-id" not in client.get("/work").text  # its own queue is empty
+
+
+def test_a_reviewer_fetches_for_a_purpose_sees_the_fast_track_and_why_a_fetch_is_refused(
+    browser: Any, demo: LiveApi
+) -> None:
+    seen: list[str] = []
+    page = open_page(browser, demo, seen)
+    sign_in(page, "officer", "/work")
+    page.get_by_role("link", name="调阅材料").click()
+    page.wait_for_url(re.compile(r"/work/fetch$"))
+    held = demo.services.views.consents_held("civil-affairs", demo.services.clock.now())
+    assert page.locator("tr[data-consent-id]").count() == len(held) > 0
+    consent = held[0]
+    page.locator(f'tr[data-consent-id="{consent.consent_id}"] a').click()
+    page.wait_for_url(re.compile(r"/work/fetch\?resident="))
+    shot(page, "work-fetch-zh")
+    fetchable = page.locator("ul.materials li[data-document-id]")
+    assert fetchable.count() >= 1
+    # The fast-track panel: each track applies or not, told by its requirement.
+    tracks = page.locator("section.tracks li[data-track]")
+    assert tracks.count() >= 1
+    assert not re.search(r"has [A-D]\b", page.locator("section.tracks").inner_text())
+    document_id = fetchable.first.get_attribute("data-document-id")
+    shown = page.request.get(fetchable.first.locator("a").get_attribute("href"))
+    assert shown.status == 200
+    demo.services.view_runner.catch_up()
+    [entry, *_] = demo.services.views.access_log(consent.resident_id, limit=1)
+    assert (entry.access_id, entry.document_id) == (shown.headers["x-access-id"], document_id)
+    # A fetch for a purpose the consent does not name: refused with its reasons, recorded.
+    other = next(s for s in ("housing-subsidy", "elderly-card", "birth-registration")
+                 if s != consent.purpose)
+    head = demo.services.events.head()
+    page.goto(f"/work/fetch/{consent.resident_id}/{document_id}?purpose={other}")
+    assert page.locator("h1").inner_text() == "调阅被拒绝"
+    assert page.locator("ul.reasons li[data-reason]").count() >= 1
+    assert demo.services.events.head() > head  # the refused attempt is on the record
+    shot(page, "work-fetch-denied-zh")
+    # Bad input is a 4xx page and records nothing.
+    head = demo.services.events.head()
+    assert page.goto("/work/fetch?resident=%00bad&purpose=x").status == 422
+    assert page.goto(f"/work/fetch/{consent.resident_id}/not-a-uuid?purpose="
+                     f"{consent.purpose}").status == 422
+    assert demo.services.events.head() == head
+    assert all(url.startswith(demo.base_url) for url in seen), seen
+    page.context.close()
