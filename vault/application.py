@@ -379,9 +379,14 @@ class AuthorizationCode(VaultAggregate):
         self.expires_at = expires_at
         self.used_at: datetime | None = None
 
+    def usable(self, service_id: str, at: datetime) -> bool:
+        """Whether the code may be spent now on an application for ``service_id``: unused,
+        unexpired, and made for that service."""
+        return self.used_at is None and at < self.expires_at and service_id == self.service_id
+
     def redeem(self, service_id: str, clerk: str, unit: str, at: datetime) -> None:
         """Spend the code on accepting one application for ``service_id``."""
-        if self.used_at is not None or at >= self.expires_at or service_id != self.service_id:
+        if not self.usable(service_id, at):
             raise CodeRefused("the authorization code is not valid for this service now")
         self._redeemed(clerk, unit, at, timestamp=at)
 

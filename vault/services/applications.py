@@ -32,7 +32,7 @@ from vault.errors import (
 from vault.ids import check_resident_id, parse_uuid
 from vault.inputs import DocumentDetails, check_known, check_text
 from vault.ports import Clock, ReceiptSigner
-from vault.prefill import Attached, EarlierForm, fill_form
+from vault.prefill import Attached, EarlierForm, FormValue, fill_form
 from vault.services.catalogues import Catalogues
 from vault.services.consents import receipt_for
 from vault.services.documents import Documents
@@ -125,6 +125,36 @@ class Accepted:
     receipts: list[str]
     """The signed receipt of each consent, as a granted consent has."""
     position: int | None
+
+
+@dataclass(frozen=True)
+class MaterialOutlook:
+    """How a material would be taken if the application were accepted now."""
+
+    material: ServiceMaterial
+    document: Document | None
+    """The library's document that would be attached (证件复用), if there is one."""
+    missing_refused: str | None
+    """Why it may not be accepted as missing (容缺), or None if it may."""
+    commitment_refused: str | None
+    """Why a commitment may not replace it (告知承诺), or None if it may."""
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What accepting an application at a window would take, before anything is recorded
+    (the code is checked, not spent): the resident's tracks, each material, the form filled
+    in (反填), when it would be due and when a missing material would have to follow."""
+
+    resident_id: str
+    service_id: str
+    tracks: tuple[str, ...]
+    track_reasons: tuple[str, ...]
+    """Why each track applies or not: the requirement, never the resident's credit grade."""
+    materials: list[MaterialOutlook]
+    form: dict[str, FormValue]
+    due_at: datetime
+    supply_by: datetime
 
 
 class Applications:
@@ -257,6 +287,44 @@ class Applications:
         accepted = self._store.retrying(accept)
         receipts = [receipt_for(c, self._sign_receipt) for c in accepted.consents]
         return Accepted(accepted.application, accepted.consents, receipts, accepted.position)
+
+    def preview(
+        self, resident_id: str, service_id: str, *, unit: str, authorization_code: str
+    ) -> Preview:
+        """What :meth:`apply` at a window of ``unit`` would take now, by the same rules,
+        recording nothing and leaving the code unspent; the code is checked first, so that
+        without it the clerk learns nothing of the resident."""
+        check_resident_id(resident_id)
+        check_known("service_id", "service", service_id)
+        check_known("unit", "unit", unit)
+        catalogue = self._catalogues.current()
+        service = catalogue.service(service_id)
+        if not catalogue.accepts(service_id, unit):
+            raise ServiceNotAcceptedHere(f"{service_id} is not accepted at {unit}")
+        now = self._clock.now()
+        code = self._store.find(AuthorizationCode.create_id(
+            resident_id=resident_id, code_hash=_hashed(authorization_code)
+        ))
+        if not isinstance(code, AuthorizationCode) or not code.usable(service_id, now):
+            raise CodeRefused("the authorization code is not valid for this service now")
+        resident = self._residents.active(resident_id)
+        decided = self._policies.decision_point().tracks(service_id, resident.grade)
+        tracks = decided.tracks
+        attached: dict[str, Attached] = {}
+        outlook: list[MaterialOutlook] = []
+        for material in service.materials:
+            document = self._held(resident_id, material, tracks, now)
+            if document is not None and isinstance(document.attributes, dict):
+                attached[material.doc_type] = Attached(str(document.id), document.attributes)
+            outlook.append(MaterialOutlook(material, document, may_be_missing(material, tracks),
+                                           may_be_committed(material, tracks)))
+        form = fill_form(service.form, {}, "clerk", attached,
+                         lambda: self._earlier_forms(resident_id))
+        return Preview(
+            resident_id, service_id, tracks, tuple(r.for_officer for r in decided.reasons),
+            outlook, form, add_working_days(now, service.time_limit_days, self._calendar),
+            add_working_days(now, SUPPLY_WITHIN_DAYS, self._calendar),
+        )
 
     def timing(self, application: Application) -> Timing:
         """The application's due moment and the state of its clock now, on the working-day
@@ -488,16 +556,13 @@ class Applications:
         """How the application has a material: from the library (the document then joins
         ``attached``, with what it says, for the form), committed to, or missing."""
         doc_type, min_trust = material.doc_type, material.min_trust
-        if "reuse" in tracks:
-            for document_id in self._library.current_documents(resident_id, doc_type):
-                document = self._store.find(document_id)
-                if attachable(document, resident_id, material, now):
-                    assert isinstance(document, Document)
-                    if isinstance(document.attributes, dict):
-                        attached[doc_type] = Attached(str(document.id), document.attributes)
-                    return {"doc_type": doc_type, "source": "library",
-                            "document_id": str(document.id),
-                            "trust_level": document.trust_level.value, "due_at": None}
+        document = self._held(resident_id, material, tracks, now)
+        if document is not None:
+            if isinstance(document.attributes, dict):
+                attached[doc_type] = Attached(str(document.id), document.attributes)
+            return {"doc_type": doc_type, "source": "library",
+                    "document_id": str(document.id),
+                    "trust_level": document.trust_level.value, "due_at": None}
         if doc_type in asked.commitments:
             refused = may_be_committed(material, tracks)
             if refused is not None:
@@ -517,6 +582,21 @@ class Applications:
         due = add_working_days(now, SUPPLY_WITHIN_DAYS, self._calendar)
         return {"doc_type": doc_type, "source": "missing", "document_id": None,
                 "trust_level": None, "due_at": due}
+
+    def _held(
+        self, resident_id: str, material: ServiceMaterial, tracks: tuple[str, ...],
+        now: datetime,
+    ) -> Document | None:
+        """The library's document a material is taken from (证件复用), where the tracks
+        allow reuse and one is attachable."""
+        if "reuse" not in tracks:
+            return None
+        for document_id in self._library.current_documents(resident_id, material.doc_type):
+            document = self._store.find(document_id)
+            if attachable(document, resident_id, material, now):
+                assert isinstance(document, Document)
+                return document
+        return None
 
     def _issue_result(self, application: Application, officer: str) -> str:
         service = self._catalogues.current().service(application.service_id)
