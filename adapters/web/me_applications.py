@@ -16,16 +16,24 @@ from eventsourcing.domain import Aggregate
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from starlette.types import Message
 
-from adapters.http.deps import ApplicationsDep, ClockDep, DocumentsDep, ViewsDep
+from adapters.http.deps import (
+    ApplicationsDep,
+    CaughtUp,
+    ClockDep,
+    DocumentsDep,
+    PoliciesDep,
+    ResidentsDep,
+    ViewsDep,
+)
 from adapters.http.problems import Problem
-from adapters.http.uploads import MAX_BOUNDARY, read_upload
+from adapters.http.uploads import Gate, read_upload
 from adapters.web.pages import checked_form, error_page, render, see_other, signed_in
 from adapters.web.sessions import Session
 from policy.catalogue import catalogue
+from vault.acceptance import may_be_committed, may_be_missing
 from vault.errors import AlreadyRated, ApplicationClosed, InvalidInput, VaultError
-from vault.services.applications import Applications, Viewer
+from vault.services.applications import Applications, Viewer, commitment_statement
 
 router = APIRouter(include_in_schema=False)
 CODE_SERVICE_FIELD = "service_id"
@@ -102,6 +110,101 @@ def _list(
     return render(request, "me_applications.html", session=session,
                   rows=[(a, applications.timing(a)) for a in shown], made=made,
                   made_for=made_for, **_names())
+
+
+@router.get("/me/applications/new")
+def new_application(
+    request: Request, views: ViewsDep, residents: ResidentsDep, policies: PoliciesDep,
+    clock: ClockDep, service_id: str = "",
+) -> Response:
+    """网上申请: pick a service, see which materials the library already holds (and will
+    be taken), which are missing and whether 容缺 or 告知承诺 applies — with the
+    commitment's words before signing it — and the form, filled (反填) where left empty."""
+    session = signed_in(request, "resident")
+    if session is None:
+        return see_other("/signin")
+    return _new(request, session, views, residents, policies, clock.now(), service_id)
+
+
+@dataclass(frozen=True)
+class Needed:
+    """A material of the service as the resident's library and tracks meet it."""
+
+    doc_type: str
+    key: bool
+    held: list[Any]
+    may_be_missing: bool
+    may_be_committed: bool
+    statement: str
+
+
+def _new(
+    request: Request, session: Session, views: Any, residents: Any, policies: Any,
+    now: datetime, service_id: str, status: int = 200, message: str | None = None,
+    chosen: dict[str, str] | None = None,
+) -> Response:
+    found = catalogue()
+    service = found.service(service_id) if found.knows("service", service_id) else None
+    needed: list[Needed] = []
+    tracks: tuple[str, ...] = ()
+    if service is not None:
+        resident = session.principal.subject
+        try:
+            grade = residents.active(resident).grade
+        except VaultError:  # not registered yet (applying registers them): no grade
+            grade = None
+        tracks = policies.decision_point().tracks(service.id, grade).tracks
+        held = views.library(resident, limit=200, doc_types=set(service.needs),
+                             unexpired_at=now)
+        for material in service.materials:
+            mine = [d for d in held if d.doc_type == material.doc_type
+                    and d.trust_level.at_least(material.min_trust)]
+            needed.append(Needed(
+                material.doc_type, material.key, mine if "reuse" in tracks else [],
+                may_be_missing(material, tracks) is None,
+                may_be_committed(material, tracks) is None,
+                commitment_statement(material.doc_type),
+            ))
+    return render(request, "me_application_new.html", status=status, session=session,
+                  service=service, needed=needed, tracks=tracks, message=message,
+                  chosen=chosen or {}, **_names())
+
+
+@router.post("/me/applications")
+async def apply_online(
+    request: Request, applications: ApplicationsDep, views: ViewsDep, residents: ResidentsDep,
+    policies: PoliciesDep, clock: ClockDep, caught_up: CaughtUp,
+) -> Response:
+    """Apply online (as POST /v1/me/applications): each material from the library where
+    the tracks allow, those named 容缺 as missing, those named 告知承诺 by the signed
+    commitment shown in the page; the form's fields typed in, the rest filled (反填)."""
+    session = signed_in(request, "resident")
+    if session is None:
+        return see_other("/signin")
+    form = await checked_form(request, session)
+    if form is None:
+        return _refused(request, session)
+    service_id = form.get("service_id", "")
+    how = {k.removeprefix("how-"): v for k, v in form.items() if k.startswith("how-")}
+    typed = {k.removeprefix("form-"): v.strip() for k, v in form.items()
+             if k.startswith("form-") and v.strip()}
+    try:
+        accepted = await run_in_threadpool(partial(
+            applications.apply, session.principal.subject, service_id,
+            missing=tuple(t for t, v in how.items() if v == "missing"),
+            commitments=tuple(t for t, v in how.items() if v == "commitment"), form=typed,
+        ))
+    except InvalidInput as e:
+        return await run_in_threadpool(partial(
+            _new, request, session, views, residents, policies, clock.now(), service_id,
+            status=422, message=str(e), chosen=form))
+    except VaultError as e:
+        return error_page(request, session, e)
+    if accepted.position is not None:  # so that the list shows it when the page returns
+        services = request.app.state.services
+        await run_in_threadpool(services.view_runner.wait_for, accepted.position,
+                                services.settings.read_wait_seconds)
+    return see_other(f"/me/applications/{accepted.application.id}")
 
 
 @router.post("/me/applications/code")
@@ -223,43 +326,25 @@ async def _uploaded(
     request: Request, session: Session, application_id: str, applications: Applications,
     documents: Any,
 ) -> tuple[str, str] | None:
-    """A new file for the library, read as the API reads an upload, with the page's CSRF
-    field beside it; None (nothing filed) without the session's token."""
+    """A new file for the library, read as the API reads an upload (bounded the same way),
+    behind the page's CSRF token as its first part; None (nothing read further, nothing
+    filed) without the session's token."""
     resident = session.principal.subject
     await run_in_threadpool(applications.seen_by, Viewer("resident", resident), application_id)
-    bounds = request.app.state.limits.upload
-    csrf_part = 2 * bounds.field_bytes + MAX_BOUNDARY + 8  # its header, value and boundary
-    upload = await read_upload(_bounded(request, bounds.body_bytes + csrf_part), bounds,
-                               also=("csrf",))
+    gate = Gate("csrf", lambda token: hmac.compare_digest(token, session.csrf))
     try:
-        if not hmac.compare_digest(upload.fields.get("csrf", ""), session.csrf):
+        upload = await read_upload(request, request.app.state.limits.upload, gate=gate)
+    except Problem as e:
+        if e.code == "csrf-refused":
             return None
+        raise
+    try:
         filed = await run_in_threadpool(
             lambda: documents.submit(resident, upload.stream(), upload.details())
         )
     finally:
         upload.close()
     return filed.value.doc_type, str(filed.value.id)
-
-
-def _bounded(request: Request, cap: int) -> Request:
-    """The request, its body refused (413) past ``cap`` bytes as it streams in — as the
-    API's guard bounds an upload's body."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        raise Problem(413, "too-large", "Payload too large", f"the body is over {cap} bytes")
-    received = 0
-
-    async def receive() -> Message:
-        nonlocal received
-        message = await request.receive()
-        received += len(message.get("body", b""))
-        if received > cap:
-            raise Problem(413, "too-large", "Payload too large",
-                          f"the body is over {cap} bytes")
-        return message
-
-    return Request(request.scope, receive)
 
 
 @router.get("/me/applications/{application_id}/withdraw")

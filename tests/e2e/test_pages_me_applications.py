@@ -236,3 +236,50 @@ def test_a_decided_application_is_rated_once_and_another_residents_is_not_found(
     assert demo.services.events.head() == head
     assert client.get("/me/applications/not-an-id").status_code == 422
     page.context.close()
+
+
+def test_applying_online_takes_the_library_and_signs_a_commitment_shown_first(
+    browser: Any, demo: LiveApi
+) -> None:
+    page = open_page(browser, demo, [])
+    sign_in(page, "resident", "/me")
+    page.goto("/me/applications")
+    page.get_by_role("link", name="我要网上申请").click()
+    page.wait_for_url(re.compile(r"/me/applications/new$"))
+    page.locator("#pick-service").select_option("employment-subsidy")
+    page.get_by_role("button", name="查看所需材料").click()
+    page.wait_for_url(re.compile(r"service_id=employment-subsidy"))
+    # The ID card is in the library (taken); the diploma is not, and may be committed to —
+    # its words shown before signing; the social insurance record may come later (容缺).
+    assert page.locator('fieldset[data-doc-type="id-card"]').get_attribute("data-held") == "yes"
+    diploma = page.locator('fieldset[data-doc-type="diploma"]')
+    assert diploma.get_attribute("data-held") == "no"
+    assert "本人承诺" in diploma.locator(".statement").inner_text()
+    head = demo.services.events.head()
+    client = _client(page, demo)
+    incomplete = client.post("/me/applications", data={
+        "csrf": _csrf(page), "service_id": "employment-subsidy"})
+    assert incomplete.status_code == 422  # the diploma neither in the library nor named
+    assert demo.services.events.head() == head
+    assert client.post("/me/applications", data={
+        "service_id": "employment-subsidy", "how-diploma": "commitment",
+        "how-social-insurance-record": "missing"}).status_code == 403
+    assert demo.services.events.head() == head
+    shot(page, "me-application-new-zh")
+
+    diploma.locator('input[value="commitment"]').check()
+    page.locator('fieldset[data-doc-type="social-insurance-record"] '
+                 'input[value="missing"]').check()
+    page.get_by_role("button", name="提交申请").click()
+    page.wait_for_url(re.compile(r"/me/applications/[0-9a-f-]{36}$"))
+    made = page.url.rsplit("/", 1)[-1]
+    application = demo.services.applications.application(made)
+    assert (application.resident_id, application.channel) == ("zhang-wei", "online")
+    sources = {m["doc_type"]: m["source"] for m in application.materials}
+    assert sources == {"id-card": "library", "diploma": "commitment",
+                       "social-insurance-record": "missing"}
+    assert "本人承诺" in page.locator('li[data-doc-type="diploma"] .statement').inner_text()
+    assert "请于" in page.locator('li[data-doc-type="social-insurance-record"]').inner_text()
+    page.goto("/me/applications")
+    assert page.locator("li.application").first.get_attribute("data-application-id") == made
+    page.context.close()
