@@ -45,6 +45,7 @@ from vault.workdays import (
     add_working_days,
     clock_state,
     due_with_pauses,
+    working_days_used,
 )
 
 CODE_LIFETIME = timedelta(minutes=10)
@@ -345,6 +346,16 @@ class Applications:
             due, state, None if decided is None or due is None else decided <= due,
             estimate=not all(calendar.knows(y) for y in range(start.year, until.year + 1)),
         )
+
+    def working_days_overdue(self, application: Application) -> int:
+        """How many working days an open application has run past its time limit now (0
+        when it has not, while the clock stands still, or once it is decided)."""
+        pauses = application.pauses
+        if not application.status.is_open or any(end is None for _, end in pauses):
+            return 0
+        used = working_days_used(application.accepted_at, self._clock.now(), self._calendar,
+                                 pauses)
+        return max(0, used - application.time_limit_days)
 
     def _redeemed(
         self, window: tuple[str, str, UUID], service_id: str, now: datetime

@@ -1,0 +1,182 @@
+"""绩效监督 in a real browser (Debian's Chromium driven by Playwright, the demo city on a live
+loopback server): 赵刚, supervisor of 东城区, reads the figures the supervision service
+computes — by unit, department and service, for the period he picks — drills down to a
+street and a community, sees the charts drawn by ECharts without a single CSP violation,
+and the overdue applications in his reach; in Chinese and in English. A unit outside his
+reach does not exist to him, a bad period is refused, and no one else gets the page."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+import httpx
+from babel.numbers import format_decimal
+
+from keys.tokens import Principal
+from tests.e2e.conftest import LiveApi
+from tests.e2e.pages import browser, demo, open_page, shot, sign_in
+from vault.supervision import BY, Figures, figures, scope
+from vault.workdays import CHINA
+
+__all__ = ["browser", "demo"]  # fixtures
+
+FIELDS = ("accepted", "decided", "on_time_rate", "avg_working_days", "overdue",
+          "materials_reused", "materials_brought", "trips_saved", "rating_avg")
+WATCH_CSP = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation",
+  (e) => window.__violations.push(e.violatedDirective + " " + e.blockedURI));
+"""
+
+
+def _expected(demo: LiveApi, unit: str, since: date, until: date) -> dict[str, list[Figures]]:
+    services = demo.services
+    return {by: figures(services.views, services.catalogues.current(), unit=unit, by=by,
+                        since=since, until=until, now=services.clock.now()) for by in BY}
+
+
+def _shown(page: Any, by: str) -> dict[str, tuple[str, ...]]:
+    """Each row of a figures table (its key, the whole unit's in the footer) and its values
+    as the page carries them."""
+    rows = page.locator(f'table.figures[data-by="{by}"] tr[data-key]')
+    return {row.get_attribute("data-key"): tuple(
+        row.locator(f'td[data-field="{field}"]').get_attribute("data-value") for field in FIELDS)
+        for row in rows.all()}
+
+
+def _as_page_has_it(found: Figures) -> tuple[str, ...]:
+    return tuple("" if getattr(found, f) is None else str(getattr(found, f)) for f in FIELDS)
+
+
+def _period(page: Any) -> tuple[date, date]:
+    return (date.fromisoformat(page.locator("#since").input_value()),
+            date.fromisoformat(page.locator("#until").input_value()))
+
+
+def _assert_figures_are_the_services(page: Any, demo: LiveApi, unit: str) -> dict[str, Any]:
+    since, until = _period(page)
+    expected = _expected(demo, unit, since, until)
+    for by, rows in expected.items():
+        if len(rows) == 1:  # nothing in the period: no table, says so
+            assert page.locator(f'table.figures[data-by="{by}"]').count() == 0
+            continue
+        assert _shown(page, by) == {r.key: _as_page_has_it(r) for r in rows}, by
+    return expected
+
+
+def _assert_charts_drawn(page: Any) -> None:
+    charts = page.locator("div.chart")
+    assert charts.count() >= 3
+    for chart in charts.all():
+        chart.locator("canvas").first.wait_for()
+        chart.hover()  # its tooltip is drawn too, and must not break the CSP
+
+
+def _assert_overdue_list_is_the_views(page: Any, demo: LiveApi, unit: str) -> None:
+    services = demo.services
+    entries = services.views.overdue(
+        services.clock.now(), units=scope(services.catalogues.current(), unit), limit=101)
+    late = [services.applications.application(e.application.application_id) for e in entries]
+    assert late, "the demo city has overdue applications"
+    rows = page.locator("table.overdue tbody tr")
+    assert [r.get_attribute("data-number") for r in rows.all()] == [a.number for a in late]
+    assert [r.locator("td").last.get_attribute("data-value") for r in rows.all()] == [
+        str(services.applications.working_days_overdue(a)) for a in late]
+
+
+def test_a_supervisor_reads_the_figures_drills_down_and_reads_them_in_english(
+    browser: Any, demo: LiveApi
+) -> None:
+    seen: list[str] = []
+    page = open_page(browser, demo, seen)
+    page.add_init_script(WATCH_CSP)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    sign_in(page, "supervisor", "/supervision")
+    assert page.locator("h1").inner_text() == "绩效监督 · 东城区"
+
+    # The last 30 days by default, figures as the supervision service computes them.
+    since, until = _period(page)
+    assert (until - since).days == 29
+    assert until == demo.services.clock.now().astimezone(CHINA).date()
+    _assert_figures_are_the_services(page, demo, "dongcheng")
+
+    # Six weeks: an allowance approved on time and rated 5 at 和平里社区 comes in.
+    page.locator("#since").fill(date.fromordinal(until.toordinal() - 41).isoformat())
+    page.get_by_role("button", name="查询").click()
+    page.wait_for_url(re.compile(r"since="))
+    expected = _assert_figures_are_the_services(page, demo, "dongcheng")
+    six_weeks = _period(page)
+    whole = expected["unit"][0]
+    assert whole.decided >= 1
+    assert (whole.on_time_rate, whole.rating_avg) == (1.0, 5.0)
+    footer = page.locator('table.figures[data-by="unit"] tfoot')
+    assert footer.locator('td[data-field="on_time_rate"]').inner_text() == "100.0%"
+    assert footer.locator('td[data-field="accepted"]').inner_text() == format_decimal(
+        whole.accepted, locale="zh_CN")
+    assert page.locator('table.figures[data-by="department"]').inner_text().count("民政局") == 1
+    _assert_charts_drawn(page)
+    _assert_overdue_list_is_the_views(page, demo, "dongcheng")
+    shot(page, "supervision-zh")
+
+    # Drill down: 新华街道 (its community has the overdue birth registration), then 新华北社区.
+    page.locator('table.figures[data-by="unit"] tr[data-key="xinhua-street"] a').click()
+    page.wait_for_url(re.compile(r"unit=xinhua-street"))
+    assert page.locator("h1").inner_text() == "绩效监督 · 新华街道"
+    assert page.locator("nav.trail a").all_inner_texts() == ["东城区"]
+    assert _period(page) == six_weeks  # the period is kept
+    _assert_figures_are_the_services(page, demo, "xinhua-street")
+    _assert_overdue_list_is_the_views(page, demo, "xinhua-street")
+    _assert_charts_drawn(page)
+    shot(page, "supervision-street-zh")
+    page.locator('table.figures[data-by="unit"] tr[data-key="xinhua-north"] a').click()
+    page.wait_for_url(re.compile(r"unit=xinhua-north"))
+    assert page.locator("h1").inner_text() == "绩效监督 · 新华北社区"
+    _assert_figures_are_the_services(page, demo, "xinhua-north")
+    _assert_overdue_list_is_the_views(page, demo, "xinhua-north")
+
+    # In English, the catalogue's names in English and the numbers written for the locale.
+    page.locator("nav.trail a", has_text="东城区").click()
+    page.wait_for_url(re.compile(r"unit=dongcheng"))
+    page.get_by_role("button", name="English").click()
+    page.wait_for_url(re.compile(r"/supervision$"))
+    assert page.locator("h1").inner_text() == "Supervision · Dongcheng District"
+    table = page.locator('table.figures[data-by="unit"]').inner_text()
+    assert "On-time rate" in table
+    assert "Xinhua Street" in table
+    assert "Overdue applications" in page.locator("main").inner_text()
+    _assert_figures_are_the_services(page, demo, "dongcheng")
+    _assert_charts_drawn(page)
+    shot(page, "supervision-en")
+
+    assert page.evaluate("window.__violations") == []
+    assert errors == []
+    assert all(url.startswith(demo.base_url) for url in seen), seen
+    page.context.close()
+
+
+def test_a_unit_outside_reach_a_bad_period_and_anyone_else_are_refused(demo: LiveApi) -> None:
+    sessions = demo.app.state.web_sessions
+    zhao = Principal(subject="supervisor-zhao", role="supervisor", department=None,
+                     token_id=None, unit="dongcheng")
+    cookie, _ = sessions.start(zhao)
+    client = httpx.Client(base_url=demo.base_url, cookies={"cv_session": cookie})
+    assert client.get("/supervision").status_code == 200
+    assert client.get("/supervision?unit=heping-lane").status_code == 200
+    for outside in ("xicheng", "binjiang", "riverside", "nowhere"):
+        answer = client.get(f"/supervision?unit={outside}")
+        assert answer.status_code == 404, outside
+        assert "data-key" not in answer.text
+    for bad in ("since=2026-13-01", "until=yesterday", "since=2026-11-02&until=2026-11-01"):
+        answer = client.get(f"/supervision?{bad}")
+        assert answer.status_code == 422, bad
+        assert 'data-code="invalid-input"' in answer.text
+
+    assert httpx.get(f"{demo.base_url}/supervision").headers["location"] == "/signin"
+    resident, _ = sessions.start(Principal(subject="zhang-wei", role="resident",
+                                           department=None, token_id=None))
+    answer = httpx.get(f"{demo.base_url}/supervision", cookies={"cv_session": resident})
+    assert (answer.status_code, answer.headers["location"]) == (303, "/signin")
