@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 
 from fastapi import APIRouter, Request, Response
@@ -44,6 +45,8 @@ from adapters.http.schemas import (
     inclusion_out,
 )
 from adapters.http.uploads import UPLOAD_BODY, read_upload
+from projections.ledger import Ledger
+from projections.queries import AccessEntry
 from vault.inputs import ConsentRequest
 
 router = APIRouter(prefix="/v1/me", tags=["residents"])
@@ -190,6 +193,14 @@ def access_log(
     """
     entries = views.access_log(resident, limit=limit + 1, before=decode_cursor(cursor))
     items, next_cursor = paged(entries, limit)
+    return logged_accesses(items, ledger, next_cursor)
+
+
+def logged_accesses(
+    items: Sequence[AccessEntry], ledger: Ledger, next_cursor: str | None = None
+) -> AccessLogPage:
+    """A page of the access log: each entry with its leaf and its inclusion proof in the
+    latest checkpoint, if that covers it (the API's and the resident's page's)."""
     checkpoint = ledger.latest_checkpoint()
     covered = [a.position for a in items if checkpoint and a.position <= checkpoint.tree_size]
     proofs = ledger.inclusions(covered, checkpoint.tree_size) if checkpoint and covered else {}
