@@ -92,24 +92,32 @@ def _refused(request: Request, session: Session) -> Response:
 
 @router.get("/me/applications")
 def my_applications(
-    request: Request, applications: ApplicationsDep, views: ViewsDep
+    request: Request, applications: ApplicationsDep, views: ViewsDep, before: str = ""
 ) -> Response:
-    """我的办件: newest first, each with its status, clock, due date and what is missing."""
+    """我的办件: newest first, each with its status, clock, due date and what is missing;
+    a page at a time (``before``: where the page before ended)."""
     session = signed_in(request, "resident")
     if session is None:
         return see_other("/signin")
-    return _list(request, session, applications, views)
+    if before and not (before.isdigit() and len(before) <= 18):
+        return error_page(request, session, InvalidInput("before", "is not a page's place"))
+    return _list(request, session, applications, views, before=int(before) if before else None)
+
+
+PAGE = 20
+"""Applications a page of the list shows."""
 
 
 def _list(
     request: Request, session: Session, applications: Applications, views: Any,
-    made: Any = None, made_for: str | None = None,
+    made: Any = None, made_for: str | None = None, before: int | None = None,
 ) -> Response:
-    entries = views.applications(session.principal.subject, limit=100)
-    shown = [applications.application(e.application_id) for e in entries]
+    entries = views.applications(session.principal.subject, limit=PAGE + 1, before=before)
+    shown = [applications.application(e.application_id) for e in entries[:PAGE]]
     return render(request, "me_applications.html", session=session,
                   rows=[(a, applications.timing(a)) for a in shown], made=made,
-                  made_for=made_for, **_names())
+                  made_for=made_for, earlier=entries[PAGE - 1].position
+                  if len(entries) > PAGE else None, **_names())
 
 
 @router.get("/me/applications/new")

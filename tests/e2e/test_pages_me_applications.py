@@ -87,9 +87,33 @@ def test_the_list_shows_the_residents_applications_and_makes_a_code_a_window_acc
     # Without the page's CSRF token no code is made.
     head = demo.services.events.head()
     client = _client(page, demo)
+    # The list pages on from where a page ended; a place that is none is a 422 page.
+    [newest, *_] = demo.services.views.applications("zhang-wei", limit=1)
+    earlier = client.get(f"/me/applications?before={newest.position}").text
+    assert newest.application_id not in earlier
+    assert allowance.application_id in earlier
+    assert client.get("/me/applications?before=x").status_code == 422
     refused = client.post("/me/applications/code", data={"service_id": "elderly-card"})
     assert refused.status_code == 403
     assert demo.services.events.head() == head
+
+    # The demo's 低保, from the window to the rating: its whole history, in order.
+    page.goto(f"/me/applications/{allowance.application_id}")
+    kinds = page.locator("ol.timeline li").evaluate_all("(li) => li.map(e => e.dataset.kind)")
+    assert kinds == ["accepted", "return", "supplied", "approve", "rated"]
+    assert "和平里社区" in page.locator('ol.timeline li[data-kind="accepted"]').inner_text()
+    assert "请提供近三个月的收入证明" in page.locator(
+        'ol.timeline li[data-kind="return"]').inner_text()
+    assert page.locator(".rated").get_attribute("data-score") == "5"
+    assert page.locator("form.rating").count() == 0  # rated once already
+    page.get_by_role("button", name="English").click()
+    page.wait_for_url(re.compile(rf"/me/applications/{allowance.application_id}$"))
+    assert "History" in page.locator("main").inner_text()
+    assert "Civil Affairs" in page.locator('ol.timeline li[data-kind="approve"]').inner_text()
+    page.goto("/me/applications")
+    assert page.locator("h1").inner_text() == "My applications"
+    assert page.get_by_role("button", name="Make a code").count() == 1
+    shot(page, "me-applications-en")
     assert all(url.startswith(demo.base_url) for url in seen), seen
     page.context.close()
 
