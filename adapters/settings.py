@@ -84,6 +84,32 @@ class Settings(BaseSettings):
     external_audience: str | None = None
     external_jwks_file: Path | None = Field(default=None, description="its JWKS, from a file")
     external_jwks_url: str | None = Field(default=None, description="or fetched at start-up")
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="the city's identity provider (统一身份认证) for the pages' sign-in: its "
+        "issuer; the rest is read from {issuer}/.well-known/openid-configuration",
+    )
+    oidc_client_id: str | None = Field(default=None, description="our client id there")
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="its secret (client_secret_basic); unset for a public client"
+    )
+    oidc_redirect_uri: str | None = Field(
+        default=None,
+        description="https://<this service>/signin/oidc/callback as registered there; "
+        "unset: taken from the request",
+    )
+    oidc_scopes: str = Field(default="openid profile", description="the scopes asked for")
+    oidc_subject_claim: str = Field(
+        default="sub", description="the ID token claim that is the principal's subject"
+    )
+    oidc_role_claim: str = Field(
+        default="role", description="the claim naming the role (absent: a resident)"
+    )
+    oidc_department_claim: str = Field(default="dept", description="an officer's department")
+    oidc_unit_claim: str = Field(default="unit", description="a clerk's or supervisor's unit")
+    oidc_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="for each call to the provider"
+    )
     log_level: str = "INFO"
     projections_in_process: bool = Field(
         default=True,
@@ -131,6 +157,12 @@ class Settings(BaseSettings):
                 "token_ttl_seconds must not exceed token_max_lifetime_seconds "
                 f"({self.token_max_lifetime_seconds})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _oidc_client(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("CIVICVAULT_OIDC_ISSUER needs CIVICVAULT_OIDC_CLIENT_ID")
         return self
 
     @field_validator("database_url")

@@ -256,6 +256,12 @@ class _Verified:
     external: bool
 
 
+def principal_of(claims: Mapping[str, Any]) -> Principal:
+    """The principal verified claims name (``sub``, ``role``, ``dept``, ``unit``, ``jti``),
+    by the same rules as a token's; :class:`InvalidToken` says why not."""
+    return _principal(claims)
+
+
 def _principal(claims: Mapping[str, Any]) -> Principal:
     role = claims.get("role")
     if role not in ROLES:

@@ -182,9 +182,9 @@ def signin(request: Request) -> Response:
     """Sign in: the demo's people to pick from (under ``--demo``); in production the
     city's identity provider."""
     token = secrets.token_urlsafe(24)
-    demo = request.app.state.services.settings.demo
-    response = _render(request, "signin.html", personas=PERSONAS if demo else (),
-                       csrf=token)
+    settings = request.app.state.services.settings
+    response = _render(request, "signin.html", personas=PERSONAS if settings.demo else (),
+                       csrf=token, oidc=settings.oidc_issuer is not None)
     response.set_cookie(SIGNIN_COOKIE, token, max_age=600, httponly=True, secure=True,
                         samesite="strict", path="/")
     return response
