@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import httpx
+from axe_playwright_python.sync_playwright import Axe
 
 from adapters.web.i18n import day
 from keys.tokens import Principal
@@ -18,6 +19,11 @@ from tests.e2e.conftest import LiveApi
 from tests.e2e.pages import browser, demo, open_page, shot, sign_in
 
 __all__ = ["browser", "demo"]  # fixtures
+
+
+def _violations(page: Any) -> list[str]:
+    return [f"{page.url}: {v['id']} ({v['impact']}): {v['help']}"
+            for v in Axe().run(page).response["violations"]]
 
 
 def _clerk_client(api: LiveApi) -> tuple[httpx.Client, str]:
@@ -64,6 +70,7 @@ def test_a_clerk_previews_accepts_with_the_residents_code_and_prints_the_receipt
     assert "来自证照库：居民身份证" in name.inner_text()
     assert "id-card.name" in name.inner_text()
     shot(page, "window-preview-zh")
+    assert _violations(page) == []
     # A preview records nothing: the code is still unspent (it is spent below).
     assert demo.services.events.head() == head
 
@@ -84,6 +91,7 @@ def test_a_clerk_previews_accepts_with_the_residents_code_and_prints_the_receipt
     assert page.locator('tr[data-doc-type="id-card"]').get_attribute("data-source") == "library"
     assert "前补交" in page.locator('tr[data-doc-type="marriage-cert"]').inner_text()
     shot(page, "window-receipt-zh")
+    assert _violations(page) == []
     page.emulate_media(media="print")  # printed: the receipt alone
     assert not page.locator("header.bar").is_visible()
     assert not page.locator("[data-print]").is_visible()
@@ -115,7 +123,7 @@ def test_a_clerk_previews_accepts_with_the_residents_code_and_prints_the_receipt
     page.wait_for_url(re.compile(r"/window/preview$"))
     alert = page.locator('[role="alert"]')
     assert alert.get_attribute("data-code") == "authorization-code-refused"
-    assert "授权码无效" in alert.inner_text()
+    assert "办事码无效" in alert.inner_text()
     assert "证件复用" not in page.locator("main").inner_text()
     assert demo.services.events.head() == head
     assert all(url.startswith(demo.base_url) for url in seen), seen
@@ -144,7 +152,7 @@ def test_a_used_wrong_or_malformed_code_is_refused_and_records_nothing(demo: Liv
     head = demo.services.events.head()
     again = client.post("/window/accept", data={**asked, "code": made.code})
     assert again.status_code == 403
-    assert "授权码无效" in again.text
+    assert "办事码无效" in again.text
     assert demo.services.events.head() == head
 
 
@@ -224,3 +232,46 @@ def test_someone_not_a_clerk_is_sent_to_sign_in_and_another_units_receipt_is_404
     assert elsewhere.get(url).status_code == 404
     mine, _ = _clerk_client(demo)
     assert mine.get(url).status_code == 200
+
+
+def test_a_clerk_accepts_by_keyboard_alone_in_english(browser: Any, demo: LiveApi) -> None:
+    made = demo.services.applications.authorization_code("zhang-wei", "elderly-card")
+    seen: list[str] = []
+    page = open_page(browser, demo, seen)
+    sign_in(page, "clerk", "/window")
+    page.get_by_role("button", name="English").click()
+    page.wait_for_url(re.compile(r"/window$"))
+    assert page.locator("h1").inner_text() == "Window intake"
+    assert _violations(page) == []
+
+    def focus(selector: str) -> None:
+        for _ in range(20):
+            if page.evaluate(f"document.activeElement.matches({selector!r})"):
+                return
+            page.keyboard.press("Tab")
+        raise AssertionError(f"{selector} is not reached with Tab")
+
+    focus("#resident_id")
+    page.keyboard.type("zhang-wei")
+    page.keyboard.press("Tab")
+    page.keyboard.type(made.code)
+    page.keyboard.press("Tab")
+    for _ in range(12):
+        if page.locator("#service_id").input_value() == "elderly-card":
+            break
+        page.keyboard.press("ArrowDown")
+    assert page.locator("#service_id").input_value() == "elderly-card"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/window/preview$"))
+    assert "In the library: it will be attached" in page.locator("main").inner_text()
+    assert "from the library: Resident identity card" in page.locator('div[data-field="name"]').inner_text()
+    assert _violations(page) == []
+    focus("button.primary")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/window/applications/[0-9a-f-]{36}$"))
+    assert "Acceptance receipt" in page.locator("article.receipt").inner_text()
+    assert "reused from the library" in page.locator("article.receipt").inner_text()
+    assert _violations(page) == []
+    assert all(url.startswith(demo.base_url) for url in seen), seen
+    page.context.close()
