@@ -32,6 +32,17 @@ def _png() -> bytes:
     return out.getvalue()
 
 
+def _multipart(parts: list[tuple[str, bytes]]) -> tuple[str, bytes]:
+    """A multipart body with its parts in the order given (a form's, or a forger's)."""
+    boundary = "cv-test-boundary"
+    body = b""
+    for name, value in parts:
+        filename = '; filename="x.png"\r\nContent-Type: image/png' if name == "file" else ""
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\""
+                 f"{filename}\r\n\r\n").encode() + value + b"\r\n"
+    return f"multipart/form-data; boundary={boundary}", body + f"--{boundary}--\r\n".encode()
+
+
 def _session_client(page: Any, api: LiveApi) -> httpx.Client:
     [cookie] = [c for c in page.context.cookies() if c["name"] == "cv_session"]
     return httpx.Client(base_url=api.base_url, cookies={"cv_session": cookie["value"]})
@@ -79,10 +90,18 @@ def test_a_resident_uploads_a_document_and_withdraws_it(browser: Any, demo: Live
     assert bare.status_code == 403
     assert demo.services.events.head() == head
     assert "伪造" not in _titles(demo)
+    csrf = page.locator('input[name="csrf"]').first.get_attribute("value")
+    late = _multipart([("doc_type", b"diploma"), ("title", "迟到".encode()),
+                       ("file", _png()), ("csrf", (csrf or "").encode())])
+    assert client.post("/me/documents", content=late[1],
+                       headers={"content-type": late[0]}).status_code == 403
+    [mine] = demo.services.views.library(RESIDENT, limit=1)
+    assert client.post(f"/me/documents/{mine.document_id}/withdraw", data={}).status_code == 403
+    assert demo.services.events.head() == head
+    assert "迟到" not in _titles(demo)
 
     # Another resident's document: not found, as the API answers, and still there.
     [theirs] = demo.services.views.library(OTHER, limit=1)
-    csrf = page.locator('input[name="csrf"]').first.get_attribute("value")
     assert client.get(f"/me/documents/{theirs.document_id}/withdraw").status_code == 404
     taken = client.post(f"/me/documents/{theirs.document_id}/withdraw", data={"csrf": csrf})
     assert taken.status_code == 404
@@ -205,4 +224,6 @@ def test_erasure_needs_the_resident_id_typed_then_shreds_and_ends_the_session(
     assert client.get("/me").headers.get("location") == "/signin"  # the session is over
     page.goto("/me")
     assert page.url.endswith("/signin")
+    sign_in(page, "resident", "/me")  # signing in again finds the resident erased
+    assert page.locator("h1").inner_text() == "已注销"
     page.context.close()
