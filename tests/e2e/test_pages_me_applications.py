@@ -139,6 +139,14 @@ def test_a_returned_application_is_supplied_from_the_library_and_then_withdrawn(
     offered = page.locator('.asked[data-asked="income-proof"] form.from-library')
     assert offered.locator('input[name="document_id"]').count() >= 1
     shot(page, "me-application-zh")
+    # Down to a phone's width, nothing runs off the side.
+    page.set_viewport_size({"width": 375, "height": 812})
+    for url in (f"/me/applications/{made}", "/me/applications"):
+        page.goto(url)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), url
+    shot(page, "me-applications-phone-zh")
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(f"/me/applications/{made}")
 
     # Withdrawing without the page's CSRF token is refused, and records nothing.
     client = _client(page, demo)
