@@ -71,6 +71,9 @@ def test_a_clerk_previews_accepts_with_the_residents_code_and_prints_the_receipt
     assert "id-card.name" in name.inner_text()
     shot(page, "window-preview-zh")
     assert _violations(page) == []
+    page.set_viewport_size({"width": 360, "height": 800})  # a phone: nothing runs off the side
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.set_viewport_size({"width": 1280, "height": 800})
     # A preview records nothing: the code is still unspent (it is spent below).
     assert demo.services.events.head() == head
 
@@ -265,7 +268,8 @@ def test_a_clerk_accepts_by_keyboard_alone_in_english(browser: Any, demo: LiveAp
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/window/preview$"))
     assert "In the library: it will be attached" in page.locator("main").inner_text()
-    assert "from the library: Resident identity card" in page.locator('div[data-field="name"]').inner_text()
+    name = page.locator('div[data-field="name"]').inner_text()
+    assert "from the library: Resident identity card" in name
     assert _violations(page) == []
     focus("button.primary")
     page.keyboard.press("Enter")
@@ -275,3 +279,31 @@ def test_a_clerk_accepts_by_keyboard_alone_in_english(browser: Any, demo: LiveAp
     assert _violations(page) == []
     assert all(url.startswith(demo.base_url) for url in seen), seen
     page.context.close()
+
+
+def test_a_form_value_emptied_or_a_choice_not_offered_is_refused_with_the_preview_kept(
+    demo: LiveApi,
+) -> None:
+    client, csrf = _clerk_client(demo)
+    made = demo.services.applications.authorization_code("zhang-wei", "birth-registration")
+    asked = {"csrf": csrf, "resident_id": "zhang-wei", "service_id": "birth-registration",
+             "code": made.code, "material-marriage-cert": "commitment"}
+    head = demo.services.events.head()
+    emptied = client.post("/window/accept", data={**asked, "form-name": ""})
+    assert emptied.status_code == 422
+    assert 'data-outcome="library"' in emptied.text  # the preview again, with what went wrong
+    assert "form.name" in emptied.text
+    assert 'value="commitment" required checked' in emptied.text  # the clerk's choice kept
+    odd = client.post("/window/accept", data={**asked, "material-marriage-cert": "later"})
+    assert odd.status_code == 422
+    assert demo.services.events.head() == head
+    # Neither spent the code: as chosen, a commitment stands in for the marriage certificate.
+    accepted = client.post("/window/accept", data={**asked, "form-name": "张伟"})
+    assert accepted.status_code == 303
+    application = demo.services.applications.application(
+        accepted.headers["location"].rsplit("/", 1)[1])
+    [marriage] = [m for m in application.materials if m["doc_type"] == "marriage-cert"]
+    assert marriage["source"] == "commitment"
+    assert "本人承诺" in marriage["statement"]
+    assert isinstance(application.form, dict)
+    assert application.form["name"]["source"] == "id-card.name"  # typed as it was filled
