@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 import httpx
+from axe_playwright_python.sync_playwright import Axe
 from babel.numbers import format_decimal
 
 from keys.tokens import Principal
@@ -29,6 +30,10 @@ window.__violations = [];
 document.addEventListener("securitypolicyviolation",
   (e) => window.__violations.push(e.violatedDirective + " " + e.blockedURI));
 """
+
+
+def _axe(page: Any) -> list[str]:
+    return [f"{v['id']} ({v['impact']})" for v in Axe().run(page).response["violations"]]
 
 
 def _expected(demo: LiveApi, unit: str, since: date, until: date) -> dict[str, list[Figures]]:
@@ -137,6 +142,14 @@ def test_a_supervisor_reads_the_figures_drills_down_and_reads_them_in_english(
     assert page.locator("h1").inner_text() == "绩效监督 · 新华北社区"
     _assert_figures_are_the_services(page, demo, "xinhua-north")
     _assert_overdue_list_is_the_views(page, demo, "xinhua-north")
+    assert _axe(page) == []
+    # On a phone: nothing wider than the screen (the tables scroll in their own region).
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    _assert_charts_drawn(page)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, "supervision-community-phone-zh")
+    page.set_viewport_size({"width": 1280, "height": 800})
 
     # In English, the catalogue's names in English and the numbers written for the locale.
     page.locator("nav.trail a", has_text="东城区").click()
