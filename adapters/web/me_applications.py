@@ -7,6 +7,7 @@ rules as the API's ``/v1/me/applications`` routes."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -31,12 +32,20 @@ from adapters.http.uploads import Gate, read_upload
 from adapters.web.pages import checked_form, error_page, render, see_other, signed_in
 from adapters.web.sessions import Session
 from policy.catalogue import catalogue
+from projections.queries import LibraryEntry, Views
 from vault.acceptance import may_be_committed, may_be_missing
 from vault.errors import AlreadyRated, ApplicationClosed, InvalidInput, VaultError
-from vault.services.applications import Applications, Viewer, commitment_statement
+from vault.services.applications import (
+    Applications,
+    MadeCode,
+    Viewer,
+    commitment_statement,
+)
+from vault.services.documents import Documents
+from vault.services.policies import Policies
+from vault.services.residents import Residents
 
 router = APIRouter(include_in_schema=False)
-CODE_SERVICE_FIELD = "service_id"
 
 
 @dataclass(frozen=True)
@@ -109,8 +118,8 @@ PAGE = 20
 
 
 def _list(
-    request: Request, session: Session, applications: Applications, views: Any,
-    made: Any = None, made_for: str | None = None, before: int | None = None,
+    request: Request, session: Session, applications: Applications, views: Views,
+    made: MadeCode | None = None, made_for: str | None = None, before: int | None = None,
 ) -> Response:
     entries = views.applications(session.principal.subject, limit=PAGE + 1, before=before)
     shown = [applications.application(e.application_id) for e in entries[:PAGE]]
@@ -140,14 +149,14 @@ class Needed:
 
     doc_type: str
     key: bool
-    held: list[Any]
+    held: list[LibraryEntry]
     may_be_missing: bool
     may_be_committed: bool
     statement: str
 
 
 def _new(
-    request: Request, session: Session, views: Any, residents: Any, policies: Any,
+    request: Request, session: Session, views: Views, residents: Residents, policies: Policies,
     now: datetime, service_id: str, status: int = 200, message: str | None = None,
     chosen: dict[str, str] | None = None,
 ) -> Response:
@@ -227,7 +236,7 @@ async def make_code(
     form = await checked_form(request, session)
     if form is None:
         return _refused(request, session)
-    service_id = form.get(CODE_SERVICE_FIELD, "")
+    service_id = form.get("service_id", "")
     try:
         made = await run_in_threadpool(applications.authorization_code,
                                        session.principal.subject, service_id)
@@ -252,7 +261,7 @@ def application_page(
 
 
 def _application(
-    request: Request, session: Session, applications: Applications, views: Any,
+    request: Request, session: Session, applications: Applications, views: Views,
     now: datetime, application_id: str, status: int = 200, notice: str | None = None,
     message: str | None = None,
 ) -> Response:
@@ -309,7 +318,8 @@ async def supply(
 
 
 async def _failed(
-    request: Request, session: Session, again: Any, error: Problem | VaultError
+    request: Request, session: Session, again: Callable[..., Response],
+    error: Problem | VaultError,
 ) -> Response:
     """What the resident sees when an action is refused: the application's page again with
     why (nothing changed), or, for what has no page to go back to, the error in words."""
@@ -332,7 +342,7 @@ async def _failed(
 
 async def _uploaded(
     request: Request, session: Session, application_id: str, applications: Applications,
-    documents: Any,
+    documents: Documents,
 ) -> tuple[str, str] | None:
     """A new file for the library, read as the API reads an upload (bounded the same way),
     behind the page's CSRF token as its first part; None (nothing read further, nothing
