@@ -112,6 +112,18 @@ class AccessEntry:
 
 
 @dataclass(frozen=True)
+class AccessCount:
+    """How many access attempts were made in an hour by a department with one outcome."""
+
+    hour: datetime
+    department: str
+    allowed: bool
+    reason: str | None
+    """The first reason of a denial; None for an allowed attempt."""
+    count: int
+
+
+@dataclass(frozen=True)
 class ResidentEntry:
     resident_id: str
     grade: Grade | None
@@ -315,22 +327,47 @@ class Views:
         department: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        officer: str | None = None,
+        purpose: str | None = None,
+        allowed: bool | None = None,
     ) -> list[AccessEntry]:
         """Access attempts in log order, filtered, for auditors."""
-        clauses, params = [], []
-        for clause, value in (
-            ("position > ?", after),
-            ("resident_id = ?", resident_id),
-            ("department = ?", department),
-            ("at >= ?", stamp(since)),
-            ("at < ?", stamp(until)),
-        ):
-            if value is not None:
-                clauses.append(clause)
-                params.append(value)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, params = _access_filter(
+            after=after, resident_id=resident_id, department=department, since=since,
+            until=until, officer=officer, purpose=purpose, allowed=allowed,
+        )
         rows = self._query(ACCESS, f"{where} ORDER BY position LIMIT ?", (*params, limit))
         return [self._access_entry(row) for row in rows]
+
+    def access_counts(
+        self,
+        *,
+        resident_id: str | None = None,
+        department: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        officer: str | None = None,
+        purpose: str | None = None,
+        allowed: bool | None = None,
+    ) -> list[AccessCount]:
+        """How many access attempts the filters of :meth:`accesses` find, by the hour they
+        were made in, department, outcome and first reason: for an auditor's charts."""
+        where, params = _access_filter(
+            after=None, resident_id=resident_id, department=department, since=since,
+            until=until, officer=officer, purpose=purpose, allowed=allowed,
+        )
+        hour = "substr(at, 1, 13)"
+        rows = self._select(
+            ACCESS, f"{hour}, department, allowed, reason_codes, COUNT(*)",
+            f"{where} GROUP BY {hour}, department, allowed, reason_codes", params,
+        )
+        counts: dict[tuple[datetime, str, bool, str | None], int] = {}
+        for at, dept, was_allowed, codes, count in rows:
+            reasons = json.loads(codes)
+            key = (datetime.strptime(at, "%Y-%m-%dT%H").replace(tzinfo=UTC), dept,
+                   bool(was_allowed), None if was_allowed or not reasons else reasons[0])
+            counts[key] = counts.get(key, 0) + int(count)
+        return [AccessCount(*key, n) for key, n in sorted(counts.items(), key=lambda kv: kv[0][0])]
 
     def figures(self) -> dict[str, list[dict[str, Any]]]:
         """For the dashboard: documents by type and trust level; fetches by department,
@@ -503,6 +540,29 @@ class Views:
             policy_version=row.policy_version, rule=row.rule, request_id=row.request_id,
             at=_when(row.at), action=row.action, undelivered=row.undelivered,
         )
+
+
+def _access_filter(
+    *, after: int | None, resident_id: str | None, department: str | None,
+    since: datetime | None, until: datetime | None, officer: str | None, purpose: str | None,
+    allowed: bool | None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause of an auditor's search of the access log, and its parameters."""
+    clauses, params = [], list[Any]()
+    for clause, value in (
+        ("position > ?", after),
+        ("resident_id = ?", resident_id),
+        ("department = ?", department),
+        ("at >= ?", stamp(since)),
+        ("at < ?", stamp(until)),
+        ("officer = ?", officer),
+        ("action = 'fetch' AND purpose = ?", purpose),
+        ("allowed = ?", None if allowed is None else int(allowed)),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
 def _consent_entry(row: Any) -> ConsentEntry:
