@@ -89,6 +89,9 @@ def test_the_log_lists_allowed_and_denied_accesses_and_the_browser_verifies_each
     allowed, denied = _accesses(demo)
     seen: list[str] = []
     page = open_page(browser, demo, seen)
+    errors: list[str] = []  # a script the CSP refused, or one that threw, would show here
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
     sign_in(page, "resident", "/me")
     page.goto("/me/access")
     assert page.locator("h1").inner_text() == "谁用了我的材料"
@@ -133,6 +136,9 @@ def test_the_log_lists_allowed_and_denied_accesses_and_the_browser_verifies_each
         "() => [...document.querySelectorAll('li.access .badge')]"
         ".every(b => b.dataset.state === 'verified')")
     shot(page, "me-access-en")
+    page.set_viewport_size({"width": 360, "height": 740})  # a phone: nothing wider than it
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert errors == []
     assert all(url.startswith(demo.base_url) for url in seen), seen
     page.context.close()
 
@@ -182,12 +188,48 @@ def test_a_changed_inclusion_path_or_root_fails_too(browser: Any, demo: LiveApi)
         body["checkpoint"]["root_hash"] = root[:-1] + ("0" if root[-1] != "0" else "1")
         route.fulfill(response=answer, body=json.dumps(body))
 
+    def flip_signature(route: Any) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        signature = bytearray.fromhex(body["checkpoint"]["signature"])
+        signature[5] ^= 0x80
+        body["checkpoint"]["signature"] = signature.hex()
+        route.fulfill(response=answer, body=json.dumps(body))
+
+    third = demo.services.views.access_log("zhang-wei", limit=3)[2]
     page.route(f"**/me/access/{second.position}/proof", flip_path)
     page.route(f"**/me/access/{newest.position}/proof", flip_root)
+    page.route(f"**/me/access/{third.position}/proof", flip_signature)
     page.goto("/me/access")
     _badge_turns(page, allowed, "failed")
     _badge_turns(page, denied, "failed")
+    _badge_turns(page, third.access_id, "failed")  # the path is right, the signature not
     page.context.close()
+
+
+def test_without_scripts_the_badge_is_unchecked_and_the_bundle_still_downloads(
+    browser: Any, demo: LiveApi
+) -> None:
+    allowed, _ = _accesses(demo)
+    context = browser.new_context(base_url=demo.base_url, locale="zh-CN",
+                                  java_script_enabled=False, accept_downloads=True)
+    page = context.new_page()
+    sign_in(page, "resident", "/me")
+    page.goto("/me/access")
+    badge = _entry(page, allowed).locator(".badge")
+    assert (badge.get_attribute("data-state"), badge.inner_text()) == ("unchecked", "未校验")
+    with page.expect_download() as downloading:
+        _entry(page, allowed).locator("a.evidence").click()
+    bundle = json.loads(Path(downloading.value.path()).read_text(encoding="utf-8"))
+    assert [e["access"]["access_id"] for e in bundle["entries"]] == [allowed]
+    context.close()
+
+
+def test_an_erased_resident_has_no_access_log_to_read(demo: LiveApi) -> None:
+    mine = _session_client(demo, "chen-jie")
+    demo.services.residents.erase("chen-jie")
+    assert mine.get("/me/access").status_code == 410
+    assert mine.get("/me/access/1/proof").status_code == 410
 
 
 def test_an_entry_newer_than_the_checkpoint_waits_for_it(browser: Any, demo: LiveApi) -> None:
