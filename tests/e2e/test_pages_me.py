@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -30,6 +31,12 @@ def _png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (40, 30), (200, 40, 40)).save(out, "PNG")
     return out.getvalue()
+
+
+def _violations(page: Any) -> list[str]:
+    """What axe-core finds wrong with the page (WCAG 2.x A and AA, best practices)."""
+    found = Axe().run(page).response["violations"]
+    return [f"{page.url}: {v['id']} ({v['impact']}): {v['help']}" for v in found]
 
 
 def _multipart(parts: list[tuple[str, bytes]]) -> tuple[str, bytes]:
@@ -71,8 +78,10 @@ def test_a_resident_uploads_a_document_and_withdraws_it(browser: Any, demo: Live
     assert "北京大学毕业证书" in _titles(demo)
     shot(page, "me-upload-zh")
 
+    assert _violations(page) == []
     card.get_by_role("link", name="撤回").click()
     page.wait_for_url(re.compile(r"/me/documents/[^/]+/withdraw$"))
+    assert _violations(page) == []
     assert "北京大学毕业证书" in page.locator("main").inner_text()
     page.get_by_role("button", name="确认撤回").click()
     page.wait_for_url(re.compile(r"/me$"))
@@ -139,6 +148,7 @@ def test_a_resident_grants_a_consent_after_its_preview_and_revokes_it(
                         "最多 3 次。")
     assert len(demo.services.views.consents(RESIDENT, limit=500)) == listed  # not yet
     shot(page, "me-consent-preview-zh")
+    assert _violations(page) == []
 
     page.get_by_role("button", name="确认授权").click()
     page.wait_for_url(re.compile(r"/me/consents(#.*)?$"))
@@ -151,6 +161,7 @@ def test_a_resident_grants_a_consent_after_its_preview_and_revokes_it(
     assert item.locator(".sentence").inner_text().endswith("最多 3 次（已用 0 次）。")
     assert page.locator("li.consent").count() == listed + 1
     shot(page, "me-consents-zh")
+    assert _violations(page) == []
 
     page.get_by_role("button", name="English").click()
     expect(page.locator("h1")).to_have_text("My consents")
@@ -158,6 +169,8 @@ def test_a_resident_grants_a_consent_after_its_preview_and_revokes_it(
     assert english.startswith("Civil Affairs Bureau may read your Household register (hukou) "
                               "and Proof of income to decide your Subsistence allowance")
     assert ", at most 3 times (used 0)." in english
+    shot(page, "me-consents-en")
+    assert _violations(page) == []
     assert item.locator(".consent-status").inner_text() == "Live"
     page.get_by_role("button", name="中文").click()
     expect(page.locator("h1")).to_have_text("我的授权")
@@ -198,6 +211,7 @@ def test_erasure_needs_the_resident_id_typed_then_shreds_and_ends_the_session(
     page.wait_for_url(re.compile(r"/me/erase$"))
     assert "加密粉碎" in page.locator("main").inner_text()
     shot(page, "me-erase-zh")
+    assert _violations(page) == []
     [held] = demo.services.views.library(RESIDENT, limit=1)
     document = demo.services.documents.find(held.document_id)
     client = _session_client(page, demo)
@@ -218,6 +232,7 @@ def test_erasure_needs_the_resident_id_typed_then_shreds_and_ends_the_session(
         page.get_by_role("button", name="注销并销毁我的数据").click()
     assert answered.value.status == 200
     assert page.locator("h1").inner_text() == "已注销"
+    assert _violations(page) == []
     assert demo.services.residents.resident(RESIDENT).is_erased
     with pytest.raises(ResidentErased):
         demo.services.documents.content(document)
