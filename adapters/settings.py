@@ -98,6 +98,11 @@ class Settings(BaseSettings):
         description="https://<this service>/signin/oidc/callback as registered there; "
         "unset: taken from the request",
     )
+    oidc_post_logout_redirect_uri: str | None = Field(
+        default=None,
+        description="https://<this service>/signin, where the provider sends the browser "
+        "after signing out there; unset: taken from the request",
+    )
     oidc_scopes: str = Field(default="openid profile", description="the scopes asked for")
     oidc_subject_claim: str = Field(
         default="sub", description="the ID token claim that is the principal's subject"

@@ -332,6 +332,26 @@ def finish(request: Request, code: str | None = None, state: str | None = None,
     return response
 
 
+@router.get("/signin/oidc/signout")
+def sign_out_at_provider(request: Request) -> Response:
+    """Off to the provider's end-session endpoint (RP-initiated logout), which asks the person
+    to confirm and sends them back to /signin. No ID token goes along: it would be in a URL."""
+    city = _city(request)
+    if city is None:
+        return _refusal(request, Refused(404, "not-configured", "no provider configured"))
+    provider, _ = city
+    settings: Settings = request.app.state.services.settings
+    try:
+        end_session = provider.metadata().end_session_endpoint
+    except Refused as refused:
+        return _refusal(request, refused)
+    if end_session is None:
+        return see_other("/signin")
+    back = settings.oidc_post_logout_redirect_uri or str(request.url_for("signin"))
+    query = urlencode({"client_id": provider.client_id, "post_logout_redirect_uri": back})
+    return see_other(end_session + ("&" if "?" in end_session else "?") + query)
+
+
 def _metadata_of(document: Mapping[str, Any], issuer: str) -> Metadata:
     if document.get("issuer") != issuer:
         raise Refused(502, "unreachable", f"discovery names issuer {document.get('issuer')!r}")

@@ -157,6 +157,18 @@ def test_an_officer_with_role_and_department_claims_lands_on_the_queue(
     page.wait_for_url(re.compile(rf"^{re.escape(bare_city.base_url)}/work$"))
     assert page.locator("header .who").inner_text() == "officer-li"
     assert page.locator("h1").count() == 1
+
+    # Signing out ends our session; then, on the way out, the provider's too
+    # (RP-initiated logout: the provider asks, and sends the browser back to /signin).
+    page.get_by_role("button", name="退出").click()
+    page.wait_for_url(re.compile(rf"^{re.escape(bare_city.base_url)}/signin$"))
+    page.get_by_role("link", name="退出统一身份认证平台").click()
+    page.wait_for_url(re.compile(rf"^{re.escape(provider.issuer)}/logout/"))
+    page.locator('input[name="allow"]').click()
+    page.wait_for_url(re.compile(rf"^{re.escape(bare_city.base_url)}/signin$"))
+    # Signing in again needs the password again: the provider's session is over too.
+    page.get_by_role("link", name="统一身份认证登录").click()
+    page.wait_for_url(re.compile(rf"^{re.escape(provider.origin)}/login/"))
     page.context.close()
 
 
