@@ -12,6 +12,8 @@ import base64
 import hashlib
 import re
 import secrets
+import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import pytest
 from adapters.community import seed
 from adapters.demo_city import DemoClock
 from adapters.settings import Settings
-from adapters.web.oidc import CityProvider, Refused
+from adapters.web.oidc import CityProvider, Refused, principal_from
 from tests.e2e.conftest import LiveApi
 from tests.e2e.pages import browser, open_page, shot
 from tests.oidc_provider import Client, Provider, start_provider, stop_provider
@@ -259,6 +261,53 @@ def test_without_a_provider_configured_there_is_no_button_and_no_flow(
     assert page.goto("/signin/oidc").status == 404
     assert page.locator(".message").get_attribute("data-reason") == "not-configured"
     page.context.close()
+
+
+def test_a_provider_that_does_not_answer_is_a_page_that_says_so_within_the_timeout(
+    browser: Any, live_api_factory: Callable[..., LiveApi]
+) -> None:
+    with socket.socket() as silent:  # takes connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        api = live_api_factory(oidc_issuer=f"http://127.0.0.1:{port}/o",
+                               oidc_client_id="civicvault", oidc_timeout_seconds=1)
+        page = open_page(browser, api, [])
+        started = time.monotonic()
+        assert page.goto("/signin/oidc").status == 502
+        assert time.monotonic() - started < 10
+        assert page.locator(".message").get_attribute("data-reason") == "unreachable"
+        assert "cv_oidc" not in {c["name"] for c in page.context.cookies()}
+        page.context.close()
+
+
+@pytest.mark.parametrize(
+    ("claims", "expected"),
+    [
+        ({"resident_id": "zhang-wei"}, ("zhang-wei", "resident", None, None)),
+        ({"resident_id": "officer-li", "role": "officer", "dept": "civil-affairs"},
+         ("officer-li", "officer", "civil-affairs", None)),
+        ({"resident_id": "clerk-wang", "role": "clerk", "unit": "heping-lane"},
+         ("clerk-wang", "clerk", None, "heping-lane")),
+        ({"resident_id": "officer-li", "role": "officer"}, "an officer's token must name"),
+        ({"resident_id": "clerk-wang", "role": "clerk"}, "must name its unit"),
+        ({"resident_id": "bot", "role": "credit-platform"}, "has no pages"),
+        ({"resident_id": "x", "role": "mayor"}, "has no pages"),
+        ({"sub": "7"}, "sub must be"),  # no resident_id claim: no subject
+    ],
+)
+def test_claims_map_to_a_principal_as_the_settings_say(
+    claims: dict[str, Any], expected: tuple[Any, ...] | str, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path, oidc_issuer="https://idp.example/", oidc_client_id="c",
+                        oidc_subject_claim="resident_id")
+    if isinstance(expected, str):
+        with pytest.raises(Refused, match=re.escape(expected)) as refused:
+            principal_from(claims, settings)
+        assert refused.value.status == 403
+        return
+    principal = principal_from(claims, settings)
+    assert (principal.subject, principal.role, principal.department, principal.unit) == expected
 
 
 def _id_token_from(provider: Provider, client: Client, redirect_uri: str,
