@@ -139,14 +139,14 @@ async def upload(
     try:
         received = await read_upload(request, request.app.state.limits.upload, gate=gate)
     except Problem as e:
-        return _not_filed(request, session, views, e)
+        return await run_in_threadpool(_not_filed, request, session, views, e)
     try:
         await run_in_threadpool(
             lambda: documents.submit(session.principal.subject, received.stream(),
                                      received.details())
         )
     except (Problem, VaultError) as e:
-        return _not_filed(request, session, views, e)
+        return await run_in_threadpool(_not_filed, request, session, views, e)
     finally:
         received.close()
     await _settled(request)
@@ -285,7 +285,8 @@ async def preview_consent(
     try:
         asked = _consent_request(form)
     except InvalidInput as e:
-        return _consents(request, session, views, clock.now(), _kept(form), 422, str(e))
+        return await run_in_threadpool(
+            _consents, request, session, views, clock.now(), _kept(form), 422, str(e))
     kept = _kept(form)
     return render(request, "me_consent_preview.html", session=session, consent=asked,
                   form=kept, back=_query(kept), words=_words(request), **_names())
@@ -308,7 +309,8 @@ async def grant_consent(
             consents.grant, session.principal.subject, _consent_request(form)
         )
     except InvalidInput as e:
-        return _consents(request, session, views, clock.now(), _kept(form), 422, str(e))
+        return await run_in_threadpool(
+            _consents, request, session, views, clock.now(), _kept(form), 422, str(e))
     except VaultError as e:
         return error_page(request, session, e)
     await _settled(request)

@@ -104,10 +104,17 @@ def test_a_resident_uploads_a_document_and_withdraws_it(browser: Any, demo: Live
                        ("file", _png()), ("csrf", (csrf or "").encode())])
     assert client.post("/me/documents", content=late[1],
                        headers={"content-type": late[0]}).status_code == 403
+    # The file is not what it says: refused with the reason above the form, nothing filed.
+    fake = _multipart([("csrf", (csrf or "").encode()), ("doc_type", b"diploma"),
+                       ("title", "假图片".encode()), ("file", b"not a picture")])
+    refused = client.post("/me/documents", content=fake[1], headers={"content-type": fake[0]})
+    assert refused.status_code == 415
+    assert "上传证照" in refused.text
     [mine] = demo.services.views.library(RESIDENT, limit=1)
     assert client.post(f"/me/documents/{mine.document_id}/withdraw", data={}).status_code == 403
     assert demo.services.events.head() == head
     assert "迟到" not in _titles(demo)
+    assert "假图片" not in _titles(demo)
 
     # Another resident's document: not found, as the API answers, and still there.
     [theirs] = demo.services.views.library(OTHER, limit=1)
