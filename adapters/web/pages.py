@@ -91,12 +91,20 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
     session = context.setdefault("session", None)
     if session is not None:
         context.setdefault("csrf", session.csrf)
+    context.setdefault("here", _here(request))
     page = _environment(language).get_template(template).render(
         language=language, path=request.url.path, navigation=NAVIGATION,
         when=lambda moment: when(moment, language), day=lambda moment: day(moment, language),
         **context,
     )
     return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _here(request: Request) -> str:
+    """The page with its query (a drilled-down unit, a period), for the language toggle to
+    come back to; the path alone if the query is long."""
+    query = request.url.query
+    return f"{request.url.path}?{query}" if query and len(query) <= 1000 else request.url.path
 
 
 def _sessions(request: Request) -> WebSessions:

@@ -7,6 +7,7 @@ reach does not exist to him, a bad period is refused, and no one else gets the p
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 from typing import Any
@@ -124,6 +125,13 @@ def test_a_supervisor_reads_the_figures_drills_down_and_reads_them_in_english(
         whole.accepted, locale="zh_CN")
     assert page.locator('table.figures[data-by="department"]').inner_text().count("民政局") == 1
     _assert_charts_drawn(page)
+    # The charts draw the tables' numbers: by unit, and over time steps that add up.
+    units = json.loads(page.locator("#chart-units").get_attribute("data-chart"))
+    assert [s["data"] for s in units["series"]] == [
+        [getattr(f, field) for f in expected["unit"][1:]]
+        for field in ("accepted", "decided", "overdue")]
+    over_time = json.loads(page.locator("#chart-over_time").get_attribute("data-chart"))
+    assert [sum(s["data"]) for s in over_time["series"]] == [whole.accepted, whole.decided]
     _assert_overdue_list_is_the_views(page, demo, "dongcheng")
     shot(page, "supervision-zh")
 
@@ -154,8 +162,9 @@ def test_a_supervisor_reads_the_figures_drills_down_and_reads_them_in_english(
     # In English, the catalogue's names in English and the numbers written for the locale.
     page.locator("nav.trail a", has_text="东城区").click()
     page.wait_for_url(re.compile(r"unit=dongcheng"))
-    page.get_by_role("button", name="English").click()
-    page.wait_for_url(re.compile(r"/supervision$"))
+    page.get_by_role("button", name="English").click()  # back to the same unit and period
+    page.wait_for_url(re.compile(r"/supervision\?unit=dongcheng&since=.+&until=.+$"))
+    assert _period(page) == six_weeks
     assert page.locator("h1").inner_text() == "Supervision · Dongcheng District"
     table = page.locator('table.figures[data-by="unit"]').inner_text()
     assert "On-time rate" in table
