@@ -250,6 +250,30 @@ def test_the_provider_saying_no_is_a_page_that_says_so(
     page.context.close()
 
 
+def test_the_signin_and_refusal_pages_read_in_both_languages_with_no_accessibility_violation(
+    browser: Any, bare_city: LiveApi
+) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    def violations() -> list[str]:
+        return [f"{page.url}: {v['id']} ({v['impact']}): {v['help']}"
+                for v in Axe().run(page).response["violations"]]
+
+    page = open_page(browser, bare_city, [])
+    page.goto("/signin")
+    found = violations()
+    page.get_by_role("button", name="English").click()
+    page.wait_for_url(re.compile(r"/signin$"))
+    assert page.get_by_role("link", name="Sign in with the city's identity provider").count() == 1
+    found += violations()
+    shot(page, "signin-oidc-en")
+    assert page.goto("/signin/oidc/callback?state=forged").status == 400
+    assert "no longer valid" in page.locator("main").inner_text()
+    found += violations()
+    assert found == []
+    page.context.close()
+
+
 def test_without_a_provider_configured_there_is_no_button_and_no_flow(
     browser: Any, live_api_factory: Callable[..., LiveApi]
 ) -> None:
