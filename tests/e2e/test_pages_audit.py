@@ -119,6 +119,14 @@ def test_an_auditor_searches_by_department_and_sees_the_accesses_and_their_chart
     assert _shown_ids(page) == [allowed, denied]
     assert page.locator("[data-chart] canvas").count() >= 2  # drawn on every page load
 
+    # A phone's width: the page reflows, only the table scrolls sideways in its own box.
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto("/audit")
+    page.wait_for_function("document.querySelectorAll('[data-chart] canvas').length >= 3")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, "audit-phone-zh")
+    page.set_viewport_size({"width": 1280, "height": 800})
+
     page.get_by_role("button", name="English").click()
     page.wait_for_load_state()
     assert page.locator("h1").inner_text() == "Audit"
@@ -305,3 +313,28 @@ def test_every_audit_page_with_its_results_has_no_accessibility_violation(
                   for v in results.response["violations"]]
     assert found == []
     page.context.close()
+
+
+def test_a_report_that_differs_lists_each_decision_that_does_not_match() -> None:
+    """The demo city's decisions are all borne out; a report with one that is not shows it
+    (rendered as the page renders the service's report)."""
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from adapters.web.pages import _environment
+    from vault.services.audit import Mismatch, Readjudication
+
+    at = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    differs = Mismatch(
+        event=42, access_id=uuid4(), at=at, resident_id="zhang-wei", officer="officer-li",
+        department="civil-affairs", document_id=uuid4(), purpose="subsistence-allowance",
+        policy_version="f" * 64, recorded_allowed=True, decided_allowed=False,
+        recorded_reasons=(), decided_reasons=("no-consent",))
+    report = Readjudication(checked=7, events=90, mismatches=[differs])
+    page = _environment("zh").get_template("audit_report.html").render(
+        report=report, when=lambda moment: moment.isoformat(), language="zh")
+    assert 'data-equal="false"' in page
+    assert 'data-mismatches="1"' in page
+    assert '<tr data-event="42">' in page
+    assert "no-consent" in page
+    assert "全部一致" not in page
