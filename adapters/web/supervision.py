@@ -38,6 +38,8 @@ OVERDUE_SHOWN = 100
 """The most overdue applications listed (the longest overdue first)."""
 MOST_POINTS = 13
 """The most points a chart over time has: daily, weekly, or longer steps for long periods."""
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+"""The days a period may name (far enough from the calendar's ends to count days on)."""
 KINDS: dict[By, Kind] = {"unit": "unit", "department": "department", "service": "service"}
 
 
@@ -132,9 +134,12 @@ def _dashboard(
 
 def _day(name: str, text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        found = date.fromisoformat(text)
     except ValueError:
         raise InvalidInput(name, "is not a day (YYYY-MM-DD)") from None
+    if not FIRST_DAY <= found <= LAST_DAY:
+        raise InvalidInput(name, f"is not between {FIRST_DAY} and {LAST_DAY}")
+    return found
 
 
 class _Names:

@@ -192,7 +192,8 @@ def test_a_unit_outside_reach_a_bad_period_and_anyone_else_are_refused(demo: Liv
         answer = client.get(f"/supervision?unit={outside}")
         assert answer.status_code == 404, outside
         assert "data-key" not in answer.text
-    for bad in ("since=2026-13-01", "until=yesterday", "since=2026-11-02&until=2026-11-01"):
+    for bad in ("since=2026-13-01", "until=yesterday", "since=2026-11-02&until=2026-11-01",
+                "until=9999-12-31", "since=0001-01-01", "until=0001-01-05"):
         answer = client.get(f"/supervision?{bad}")
         assert answer.status_code == 422, bad
         assert 'data-code="invalid-input"' in answer.text
