@@ -76,6 +76,14 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
 """Each actor's pages, as the header lists them (the words are translated in the page)."""
 
 
+def current_tab(path: str, role: str | None) -> str | None:
+    """The header's tab a page belongs to: the longest of the role's tabs the path is, or
+    lies under (so an application's page lights up its list's tab)."""
+    under = [href for href, _ in NAVIGATION.get(role or "", ())
+             if path == href or path.startswith(href.rstrip("/") + "/")]
+    return max(under, key=len, default=None)
+
+
 @cache
 def _environment(language: Language) -> Environment:
     environment = Environment(
@@ -94,6 +102,7 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
     context.setdefault("here", _here(request))
     page = _environment(language).get_template(template).render(
         language=language, path=request.url.path, navigation=NAVIGATION,
+        tab=current_tab(request.url.path, session.principal.role if session else None),
         when=lambda moment: when(moment, language), day=lambda moment: day(moment, language),
         **context,
     )
