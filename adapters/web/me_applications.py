@@ -23,8 +23,6 @@ from adapters.http.deps import (
     CaughtUp,
     ClockDep,
     DocumentsDep,
-    PoliciesDep,
-    ResidentsDep,
     ViewsDep,
 )
 from adapters.http.problems import Problem
@@ -32,8 +30,7 @@ from adapters.http.uploads import Gate, read_upload
 from adapters.web.pages import checked_form, error_page, render, see_other, signed_in
 from adapters.web.sessions import Session
 from policy.catalogue import catalogue
-from projections.queries import LibraryEntry, Views
-from vault.acceptance import may_be_committed, may_be_missing
+from projections.queries import Views
 from vault.errors import AlreadyRated, ApplicationClosed, InvalidInput, VaultError
 from vault.services.applications import (
     Applications,
@@ -42,8 +39,6 @@ from vault.services.applications import (
     commitment_statement,
 )
 from vault.services.documents import Documents
-from vault.services.policies import Policies
-from vault.services.residents import Residents
 
 router = APIRouter(include_in_schema=False)
 
@@ -131,70 +126,45 @@ def _list(
 
 @router.get("/me/applications/new")
 def new_application(
-    request: Request, views: ViewsDep, residents: ResidentsDep, policies: PoliciesDep,
-    clock: ClockDep, service_id: str = "",
+    request: Request, applications: ApplicationsDep, service_id: str = ""
 ) -> Response:
-    """网上申请: pick a service, see which materials the library already holds (and will
-    be taken), which are missing and whether 容缺 or 告知承诺 applies — with the
-    commitment's words before signing it — and the form, filled (反填) where left empty."""
+    """网上申请: pick a service and see what applying would take now, by the rules of
+    applying (``Applications.preview``): the materials the library holds (taken), the
+    others with whether 容缺 or 告知承诺 may stand in — the commitment's words shown before
+    signing it — and the form as it would be filled (反填)."""
     session = signed_in(request, "resident")
     if session is None:
         return see_other("/signin")
-    return _new(request, session, views, residents, policies, clock.now(), service_id)
-
-
-@dataclass(frozen=True)
-class Needed:
-    """A material of the service as the resident's library and tracks meet it."""
-
-    doc_type: str
-    key: bool
-    held: list[LibraryEntry]
-    may_be_missing: bool
-    may_be_committed: bool
-    statement: str
+    try:
+        return _new(request, session, applications, service_id)
+    except VaultError as e:
+        return error_page(request, session, e)
 
 
 def _new(
-    request: Request, session: Session, views: Views, residents: Residents, policies: Policies,
-    now: datetime, service_id: str, status: int = 200, message: str | None = None,
-    chosen: dict[str, str] | None = None,
+    request: Request, session: Session, applications: Applications, service_id: str,
+    status: int = 200, message: str | None = None, chosen: dict[str, str] | None = None,
 ) -> Response:
     found = catalogue()
-    service = found.service(service_id) if found.knows("service", service_id) else None
-    needed: list[Needed] = []
-    tracks: tuple[str, ...] = ()
-    if service is not None:
-        resident = session.principal.subject
-        try:
-            grade = residents.active(resident).grade
-        except VaultError:  # not registered yet (applying registers them): no grade
-            grade = None
-        tracks = policies.decision_point().tracks(service.id, grade).tracks
-        held = views.library(resident, limit=200, doc_types=set(service.needs),
-                             unexpired_at=now)
-        for material in service.materials:
-            mine = [d for d in held if d.doc_type == material.doc_type
-                    and d.trust_level.at_least(material.min_trust)]
-            needed.append(Needed(
-                material.doc_type, material.key, mine if "reuse" in tracks else [],
-                may_be_missing(material, tracks) is None,
-                may_be_committed(material, tracks) is None,
-                commitment_statement(material.doc_type),
-            ))
-    return render(request, "me_application_new.html", status=status, session=session,
-                  service=service, needed=needed, tracks=tracks, message=message,
-                  chosen=chosen or {}, **_names())
+    preview = None
+    if found.knows("service", service_id):
+        preview = applications.preview(session.principal.subject, service_id)
+    return render(
+        request, "me_application_new.html", status=status, session=session,
+        service=found.service(service_id) if preview else None, preview=preview,
+        statements={t: commitment_statement(t) for t in (
+            found.service(service_id).needs if preview else ())},
+        message=message, chosen=chosen or {}, **_names(),
+    )
 
 
 @router.post("/me/applications")
 async def apply_online(
-    request: Request, applications: ApplicationsDep, views: ViewsDep, residents: ResidentsDep,
-    policies: PoliciesDep, clock: ClockDep, caught_up: CaughtUp,
+    request: Request, applications: ApplicationsDep, caught_up: CaughtUp
 ) -> Response:
     """Apply online (as POST /v1/me/applications): each material from the library where
     the tracks allow, those named 容缺 as missing, those named 告知承诺 by the signed
-    commitment shown in the page; the form's fields typed in, the rest filled (反填)."""
+    commitment shown in the page; the fields typed in, the others filled (反填)."""
     session = signed_in(request, "resident")
     if session is None:
         return see_other("/signin")
@@ -212,9 +182,12 @@ async def apply_online(
             commitments=tuple(t for t, v in how.items() if v == "commitment"), form=typed,
         ))
     except InvalidInput as e:
-        return await run_in_threadpool(partial(
-            _new, request, session, views, residents, policies, clock.now(), service_id,
-            status=422, message=str(e), chosen=form))
+        try:
+            return await run_in_threadpool(partial(
+                _new, request, session, applications, service_id, status=422,
+                message=str(e), chosen=form))
+        except VaultError:
+            return error_page(request, session, e)
     except VaultError as e:
         return error_page(request, session, e)
     if accepted.position is not None:  # so that the list shows it when the page returns

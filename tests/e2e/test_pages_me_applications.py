@@ -287,6 +287,7 @@ def test_applying_online_takes_the_library_and_signs_a_commitment_shown_first(
     diploma = page.locator('fieldset[data-doc-type="diploma"]')
     assert diploma.get_attribute("data-held") == "no"
     assert "本人承诺" in diploma.locator(".statement").inner_text()
+    assert page.locator("#form-name").get_attribute("placeholder") == "张伟"  # 反填
     head = demo.services.events.head()
     client = _client(page, demo)
     incomplete = client.post("/me/applications", data={
@@ -310,6 +311,8 @@ def test_applying_online_takes_the_library_and_signs_a_commitment_shown_first(
     sources = {m["doc_type"]: m["source"] for m in application.materials}
     assert sources == {"id-card": "library", "diploma": "commitment",
                        "social-insurance-record": "missing"}
+    assert isinstance(application.form, dict)
+    assert application.form["name"]["value"] == "张伟"  # left empty: filled from the ID card
     assert "本人承诺" in page.locator('li[data-doc-type="diploma"] .statement').inner_text()
     assert "请于" in page.locator('li[data-doc-type="social-insurance-record"]').inner_text()
     page.goto("/me/applications")

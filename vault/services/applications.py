@@ -290,24 +290,27 @@ class Applications:
         return Accepted(accepted.application, accepted.consents, receipts, accepted.position)
 
     def preview(
-        self, resident_id: str, service_id: str, *, unit: str, authorization_code: str
+        self, resident_id: str, service_id: str, *, unit: str | None = None,
+        authorization_code: str | None = None,
     ) -> Preview:
-        """What :meth:`apply` at a window of ``unit`` would take now, by the same rules,
-        recording nothing and leaving the code unspent; the code is checked first, so that
-        without it the clerk learns nothing of the resident."""
+        """What :meth:`apply` at a window of ``unit`` (or, without one, online in the
+        resident's own session) would take now, by the same rules, recording nothing and
+        leaving the code unspent; at a window the code is checked first, so that without it
+        the clerk learns nothing of the resident."""
         check_resident_id(resident_id)
         check_known("service_id", "service", service_id)
-        check_known("unit", "unit", unit)
         catalogue = self._catalogues.current()
         service = catalogue.service(service_id)
-        if not catalogue.accepts(service_id, unit):
-            raise ServiceNotAcceptedHere(f"{service_id} is not accepted at {unit}")
         now = self._clock.now()
-        code = self._store.find(AuthorizationCode.create_id(
-            resident_id=resident_id, code_hash=_hashed(authorization_code)
-        ))
-        if not isinstance(code, AuthorizationCode) or not code.usable(service_id, now):
-            raise CodeRefused("the authorization code is not valid for this service now")
+        if unit is not None:
+            check_known("unit", "unit", unit)
+            if not catalogue.accepts(service_id, unit):
+                raise ServiceNotAcceptedHere(f"{service_id} is not accepted at {unit}")
+            code = self._store.find(AuthorizationCode.create_id(
+                resident_id=resident_id, code_hash=_hashed(authorization_code or "")
+            ))
+            if not isinstance(code, AuthorizationCode) or not code.usable(service_id, now):
+                raise CodeRefused("the authorization code is not valid for this service now")
         resident = self._residents.active(resident_id)
         decided = self._policies.decision_point().tracks(service_id, resident.grade)
         tracks = decided.tracks
@@ -319,7 +322,7 @@ class Applications:
                 attached[material.doc_type] = Attached(str(document.id), document.attributes)
             outlook.append(MaterialOutlook(material, document, may_be_missing(material, tracks),
                                            may_be_committed(material, tracks)))
-        form = fill_form(service.form, {}, "clerk", attached,
+        form = fill_form(service.form, {}, "resident" if unit is None else "clerk", attached,
                          lambda: self._earlier_forms(resident_id))
         return Preview(
             resident_id, service_id, tracks, tuple(r.for_officer for r in decided.reasons),
