@@ -1,6 +1,6 @@
 """绩效监督: a supervisor's dashboard — their unit's figures for a period, by the units under
 it (drilled down 市 → 区 → 街道 → 社区 within their reach), by department and by service, the
-same figures over time, charted, and the applications overdue now.
+same figures over time, charted, and the applications overdue now, each with a page.
 
 The figures are :func:`vault.supervision.figures`, as ``GET /v1/supervision/figures`` gives
 them; the overdue list is ``Views.overdue`` over the same reach, as
@@ -20,7 +20,7 @@ from babel.numbers import format_decimal, format_percent
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from adapters.http.deps import ApplicationsDep, CataloguesDep, ClockDep, ViewsDep
+from adapters.http.deps import ApplicationsDep, CataloguesDep, ClockDep, ViewsDep, viewer_of
 from adapters.web.i18n import LOCALES, Language, language_of, translations
 from adapters.web.pages import LANGUAGE_COOKIE, error_page, render, see_other, signed_in
 from adapters.web.sessions import Session
@@ -54,6 +54,7 @@ class Row:
 
 @dataclass(frozen=True)
 class Overdue:
+    application_id: str
     number: str
     service: str
     unit: str
@@ -93,6 +94,29 @@ def dashboard(
                           clock.now(), unit, since, until)
     except VaultError as e:
         return error_page(request, session, e)
+
+
+@router.get("/supervision/applications/{application_id}")
+def application_page(
+    request: Request, application_id: str, catalogues: CataloguesDep,
+    applications: ApplicationsDep,
+) -> Response:
+    """An application in the supervisor's reach, as ``GET /v1/applications/{id}`` shows it
+    to them: where it stands against its time limit and its steps, not its form (others': 404)."""
+    session = signed_in(request, "supervisor")
+    if session is None:
+        return see_other("/signin")
+    try:
+        application = applications.seen_by(viewer_of(session.principal), application_id)
+    except VaultError as e:
+        return error_page(request, session, e)
+    language = language_of(request.cookies.get(LANGUAGE_COOKIE))
+    return render(
+        request, "supervision_application.html", session=session, application=application,
+        timing=applications.timing(application),
+        late=applications.working_days_overdue(application),
+        names=_Names(catalogues.current(), language), n=Numbers(language),
+    )
 
 
 def _dashboard(
@@ -227,8 +251,9 @@ def _overdue(
         found = entry.application
         application = applications.application(found.application_id)
         shown.append(Overdue(
-            number=application.number, service=names.of("service", found.service_id),
-            unit=names.of("unit", found.unit), department=names.of("department", found.department),
+            application_id=found.application_id, number=application.number,
+            service=names.of("service", found.service_id), unit=names.of("unit", found.unit),
+            department=names.of("department", found.department),
             due_at=found.due_at, working_days=applications.working_days_overdue(application),
         ))
     return shown, len(entries) > OVERDUE_SHOWN

@@ -135,6 +135,22 @@ def test_a_supervisor_reads_the_figures_drills_down_and_reads_them_in_english(
     _assert_overdue_list_is_the_views(page, demo, "dongcheng")
     shot(page, "supervision-zh")
 
+    # An overdue application's page: where it stands, not what the resident wrote.
+    first = page.locator("table.overdue tbody tr").first
+    number = first.get_attribute("data-number")
+    first.locator("a").click()
+    page.wait_for_url(re.compile(r"/supervision/applications/[0-9a-f-]{36}$"))
+    application = demo.services.applications.application(page.url.rsplit("/", 1)[1])
+    assert application.number == number
+    assert page.locator("h1").inner_text() == f"生育登记 · {number}"
+    late = page.locator("dd[data-late]").get_attribute("data-late")
+    assert late == str(demo.services.applications.working_days_overdue(application))
+    assert int(late) >= 1
+    assert page.locator(".clock-overdue").count() == 1
+    assert _axe(page) == []
+    shot(page, "supervision-application-zh")
+    page.go_back()
+
     # Drill down: 新华街道 (its community has the overdue birth registration), then 新华北社区.
     page.locator('table.figures[data-by="unit"] tr[data-key="xinhua-street"] a').click()
     page.wait_for_url(re.compile(r"unit=xinhua-street"))
@@ -197,6 +213,20 @@ def test_a_unit_outside_reach_a_bad_period_and_anyone_else_are_refused(demo: Liv
         answer = client.get(f"/supervision?{bad}")
         assert answer.status_code == 422, bad
         assert 'data-code="invalid-input"' in answer.text
+
+    # An application of a unit outside his reach, or made online (the city's): 404.
+    services = demo.services
+    city = services.views.overdue(services.clock.now(), limit=10,
+                                  units=scope(services.catalogues.current(), "binjiang"))
+    online = next(e.application for e in city if e.application.unit is None)
+    assert client.get(f"/supervision/applications/{online.application_id}").status_code == 404
+    [riverside] = [e for e in services.views.queue("civil-affairs", limit=20)
+                   if e.application.unit == "riverside"]
+    url = f"/supervision/applications/{riverside.application.application_id}"
+    assert client.get(url).status_code == 404
+    mine = next(e.application for e in city if e.application.unit is not None)
+    assert client.get(f"/supervision/applications/{mine.application_id}").status_code == 200
+    assert client.get("/supervision/applications/not-an-id").status_code == 422
 
     assert httpx.get(f"{demo.base_url}/supervision").headers["location"] == "/signin"
     resident, _ = sessions.start(Principal(subject="zhang-wei", role="resident",
