@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 
 from adapters.http import (
@@ -43,7 +44,7 @@ from adapters.web import (
 )
 from adapters.web.sessions import WebSessions
 from adapters.wiring import Services, open_services
-from keys.tokens import ExternalIssuer, TokenVerifier
+from keys.tokens import ExternalIssuer, Principal, TokenVerifier
 
 STATIC = Path(pages.__file__).parent / "static"
 
@@ -100,7 +101,12 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
     install_problem_handlers(app)
     # The last added runs first: every request is observed, then guarded.
     app.state.limits = limits = limits_from(settings)
-    app.add_middleware(Guard, verifier=verifier, limits=limits)
+    async def signed_in(cookie: str | None) -> Principal | None:
+        session = await run_in_threadpool(app.state.web_sessions.find, cookie)
+        return session.principal if session is not None else None
+
+    app.add_middleware(Guard, verifier=verifier, limits=limits, signed_in=signed_in,
+                       session_cookie=pages.SESSION_COOKIE)
     app.add_middleware(Observe, metrics=metrics)
     for router in (
         residents.router,

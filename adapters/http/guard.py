@@ -17,13 +17,15 @@ import json
 import math
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
-from starlette.responses import JSONResponse
+from starlette.requests import cookie_parser
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,6 +41,10 @@ _UPLOADS = (
     re.compile(r"/v1/residents/[^/]+/documents"),
     re.compile(r"/v1/me/applications/[^/]+/supplements"),
 )
+_PAGE_FETCH = re.compile(
+    r"/work/applications/[^/]+/materials/[^/]+|/work/fetch/[^/]+/[^/]+"
+)
+"""The pages that fetch a resident's document (each a recorded access, as the API's)."""
 _GRADES = "/v1/credit/grades"
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 """What an upload's body may hold besides the file: its form fields and part headers."""
@@ -57,8 +63,9 @@ class Limits:
 
 
 def counted(method: str, path: str) -> Literal["fetch", "write"] | None:
-    """Which rate limit a request (or a route, by its path template) counts against."""
-    if method == "GET" and _FETCH.fullmatch(path):
+    """Which rate limit a request (or a route, by its path template) counts against: the
+    API's and the pages' alike."""
+    if method == "GET" and (_FETCH.fullmatch(path) or _PAGE_FETCH.fullmatch(path)):
         return "fetch"
     if method in _WRITES:
         return "write"
@@ -71,21 +78,35 @@ class _TooLarge(Exception):
         self.cap = cap
 
 
-class Guard:
-    """ASGI middleware: authenticate, count, and bound every ``/v1`` request."""
+SignedIn = Callable[[str | None], Awaitable[Principal | None]]
+"""Who a page's session cookie names, if anyone."""
 
-    def __init__(self, app: ASGIApp, *, verifier: TokenVerifier, limits: Limits) -> None:
+
+class Guard:
+    """ASGI middleware: authenticate, count, and bound every ``/v1`` request; count the
+    pages' writes and fetches against the same limits, under the signed-in principal's
+    name (or, before anyone has signed in, the client's address)."""
+
+    def __init__(
+        self, app: ASGIApp, *, verifier: TokenVerifier, limits: Limits,
+        signed_in: SignedIn | None = None, session_cookie: str = "cv_session",
+    ) -> None:
         self.app = app
         self.verifier = verifier
         self.limits = limits
+        self.signed_in = signed_in
+        self.session_cookie = session_cookie
         self._window = SlidingWindowCounterRateLimiter(MemoryStorage())
         self._fetches = parse(limits.fetches)
         self._writes = parse(limits.writes)
         self._failures = parse(limits.failed_authentications)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if not scope["path"].startswith("/v1/"):
+            await self._page(scope, receive, send)
             return
         principal = self._authenticate(scope)
         if not isinstance(principal, Principal):
@@ -115,6 +136,29 @@ class Guard:
             await response(scope, receive, send)
             return
         await self._bounded(scope, receive, send, cap, headers)
+
+    async def _page(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A page's request: its writes and fetches counted as the API's are (the pages'
+        own code reads their bodies, bounded)."""
+        kind = counted(scope["method"], scope["path"])
+        if kind is None or self.signed_in is None:
+            await self.app(scope, receive, send)
+            return
+        cookies = cookie_parser(_header(scope, b"cookie") or "")
+        principal = await self.signed_in(cookies.get(self.session_cookie))
+        if principal is not None:
+            who = f"{principal.role}:{principal.department or ''}:{principal.subject}"
+        else:
+            client = scope.get("client")
+            who = f"address:{client[0] if client else 'unknown'}"
+        item = self._fetches if kind == "fetch" else self._writes
+        if not self._window.hit(item, f"{kind}:{who}"):
+            headers = self._rate_headers(item, f"{kind}:{who}")
+            headers["Retry-After"] = str(max(1, int(headers["RateLimit-Reset"])))
+            page = HTMLResponse(_TOO_MANY_PAGE, status_code=429, headers=headers)
+            await page(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
     def _authenticate(self, scope: Scope) -> Principal | tuple[str, str, str]:
         """The principal of the bearer token, or (code, detail, WWW-Authenticate) of why
@@ -234,6 +278,15 @@ class Guard:
                 raise
             response = problem_response(413, "too-large", "Payload too large", str(e))
             await response(scope, receive, send)
+
+
+_TOO_MANY_PAGE = (
+    '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+    "<title>请求过于频繁 · civicvault</title></head><body><main>"
+    "<h1>请求过于频繁</h1><p>请稍后再试。</p>"
+    '<p lang="en">Too many requests: please try again in a moment.</p>'
+    "</main></body></html>"
+)
 
 
 async def _read_bounded(receive: Receive, cap: int) -> bytes | None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 
 from adapters.samples import sample_pdf
@@ -285,3 +286,39 @@ def test_an_upload_is_cut_off_when_its_whole_body_passes_the_bound(
         body,
     )
     assert answer.startswith("HTTP/1.1 413"), answer[:300]
+
+
+def test_the_pages_writes_and_fetches_count_against_the_same_limits(
+    live_api_factory: Callable[..., LiveApi],
+) -> None:
+    """A page's POST is a write and a page that fetches a document is a fetch, counted per
+    signed-in principal as the API's are; over the limit a 429 page, and nothing recorded."""
+    from keys.tokens import Principal
+
+    api = _limited(live_api_factory, rate_limit_writes="2/minute",
+                   rate_limit_fetches="2/minute")
+    sessions = api.app.state.web_sessions
+    officer = Principal(subject="officer-li", role="officer", department="civil-affairs",
+                        token_id=None)
+    cookie, session = sessions.start(officer)
+    browser = httpx.Client(base_url=api.base_url, cookies={"cv_session": cookie})
+    toggles = [browser.post("/language", data={"csrf": session.csrf, "language": "en"})
+               for _ in range(3)]
+    assert [t.status_code for t in toggles] == [303, 303, 429]
+    assert toggles[2].headers["content-type"].startswith("text/html")
+    assert 1 <= int(toggles[2].headers["retry-after"]) <= 60
+    url = "/work/fetch/nobody/00000000-0000-0000-0000-000000000001"
+    fetches = [browser.get(url, params={"purpose": "subsistence-allowance"})
+               for _ in range(2)]
+    assert [f.status_code for f in fetches] == [403, 403]  # refused, and recorded
+    head = api.services.events.head()
+    assert browser.get(url, params={"purpose": "subsistence-allowance"}).status_code == 429
+    assert api.services.events.head() == head  # never judged, so never recorded
+    # Each principal counts apart; before anyone signs in, the address counts.
+    other, other_session = sessions.start(Principal(
+        subject="officer-zhou", role="officer", department="housing", token_id=None))
+    assert httpx.post(f"{api.base_url}/language", data={"csrf": other_session.csrf},
+                      cookies={"cv_session": other}).status_code == 303
+    anonymous = [httpx.post(f"{api.base_url}/signin/persona", data={}).status_code
+                 for _ in range(3)]
+    assert anonymous == [403, 403, 429]
