@@ -318,3 +318,42 @@ def test_applying_online_takes_the_library_and_signs_a_commitment_shown_first(
     page.goto("/me/applications")
     assert page.locator("li.application").first.get_attribute("data-application-id") == made
     page.context.close()
+
+
+def test_every_page_of_my_applications_has_no_accessibility_violation(
+    browser: Any, demo: LiveApi
+) -> None:
+    """axe-core on each of 我的办件's pages in the states that show the most: a code made,
+    what to supply, the confirmation to withdraw, the rating form, applying online."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    returned = _returned(demo, "income-proof")
+    apps = demo.services.applications
+    decided = str(apps.apply("zhang-wei", "elderly-card").application.id)
+    apps.decide(decided, department="civil-affairs", officer="officer-li", decision="approve",
+                reason="年龄符合条件")
+    demo.services.view_runner.catch_up()
+    page = open_page(browser, demo, [])
+    sign_in(page, "resident", "/me")
+    found: list[str] = []
+
+    def check() -> None:
+        for v in Axe().run(page).response["violations"]:
+            found.append(f"{page.url}: {v['id']} ({v['impact']}): {v['help']} — "
+                         + "; ".join(n["target"][0] for n in v["nodes"][:3]))
+
+    for language in ("zh", "en"):
+        page.goto("/me/applications")
+        if language == "en":
+            page.get_by_role("button", name="English").click()
+            page.wait_for_url(re.compile(r"/me/applications$"))
+        page.locator(".code-form button").click()
+        page.locator("#code .code").wait_for()
+        check()
+        for url in (f"/me/applications/{returned}", f"/me/applications/{returned}/withdraw",
+                    f"/me/applications/{decided}",
+                    "/me/applications/new?service_id=employment-subsidy"):
+            page.goto(url)
+            check()
+    assert found == []
+    page.context.close()
