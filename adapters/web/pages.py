@@ -97,8 +97,14 @@ def _environment(language: Language) -> Environment:
 def _render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     language = language_of(request.cookies.get(LANGUAGE_COOKIE))
     session = context.setdefault("session", None)
+    fresh = None
     if session is not None:
         context.setdefault("csrf", session.csrf)
+    elif context.get("csrf") is None:
+        # A page for someone not signed in (an error, a refusal) still lets them choose
+        # a language: with the sign-in's own token, as the sign-in page does.
+        fresh = context["csrf"] = (request.cookies.get(SIGNIN_COOKIE)
+                                   or secrets.token_urlsafe(24))
     context.setdefault("here", _here(request))
     page = _environment(language).get_template(template).render(
         language=language, path=request.url.path, navigation=NAVIGATION,
@@ -106,7 +112,15 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
         when=lambda moment: when(moment, language), day=lambda moment: day(moment, language),
         **context,
     )
-    return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
+    response = HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
+    if fresh is not None:
+        _signin_cookie(response, fresh)
+    return response
+
+
+def _signin_cookie(response: Response, token: str) -> None:
+    response.set_cookie(SIGNIN_COOKIE, token, max_age=600, httponly=True, secure=True,
+                        samesite="strict", path="/")
 
 
 def _here(request: Request) -> str:
@@ -202,8 +216,7 @@ def signin(request: Request) -> Response:
     settings = request.app.state.services.settings
     response = _render(request, "signin.html", personas=PERSONAS if settings.demo else (),
                        csrf=token, oidc=settings.oidc_issuer is not None)
-    response.set_cookie(SIGNIN_COOKIE, token, max_age=600, httponly=True, secure=True,
-                        samesite="strict", path="/")
+    _signin_cookie(response, token)
     return response
 
 

@@ -188,3 +188,18 @@ def test_a_reviewer_fetches_for_a_purpose_sees_the_fast_track_and_why_a_fetch_is
     assert demo.services.events.head() == head
     assert all(url.startswith(demo.base_url) for url in seen), seen
     page.context.close()
+
+
+def test_someone_not_signed_in_can_choose_a_language_on_a_refusal_page(demo: LiveApi) -> None:
+    refused = httpx.post(f"{demo.base_url}/signin/persona", data={"persona": "zhang-wei"})
+    assert refused.status_code == 403
+    [token] = re.findall(r'name="csrf" value="([^"]+)"', refused.text)[:1]
+    assert refused.cookies.get("cv_signin") == token
+    # (Secure cookies: a browser sends them to 127.0.0.1, httpx only when told.)
+    chosen = httpx.post(f"{demo.base_url}/language", cookies={"cv_signin": token},
+                        data={"csrf": token, "language": "en", "back": "/signin"})
+    assert chosen.status_code == 303
+    assert chosen.cookies.get("cv_lang") == "en"
+    # Without the token, or with another, the choice is refused.
+    assert httpx.post(f"{demo.base_url}/language",
+                      data={"csrf": "forged", "language": "en"}).status_code == 403
