@@ -79,6 +79,7 @@ class Projector:
             "Application.Accepted": self._application_accepted,
             "Application.Decided": self._application_decided,
             "Application.Supplied": self._application_supplied,
+            "Application.MissingSupplied": self._application_missing_supplied,
             "Application.Withdrawn": self._application_withdrawn,
             "Application.Rated": self._application_rated,
         }
@@ -412,6 +413,15 @@ class Projector:
             ("returned" if e.due_at is None else "in-review", stamp(e.due_at), application_id),
         )
         self._requeue(application_id, e.waiting_on, e.due_at, position)
+        self._add_to_day_of(application_id, e.at, materials_brought=1)
+
+    def _application_missing_supplied(self, e: Any, position: int) -> None:
+        """A material accepted as missing (容缺) has come: brought, and nothing else moves."""
+        application_id = str(e.originator_id)
+        self._assign(
+            f"UPDATE {self.applications} SET materials_brought = materials_brought + 1 "
+            "WHERE application_id = ?", (application_id,),
+        )
         self._add_to_day_of(application_id, e.at, materials_brought=1)
 
     def _application_withdrawn(self, e: Any, position: int) -> None:

@@ -286,24 +286,46 @@ class Application(VaultAggregate):
         self, *, doc_type: str, document_id: str, trust_level: str, source: MaterialSource,
         at: datetime, calendar: WorkingCalendar,
     ) -> None:
-        """The resident supplies one of the materials asked for; when the last arrives the
-        clock runs again (the event says until when, on the ``calendar``) and the step that
-        asked reviews anew."""
+        """The resident supplies a material: one asked for (补正) — when the last arrives
+        the clock runs again (the event says until when, on the ``calendar``) and the step
+        that asked reviews anew — or, while the application is open, one it was accepted
+        without (容缺), which changes nothing else."""
+        if self.status is ApplicationStatus.RETURNED and doc_type in self.asked_for:
+            due = None
+            if self.asked_for == (doc_type,):  # the last: the pause ends now
+                started, _ = self.pauses[-1]
+                due = due_with_pauses(self.accepted_at, self.time_limit_days, calendar,
+                                      [*self.pauses[:-1], (started, at)])
+            self._supplied(self.resident_id, doc_type, document_id, trust_level, source, at,
+                           list(self.waiting_on), due, timestamp=at)
+            return
+        if self.status.is_open and doc_type in self.still_missing:
+            self._missing_supplied(self.resident_id, doc_type, document_id, trust_level,
+                                   source, at, timestamp=at)
+            return
         if self.status is not ApplicationStatus.RETURNED:
             raise ApplicationClosed(
                 f"application {self.number} is {self.status.value}: nothing is asked for"
+                + (f" or missing ({', '.join(self.still_missing)})"
+                   if self.still_missing and self.status.is_open else "")
             )
-        if doc_type not in self.asked_for:
-            raise InvalidInput(
-                "doc_type", f"{doc_type} was not asked for (asked: {', '.join(self.asked_for)})"
-            )
-        due = None
-        if self.asked_for == (doc_type,):  # the last: the pause ends now
-            started, _ = self.pauses[-1]
-            due = due_with_pauses(self.accepted_at, self.time_limit_days, calendar,
-                                  [*self.pauses[:-1], (started, at)])
-        self._supplied(self.resident_id, doc_type, document_id, trust_level, source, at,
-                       list(self.waiting_on), due, timestamp=at)
+        raise InvalidInput(
+            "doc_type", f"{doc_type} was not asked for (asked: {', '.join(self.asked_for)})"
+        )
+
+    @property
+    def still_missing(self) -> tuple[str, ...]:
+        """The materials it was accepted without (容缺) that have not come yet."""
+        return tuple(m["doc_type"] for m in self.materials if m["source"] == "missing")
+
+    @event("MissingSupplied")
+    def _missing_supplied(
+        self, resident_id: str, doc_type: str, document_id: str, trust_level: str, source: str,
+        at: datetime, timestamp: datetime,
+    ) -> None:
+        entry = {"doc_type": doc_type, "source": source, "document_id": document_id,
+                 "trust_level": trust_level, "due_at": None}
+        self.materials = [m for m in self.materials if m["doc_type"] != doc_type] + [entry]
 
     @event("Supplied")
     def _supplied(

@@ -1,6 +1,7 @@
 """我的办件: a resident's applications, newest first, each with its status, clock and what is
 missing; one application's history, materials and form, and what the resident may do with
-it — supply what a reviewer asked for (from the library, or a new upload), withdraw, rate;
+it — supply what a reviewer asked for or what it was accepted without (from the library,
+or a new upload), withdraw, rate;
 a one-use code (办事码) to show at a window; and applying online. The same services and
 rules as the API's ``/v1/me/applications`` routes."""
 
@@ -62,8 +63,8 @@ class Happened:
 
 def history_of(events: list[Aggregate.Event]) -> list[Happened]:
     """The application's events in the words of its page, oldest first."""
-    kinds = {"Accepted": "accepted", "Supplied": "supplied", "Withdrawn": "withdrawn",
-             "Rated": "rated"}
+    kinds = {"Accepted": "accepted", "Supplied": "supplied", "MissingSupplied": "supplied",
+             "Withdrawn": "withdrawn", "Rated": "rated"}
     entries: list[Happened] = []
     for event in events:
         name = type(event).__name__
@@ -241,16 +242,21 @@ def _application(
     viewer = Viewer("resident", session.principal.subject)
     application = applications.seen_by(viewer, application_id)
     history = history_of(applications.history(viewer, application_id))
-    asked = set(application.asked_for)
-    held = views.library(session.principal.subject, limit=200, doc_types=asked,
-                         unexpired_at=now) if asked else []
+    # What the resident may supply: what a reviewer asked for (补正), and, while it is
+    # open, what it was accepted without (容缺).
+    wanted = tuple(dict.fromkeys(
+        application.asked_for
+        + (application.still_missing if application.status.is_open else ())
+    ))
+    held = views.library(session.principal.subject, limit=200, doc_types=set(wanted),
+                         unexpired_at=now) if wanted else []
     found = catalogue()
     fields = ({f.field: f for f in found.service(application.service_id).form}
               if found.knows("service", application.service_id) else {})
     return render(
         request, "me_application.html", status=status, session=session,
         application=application, timing=applications.timing(application), history=history,
-        library={t: [d for d in held if d.doc_type == t] for t in application.asked_for},
+        wanted=wanted, library={t: [d for d in held if d.doc_type == t] for t in wanted},
         fields=fields, notice=notice, message=message, **_names(),
     )
 
@@ -260,7 +266,8 @@ async def supply(
     request: Request, application_id: str, applications: ApplicationsDep,
     documents: DocumentsDep, views: ViewsDep, clock: ClockDep,
 ) -> Response:
-    """补正: supply a material a reviewer asked for — a document of the library (a form of
+    """补正 (or 容缺 made good): supply a material a reviewer asked for, or one the
+    application was accepted without — a document of the library (a form of
     ``doc_type`` and ``document_id``) or a new file (multipart, bounded as the API bounds
     an upload; it joins the library)."""
     session = signed_in(request, "resident")

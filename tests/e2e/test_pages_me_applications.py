@@ -357,3 +357,32 @@ def test_every_page_of_my_applications_has_no_accessibility_violation(
             check()
     assert found == []
     page.context.close()
+
+
+def test_a_material_accepted_as_missing_is_supplied_before_anyone_asks(
+    browser: Any, demo: LiveApi, tmp_path: Any
+) -> None:
+    """容缺: the page offers what the application was accepted without while it is open;
+    supplying it changes nothing else (status, clock, queue)."""
+    apps = demo.services.applications
+    made = str(apps.apply("zhang-wei", "employment-subsidy", commitments=("diploma",),
+                          missing=("social-insurance-record",)).application.id)
+    demo.services.view_runner.catch_up()
+    before = apps.application(made)
+    page = open_page(browser, demo, [])
+    sign_in(page, "resident", "/me")
+    page.goto(f"/me/applications/{made}")
+    assert page.locator("#supply-heading").inner_text() == "补交容缺材料"
+    upload = page.locator('.asked[data-asked="social-insurance-record"] form.upload')
+    path = tmp_path / "shebao.pdf"
+    path.write_bytes(sample_pdf("Social insurance record"))
+    upload.locator('input[type="file"]').set_input_files(str(path))
+    upload.get_by_role("button", name="上传并提交").click()
+    page.wait_for_url(re.compile(rf"/me/applications/{made}$"))
+    after = apps.application(made)
+    assert (after.status, after.due_at, after.waiting_on) == (
+        before.status, before.due_at, before.waiting_on)
+    [material] = [m for m in after.materials if m["doc_type"] == "social-insurance-record"]
+    assert material["source"] == "supplement"
+    assert page.locator("section.supply").count() == 0  # nothing left to bring
+    page.context.close()

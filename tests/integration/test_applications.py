@@ -135,6 +135,41 @@ def test_missing_materials_only_where_the_service_and_the_tracks_allow(
     assert income["due_at"] > clock.now()
 
 
+def test_a_material_accepted_as_missing_is_supplied_while_open_and_nothing_else_moves(
+    services: Services, clock: MovableClock
+) -> None:
+    """容缺: the resident brings what was missing before anyone asks; the clock, the status
+    and the queue stay as they were, and the material counts as brought."""
+    for doc_type in ("id-card", "household-register"):
+        _upload(services, "he-lan", doc_type)
+    _grade(services, "he-lan", Grade.A, clock)
+    _ready(services)
+    accepted = services.applications.apply("he-lan", "subsistence-allowance",
+                                           missing=("income-proof",))
+    application = accepted.application
+    assert application.still_missing == ("income-proof",)
+    before = (application.status, application.due_at, application.waiting_on)
+    with pytest.raises(ApplicationClosed, match="missing \\(income-proof\\)"):
+        services.applications.supply("he-lan", application.id, "household-register",
+                                     _upload(services, "he-lan", "household-register"))
+    clock.advance(timedelta(hours=2))
+    income = _upload(services, "he-lan", "income-proof")
+    supplied = services.applications.supply("he-lan", application.id, "income-proof", income)
+    after = supplied.value
+    assert after.still_missing == ()
+    assert (after.status, after.due_at, after.waiting_on) == before
+    material = next(m for m in after.materials if m["doc_type"] == "income-proof")
+    assert (material["source"], material["document_id"]) == ("supplement", str(income))
+    with pytest.raises(ApplicationClosed):  # nothing is missing or asked for any more
+        services.applications.supply("he-lan", application.id, "income-proof", income)
+    services.view_runner.catch_up()
+    [row] = services.views.applications("he-lan", limit=5)
+    assert (row.status, row.due_at) == (before[0].value, before[1])
+    # the reviewer reads it under the application's consent, as any other material
+    found = services.applications.material(application.id, "civil-affairs", "income-proof")
+    assert str(found.document_id) == str(income)
+
+
 def test_a_commitment_stands_in_only_where_the_service_and_the_tracks_allow(
     services: Services, clock: MovableClock
 ) -> None:

@@ -26,7 +26,9 @@ from vault.errors import VaultError
 from vault.inputs import DocumentDetails, GradeUpdate
 from vault.supervision import Tally, Where
 
-RESIDENTS = ("r1", "r2")
+RESIDENTS = ("r1", "r2", "r3")
+LACKS = {"r3": ("household-register", "income-proof")}
+"""What a resident's library lacks: their applications are accepted without it (容缺)."""
 SERVICES = ("elderly-card", "disability-subsidy")
 DEPARTMENTS = ("civil-affairs", "disabled-persons")
 T0 = datetime(2026, 3, 2, 1, tzinfo=UTC)  # a Monday, 09:00 in China
@@ -52,7 +54,8 @@ def _upload(services: Services, resident: str, doc_type: str) -> str:
 def _prepare(services: Services, clock: MovableClock) -> None:
     for number, resident in enumerate(RESIDENTS, 1):
         for doc_type in ("id-card", "household-register", "income-proof"):
-            _upload(services, resident, doc_type)
+            if doc_type not in LACKS.get(resident, ()):
+                _upload(services, resident, doc_type)
         certificate = _upload(services, resident, "disability-cert")
         services.documents.verify("disabled-persons", "officer-he", certificate)
         services.residents.record_grades([GradeUpdate(resident, Grade.A, clock.now(), number)])
@@ -66,7 +69,9 @@ def _run(services: Services, clock: MovableClock, made: list[str], step: tuple[A
         clock.advance(timedelta(hours=step[1]))
         return
     if kind == "apply":
-        made.append(str(apps.apply(step[1], step[2]).application.id))
+        needs = {m.doc_type for m in services.catalogues.current().service(step[2]).materials}
+        missing = tuple(d for d in LACKS.get(step[1], ()) if d in needs)
+        made.append(str(apps.apply(step[1], step[2], missing=missing).application.id))
         return
     if not made:
         return
@@ -121,7 +126,7 @@ def _tallies_from_the_events(services: Services) -> dict[Where, Tally]:
                 counted = Tally(decided=1, on_time=int(event.on_time),
                                 working_days=event.working_days)
                 day = china_day(event.at)
-            elif name == "Application.Supplied":
+            elif name in ("Application.Supplied", "Application.MissingSupplied"):
                 counted, day = Tally(materials_brought=1), china_day(event.at)
             elif name == "Application.Rated":
                 counted = Tally(rated=1, rating_sum=event.score)
@@ -173,7 +178,8 @@ def test_application_views_equal_a_rebuild_and_the_events(
         made: list[str] = []
         fixed = [("apply", "r1", "disability-subsidy"), ("apply", "r2", "elderly-card"),
                  ("decide", 0, "disabled-persons", "return"), ("wait", 30), ("supply", 0),
-                 ("decide", 1, "civil-affairs", "approve"), ("rate", 1, 4)]
+                 ("decide", 1, "civil-affairs", "approve"), ("rate", 1, 4),
+                 ("apply", "r3", "disability-subsidy"), ("wait", 5), ("supply", 2)]
         for step in itertools.chain(fixed, program):
             _run(services, clock, made, step)
             if rng.random() < 0.3:

@@ -485,7 +485,8 @@ class Applications:
         self, resident_id: str, application_id: UUID | str, doc_type: str,
         document_id: UUID | str,
     ) -> Written[Application]:
-        """The resident supplies a material asked for, from their library."""
+        """The resident supplies, from their library, a material asked for (补正) or one the
+        application was accepted without (容缺)."""
         check_known("doc_type", "doc_type", doc_type)
 
         def supply() -> Written[Application]:
