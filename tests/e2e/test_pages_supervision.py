@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from axe_playwright_python.sync_playwright import Axe
 from babel.numbers import format_decimal
+from playwright.sync_api import expect
 
 from keys.tokens import Principal
 from tests.e2e.conftest import LiveApi
@@ -27,10 +28,11 @@ __all__ = ["browser", "demo"]  # fixtures
 FIELDS = ("accepted", "decided", "on_time_rate", "avg_working_days", "overdue",
           "materials_reused", "materials_brought", "trips_saved", "rating_avg")
 WATCH_CSP = """
-window.__violations = [];
 document.addEventListener("securitypolicyviolation",
-  (e) => window.__violations.push(e.violatedDirective + " " + e.blockedURI));
+  (e) => window.cspViolation(
+    `${e.violatedDirective} ${e.sourceFile} ${e.target.outerHTML?.slice(0, 120)}`));
 """
+"""Each page reports what its CSP refused to the test (which keeps them across pages)."""
 
 
 def _axe(page: Any) -> list[str]:
@@ -97,6 +99,11 @@ def test_a_supervisor_reads_the_figures_drills_down_and_reads_them_in_english(
 ) -> None:
     seen: list[str] = []
     page = open_page(browser, demo, seen)
+    violations: list[str] = []
+    def refused(text: str) -> None:
+        violations.append(text)
+
+    page.expose_function("cspViolation", refused)  # (a bound method is not taken)
     page.add_init_script(WATCH_CSP)
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -111,9 +118,11 @@ def test_a_supervisor_reads_the_figures_drills_down_and_reads_them_in_english(
     _assert_figures_are_the_services(page, demo, "dongcheng")
 
     # Six weeks: an allowance approved on time and rated 5 at 和平里社区 comes in.
-    page.locator("#since").fill(date.fromordinal(until.toordinal() - 41).isoformat())
+    six_weeks_ago = date.fromordinal(until.toordinal() - 41).isoformat()
+    page.locator("#since").fill(six_weeks_ago)
     page.get_by_role("button", name="查询").click()
-    page.wait_for_url(re.compile(r"since="))
+    page.wait_for_url(re.compile(rf"since={six_weeks_ago}"))
+    expect(page.locator("p.note").first).to_contain_text(str(int(six_weeks_ago[5:7])) + "月")
     expected = _assert_figures_are_the_services(page, demo, "dongcheng")
     six_weeks = _period(page)
     whole = expected["unit"][0]
@@ -126,11 +135,11 @@ def test_a_supervisor_reads_the_figures_drills_down_and_reads_them_in_english(
     assert page.locator('table.figures[data-by="department"]').inner_text().count("民政局") == 1
     _assert_charts_drawn(page)
     # The charts draw the tables' numbers: by unit, and over time steps that add up.
-    units = json.loads(page.locator("#chart-units").get_attribute("data-chart"))
+    units = json.loads(page.locator('[data-chart-key="units"]').get_attribute("data-chart"))
     assert [s["data"] for s in units["series"]] == [
         [getattr(f, field) for f in expected["unit"][1:]]
         for field in ("accepted", "decided", "overdue")]
-    over_time = json.loads(page.locator("#chart-over_time").get_attribute("data-chart"))
+    over_time = json.loads(page.locator('[data-chart-key="over_time"]').get_attribute("data-chart"))
     assert [sum(s["data"]) for s in over_time["series"]] == [whole.accepted, whole.decided]
     _assert_overdue_list_is_the_views(page, demo, "dongcheng")
     shot(page, "supervision-zh")
@@ -152,9 +161,13 @@ def test_a_supervisor_reads_the_figures_drills_down_and_reads_them_in_english(
     page.go_back()
 
     # Drill down: 新华街道 (its community has the overdue birth registration), then 新华北社区.
+    # (swapped in by htmx: the page, its scripts and ECharts stay; the URL follows)
+    page.evaluate("window.__same_page = true")
     page.locator('table.figures[data-by="unit"] tr[data-key="xinhua-street"] a').click()
     page.wait_for_url(re.compile(r"unit=xinhua-street"))
-    assert page.locator("h1").inner_text() == "绩效监督 · 新华街道"
+    expect(page.locator("h1")).to_have_text("绩效监督 · 新华街道")
+    assert page.evaluate("window.__same_page") is True
+    assert page.title().startswith("绩效监督")
     assert page.locator("nav.trail a").all_inner_texts() == ["东城区"]
     assert _period(page) == six_weeks  # the period is kept
     _assert_figures_are_the_services(page, demo, "xinhua-street")
@@ -163,7 +176,7 @@ def test_a_supervisor_reads_the_figures_drills_down_and_reads_them_in_english(
     shot(page, "supervision-street-zh")
     page.locator('table.figures[data-by="unit"] tr[data-key="xinhua-north"] a').click()
     page.wait_for_url(re.compile(r"unit=xinhua-north"))
-    assert page.locator("h1").inner_text() == "绩效监督 · 新华北社区"
+    expect(page.locator("h1")).to_have_text("绩效监督 · 新华北社区")
     _assert_figures_are_the_services(page, demo, "xinhua-north")
     _assert_overdue_list_is_the_views(page, demo, "xinhua-north")
     assert _axe(page) == []
@@ -178,6 +191,7 @@ def test_a_supervisor_reads_the_figures_drills_down_and_reads_them_in_english(
     # In English, the catalogue's names in English and the numbers written for the locale.
     page.locator("nav.trail a", has_text="东城区").click()
     page.wait_for_url(re.compile(r"unit=dongcheng"))
+    expect(page.locator("h1")).to_have_text("绩效监督 · 东城区")
     page.get_by_role("button", name="English").click()  # back to the same unit and period
     page.wait_for_url(re.compile(r"/supervision\?unit=dongcheng&since=.+&until=.+$"))
     assert _period(page) == six_weeks
@@ -190,8 +204,17 @@ def test_a_supervisor_reads_the_figures_drills_down_and_reads_them_in_english(
     _assert_charts_drawn(page)
     shot(page, "supervision-en")
 
-    assert page.evaluate("window.__violations") == []
-    assert errors == []
+    # A period that ends before it begins, swapped in: the refusal shows, as a full load would.
+    page.locator("#since").fill(until.isoformat())
+    page.locator("#until").fill(six_weeks_ago)
+    page.get_by_role("button", name="Look up").click()
+    expect(page.locator('.message[data-code="invalid-input"]')).to_be_visible()
+    assert page.locator("table.figures").count() == 0
+
+    assert violations == []
+    assert errors == [  # the browser logs the refused period's answer, nothing else
+        "Failed to load resource: the server responded with a status of 422 "
+        "(Unprocessable Entity)"]
     assert all(url.startswith(demo.base_url) for url in seen), seen
     page.context.close()
 

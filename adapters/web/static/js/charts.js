@@ -9,11 +9,12 @@
    Options: "horizontal" (bars across), "percent" (values are shares 0..1), "stack".
    Values are null where there is nothing to show. Numbers are written for the page's
    language (<html lang>). Tooltips are drawn on the canvas (renderMode richText): ECharts'
-   HTML tooltips would carry style attributes, which the pages' CSP refuses. Charts drawn
-   into content htmx swaps in are drawn too. */
+   HTML tooltips would carry style attributes, which the pages' CSP refuses. Charts in
+   content htmx swaps in are drawn; those it swaps out are disposed of. */
 (function () {
   "use strict";
 
+  var watched = new WeakMap();  // chart element -> the ResizeObserver that resizes it
   var PALETTE = ["#1565c0", "#2e7d32", "#c62828", "#8a5a00", "#6a1b9a", "#00838f", "#52606d"];
 
   function language() {
@@ -78,9 +79,10 @@
     var chart = window.echarts.getInstanceByDom(element) || window.echarts.init(
       element, null, { renderer: "canvas", locale: language().indexOf("zh") === 0 ? "ZH" : "EN" });
     chart.setOption(option(spec), true);
-    if (window.ResizeObserver && !element.dataset.chartWatched) {
-      element.dataset.chartWatched = "yes";
-      new ResizeObserver(function () { chart.resize(); }).observe(element);
+    if (window.ResizeObserver && !watched.has(element)) {
+      var watching = new ResizeObserver(function () { chart.resize(); });
+      watching.observe(element);
+      watched.set(element, watching);
     }
   }
 
@@ -105,7 +107,20 @@
     if (root.matches && root.matches("[data-chart], [data-chart-src]")) { load(root); }
   }
 
+  function disposeAll(root) {
+    if (!window.echarts || !root.querySelectorAll) { return; }
+    Array.prototype.forEach.call(root.querySelectorAll("[data-chart], [data-chart-src]"), function (element) {
+      var chart = window.echarts.getInstanceByDom(element);
+      if (chart) { chart.dispose(); }
+      var watching = watched.get(element);
+      if (watching) { watching.disconnect(); watched.delete(element); }
+    });
+  }
+
   document.addEventListener("htmx:load", function (event) { drawAll(event.detail.elt); });
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.shouldSwap) { disposeAll(event.detail.target); }
+  });
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", function () { drawAll(document); });
   } else {
