@@ -141,6 +141,8 @@ def print_welcome(services: Services, base_url: str, out: TextIO) -> None:
     id_card = _first_id_card(services, "zhang-wei")
     wang_card = _first_id_card(services, "wang-fang")
     print(f"\ncivicvault is serving on {base_url}", file=out)
+    print(f"  pages:      {base_url}/signin  (pick one of the demo's people: a resident, a "
+          "window clerk, a reviewer, a supervisor, an auditor)", file=out)
     print(f"  API docs:   {base_url}/docs", file=out)
     print(f"  OpenAPI:    {base_url}/openapi.json", file=out)
     print(f"  health:     {base_url}/healthz  {base_url}/readyz  {base_url}/metrics", file=out)

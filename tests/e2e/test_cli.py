@@ -354,6 +354,7 @@ def test_the_demo_welcome_never_sends_document_bytes_to_the_terminal(tmp_path: P
         seed(services)
         out = io.StringIO()
         print_welcome(services, "http://127.0.0.1:8000", out)
+    assert "pages:      http://127.0.0.1:8000/signin" in out.getvalue()  # where people begin
     fetches = [line for line in out.getvalue().splitlines() if "/content" in line]
     assert len(fetches) == 2
     for line in fetches:
