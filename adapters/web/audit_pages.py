@@ -123,7 +123,8 @@ class Search:
 
 def _charts(counts: list[AccessCount], search: Search) -> dict[str, Any]:
     """What the charts draw: accesses per day (China time) allowed and denied, denials by
-    their first reason, and accesses by department and outcome."""
+    their first reason, accesses by department and outcome, and each department's
+    accesses per day."""
     allowed: Counter[date] = Counter()
     denied: Counter[date] = Counter()
     reasons: Counter[str] = Counter()
@@ -143,6 +144,9 @@ def _charts(counts: list[AccessCount], search: Search) -> dict[str, Any]:
         last = min(last, first + timedelta(days=MAX_CHART_DAYS - 1))
         days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     departments = sorted(by_department)
+    per_day: dict[str, Counter[date]] = {d: Counter() for d in departments}
+    for c in counts:
+        per_day[c.department][c.hour.astimezone(CHINA).date()] += c.count
     return {
         "days": [d.isoformat() for d in days],
         "allowed": [allowed[d] for d in days],
@@ -152,6 +156,7 @@ def _charts(counts: list[AccessCount], search: Search) -> dict[str, Any]:
         "department_ids": departments,
         "department_allowed": [by_department[d]["allowed"] for d in departments],
         "department_denied": [by_department[d]["denied"] for d in departments],
+        "department_days": [[per_day[d][day] for day in days] for d in departments],
         "total": sum(c.count for c in counts),
     }
 

@@ -44,7 +44,8 @@ def test_a_resident_signs_in_sees_the_library_in_both_languages_and_signs_out(
     assert (cookie["httpOnly"], cookie["secure"], cookie["sameSite"]) == (True, True, "Lax")
     assert "cv_session" not in page.evaluate("document.cookie")  # out of scripts' reach
 
-    page.get_by_role("button", name="English").click()
+    with page.expect_navigation():  # the same address: wait for the new page
+        page.get_by_role("button", name="English").click()
     page.wait_for_url(re.compile(r"/me$"))
     assert page.locator("h1").inner_text() == "My documents"
     assert "Trust level" in page.locator("main").inner_text()
@@ -108,7 +109,8 @@ def test_a_reviewer_works_the_queue_reads_a_material_and_decides(
 
     page.locator('input[name="decision"][value="approve"]').check()
     page.locator("#reason").fill("材料齐全，符合条件")
-    page.get_by_role("button", name="提交").click()
+    with page.expect_navigation():  # the same address: wait for the new page
+        page.get_by_role("button", name="提交").click()
     page.wait_for_url(re.compile(rf"/work/applications/{application_id}$"))
     decided = demo.services.applications.application(application_id)
     assert decided.steps[decided.current_step].approved_by or decided.status.value == "approved"
@@ -203,3 +205,39 @@ def test_someone_not_signed_in_can_choose_a_language_on_a_refusal_page(demo: Liv
     # Without the token, or with another, the choice is refused.
     assert httpx.post(f"{demo.base_url}/language",
                       data={"csrf": "forged", "language": "en"}).status_code == 403
+
+
+def _tab_to(page: Any, condition: str, most: int = 40) -> None:
+    """Press Tab until the focused element meets ``condition`` (a JS expression on `e`)."""
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"(e => {condition})(document.activeElement)"):
+            return
+    raise AssertionError(f"Tab never reached {condition}")
+
+
+def test_a_reviewer_returns_an_application_by_keyboard_alone(
+    browser: Any, demo: LiveApi
+) -> None:
+    page = open_page(browser, demo, [])
+    sign_in(page, "officer", "/work")
+    apps = demo.services.applications
+    waiting = [apps.application(e.application.application_id)
+               for e in demo.services.views.queue("civil-affairs", limit=50)]
+    deciding = next(str(a.id) for a in waiting if a.at_current_step("civil-affairs")
+                    and "income-proof" in {m["doc_type"] for m in a.materials})
+    page.goto(f"/work/applications/{deciding}")
+    _tab_to(page, "e.name === 'decision'")
+    page.keyboard.press("ArrowDown")  # from 通过 to 退回补正
+    _tab_to(page, "e.name === 'material-income-proof'")
+    page.keyboard.press("Space")
+    _tab_to(page, "e.id === 'reason'")
+    page.keyboard.type("请补充近三个月的收入证明")
+    _tab_to(page, "e.type === 'submit' && e.closest('form.decision') !== null")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.url.endswith(f"/work/applications/{deciding}")
+    returned = demo.services.applications.application(deciding)
+    assert returned.status.value == "returned"
+    assert returned.asked_for == ("income-proof",)
+    page.context.close()

@@ -125,7 +125,8 @@ def test_the_log_lists_allowed_and_denied_accesses_and_the_browser_verifies_each
         ".every(b => b.dataset.state === 'verified')")
     shot(page, "me-access-zh")
 
-    page.get_by_role("button", name="English").click()
+    with page.expect_navigation():  # the same address: wait for the new page
+        page.get_by_role("button", name="English").click()
     page.wait_for_url(re.compile(r"/me/access$"))
     assert page.locator("h1").inner_text() == "Who used my data"
     housing = "Housing and Urban-Rural Development Bureau"

@@ -106,7 +106,8 @@ def test_the_list_shows_the_residents_applications_and_makes_a_code_a_window_acc
         'ol.timeline li[data-kind="return"]').inner_text()
     assert page.locator(".rated").get_attribute("data-score") == "5"
     assert page.locator("form.rating").count() == 0  # rated once already
-    page.get_by_role("button", name="English").click()
+    with page.expect_navigation():  # the same address: wait for the new page
+        page.get_by_role("button", name="English").click()
     page.wait_for_url(re.compile(rf"/me/applications/{allowance.application_id}$"))
     assert "History" in page.locator("main").inner_text()
     assert "Civil Affairs" in page.locator('ol.timeline li[data-kind="approve"]').inner_text()
@@ -159,7 +160,8 @@ def test_a_returned_application_is_supplied_from_the_library_and_then_withdrawn(
     assert demo.services.applications.application(made).status.value == "returned"
 
     document_id = offered.locator('input[name="document_id"]:checked').get_attribute("value")
-    offered.get_by_role("button", name="提交这份").click()
+    with page.expect_navigation():  # the same address: wait for the new page
+        offered.get_by_role("button", name="提交这份").click()
     page.wait_for_url(re.compile(rf"/me/applications/{made}$"))
     supplied = demo.services.applications.application(made)
     assert supplied.status.value == "in-review"  # back to 民政局, the clock running again
@@ -203,7 +205,8 @@ def test_an_asked_material_is_supplied_by_upload_and_an_upload_without_csrf_file
     path = tmp_path / "hukou.pdf"
     path.write_bytes(pdf)
     upload.locator('input[type="file"]').set_input_files(str(path))
-    upload.get_by_role("button", name="上传并提交").click()
+    with page.expect_navigation():  # the same address: wait for the new page
+        upload.get_by_role("button", name="上传并提交").click()
     page.wait_for_url(re.compile(rf"/me/applications/{made}$"))
     supplied = demo.services.applications.application(made)
     assert supplied.status.value == "in-review"
@@ -230,7 +233,8 @@ def test_a_decided_application_is_rated_once_and_another_residents_is_not_found(
     assert approved.locator(".result a").count() == 1  # the card issued into the library
     page.locator('form.rating input[name="score"][value="4"]').check()
     page.locator("#comment").fill("网上办，很快")
-    page.get_by_role("button", name="提交评价").click()
+    with page.expect_navigation():  # the same address: wait for the new page
+        page.get_by_role("button", name="提交评价").click()
     page.wait_for_url(re.compile(rf"/me/applications/{made}$"))
     rating = apps.application(made).rating
     assert rating is not None
@@ -345,7 +349,8 @@ def test_every_page_of_my_applications_has_no_accessibility_violation(
     for language in ("zh", "en"):
         page.goto("/me/applications")
         if language == "en":
-            page.get_by_role("button", name="English").click()
+            with page.expect_navigation():  # the same address: wait for the new page
+                page.get_by_role("button", name="English").click()
             page.wait_for_url(re.compile(r"/me/applications$"))
         page.locator(".code-form button").click()
         page.locator("#code .code").wait_for()
@@ -377,7 +382,8 @@ def test_a_material_accepted_as_missing_is_supplied_before_anyone_asks(
     path = tmp_path / "shebao.pdf"
     path.write_bytes(sample_pdf("Social insurance record"))
     upload.locator('input[type="file"]').set_input_files(str(path))
-    upload.get_by_role("button", name="上传并提交").click()
+    with page.expect_navigation():  # the same address: wait for the new page
+        upload.get_by_role("button", name="上传并提交").click()
     page.wait_for_url(re.compile(rf"/me/applications/{made}$"))
     after = apps.application(made)
     assert (after.status, after.due_at, after.waiting_on) == (

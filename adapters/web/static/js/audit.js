@@ -12,7 +12,8 @@
   function base() {
     return {
       animation: false,
-      tooltip: { trigger: "axis" },
+      // Drawn on the canvas: ECharts' HTML tooltips carry style attributes the CSP refuses.
+      tooltip: { trigger: "axis", renderMode: "richText" },
       grid: { left: 24, right: 24, top: 36, bottom: 8, containLabel: true },
       legend: { top: 0 }
     };
@@ -47,7 +48,22 @@
     return option;
   }
 
+  function departmentDays(el) {
+    var option = base();
+    var names = data(el, "names");
+    option.legend = { top: 0, type: "scroll" };
+    option.grid.top = 40;
+    option.xAxis = { type: "category", data: data(el, "labels"),
+                     axisLabel: { hideOverlap: true } };
+    option.yAxis = { type: "value", minInterval: 1 };
+    option.series = data(el, "series").map(function (counts, i) {
+      return { name: names[i], type: "line", showSymbol: false, data: counts };
+    });
+    return option;
+  }
+
   var OPTIONS = {
+    "department-days": departmentDays,
     days: function (el) { return stacked(el, false); },
     departments: function (el) { return stacked(el, true); },
     reasons: reasons
