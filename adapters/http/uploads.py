@@ -166,14 +166,12 @@ def _too_large(limit: int) -> Problem:
 
 
 async def read_upload(
-    request: Request, bounds: UploadBounds, also: tuple[str, ...] = (),
-    gate: Gate | None = None,
+    request: Request, bounds: UploadBounds, gate: Gate | None = None
 ) -> Upload:
     """Parse a ``multipart/form-data`` body with one ``file`` part and small text fields
-    (those of :data:`FORM_FIELDS`, and ``also`` — a page's ``csrf``, say — each once),
-    behind ``gate`` if given. The whole body is at most :attr:`UploadBounds.body_bytes`, and
-    a part more for each of ``also`` and the gate: the API's guard counts it too, but the
-    pages have no guard."""
+    (those of :data:`FORM_FIELDS`, each once), behind ``gate`` if given (a page's CSRF
+    token). The whole body is at most :attr:`UploadBounds.body_bytes`, and a part more for
+    the gate: the API's guard counts it too, but the pages' bodies pass it unread."""
     media_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if media_type != b"multipart/form-data" or not boundary:
@@ -183,11 +181,11 @@ async def read_upload(
             400, "malformed-body", "Malformed body",
             f"the multipart boundary is over {MAX_BOUNDARY} characters",
         )
-    cap = bounds.body_bytes + (len(also) + (gate is not None)) * bounds.part_bytes
+    cap = bounds.body_bytes + (gate is not None) * bounds.part_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
         raise _body_too_large(cap)
-    receiver = _Receiver(bounds, FORM_FIELDS + also, gate)
+    receiver = _Receiver(bounds, gate)
     parser = MultipartParser(boundary, receiver.callbacks(), max_header_size=bounds.field_bytes)
     received = 0
     try:
@@ -236,12 +234,8 @@ def _header_too_large(bound: int) -> Problem:
 class _Receiver:
     """Collects the parts of one multipart body as the parser finds them."""
 
-    def __init__(
-        self, bounds: UploadBounds, names: tuple[str, ...] = FORM_FIELDS,
-        gate: Gate | None = None,
-    ) -> None:
+    def __init__(self, bounds: UploadBounds, gate: Gate | None = None) -> None:
         self.bounds = bounds
-        self.names = names
         self.gate = gate
         self.opened = gate is None
         self.upload = Upload()
@@ -288,10 +282,10 @@ class _Receiver:
             if self.name != self.gate.field:
                 raise _shut()
             return
-        if self.name not in self.names:
+        if self.name not in FORM_FIELDS:
             raise Problem(
                 422, "invalid-input", "Invalid input",
-                f"form field {self.name[:64]!r} is not one of {', '.join(self.names)}",
+                f"form field {self.name[:64]!r} is not one of {', '.join(FORM_FIELDS)}",
             )
         if self.name in self.upload.fields:
             raise Problem(
