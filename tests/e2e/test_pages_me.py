@@ -83,6 +83,7 @@ def test_a_resident_uploads_a_document_and_withdraws_it(browser: Any, demo: Live
     page.wait_for_url(re.compile(r"/me/documents/[^/]+/withdraw$"))
     assert _violations(page) == []
     assert "北京大学毕业证书" in page.locator("main").inner_text()
+    shot(page, "me-withdraw-zh")
     page.get_by_role("button", name="确认撤回").click()
     page.wait_for_url(re.compile(r"/me$"))
     assert page.locator("li.card", has_text="北京大学毕业证书").count() == 0
@@ -239,6 +240,7 @@ def test_erasure_needs_the_resident_id_typed_then_shreds_and_ends_the_session(
         page.get_by_role("button", name="注销并销毁我的数据").click()
     assert answered.value.status == 200
     assert page.locator("h1").inner_text() == "已注销"
+    shot(page, "me-erased-zh")
     assert _violations(page) == []
     assert demo.services.residents.resident(RESIDENT).is_erased
     with pytest.raises(ResidentErased):
