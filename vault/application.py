@@ -1,6 +1,7 @@
 """An application (办件): accepted once, at a window or online, reviewed behind the counter
-step by step (后台协同), and decided; the resident may supply what is asked for, withdraw
-while it is open, and rate it once it is decided.
+step by step (后台协同), and decided; the resident may supply what is asked for, bring or
+commit to (告知承诺) what it was accepted without (容缺), withdraw while it is open, and rate
+it once it is decided.
 
 The time limit is kept as its parts — when it was accepted, how many working days, and
 when the clock stood still (补正: from the day a department asked for more until the
@@ -317,6 +318,40 @@ class Application(VaultAggregate):
     def still_missing(self) -> tuple[str, ...]:
         """The materials it was accepted without (容缺) that have not come yet."""
         return tuple(m["doc_type"] for m in self.materials if m["source"] == "missing")
+
+    def commit(self, *, doc_type: str, statement: str, at: datetime) -> None:
+        """While the application is open, the resident signs a commitment (告知承诺书) in
+        place of a material it was accepted without (容缺): the commitment takes the
+        material's place (trust level D, its words kept) and nothing else changes. Whether
+        the service and the tracks allow it is the service's to judge
+        (:func:`vault.acceptance.may_be_committed`)."""
+        if not self.status.is_open:
+            raise ApplicationClosed(f"application {self.number} is {self.status.value}")
+        if doc_type not in self.still_missing:
+            if not self.still_missing:
+                raise ApplicationClosed(
+                    f"application {self.number} is {self.status.value}: nothing is missing"
+                )
+            raise InvalidInput(
+                "doc_type",
+                f"{doc_type} is not missing (missing: {', '.join(self.still_missing)})",
+            )
+        self._missing_committed(self.resident_id, doc_type, statement, at, timestamp=at)
+
+    class MissingCommitted(Aggregate.Event):
+        resident_id: str
+        doc_type: str
+        statement: str
+        at: datetime
+
+    @event(MissingCommitted)
+    def _missing_committed(
+        self, resident_id: str, doc_type: str, statement: str, at: datetime,
+        timestamp: datetime,
+    ) -> None:
+        entry = {"doc_type": doc_type, "source": "commitment", "document_id": None,
+                 "trust_level": "D", "due_at": None, "statement": statement}
+        self.materials = [m for m in self.materials if m["doc_type"] != doc_type] + [entry]
 
     @event("MissingSupplied")
     def _missing_supplied(

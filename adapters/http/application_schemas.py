@@ -83,6 +83,14 @@ class SupplementIn(StrictIn):
                              description="a document of the resident's library")
 
 
+class CommitmentIn(StrictIn):
+    doc_type: str = Field(
+        json_schema_extra=DOC_TYPE_SCHEMA,
+        description="a material the application was accepted without (容缺), which the "
+        "resident's signed commitment is to replace (告知承诺)",
+    )
+
+
 class RatingIn(StrictIn):
     score: int = Field(ge=1, le=5, description="1 (very poor) to 5 (very good) (好差评)")
     comment: str | None = Field(default=None, max_length=500,

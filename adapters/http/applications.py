@@ -24,6 +24,7 @@ from adapters.http.application_schemas import (
     ApplicationOut,
     CodeIn,
     CodeOut,
+    CommitmentIn,
     DecisionIn,
     FiguresOut,
     OnlineApplicationIn,
@@ -220,6 +221,27 @@ async def _json_body(request: Request, cap: int) -> SupplementIn:
         where = ".".join(str(p) for p in problem["loc"]) if problem else "body"
         raise InvalidInput(where or "body", problem["msg"] if problem else
                            "is not a JSON object") from None
+
+
+@router.post(
+    "/v1/me/applications/{application_id}/commitments", tags=["residents"],
+    responses=problems(404, 409, why_404=_HIDDEN,
+                       why_409="it is closed, or misses nothing now"),
+)
+def commit(
+    application_id: ApplicationIdPath, body: CommitmentIn, response: Response,
+    resident: CurrentResident, applications: ApplicationsDep,
+) -> ApplicationOut:
+    """Sign a commitment (告知承诺书) in place of a material my open application was
+    accepted without (容缺): it stands in for the material at trust level D, its words
+    kept with the application; the clock, the status and the queue stay as they were.
+
+    Beyond the schema (422): a material that is not missing (while another is); one the
+    service, in the catalogue in force, does not let a commitment replace, or any where
+    the tracks the application was accepted with do not include commitment."""
+    committed = applications.commit(resident, application_id, body.doc_type)
+    answer_position(response, committed.position)
+    return _shown(applications, Viewer("resident", resident), committed.value)
 
 
 @router.post(

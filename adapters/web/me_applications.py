@@ -1,7 +1,7 @@
 """我的办件: a resident's applications, newest first, each with its status, clock and what is
 missing; one application's history, materials and form, and what the resident may do with
 it — supply what a reviewer asked for or what it was accepted without (from the library,
-or a new upload), withdraw, rate;
+or a new upload), sign a commitment in place of the latter (告知承诺), withdraw, rate;
 a one-use code (办事码) to show at a window; and applying online. The same services and
 rules as the API's ``/v1/me/applications`` routes."""
 
@@ -49,7 +49,7 @@ class Happened:
     """One entry of an application's history, as the resident reads it."""
 
     kind: str
-    """accepted, approve, return, reject, supplied, withdrawn or rated."""
+    """accepted, approve, return, reject, supplied, committed, withdrawn or rated."""
     at: datetime
     department: str | None = None
     reason: str | None = None
@@ -64,7 +64,7 @@ class Happened:
 def history_of(events: list[Aggregate.Event]) -> list[Happened]:
     """The application's events in the words of its page, oldest first."""
     kinds = {"Accepted": "accepted", "Supplied": "supplied", "MissingSupplied": "supplied",
-             "Withdrawn": "withdrawn", "Rated": "rated"}
+             "MissingCommitted": "committed", "Withdrawn": "withdrawn", "Rated": "rated"}
     entries: list[Happened] = []
     for event in events:
         name = type(event).__name__
@@ -257,7 +257,8 @@ def _application(
         request, "me_application.html", status=status, session=session,
         application=application, timing=applications.timing(application), history=history,
         wanted=wanted, library={t: [d for d in held if d.doc_type == t] for t in wanted},
-        fields=fields, notice=notice, message=message, **_names(),
+        committable=applications.committable(application), fields=fields, notice=notice,
+        message=message, **_names(),
     )
 
 
@@ -343,6 +344,30 @@ async def _uploaded(
     finally:
         upload.close()
     return filed.value.doc_type, str(filed.value.id)
+
+
+@router.post("/me/applications/{application_id}/commitments")
+async def commit(
+    request: Request, application_id: str, applications: ApplicationsDep, views: ViewsDep,
+    clock: ClockDep,
+) -> Response:
+    """告知承诺: sign the commitment shown on the page in place of a material the
+    application was accepted without (容缺) — a form of ``doc_type``; the same service
+    and rule as the API's commitments route."""
+    session = signed_in(request, "resident")
+    if session is None:
+        return see_other("/signin")
+    form = await checked_form(request, session)
+    if form is None:
+        return _refused(request, session)
+    again = partial(_application, request, session, applications, views, clock.now(),
+                    application_id)
+    try:
+        await run_in_threadpool(applications.commit, session.principal.subject,
+                                application_id, form.get("doc_type", ""))
+    except VaultError as e:
+        return await _failed(request, session, again, e)
+    return see_other(f"/me/applications/{application_id}")
 
 
 @router.get("/me/applications/{application_id}/withdraw")

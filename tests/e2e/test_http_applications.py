@@ -215,3 +215,40 @@ def test_a_resident_applies_online_supplies_from_the_library_and_withdraws(api: 
     figures = _ok(city.get("/v1/supervision/figures"))
     assert {f["key"]: (f["accepted"], f["trips_saved"]) for f in figures} == {
         "binjiang": (1, 1), "online": (1, 1)}
+
+
+def test_a_resident_commits_in_place_of_a_material_accepted_as_missing(api: LiveApi) -> None:
+    """告知承诺 after acceptance: POST .../commitments replaces a material the application
+    was accepted without (容缺) with the resident's signed commitment, where the service
+    and the tracks allow it; refused (and nothing changed) otherwise."""
+    resident = api.client("resident", "zhao-lei")
+    _upload(resident, "id-card")
+    api.services.residents.record_grades([GradeUpdate("zhao-lei", Grade.A, datetime.now(UTC), 1)])
+    applied = _ok(resident.post("/v1/me/applications", json={
+        "service_id": "employment-subsidy", "missing": ["diploma", "social-insurance-record"],
+    }), 201)
+    url = f"/v1/me/applications/{applied['application_id']}/commitments"
+    _problem(resident.post(url, json={"doc_type": "social-insurance-record"}), 422,
+             "invalid-input")  # the service does not let a commitment replace it
+    _problem(resident.post(url, json={"doc_type": "id-card"}), 422, "invalid-input")
+    _problem(resident.post(url, json={"doc_type": "diploma", "more": 1}), 422,
+             "invalid-input")
+    _problem(resident.post(url, json={}), 422, "invalid-input")
+    _problem(api.client("resident", "han-mei").post(url, json={"doc_type": "diploma"}), 404,
+             "application-not-found")
+    _problem(resident.post("/v1/me/applications/00000000-0000-4000-8000-000000000000"
+                           "/commitments", json={"doc_type": "diploma"}), 404,
+             "application-not-found")
+    committed = _ok(resident.post(url, json={"doc_type": "diploma"}))
+    assert (committed["status"], committed["due_at"]) == (applied["status"], applied["due_at"])
+    diploma = next(m for m in committed["materials"] if m["doc_type"] == "diploma")
+    assert (diploma["source"], diploma["trust_level"], diploma["document_id"]) == (
+        "commitment", "D", None)
+    assert "毕业证书" in diploma["statement"]
+    _problem(resident.post(url, json={"doc_type": "diploma"}), 422, "invalid-input")
+    _ok(resident.post(f"/v1/me/applications/{applied['application_id']}/withdraw"))
+    _problem(resident.post(url, json={"doc_type": "social-insurance-record"}), 409,
+             "application-closed")
+    shown = _ok(resident.get(f"/v1/applications/{applied['application_id']}"))
+    assert [m["source"] for m in shown["materials"] if m["doc_type"] == "diploma"] == [
+        "commitment"]

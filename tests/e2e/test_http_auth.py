@@ -214,6 +214,9 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/v1/me/applications/{application_id}/supplements"): {
         "resident": 409, "other-resident": 404,  # nothing is asked for
     },
+    ("POST", "/v1/me/applications/{application_id}/commitments"): {
+        "resident": 409, "other-resident": 404,  # nothing is missing
+    },
     ("POST", "/v1/me/applications/{application_id}/withdraw"): {
         "resident": 200, "other-resident": 404,
     },
@@ -325,6 +328,7 @@ def _call(client: httpx.Client, method: str, path: str, world: dict[str, str]) -
         "/v1/me/applications/{application_id}/supplements": {
             "doc_type": "id-card", "document_id": world["document_id"],
         },
+        "/v1/me/applications/{application_id}/commitments": {"doc_type": "id-card"},
         "/v1/me/applications/{application_id}/rating": {"score": 5},
         "/v1/applications": {"service_id": "elderly-card", "resident_id": world["resident_id"],
                              "authorization_code": world["code"]},

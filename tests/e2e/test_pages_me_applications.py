@@ -392,3 +392,59 @@ def test_a_material_accepted_as_missing_is_supplied_before_anyone_asks(
     assert material["source"] == "supplement"
     assert page.locator("section.supply").count() == 0  # nothing left to bring
     page.context.close()
+
+
+def test_a_commitment_is_signed_in_place_of_a_missing_material_its_words_shown_first(
+    browser: Any, demo: LiveApi
+) -> None:
+    """告知承诺 after acceptance: beside a material the application was accepted without
+    (容缺), where the service and the tracks allow a commitment, the page shows the
+    commitment's words and a button to sign it; refused without the page's CSRF token and
+    for another resident's application (nothing recorded)."""
+    apps = demo.services.applications
+    made = str(apps.apply("zhang-wei", "employment-subsidy",
+                          missing=("diploma", "social-insurance-record")).application.id)
+    demo.services.view_runner.catch_up()
+    before = apps.application(made)
+    page = open_page(browser, demo, [])
+    sign_in(page, "resident", "/me")
+    page.goto(f"/me/applications/{made}")
+    diploma = page.locator('.asked[data-asked="diploma"]')
+    commit = diploma.locator("form.commit")
+    assert "本人承诺" in commit.locator(".statement").inner_text()
+    assert "毕业证书" in commit.locator(".statement").inner_text()
+    assert commit.get_by_role("button", name="签署承诺").count() == 1
+    # The service lets no commitment replace the social insurance record: no button there.
+    assert page.locator('.asked[data-asked="social-insurance-record"] form.commit').count() == 0
+    shot(page, "me-application-commitment-zh")
+
+    client = _client(page, demo)
+    head = demo.services.events.head()
+    url = f"/me/applications/{made}/commitments"
+    assert client.post(url, data={"doc_type": "diploma"}).status_code == 403
+    assert client.post(url, data={"doc_type": "diploma", "csrf": "forged"}).status_code == 403
+    refused = client.post(url, data={"csrf": _csrf(page),
+                                     "doc_type": "social-insurance-record"})
+    assert refused.status_code == 422
+    assert "cannot be replaced by a commitment" in refused.text
+    [theirs, *_] = demo.services.views.applications("liu-yang", limit=5)
+    assert client.post(f"/me/applications/{theirs.application_id}/commitments", data={
+        "csrf": _csrf(page), "doc_type": "diploma"}).status_code == 404
+    assert demo.services.events.head() == head
+    assert apps.application(made).still_missing == ("diploma", "social-insurance-record")
+
+    with page.expect_navigation():  # back to the same address: wait for the new page
+        commit.get_by_role("button", name="签署承诺").click()
+    page.wait_for_url(re.compile(rf"/me/applications/{made}$"))
+    after = apps.application(made)
+    assert (after.status, after.due_at, after.waiting_on) == (
+        before.status, before.due_at, before.waiting_on)
+    [material] = [m for m in after.materials if m["doc_type"] == "diploma"]
+    assert (material["source"], material["trust_level"]) == ("commitment", "D")
+    assert "毕业证书" in page.locator('ol.timeline li[data-kind="committed"]').inner_text()
+    assert "本人承诺" in page.locator('li[data-doc-type="diploma"] .statement').inner_text()
+    assert page.locator('.asked[data-asked="diploma"]').count() == 0  # nothing left to sign
+    assert page.locator('.asked[data-asked="social-insurance-record"]').count() == 1
+    assert client.post(url, data={"csrf": _csrf(page), "doc_type": "diploma"}
+                       ).status_code == 422  # signed already: not missing any more
+    page.context.close()

@@ -170,6 +170,59 @@ def test_a_material_accepted_as_missing_is_supplied_while_open_and_nothing_else_
     assert str(found.document_id) == str(income)
 
 
+def test_a_commitment_replaces_a_missing_material_only_where_the_service_and_tracks_allow(
+    services: Services, clock: MovableClock
+) -> None:
+    """告知承诺 after acceptance: the resident signs in place of what the application was
+    accepted without (容缺), under the same rule as at acceptance — the service in force
+    allows it for the material, the tracks it was accepted with include commitment."""
+    for doc_type in ("id-card", "household-register"):
+        _upload(services, "qin-hai", doc_type)
+    _grade(services, "qin-hai", Grade.A, clock)
+    _ready(services)
+    apply = services.applications.apply
+    employment = apply("qin-hai", "employment-subsidy",
+                       missing=("diploma", "social-insurance-record")).application
+    assert "commitment" in employment.tracks
+    permit = apply("qin-hai", "residence-permit", missing=("birth-cert",)).application
+    assert "commitment" not in permit.tracks  # A: missing-allowed, but no commitment here
+    commit = services.applications.commit
+    head = services.events.head()
+    with pytest.raises(InvalidInput, match="social-insurance-record cannot be replaced"):
+        commit("qin-hai", employment.id, "social-insurance-record")
+    with pytest.raises(InvalidInput, match=r"\(commitment\) is not among"):
+        commit("qin-hai", permit.id, "birth-cert")
+    with pytest.raises(InvalidInput, match="id-card is not missing"):
+        commit("qin-hai", employment.id, "id-card")
+    with pytest.raises(InvalidInput):
+        commit("qin-hai", employment.id, "no-such-type")
+    with pytest.raises(ApplicationNotFound):
+        commit("wu-tong", employment.id, "diploma")
+    assert services.events.head() == head  # refused: nothing written
+    before = (employment.status, employment.due_at, employment.waiting_on)
+    clock.advance(timedelta(hours=1))
+    committed = commit("qin-hai", employment.id, "diploma").value
+    assert committed.still_missing == ("social-insurance-record",)
+    diploma = next(m for m in committed.materials if m["doc_type"] == "diploma")
+    assert (diploma["source"], diploma["trust_level"], diploma["document_id"],
+            diploma["due_at"]) == ("commitment", "D", None, None)
+    assert "毕业证书" in diploma["statement"]
+    assert "承诺" in diploma["statement"]
+    assert (committed.status, committed.due_at, committed.waiting_on) == before
+    assert services.applications.committable(committed) == {}
+    assert services.applications.committable(
+        services.applications.application(permit.id)) == {}
+    with pytest.raises(InvalidInput, match="diploma is not missing"):
+        commit("qin-hai", employment.id, "diploma")
+    services.applications.withdraw("qin-hai", permit.id)
+    head = services.events.head()
+    with pytest.raises(ApplicationClosed):
+        commit("qin-hai", permit.id, "birth-cert")
+    assert services.events.head() == head
+    with pytest.raises(DocumentNotFound, match="commitment"):  # nothing to read
+        services.applications.material(employment.id, "human-resources", "diploma")
+
+
 def test_a_commitment_stands_in_only_where_the_service_and_the_tracks_allow(
     services: Services, clock: MovableClock
 ) -> None:

@@ -29,7 +29,7 @@ from vault.supervision import Tally, Where
 RESIDENTS = ("r1", "r2", "r3")
 LACKS = {"r3": ("household-register", "income-proof")}
 """What a resident's library lacks: their applications are accepted without it (容缺)."""
-SERVICES = ("elderly-card", "disability-subsidy")
+SERVICES = ("elderly-card", "disability-subsidy", "temporary-assistance")
 DEPARTMENTS = ("civil-affairs", "disabled-persons")
 T0 = datetime(2026, 3, 2, 1, tzinfo=UTC)  # a Monday, 09:00 in China
 
@@ -38,6 +38,7 @@ command = st.one_of(
     st.tuples(st.just("decide"), st.integers(0, 5), st.sampled_from(DEPARTMENTS),
               st.sampled_from(["approve", "approve", "return", "reject"])),
     st.tuples(st.just("supply"), st.integers(0, 5)),
+    st.tuples(st.just("commit"), st.integers(0, 5)),
     st.tuples(st.just("withdraw"), st.integers(0, 5)),
     st.tuples(st.just("rate"), st.integers(0, 5), st.integers(1, 5)),
     st.tuples(st.just("wait"), st.integers(1, 400)),
@@ -83,6 +84,8 @@ def _run(services: Services, clock: MovableClock, made: list[str], step: tuple[A
         elif kind == "supply":
             fresh = _upload(services, application.resident_id, "income-proof")
             apps.supply(application.resident_id, application.id, "income-proof", fresh)
+        elif kind == "commit":  # 告知承诺 in place of what is missing: no view moves
+            apps.commit(application.resident_id, application.id, "income-proof")
         elif kind == "withdraw":
             apps.withdraw(application.resident_id, application.id)
         else:
@@ -179,7 +182,8 @@ def test_application_views_equal_a_rebuild_and_the_events(
         fixed = [("apply", "r1", "disability-subsidy"), ("apply", "r2", "elderly-card"),
                  ("decide", 0, "disabled-persons", "return"), ("wait", 30), ("supply", 0),
                  ("decide", 1, "civil-affairs", "approve"), ("rate", 1, 4),
-                 ("apply", "r3", "disability-subsidy"), ("wait", 5), ("supply", 2)]
+                 ("apply", "r3", "disability-subsidy"), ("wait", 5), ("supply", 2),
+                 ("apply", "r3", "temporary-assistance"), ("commit", 3)]
         for step in itertools.chain(fixed, program):
             _run(services, clock, made, step)
             if rng.random() < 0.3:

@@ -139,3 +139,34 @@ def test_an_open_application_is_withdrawn_and_its_pause_ends() -> None:
     with pytest.raises(ApplicationClosed):
         application.supply(doc_type="income-proof", document_id="d-2", trust_level="C",
                            source="supplement", at=withdrawn_at, calendar=CALENDAR)
+
+
+def test_a_commitment_takes_the_place_of_a_missing_material_while_it_is_open() -> None:
+    """告知承诺 after acceptance: only for what is still missing (容缺), only while open; the
+    commitment stands in at trust level D with its words, and nothing else moves."""
+    application = _accepted()
+    with pytest.raises(ApplicationClosed, match="nothing is missing"):
+        application.commit(doc_type="id-card", statement="本人承诺", at=T0)
+    missing = {"doc_type": "income-proof", "source": "missing", "document_id": None,
+               "trust_level": None, "due_at": T0 + timedelta(days=7)}
+    application.materials.append(dict(missing))
+    application.materials.append(dict(missing, doc_type="household-register"))
+    before = (application.status, application.due_at, application.waiting_on)
+    with pytest.raises(InvalidInput, match="id-card is not missing"):
+        application.commit(doc_type="id-card", statement="本人承诺", at=T0)
+    at = T0 + timedelta(hours=3)
+    application.commit(doc_type="income-proof", statement="本人承诺：收入属实", at=at)
+    assert application.still_missing == ("household-register",)
+    assert application.materials[-1] == {
+        "doc_type": "income-proof", "source": "commitment", "document_id": None,
+        "trust_level": "D", "due_at": None, "statement": "本人承诺：收入属实"}
+    assert (application.status, application.due_at, application.waiting_on) == before
+    event = application.collect_events()[-1]
+    assert isinstance(event, Application.MissingCommitted)
+    assert (event.resident_id, event.doc_type, event.at) == ("zhang-wei", "income-proof", at)
+    with pytest.raises(InvalidInput, match="income-proof is not missing"):
+        application.commit(doc_type="income-proof", statement="本人承诺", at=at)
+    application.withdraw(at)
+    with pytest.raises(ApplicationClosed, match="withdrawn"):
+        application.commit(doc_type="household-register", statement="本人承诺", at=at)
+    assert application.still_missing == ("household-register",)

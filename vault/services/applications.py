@@ -515,6 +515,50 @@ class Applications:
 
         return self._store.retrying(supply)
 
+    def commit(
+        self, resident_id: str, application_id: UUID | str, doc_type: str
+    ) -> Written[Application]:
+        """The resident signs a commitment (告知承诺书, in :func:`commitment_statement`'s
+        words) in place of a material their open application was accepted without (容缺):
+        only where the service, in the catalogue in force now, allows a commitment for that
+        material and the tracks the application was accepted with include ``commitment``
+        (:func:`vault.acceptance.may_be_committed`, as at acceptance).
+
+        Re-adjudication (:meth:`vault.services.audit.Audit.readjudicate`) judges the
+        acceptance, whose tracks this rests on, not this event: the commitment is judged
+        here, once, on those tracks and the catalogue in force when it is signed."""
+        check_known("doc_type", "doc_type", doc_type)
+
+        def commit() -> Written[Application]:
+            application = self._own(resident_id, application_id)
+            if application.status.is_open and doc_type in application.still_missing:
+                # (otherwise the application refuses it: closed, or nothing of that missing)
+                service = self._catalogues.current().service(application.service_id)
+                material = next((m for m in service.materials if m.doc_type == doc_type),
+                                None)
+                refused = (f"{doc_type} is no longer a material of {service.id}"
+                           if material is None
+                           else may_be_committed(material, application.tracks))
+                if refused is not None:
+                    raise InvalidInput("doc_type", refused)
+            application.commit(doc_type=doc_type, statement=commitment_statement(doc_type),
+                               at=self._clock.now())
+            return Written(application, self._store.save(application))
+
+        return self._store.retrying(commit)
+
+    def committable(self, application: Application) -> dict[str, str]:
+        """What :meth:`commit` would take now: each material the open application still
+        misses (容缺) that a commitment may replace, with the commitment's words."""
+        if not application.status.is_open or not application.still_missing:
+            return {}
+        service = self._catalogues.current().service(application.service_id)
+        return {
+            m.doc_type: commitment_statement(m.doc_type) for m in service.materials
+            if m.doc_type in application.still_missing
+            and may_be_committed(m, application.tracks) is None
+        }
+
     def withdraw(self, resident_id: str, application_id: UUID | str) -> Written[Application]:
         def withdraw() -> Written[Application]:
             application = self._own(resident_id, application_id)
