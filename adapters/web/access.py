@@ -26,9 +26,15 @@ from adapters.http.deps import ApplicationsDep, LedgerDep, ResidentsDep, ViewsDe
 from adapters.http.paging import decode_cursor, paged
 from adapters.http.problems import status_of
 from adapters.http.residents import logged_accesses
-from adapters.web.pages import SECURITY_HEADERS, error_page, render, see_other, signed_in
+from adapters.web.pages import (
+    SECURITY_HEADERS,
+    catalogue_names,
+    error_page,
+    render,
+    see_other,
+    signed_in,
+)
 from adapters.web.sessions import Session
-from policy.catalogue import catalogue
 from projections.evidence import build_bundle
 from projections.ledger import Ledger
 from projections.queries import AccessEntry, Views
@@ -64,12 +70,6 @@ def _entry(views: Views, resident_id: str, event: str) -> AccessEntry | None:
     found = views.access_log(resident_id, limit=1, before=int(event) + 1)
     return found[0] if found and found[0].position == int(event) else None
 
-
-def _names() -> dict[str, Any]:
-    found = catalogue()
-    return {"services": {s.id: s for s in found.services()},
-            "doc_types": {t.id: t for t in found.doc_types()},
-            "departments": {d.id: d for d in found.of_kind("department")}}
 
 
 def _served(
@@ -135,7 +135,7 @@ def access_page(
         request, "me_access.html", session=session, entries=entries, next_cursor=next_cursor,
         first_page=before is None, served=served,
         signed_size=checkpoint.tree_size if checkpoint else 0, resident_id=resident_id,
-        **_names(),
+        **catalogue_names(),
     )
 
 

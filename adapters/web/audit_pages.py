@@ -22,6 +22,7 @@ from adapters.http.deps import AuditDep, CaughtUp, LedgerDep, ViewsDep
 from adapters.http.paging import decode_cursor, paged
 from adapters.web.pages import (
     SECURITY_HEADERS,
+    catalogue_names,
     checked_form,
     error_page,
     render,
@@ -30,7 +31,6 @@ from adapters.web.pages import (
 )
 from adapters.web.sessions import Session
 from adapters.wiring import Services
-from policy.catalogue import catalogue
 from projections.evidence import NothingToExport, export_bundle
 from projections.ledger import verify as verify_ledger
 from projections.queries import AccessCount, Views
@@ -47,12 +47,6 @@ _OFFICER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
 
-
-def _names() -> dict[str, Any]:
-    found = catalogue()
-    return {"services": {s.id: s for s in found.services()},
-            "doc_types": {t.id: t for t in found.doc_types()},
-            "departments": {d.id: d for d in found.of_kind("department")}}
 
 
 def _day(field: str, text: str) -> date | None:
@@ -187,13 +181,14 @@ def search_page(
         after = decode_cursor(cursor)
     except InvalidInput as e:
         return render(request, "audit.html", status=422, session=session, search=search,
-                      message=str(e), entries=None, charts=None, next_cursor=None, **_names())
+                      message=str(e), entries=None, charts=None, next_cursor=None,
+                      **catalogue_names())
     filters = search.filters()
     entries, next_cursor = paged(views.accesses(limit=PAGE + 1, after=after, **filters), PAGE)
     charts = _charts(views.access_counts(**filters), search)
     return render(request, "audit.html", session=session, search=search, message=None,
                   entries=entries, charts=charts, next_cursor=next_cursor, after=after,
-                  **_names())
+                  **catalogue_names())
 
 
 @router.get("/audit/ledger")
@@ -241,7 +236,7 @@ def replay_page(
         return see_other("/signin")
     resident_id = resident_id.strip()
     context: dict[str, Any] = {"resident_id": resident_id, "at": at, "replay": None,
-                               "message": None, **_names()}
+                               "message": None, **catalogue_names()}
     if not resident_id and not at:
         return render(request, "audit_replay.html", session=session, **context)
     try:

@@ -34,6 +34,7 @@ from adapters.web.i18n import LOCALES, language_of
 from adapters.web.pages import (
     LANGUAGE_COOKIE,
     SESSION_COOKIE,
+    catalogue_names,
     checked_form,
     error_page,
     render,
@@ -53,12 +54,6 @@ _CONSENT_FIELDS = ("department", "purpose", "until", "max_uses")
 _DOC = "doc-"
 """A consent form's document types, one checkbox each: ``doc-<type>``."""
 
-
-def _names() -> dict[str, Any]:
-    found = catalogue()
-    return {"doc_types": {t.id: t for t in found.doc_types()},
-            "departments": {d.id: d for d in found.of_kind("department")},
-            "services": {s.id: s for s in found.services()}}
 
 
 def _words(request: Request) -> Callable[[Any], dict[str, str]]:
@@ -120,7 +115,7 @@ def my_library(request: Request, views: ViewsDep, residents: ResidentsDep) -> Re
 def _library(request: Request, session: Session, views: Views, status: int = 200,
              message: str | None = None) -> Response:
     documents = views.library(session.principal.subject, limit=200)
-    names = _names()
+    names = catalogue_names()
     return render(request, "me.html", status=status, session=session, documents=documents,
                   issuers=names["departments"], doc_types=names["doc_types"],
                   accepted=",".join(ACCEPTED_TYPES), max_title=MAX_TITLE, message=message)
@@ -180,7 +175,7 @@ def withdrawing(
     except VaultError as e:
         return error_page(request, session, e)
     return render(request, "me_withdraw.html", session=session, document=document,
-                  **_names())
+                  **catalogue_names())
 
 
 @router.post("/me/documents/{document_id}/withdraw")
@@ -244,7 +239,7 @@ def _consents(request: Request, session: Session, views: Views, now: datetime,
         request, "me_consents.html", status=status, session=session,
         consents=[(c, c.status(now).value) for c in entries], form=form, message=message,
         chosen={k.removeprefix(_DOC) for k in form if k.startswith(_DOC)},
-        today=now.astimezone(CHINA).date().isoformat(), words=_words(request), **_names(),
+        today=now.astimezone(CHINA).date().isoformat(), words=_words(request), **catalogue_names(),
     )
 
 
@@ -289,7 +284,7 @@ async def preview_consent(
             _consents, request, session, views, clock.now(), _kept(form), 422, str(e))
     kept = _kept(form)
     return render(request, "me_consent_preview.html", session=session, consent=asked,
-                  form=kept, back=_query(kept), words=_words(request), **_names())
+                  form=kept, back=_query(kept), words=_words(request), **catalogue_names())
 
 
 @router.post("/me/consents")

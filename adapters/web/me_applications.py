@@ -28,7 +28,14 @@ from adapters.http.deps import (
 )
 from adapters.http.problems import Problem
 from adapters.http.uploads import Gate, read_upload
-from adapters.web.pages import checked_form, error_page, render, see_other, signed_in
+from adapters.web.pages import (
+    catalogue_names,
+    checked_form,
+    error_page,
+    render,
+    see_other,
+    signed_in,
+)
 from adapters.web.sessions import Session
 from policy.catalogue import catalogue
 from projections.queries import Views
@@ -83,13 +90,6 @@ def history_of(events: list[Aggregate.Event]) -> list[Happened]:
     return entries
 
 
-def _names() -> dict[str, Any]:
-    found = catalogue()
-    return {"services": {s.id: s for s in found.services()},
-            "doc_types": {t.id: t for t in found.doc_types()},
-            "departments": {d.id: d for d in found.of_kind("department")},
-            "units": {u.id: u for u in found.of_kind("unit")}}
-
 
 def _refused(request: Request, session: Session) -> Response:
     return render(request, "refused.html", status=403, session=session)
@@ -122,7 +122,7 @@ def _list(
     return render(request, "me_applications.html", session=session,
                   rows=[(a, applications.timing(a)) for a in shown], made=made,
                   made_for=made_for, earlier=entries[PAGE - 1].position
-                  if len(entries) > PAGE else None, **_names())
+                  if len(entries) > PAGE else None, **catalogue_names())
 
 
 @router.get("/me/applications/new")
@@ -155,7 +155,7 @@ def _new(
         service=found.service(service_id) if preview else None, preview=preview,
         statements={t: commitment_statement(t) for t in (
             found.service(service_id).needs if preview else ())},
-        message=message, chosen=chosen or {}, **_names(),
+        message=message, chosen=chosen or {}, **catalogue_names(),
     )
 
 
@@ -258,7 +258,7 @@ def _application(
         application=application, timing=applications.timing(application), history=history,
         wanted=wanted, library={t: [d for d in held if d.doc_type == t] for t in wanted},
         committable=applications.committable(application), fields=fields, notice=notice,
-        message=message, **_names(),
+        message=message, **catalogue_names(),
     )
 
 
@@ -384,7 +384,7 @@ def confirm_withdrawal(
     except VaultError as e:
         return error_page(request, session, e)
     return render(request, "me_application_withdraw.html", session=session,
-                  application=application, **_names())
+                  application=application, **catalogue_names())
 
 
 @router.post("/me/applications/{application_id}/withdraw")

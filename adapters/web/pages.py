@@ -24,6 +24,7 @@ from adapters.http.problems import status_of
 from adapters.web.i18n import Language, day, language_of, translations, when
 from adapters.web.sessions import Session, WebSessions
 from keys.tokens import Principal, Role
+from policy.catalogue import catalogue
 from vault.errors import VaultError
 
 router = APIRouter(include_in_schema=False)
@@ -171,6 +172,17 @@ def _same(given: str | None, expected: str | None) -> bool:
 
 def _refused(request: Request) -> HTMLResponse:
     return _render(request, "refused.html", status=403)
+
+
+def catalogue_names() -> dict[str, Any]:
+    """What the templates name things by: the catalogue's services, document types,
+    departments, units and tracks, each by id (each has ``name_zh`` and ``name_en``)."""
+    found = catalogue()
+    return {"services": {s.id: s for s in found.services()},
+            "doc_types": {t.id: t for t in found.doc_types()},
+            "departments": {d.id: d for d in found.of_kind("department")},
+            "units": {u.id: u for u in found.of_kind("unit")},
+            "tracks": {t.id: t for t in found.of_kind("track")}}
 
 
 def signed_in(request: Request, role: Role) -> Session | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from functools import partial
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -19,6 +18,7 @@ from adapters.http.deps import ApplicationsDep, caught_up, viewer_of
 from adapters.http.problems import Problem, status_of
 from adapters.web.pages import (
     PERSONAS,
+    catalogue_names,
     checked_form,
     error_page,
     render,
@@ -53,13 +53,6 @@ def _offered(unit: str) -> list[Service]:
     return [s for s in found.services() if found.accepts(s.id, unit)]
 
 
-def _names() -> dict[str, Any]:
-    found = catalogue()
-    return {"services": {s.id: s for s in found.services()},
-            "doc_types": {t.id: t for t in found.doc_types()},
-            "tracks": {t.id: t for t in found.of_kind("track")},
-            "units": {u.id: u for u in found.units()}}
-
 
 def _start(
     request: Request, session: Session, unit: str, status: int = 200,
@@ -67,7 +60,7 @@ def _start(
 ) -> Response:
     """The first page: whose code, for which service; with what went wrong, if anything."""
     return render(request, "window.html", status=status, session=session, unit=unit,
-                  offered=_offered(unit), error=error, asked=asked or {}, **_names())
+                  offered=_offered(unit), error=error, asked=asked or {}, **catalogue_names())
 
 
 def _asked(form: dict[str, str]) -> tuple[str, str, str]:
@@ -111,7 +104,7 @@ def _shown_preview(
         request, "window_preview.html", status=status, session=session, unit=unit,
         preview=found, code=code, error=error, typed=typed or {}, chosen=chosen or {},
         service=catalogue().service(found.service_id), statement=commitment_statement,
-        **_names(),
+        **catalogue_names(),
     )
 
 
@@ -214,4 +207,4 @@ def receipt(request: Request, application_id: str, applications: ApplicationsDep
     clerks = {p.subject: p.name for p in PERSONAS if p.role == "clerk"}
     return render(request, "window_receipt.html", session=session, unit=unit,
                   application=application, timing=applications.timing(application),
-                  clerk_name=clerks.get(application.clerk or ""), **_names())
+                  clerk_name=clerks.get(application.clerk or ""), **catalogue_names())

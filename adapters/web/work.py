@@ -21,7 +21,14 @@ from adapters.http.deps import (
     ViewsDep,
     viewer_of,
 )
-from adapters.web.pages import checked_form, error_page, render, see_other, signed_in
+from adapters.web.pages import (
+    catalogue_names,
+    checked_form,
+    error_page,
+    render,
+    see_other,
+    signed_in,
+)
 from adapters.web.sessions import Session
 from policy.catalogue import catalogue
 from vault.errors import AccessDenied, InvalidInput, NoConsent, ServiceNotHandled, VaultError
@@ -31,12 +38,6 @@ from vault.services.applications import Applications
 
 router = APIRouter(include_in_schema=False)
 
-
-def _names() -> dict[str, Any]:
-    found = catalogue()
-    return {"services": {s.id: s for s in found.services()},
-            "doc_types": {t.id: t for t in found.doc_types()},
-            "departments": {d.id: d for d in found.of_kind("department")}}
 
 
 def _form_of(service_id: str) -> tuple[Any, ...]:
@@ -53,7 +54,7 @@ def queue(request: Request, views: ViewsDep, applications: ApplicationsDep) -> R
     entries = views.queue(session.principal.department, limit=100)
     shown = [applications.application(e.application.application_id) for e in entries]
     rows = [(a, applications.timing(a)) for a in shown]
-    return render(request, "work.html", session=session, rows=rows, **_names())
+    return render(request, "work.html", session=session, rows=rows, **catalogue_names())
 
 
 @router.get("/work/applications/{application_id}")
@@ -79,7 +80,7 @@ def _application(
         request, "work_application.html", status=status, session=session,
         application=application, timing=applications.timing(application),
         deciding=application.at_current_step(department), message=message,
-        fields={f.field: f for f in _form_of(application.service_id)}, **_names(),
+        fields={f.field: f for f in _form_of(application.service_id)}, **catalogue_names(),
     )
 
 
@@ -163,7 +164,7 @@ def fetch_for_purpose(
             check_known("purpose", "service", purpose)
         except InvalidInput as e:
             return render(request, "work_fetch.html", status=422, session=session,
-                          message=str(e), **context, **_names())
+                          message=str(e), **context, **catalogue_names())
         context["documents"] = views.fetchable(
             resident, officer=principal.subject, department=department, purpose=purpose,
             decision_point=policies.decision_point, now=now, limit=50,
@@ -173,7 +174,7 @@ def fetch_for_purpose(
         except (NoConsent, ServiceNotHandled) as e:
             context["tracks_refused"] = e.code
     return render(request, "work_fetch.html", session=session, message=None, **context,
-                  **_names())
+                  **catalogue_names())
 
 
 @router.get("/work/fetch/{resident_id}/{document_id}")
@@ -200,6 +201,6 @@ async def fetch_document(
         return render(request, "work_denied.html", status=403, session=session,
                       reasons=list(zip(e.reason_codes, e.reasons, strict=True)),
                       resident=resident_id,
-                      purpose=purpose, **_names())
+                      purpose=purpose, **catalogue_names())
     except VaultError as e:
         return error_page(request, session, e)
