@@ -157,7 +157,7 @@ def fetch_for_purpose(
     department = principal.department or ""
     held = views.consents_held(department, now, limit=100)
     context: dict[str, Any] = {"held": held, "resident": resident, "purpose": purpose,
-                               "documents": None, "tracks": None, "tracks_refused": None}
+                               "documents": None, "fast_track": None, "fast_track_refused": None}
     if resident or purpose:
         try:
             check_resident_id(resident)
@@ -170,9 +170,9 @@ def fetch_for_purpose(
             decision_point=policies.decision_point, now=now, limit=50,
         )
         try:
-            context["tracks"] = policies.tracks_for(resident, purpose, department=department)
+            context["fast_track"] = policies.tracks_for(resident, purpose, department=department)
         except (NoConsent, ServiceNotHandled) as e:
-            context["tracks_refused"] = e.code
+            context["fast_track_refused"] = e.code
     return render(request, "work_fetch.html", session=session, message=None, **context,
                   **catalogue_names())
 

@@ -4,7 +4,7 @@ or acceptance the document does not describe fails the suite.
 
 It runs the ``schemathesis`` command itself, as anyone would against a deployment, on a
 server with the rate limits lifted (a fuzzer is faster than any limit meant for people).
-``CIVICVAULT_SCHEMATHESIS_EXAMPLES`` (default 12) sets the examples per operation and
+``CIVICVAULT_SCHEMATHESIS_EXAMPLES`` (default 20) sets the examples per operation and
 ``CIVICVAULT_SCHEMATHESIS_SEED`` the seed (default fixed, so that CI is repeatable; set
 it to ``random`` to explore).
 """
@@ -29,11 +29,10 @@ from policy.scales import Grade
 from tests.e2e.conftest import LiveApi
 from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
 
-EXAMPLES = int(os.environ.get("CIVICVAULT_SCHEMATHESIS_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("CIVICVAULT_SCHEMATHESIS_EXAMPLES", "20"))
 """Examples per operation on the embedded stack; PostgreSQL + S3, the same contract over
-other stores, gets a third as many (the suite must stay within its ten minutes on a
-2-core machine; the coverage phase still sends every boundary value the schema implies,
-and a run of 200 examples with a random seed is how to explore: see the module's doc)."""
+other stores, gets half as many (the suite must stay within its time). Most of the run is
+the coverage phase, whatever this is: 12 examples saved only ~7 s of ~160 here."""
 SEED = os.environ.get("CIVICVAULT_SCHEMATHESIS_SEED", "20261206")
 
 # Where the answer depends on more than each field alone, a request the schema allows
@@ -157,7 +156,7 @@ def test_the_api_does_what_its_openapi_document_says(
         "--config-file", str(config),
         "run", f"{api.base_url}/openapi.json",
         "--phases", "examples,coverage,fuzzing,stateful",
-        "--max-examples", str(EXAMPLES if not stack else max(EXAMPLES // 3, 1)),
+        "--max-examples", str(EXAMPLES if not stack else max(EXAMPLES // 2, 1)),
         "--workers", "1",
         "--output-truncate", "false",
         "--report", "junit", "--report-dir", str(tmp_path / "report"),
