@@ -1,12 +1,16 @@
-"""HTTP fetch benchmark: authorized 256 KiB fetches/s over real HTTP vs a bare FastAPI route.
+"""HTTP fetch benchmark: authorized 256 KiB fetches/s over HTTP, driven by wrk, vs a bare route.
 
 What is measured
 ----------------
-Set-up, untimed, in a temporary data directory on the embedded default (SQLite file and local
-blob folder; every other ``CIVICVAULT_*`` setting at its default): ``adapters.wiring.open_services``
-with a generated master key; 64 residents are registered and each submits one 256 KiB document
-of random bytes (an ``id-card``, ``application/pdf``) and grants ``civil-affairs`` an unlimited
-consent for ``subsistence-allowance`` valid for one day; the default policy is published
+Set-up, untimed, in a temporary data directory: ``adapters.wiring.open_services`` with a
+generated master key and local blobs, on the embedded default (``--backend sqlite``, an SQLite
+file in that directory) or on PostgreSQL (``--backend postgres``: the server at
+``$CIVICVAULT_TEST_POSTGRES_DSN``, default ``postgresql://postgres@127.0.0.1:5432/test``, in a
+fresh ``bench_<random>`` schema given in the database URL and dropped at the end, even on
+error); every other ``CIVICVAULT_*`` setting at its default. 256 residents (``--residents``)
+are registered and each submits one 256 KiB document of random bytes (an ``id-card``,
+``application/pdf``) and grants ``civil-affairs`` an unlimited consent for
+``subsistence-allowance`` valid for one day; the default policy is published
 (``policies.current_version()``); one officer token is signed with
 ``keys.tokens.issue_token`` (officer ``officer-li``, department ``civil-affairs``, one hour).
 The services are closed before any server starts.
@@ -20,85 +24,97 @@ as ``civicvault serve`` does; with more, a supervisor process and N spawned work
 listening socket); uvicorn's default loop (uvloop when installed):
 
 a. ours: the factory ``adapters.http.app:app_from_environment`` (``create_app(open_services(
-   Settings()))``, one per worker) on the same data directory (``CIVICVAULT_DATA_DIR`` and the
-   same ``CIVICVAULT_MASTER_KEY`` in its environment, and the per-officer fetch limit lifted by
-   ``CIVICVAULT_RATE_LIMIT_FETCHES``: one token drives the whole load), serving
-   ``GET /v1/residents/{rid}/documents/{id}/content?purpose=subsistence-allowance`` with the
-   bearer token: middleware (request id, metrics, one JSON log line per request — to a file in
-   the temporary directory), token check, policy + consent decision, the consent's ``Used``,
-   the document's ``Reused`` and the ``AccessAttempt``'s ``Recorded`` committed in one
-   transaction (group-committed: the fetches waiting in a worker process are judged in order
-   and committed together, up to 64 at a time), then key unwrap, blob read and decryption
-   streamed out in pieces of about 1 MiB.
+   Settings()))``, one per worker) on the same data directory and database (the same
+   ``CIVICVAULT_DATA_DIR``, ``CIVICVAULT_MASTER_KEY`` and ``CIVICVAULT_DATABASE_URL``, and the
+   per-officer fetch limit lifted by ``CIVICVAULT_RATE_LIMIT_FETCHES``: one token drives the
+   whole load), serving ``GET /v1/residents/{rid}/documents/{id}/content?purpose=subsistence-
+   allowance`` with the bearer token: middleware (request id, metrics, one JSON log line per
+   request — to a file in the temporary directory), token check, policy + consent decision,
+   the consent's ``Used``, the document's ``Reused`` and the ``AccessAttempt``'s ``Recorded``
+   committed in one transaction (group-committed), the in-process follower, then key unwrap,
+   blob read and decryption, sent.
 b. bare, the baseline: the factory ``bench.http_fetch:bare_app``, a FastAPI app with one
-   ``async`` GET route returning ``Response(content=<the first resident's 256 KiB, read once
-   per worker and held in memory>, media_type="application/pdf")``.
+   ``async`` GET route on the same path pattern (``/v1/residents/{resident}/documents/
+   {document}/content``) returning ``Response(content=<the first resident's 256 KiB, read once
+   per worker and held in memory>, media_type="application/pdf")`` whatever the path names.
 
-Each server must answer (``GET /healthz`` for ours, the route for bare) before it is measured,
-and with several workers, every worker must have accepted a probe connection (checked with
-psutil), since a keep-alive connection stays with the worker that accepted it; both are
-stopped by their pids at the end (terminate, then kill after 10 s; then any worker left
-behind), even on error.
+Each server must answer (``GET /healthz`` for ours, the first document's path for bare) and,
+with several workers, every worker must have accepted a probe connection (checked with
+psutil) before it is measured; both are stopped by their pids at the end (``bench.servers``).
+Before any load, every resident's document is fetched once from ours with httpx and its bytes
+compared with what was submitted, and the bare route's bytes likewise (untimed; httpx never
+makes the load).
 
-Load, from this process: for 1, 16 and 64 concurrent clients, that many asyncio tasks, each
-with its own ``httpx.AsyncClient`` holding one keep-alive connection (one shared pool of 64
-connections costs httpcore ~20 ms of client CPU per request: it scans every connection on each
-request), each looping GET requests for a fixed time (8 s, ``--quick`` 2 s) after an untimed
-warm-up (2 s, ``--quick`` 0.5 s) at the same concurrency. In the goal rows every client of ours
-fetches the same document (the first resident's) under the same consent, as the task sets it.
-The whole body is read and compared with the document; only 200 responses with the right body
-are timed and counted; anything else (another status, a wrong body, a client error or
-time-out), warm-up included, is counted as failed and printed — for ours it must be 0. Latency
-is per request, from send to the last body byte, as the client sees it. The order alternates
-between levels (ours first at 1 and 64 clients, bare first at 16) to spread drift. Printed per
-level: requests/s, p50 and p99 latency for both, the ratio ours/bare of requests/s, and the CPU
-time each side spent per request (server: its process tree from psutil, supervisor and workers,
-reaped children included; client: ``time.process_time``), since servers and client share the
-machine's cores. With several workers, how the clients' connections fell on the workers is
-printed per run (counted with psutil after the warm-up).
+Load: ``wrk`` (``/usr/bin/wrk``, Debian's package; without it the bench says how to install it
+and exits 2 — there is no fallback to a Python client), 2 threads (1 for one connection),
+keep-alive connections, a 60 s time-out, and the script ``bench/http_fetch.lua``: the requests
+are formatted once, each with the ``Authorization: Bearer <token>`` header (sent to bare too,
+which ignores it: both servers get the same bytes), and each thread walks the list of paths
+from its own evenly spaced starting point, so concurrent requests ask for different
+residents; every response is counted by status, and a 200 counts only if its body is 256 KiB.
+Rows:
 
-One more run of ours, for information, at 64 clients after the 64-client pair: each client
-fetches a different resident's document under that resident's consent, so concurrent fetches
-no longer touch the same consent and document (each batch then loads one resident, consent
-and document per request; across worker processes, fetches of one resident conflict and
-retry); its ratio is taken against the bare route at 64 clients.
+1. 64 connections over many residents (the ratio goal): each request the next resident's
+   document under that resident's consent, round robin over all of them;
+2. 1 connection, the same walk (the latency goal);
+3. 64 connections on one document, the first resident's, under the same consent (information).
 
-Goals, at 64 clients on the same document, both servers with the same number of workers: ours
->= 0.5 x the bare route's requests/s, and ours' p99 < 5 x its p50 (with no failed request).
+For each row, both servers in turn, the order alternating (ours first in rows 1 and 3, bare
+first in row 2): a warm-up wrk run (2 s, ``--quick`` 1 s), then a timed wrk run (10 s,
+``--quick`` 3 s). Printed per row and server: requests/s (200s of the right length, per second
+of wrk's run), p50 and p99 latency (wrk's histogram: from writing a request to its response's
+last byte), responses that were not a 200 of the right length and wrk's socket errors (connect,
+read, write, time-out; warm-up included) — for ours they must be 0, or the bench exits 1 —, the
+ratio ours/bare of requests/s, and the CPU time per counted request of the server's process
+tree (psutil before and after the timed run: supervisor and workers, reaped children included)
+and of wrk (``getrusage(RUSAGE_CHILDREN)`` before and after wrk is reaped, the only child
+reaped meanwhile): client and server share the machine's cores. With several workers, the
+connections each worker held one second into the timed run are printed (psutil).
+
+Goals (issue 18, part 3): on SQLite with one worker, ours >= 0.3 x bare at 64 connections over
+many residents and ours' p50 <= 1 ms at one connection; on PostgreSQL with two workers, ours
+>= 0.2 x bare at 64 connections over many residents. The bench prints whether they are met;
+other configurations print the figures without a goal.
 
 Run from the project root::
 
-    .venv/bin/python -m bench.http_fetch              # 2 s warm-up + 8 s per server and level
-    .venv/bin/python -m bench.http_fetch --workers 2  # both servers with 2 uvicorn workers
-    .venv/bin/python -m bench.http_fetch --quick      # 0.5 s + 2 s: a smoke test, about 30 s
+    .venv/bin/python -m bench.http_fetch                                  # SQLite, 1 worker
+    .venv/bin/python -m bench.http_fetch --backend postgres --workers 2  # PostgreSQL, 2 workers
+    .venv/bin/python -m bench.http_fetch --quick                          # 1 s + 3 s a run
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import hashlib
 import io
+import json
 import os
-import socket
+import platform
+import resource
+import secrets
+import shlex
+import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import AsyncExitStack, ExitStack, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import psutil  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
 from adapters.settings import Settings
 from adapters.wiring import open_services
+from bench.postgres import drop_schema, postgres_reachable, redact, test_dsn, with_schema
+from bench.servers import HOST, Server, running, server_env
 from bench.tables import print_table
 from keys.master import MasterKey
 from keys.tokens import issue_token
@@ -112,20 +128,43 @@ DOCUMENT_BYTES = 256 * KiB
 OFFICER = "officer-li"
 DEPARTMENT = "civil-affairs"
 PURPOSE = "subsistence-allowance"
-LEVELS = (1, 16, 64)
-GOAL_LEVEL = 64
-RESIDENTS = GOAL_LEVEL  # one per client in the spread run
-GOAL_RATIO = 0.5
-GOAL_TAIL = 5.0
-HOST = "127.0.0.1"
-BARE_PATH = "/bare"
-READY_SECONDS = 60.0
-STOP_SECONDS = 10.0
-REQUEST_TIMEOUT = 60.0
+RESIDENTS = 256
+DOCUMENT_ROUTE = "/v1/residents/{resident}/documents/{document}/content"
 OURS_FACTORY = "adapters.http.app:app_from_environment"
 BARE_FACTORY = "bench.http_fetch:bare_app"
 BARE_FILE_ENV = "BENCH_HTTP_FETCH_BARE_FILE"  # the bare route's bytes, for every bare worker
-PROBES_PER_WORKER = 8  # probe connections opened per worker per round while waiting for all
+AUTHORIZATION_ENV = "BENCH_HTTP_FETCH_AUTHORIZATION"  # read by the Lua script
+LUA_SCRIPT = Path(__file__).with_suffix(".lua")
+WRK_THREADS = 2
+WRK_TIMEOUT = "60s"
+RESULT_PREFIX = "BENCH-RESULT "
+INSTALL_WRK = "apt-get install -y wrk"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One load shape, run against both servers."""
+
+    name: str
+    connections: int
+    spread: bool  # each request another resident's document, or all on the first one
+
+
+ROWS = (
+    Row("64 connections, many residents", 64, spread=True),
+    Row("1 connection, many residents", 1, spread=True),
+    Row("64 connections, one document", 64, spread=False),
+)
+SPREAD_ROW, LATENCY_ROW = ROWS[0], ROWS[1]
+
+
+@dataclass(frozen=True)
+class Goal:
+    ratio: float  # ours/bare at 64 connections over many residents, at least
+    p50_ms: float | None  # ours' p50 at one connection, at most
+
+
+GOALS = {("sqlite", 1): Goal(0.3, 1.0), ("postgres", 2): Goal(0.2, None)}
 
 
 # Set-up
@@ -133,10 +172,10 @@ PROBES_PER_WORKER = 8  # probe connections opened per worker per round while wai
 
 @dataclass(frozen=True)
 class Target:
-    """A path to GET and the body it must return."""
+    """A path to GET and the SHA-256 of the body it must return."""
 
     path: str
-    content: bytes
+    digest: bytes
 
 
 @dataclass(frozen=True)
@@ -145,28 +184,31 @@ class Fixture:
 
     data_dir: Path
     master_key: str
-    documents: list[Target]  # one per resident; the first is the one every goal-run client gets
+    database_url: str | None
+    documents: list[Target]  # one per resident; the first is the one-document row's
     bare_file: Path  # the first document's bytes, for the bare server
     token: str
 
 
-def set_up(root: Path) -> Fixture:
+def set_up(root: Path, residents: int, database_url: str | None) -> Fixture:
     """Residents with one 256 KiB document and one unlimited consent each; an officer token."""
     data_dir = root / "vault"
     master_key = MasterKey.generate().to_base64()
     settings = Settings(
         data_dir=data_dir,
         master_key=SecretStr(master_key),
-        database_url=None,
+        database_url=database_url,
         s3_endpoint=None,
     )
     documents: list[Target] = []
+    first = b""
     services = open_services(settings)
     try:
         now = datetime.now(UTC)
-        for n in range(RESIDENTS):
+        for n in range(residents):
             resident = f"bench-resident-{n:04d}"
             content = os.urandom(DOCUMENT_BYTES)
+            first = first or content
             services.residents.register(resident)
             document = services.documents.submit(
                 resident,
@@ -182,8 +224,8 @@ def set_up(root: Path) -> Fixture:
                     valid_until=now + timedelta(days=1),
                 ),
             )
-            path = f"/v1/residents/{resident}/documents/{document.id}/content?purpose={PURPOSE}"
-            documents.append(Target(path, content))
+            path = DOCUMENT_ROUTE.format(resident=resident, document=document.id)
+            documents.append(Target(f"{path}?purpose={PURPOSE}", hashlib.sha256(content).digest()))
         services.policies.current_version()
         token = issue_token(
             services.signing.current("tokens"),
@@ -198,8 +240,8 @@ def set_up(root: Path) -> Fixture:
     finally:
         services.close()
     bare_file = root / "bare.bin"
-    bare_file.write_bytes(documents[0].content)
-    return Fixture(data_dir, master_key, documents, bare_file, token)
+    bare_file.write_bytes(first)
+    return Fixture(data_dir, master_key, database_url, documents, bare_file, token)
 
 
 # The servers, each in its own process
@@ -215,8 +257,8 @@ def bare_app() -> FastAPI:
     content = Path(os.environ[BARE_FILE_ENV]).read_bytes()
     app = FastAPI()
 
-    @app.get(BARE_PATH)
-    async def bare() -> Response:
+    @app.get(DOCUMENT_ROUTE)
+    async def bare(resident: str, document: str) -> Response:
         return Response(content=content, media_type="application/pdf")
 
     return app
@@ -231,451 +273,355 @@ def serve(factory: str, port: int, workers: int) -> None:
     uvicorn.run(factory, factory=True, workers=workers, host=HOST, port=port, **SERVER_OPTIONS)
 
 
-@dataclass
-class Server:
-    name: str
-    process: subprocess.Popen[bytes]
-    port: int
-    workers: int
-    log: Path
-    ps: psutil.Process = field(init=False)
+def serve_command(side: str, workers: int) -> list[str]:
+    return [sys.executable, "-m", "bench.http_fetch", "--serve", side, "--workers", str(workers)]
 
-    def __post_init__(self) -> None:
-        self.ps = psutil.Process(self.process.pid)
 
-    @property
-    def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def children(self) -> list[psutil.Process]:
-        try:
-            children: list[psutil.Process] = self.ps.children(recursive=True)
-            return children
-        except psutil.NoSuchProcess:
-            return []
-
-    def cpu_seconds(self) -> float:
-        """CPU seconds of the whole process tree: itself, its live children, reaped children."""
-        total = 0.0
-        for n, process in enumerate([self.ps, *self.children()]):
-            try:
-                times = process.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-            if n == 0:
-                total += times.children_user + times.children_system
-        return total
-
-    def worker_processes(self) -> list[psutil.Process]:
-        """The processes that serve requests: uvicorn's spawned workers, or the server itself."""
-        if self.workers == 1:
-            return [self.ps]
-        workers = []
-        for child in self.children():
-            try:
-                if any("spawn_main" in part for part in child.cmdline()):
-                    workers.append(child)
-            except psutil.NoSuchProcess:
-                continue
-        return workers
-
-    def connections_per_worker(self) -> list[int]:
-        """Established client connections each worker holds, most first."""
-        counts = []
-        for worker in self.worker_processes():
-            try:
-                connections = worker.net_connections(kind="tcp")
-            except psutil.NoSuchProcess:
-                continue
-            counts.append(
-                sum(
-                    1
-                    for c in connections
-                    if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == self.port
+def check_answers(server: Server, targets: list[Target], headers: dict[str, str]) -> None:
+    """Every target once, untimed: a 200 with exactly the document's bytes, or stop here."""
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=60.0) as client:
+        for target in targets:
+            response = client.get(target.path)
+            if response.status_code != 200:
+                raise RuntimeError(
+                    f"{server.name}: GET {target.path} answered {response.status_code}: "
+                    f"{response.text[:300]}"
                 )
-            )
-        return sorted(counts, reverse=True)
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def server_env(extra: dict[str, str]) -> dict[str, str]:
-    """This process's environment without any CIVICVAULT_* setting, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICVAULT_")}
-    env.update(extra)
-    return env
-
-
-@contextmanager
-def running(
-    name: str, workers: int, env: dict[str, str], ready_path: str, log: Path
-) -> Iterator[Server]:
-    """Start ``python -m bench.http_fetch --serve ...``; wait until it answers; stop it after."""
-    port = free_port()
-    args = ["--serve", name, "--workers", str(workers), "--port", str(port)]
-    with open(log, "wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bench.http_fetch", *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    server: Server | None = None
-    try:
-        server = Server(name, process, port, workers, log)
-        wait_ready(server, ready_path)
-        if workers > 1:
-            wait_all_workers(server, ready_path)
-        yield server
-    finally:
-        children = server.children() if server is not None else []
-        stop(process)
-        for child in children:  # only if the supervisor was killed before it stopped them
-            if child.is_running():
-                child.kill()
-
-
-def wait_ready(server: Server, ready_path: str) -> None:
-    deadline = time.monotonic() + READY_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"the {server.name} server exited with {server.process.returncode}:\n"
-                + server.log_tail()
-            )
-        try:
-            if httpx.get(server.base_url + ready_path, timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the {server.name} server did not answer in {READY_SECONDS:.0f} s")
-
-
-def wait_all_workers(server: Server, ready_path: str) -> None:
-    """Open probe connections until every worker has accepted one (connections stay put)."""
-    deadline = time.monotonic() + READY_SECONDS
-    while time.monotonic() < deadline:
-        with ExitStack() as stack:
-            for _ in range(PROBES_PER_WORKER * server.workers):
-                probe = stack.enter_context(httpx.Client(base_url=server.base_url, timeout=5.0))
-                try:
-                    probe.get(ready_path)
-                except httpx.TransportError:
-                    continue
-                counts = server.connections_per_worker()
-                if len(counts) == server.workers and min(counts) > 0:
-                    return
-        time.sleep(0.2)
-    raise RuntimeError(
-        f"not all {server.workers} workers of the {server.name} server accepted a connection in "
-        f"{READY_SECONDS:.0f} s:\n" + server.log_tail()
-    )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+            if hashlib.sha256(response.content).digest() != target.digest:
+                raise RuntimeError(f"{server.name}: GET {target.path} sent other bytes")
 
 
 # The load
 
 
-@dataclass
-class Run:
-    """One server at one concurrency."""
+@dataclass(frozen=True)
+class WrkRun:
+    """One wrk run against one server: what came back, how fast, and the CPU it took."""
 
-    label: str
-    clients: int
-    latencies: list[float]
     seconds: float
-    failures: Counter[str]
+    responses: int
+    ok: int  # 200s with a body of the document's length
+    statuses: dict[str, int]
+    wrong_length: int
+    socket_errors: dict[str, int]
+    latency_us: dict[str, float]
     server_cpu: float
     client_cpu: float
-    per_worker: list[int]  # connections each server worker held after the warm-up, most first
+    per_worker: list[int]  # connections each server worker held one second in, most first
 
     @property
     def rate(self) -> float:
-        return len(self.latencies) / self.seconds
+        return self.ok / self.seconds if self.seconds else 0.0
 
     @property
     def failed(self) -> int:
-        return sum(self.failures.values())
+        """Responses that were not a 200 of the right length, plus socket errors."""
+        return self.responses - self.ok + sum(self.socket_errors.values())
 
-    def percentile_ms(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+    def failures(self) -> str:
+        parts = [f"HTTP {s}: {n}" for s, n in sorted(self.statuses.items()) if s != "200"]
+        if self.wrong_length:
+            parts.append(f"200 of another length: {self.wrong_length}")
+        parts += [f"{kind}: {n}" for kind, n in self.socket_errors.items() if n]
+        return ", ".join(parts)
+
+    def p_ms(self, which: str) -> float:
+        return self.latency_us[which] / 1000
 
     def cpu_ms(self, seconds: float) -> float:
         """CPU milliseconds per counted request."""
-        return seconds / max(len(self.latencies), 1) * 1000
+        return seconds / max(self.ok, 1) * 1000
 
 
-async def _load(
-    label: str, server: Server, targets: Sequence[Target], headers: dict[str, str],
-    clients: int, warmup: float, duration: float,
-) -> Run:
-    failures: Counter[str] = Counter()
-    # One client with one keep-alive connection per task: httpcore's pool scans all of its
-    # connections for every request, so a single pool of 64 spends ~20 ms of CPU per request.
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with AsyncExitStack() as stack:
-        pool = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(
-                    base_url=server.base_url, headers=headers, limits=limits,
-                    timeout=REQUEST_TIMEOUT,
-                )
-            )
-            for _ in range(clients)
-        ]
+def wrk_version(wrk: str) -> str:
+    """``wrk -v`` prints its version in the first line (and exits 1)."""
+    result = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
+    words = (result.stdout or result.stderr).split()
+    return words[1] if len(words) > 1 else "?"
 
-        async def worker(
-            client: httpx.AsyncClient, target: Target, until: float, latencies: list[float]
-        ) -> None:
-            while time.perf_counter() < until:
-                start = time.perf_counter()
-                try:
-                    response = await client.get(target.path)
-                except httpx.HTTPError as e:
-                    failures[type(e).__name__] += 1
-                    continue
-                elapsed = time.perf_counter() - start
-                if response.status_code != 200:
-                    failures[f"HTTP {response.status_code}"] += 1
-                elif response.content != target.content:
-                    failures["wrong body"] += 1
-                else:
-                    latencies.append(elapsed)
 
-        def all_workers(until: float, latencies: list[float]) -> list[asyncio.Task[None]]:
-            return [
-                asyncio.create_task(worker(client, targets[i % len(targets)], until, latencies))
-                for i, client in enumerate(pool)
-            ]
-
-        await asyncio.gather(*all_workers(time.perf_counter() + warmup, []))
-        per_worker = server.connections_per_worker() if server.workers > 1 else [clients]
-
-        latencies: list[float] = []
-        server_cpu = server.cpu_seconds()
-        client_cpu = time.process_time()
-        start = time.perf_counter()
-        await asyncio.gather(*all_workers(start + duration, latencies))
-        seconds = time.perf_counter() - start
-        client_cpu = time.process_time() - client_cpu
-        server_cpu = server.cpu_seconds() - server_cpu
-    return Run(
-        label, clients, latencies, seconds, failures, server_cpu, client_cpu, per_worker
+def run_wrk(
+    wrk: str, server: Server, paths_file: Path, connections: int, seconds: int,
+    env: dict[str, str],
+) -> WrkRun:
+    """One wrk run of ``seconds`` against ``server``, with the CPU both sides spent."""
+    threads = min(WRK_THREADS, connections)
+    command = [
+        wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+        "--timeout", WRK_TIMEOUT, "-s", str(LUA_SCRIPT), server.base_url,
+        "--", str(paths_file), str(DOCUMENT_BYTES), str(threads),
+    ]
+    server_cpu = server.cpu_seconds()
+    client = resource.getrusage(resource.RUSAGE_CHILDREN)
+    process = subprocess.Popen(
+        command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+    per_worker: list[int] = []
+    if server.workers > 1:
+        time.sleep(min(1.0, seconds / 2))
+        per_worker = server.connections_per_worker()
+    stdout, stderr = process.communicate(timeout=seconds + 120)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_cpu = server.cpu_seconds() - server_cpu
+    client_cpu = (after.ru_utime - client.ru_utime) + (after.ru_stime - client.ru_stime)
+    lines = [line for line in stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if process.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"wrk exited with {process.returncode} against {server.name}:\n{stdout}\n{stderr}"
+        )
+    result: dict[str, Any] = json.loads(lines[-1].removeprefix(RESULT_PREFIX))
+    return WrkRun(
+        seconds=result["duration_us"] / 1e6,
+        responses=int(result["requests"]),
+        ok=int(result["ok"]),
+        statuses={str(k): int(v) for k, v in result["statuses"].items()},
+        wrong_length=int(result["wrong_length"]),
+        socket_errors={str(k): int(v) for k, v in result["errors"].items()},
+        latency_us={str(k): float(v) for k, v in result["latency_us"].items()},
+        server_cpu=server_cpu,
+        client_cpu=client_cpu,
+        per_worker=per_worker,
     )
 
 
-def load(
-    label: str, server: Server, targets: Sequence[Target], headers: dict[str, str],
-    clients: int, warmup: float, duration: float,
-) -> Run:
-    run = asyncio.run(_load(label, server, targets, headers, clients, warmup, duration))
-    spread = (
-        f" (connections per worker: {'/'.join(map(str, run.per_worker))})"
-        if server.workers > 1
-        else ""
-    )
-    print(f"  {label}, {clients} client(s): {run.rate:,.0f} req/s{spread}", flush=True)
-    return run
+@dataclass(frozen=True)
+class Side:
+    """One server in one row: the timed run, and what failed in its warm-up."""
+
+    run: WrkRun
+    warmup_failed: int
+    warmup_failures: str
+
+    @property
+    def failed(self) -> int:
+        return self.run.failed + self.warmup_failed
 
 
-@dataclass
-class Level:
-    clients: int
-    ours: Run
-    bare: Run
+@dataclass(frozen=True)
+class RowResult:
+    row: Row
     order: str
+    ours: Side
+    bare: Side
 
     @property
     def ratio(self) -> float:
-        return self.ours.rate / self.bare.rate if self.bare.rate else 0.0
+        return self.ours.run.rate / self.bare.run.rate if self.bare.run.rate else 0.0
 
 
-@dataclass
-class Results:
-    levels: list[Level]
-    spread: Run  # ours, each client fetching a different resident's document
-    workers: int  # uvicorn workers per server
+def measure_side(
+    wrk: str, server: Server, row: Row, paths: dict[bool, Path], env: dict[str, str],
+    warmup: int, duration: int,
+) -> Side:
+    if warmup:
+        first = run_wrk(wrk, server, paths[row.spread], row.connections, warmup, env)
+        warmup_failed, warmup_failures = first.failed, first.failures()
+    else:
+        warmup_failed, warmup_failures = 0, ""
+    run = run_wrk(wrk, server, paths[row.spread], row.connections, duration, env)
+    spread = (
+        f" (connections per worker: {'/'.join(map(str, run.per_worker))})"
+        if run.per_worker
+        else ""
+    )
+    problems = f", {run.failed} failed" if run.failed else ""
+    print(
+        f"  {row.name} — {server.name}: {run.rate:,.0f} req/s, p50 {run.p_ms('p50'):.2f} ms"
+        f"{problems}{spread}",
+        flush=True,
+    )
+    return Side(run, warmup_failed, warmup_failures)
+
+
+@contextmanager
+def servers(
+    fixture: Fixture, root: Path, workers: int
+) -> Iterator[tuple[Server, Server]]:
+    ours_env = {
+        "CIVICVAULT_DATA_DIR": str(fixture.data_dir),
+        "CIVICVAULT_MASTER_KEY": fixture.master_key,
+        # One officer's token drives the load: the per-officer fetch limit is lifted
+        # (the bench measures throughput, and the limiter's own cost stays in).
+        "CIVICVAULT_RATE_LIMIT_FETCHES": "100000000/minute",
+    }
+    if fixture.database_url:
+        ours_env["CIVICVAULT_DATABASE_URL"] = fixture.database_url
+    with ExitStack() as stack:
+        ours = stack.enter_context(
+            running(
+                "ours", serve_command("ours", workers), workers, server_env(ours_env),
+                "/healthz", root / "ours.log",
+            )
+        )
+        bare = stack.enter_context(
+            running(
+                "bare", serve_command("bare", workers), workers,
+                server_env({BARE_FILE_ENV: str(fixture.bare_file)}),
+                fixture.documents[0].path, root / "bare.log",
+            )
+        )
+        yield ours, bare
 
 
 def measure(
-    fixture: Fixture, root: Path, warmup: float, duration: float, workers: int
-) -> Results:
-    ours_env = server_env(
-        {
-            "CIVICVAULT_DATA_DIR": str(fixture.data_dir),
-            "CIVICVAULT_MASTER_KEY": fixture.master_key,
-            # One officer's token drives the load: the per-officer fetch limit is lifted
-            # (the bench measures throughput, and the limiter's own cost stays in).
-            "CIVICVAULT_RATE_LIMIT_FETCHES": "100000000/minute",
-        }
-    )
-    bare_env = server_env({BARE_FILE_ENV: str(fixture.bare_file)})
-    with ExitStack() as stack:
-        ours = stack.enter_context(
-            running("ours", workers, ours_env, "/healthz", root / "ours.log")
-        )
-        bare = stack.enter_context(
-            running("bare", workers, bare_env, BARE_PATH, root / "bare.log")
-        )
-        auth = {"Authorization": f"Bearer {fixture.token}"}
-        same = fixture.documents[:1]
-        bare_target = [Target(BARE_PATH, fixture.documents[0].content)]
-        levels: list[Level] = []
-        for n, clients in enumerate(LEVELS):
-            ours_first = n % 2 == 0
-            runs: dict[str, Run] = {}
-            for side in ("ours", "bare") if ours_first else ("bare", "ours"):
-                if side == "ours":
-                    runs[side] = load("ours", ours, same, auth, clients, warmup, duration)
-                else:
-                    runs[side] = load("bare", bare, bare_target, {}, clients, warmup, duration)
-            order = "ours, bare" if ours_first else "bare, ours"
-            levels.append(Level(clients, runs["ours"], runs["bare"], order))
-        spread = load(
-            "ours, one resident per client", ours, fixture.documents, auth,
-            GOAL_LEVEL, warmup, duration,
-        )
+    wrk: str, fixture: Fixture, root: Path, workers: int, warmup: int, duration: int
+) -> list[RowResult]:
+    paths = {True: root / "many.txt", False: root / "one.txt"}
+    paths[True].write_text("".join(f"{t.path}\n" for t in fixture.documents))
+    paths[False].write_text(f"{fixture.documents[0].path}\n")
+    authorization = f"Bearer {fixture.token}"
+    wrk_env = {**server_env({}), AUTHORIZATION_ENV: authorization}
+    with servers(fixture, root, workers) as (ours, bare):
+        check_answers(ours, fixture.documents, {"Authorization": authorization})
+        bare_digest = hashlib.sha256(fixture.bare_file.read_bytes()).digest()
+        check_answers(bare, [Target(fixture.documents[0].path, bare_digest)], {})
+        results: list[RowResult] = []
+        for n, row in enumerate(ROWS):
+            first, second = (ours, bare) if n % 2 == 0 else (bare, ours)
+            sides = {
+                server.name: measure_side(wrk, server, row, paths, wrk_env, warmup, duration)
+                for server in (first, second)
+            }
+            order = f"{first.name}, {second.name}"
+            results.append(RowResult(row, order, sides["ours"], sides["bare"]))
         for server in (ours, bare):
-            if server.process.poll() is not None:
+            if server.exited():
                 print(f"  the {server.name} server exited early:\n{server.log_tail()}")
-    return Results(levels, spread, workers)
+    return results
 
 
 # Output
 
 
-def report(results: Results) -> bool:
-    levels = results.levels
+def ms(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def report(results: list[RowResult], backend: str, workers: int) -> bool:
+    """The tables and the goals; True if ours answered every request rightly."""
     print_table(
         [
-            "clients", "ours req/s", "ours p50 ms", "ours p99 ms",
+            "row", "order", "ours req/s", "ours p50 ms", "ours p99 ms",
             "bare req/s", "bare p50 ms", "bare p99 ms", "ours/bare",
         ],
         [
             [
-                str(lv.clients),
-                f"{lv.ours.rate:,.0f}",
-                f"{lv.ours.percentile_ms(0.5):.1f}",
-                f"{lv.ours.percentile_ms(0.99):.1f}",
-                f"{lv.bare.rate:,.0f}",
-                f"{lv.bare.percentile_ms(0.5):.1f}",
-                f"{lv.bare.percentile_ms(0.99):.1f}",
-                f"{lv.ratio:.2f}",
+                r.row.name,
+                r.order,
+                f"{r.ours.run.rate:,.0f}",
+                ms(r.ours.run.p_ms("p50")),
+                ms(r.ours.run.p_ms("p99")),
+                f"{r.bare.run.rate:,.0f}",
+                ms(r.bare.run.p_ms("p50")),
+                ms(r.bare.run.p_ms("p99")),
+                f"{r.ratio:.2f}",
             ]
-            for lv in levels
+            for r in results
         ],
     )
-    goal = next((lv for lv in levels if lv.clients == GOAL_LEVEL), None)
-    spread = results.spread
-    if goal is not None:
-        print(
-            f"  (info) ours at {spread.clients} clients, each on its own resident's document and "
-            f"consent: {spread.rate:,.0f} req/s, p50 {spread.percentile_ms(0.5):.1f} ms, "
-            f"p99 {spread.percentile_ms(0.99):.1f} ms, "
-            f"{spread.rate / goal.bare.rate:.2f} of bare"
-        )
     print()
-    print("Requests counted, failed, and CPU ms per counted request (server processes; client):")
-    rows = [
-        [
-            str(lv.clients),
-            lv.order,
-            f"{len(lv.ours.latencies):,}",
-            str(lv.ours.failed),
-            f"{lv.ours.cpu_ms(lv.ours.server_cpu):.2f}",
-            f"{lv.ours.cpu_ms(lv.ours.client_cpu):.2f}",
-            f"{len(lv.bare.latencies):,}",
-            str(lv.bare.failed),
-            f"{lv.bare.cpu_ms(lv.bare.server_cpu):.2f}",
-            f"{lv.bare.cpu_ms(lv.bare.client_cpu):.2f}",
-        ]
-        for lv in levels
-    ]
-    rows.append(
-        [
-            f"{spread.clients} spread",
-            "ours",
-            f"{len(spread.latencies):,}",
-            str(spread.failed),
-            f"{spread.cpu_ms(spread.server_cpu):.2f}",
-            f"{spread.cpu_ms(spread.client_cpu):.2f}",
-            "-", "-", "-", "-",
-        ]
-    )
+    print("Requests counted, failed (warm-up included), and CPU ms per counted request:")
     print_table(
         [
-            "clients", "order", "ours ok", "ours failed", "ours srv cpu", "ours cli cpu",
-            "bare ok", "bare failed", "bare srv cpu", "bare cli cpu",
+            "row", "ours ok", "failed", "server CPU", "wrk CPU",
+            "bare ok", "failed", "server CPU", "wrk CPU",
         ],
-        rows,
+        [
+            [
+                r.row.name,
+                f"{r.ours.run.ok:,}",
+                str(r.ours.failed),
+                ms(r.ours.run.cpu_ms(r.ours.run.server_cpu)),
+                ms(r.ours.run.cpu_ms(r.ours.run.client_cpu)),
+                f"{r.bare.run.ok:,}",
+                str(r.bare.failed),
+                ms(r.bare.run.cpu_ms(r.bare.run.server_cpu)),
+                ms(r.bare.run.cpu_ms(r.bare.run.client_cpu)),
+            ]
+            for r in results
+        ],
     )
-    for run in [r for lv in levels for r in (lv.ours, lv.bare)] + [spread]:
-        if run.failures:
-            detail = ", ".join(f"{k}: {v}" for k, v in sorted(run.failures.items()))
-            print(f"  {run.label} at {run.clients} clients, failed: {detail}")
+    for r in results:
+        for name, side in (("ours", r.ours), ("bare", r.bare)):
+            if side.run.failed:
+                print(f"  {r.row.name}, {name}, failed: {side.run.failures()}")
+            if side.warmup_failed:
+                print(f"  {r.row.name}, {name}, failed in the warm-up: {side.warmup_failures}")
     cores = os.cpu_count() or 0
-    workers = results.workers
     shape = (
-        "one process, one worker"
-        if workers == 1
-        else f"{workers} uvicorn worker processes plus an idle supervisor"
+        "one process" if workers == 1 else f"{workers} worker processes and a supervisor"
     )
     print(
-        f"  note: this machine has {cores} CPU core{'' if cores == 1 else 's'}, shared by the "
-        f"server under load ({shape}) and this client process (one), so every figure includes "
-        "the client's CPU competing with the server's; the other server idles meanwhile"
+        f"  note: the {cores} core{'' if cores == 1 else 's'} of this machine are shared by the "
+        f"server under load ({shape}) and wrk; the other server idles meanwhile"
     )
     print()
 
+    clean = all(r.ours.failed == 0 for r in results)
+    by_row = {r.row: r for r in results}
+    goal = GOALS.get((backend, workers))
     if goal is None:
-        print(f"goal met: no (no run at {GOAL_LEVEL} clients)")
-        return False
-    p50, p99 = goal.ours.percentile_ms(0.5), goal.ours.percentile_ms(0.99)
-    ratio_met = goal.ratio >= GOAL_RATIO
-    tail_met = p99 < GOAL_TAIL * p50
-    clean = goal.ours.failed == 0
+        print(f"goal: none set for {backend} with {workers} worker{'' if workers == 1 else 's'}")
+    else:
+        spread = by_row[SPREAD_ROW]
+        print(
+            f"goal: ours >= {goal.ratio} x bare at {SPREAD_ROW.name}, {backend}, {workers} "
+            f"worker{'' if workers == 1 else 's'}: {spread.ratio:.2f} -> "
+            f"{'met' if spread.ratio >= goal.ratio else 'not met'}"
+        )
+        if goal.p50_ms is not None:
+            p50 = by_row[LATENCY_ROW].ours.run.p_ms("p50")
+            print(
+                f"goal: ours p50 <= {goal.p50_ms:g} ms at {LATENCY_ROW.name}: {p50:.2f} ms -> "
+                f"{'met' if p50 <= goal.p50_ms else 'not met'}"
+            )
     print(
-        f"goal: ours >= {GOAL_RATIO} x bare req/s at {GOAL_LEVEL} clients, {workers} "
-        f"worker{'' if workers == 1 else 's'} each (SQLite + local blobs):"
-        f" {goal.ratio:.2f} -> {'yes' if ratio_met else 'no'}"
+        "every response of ours a 200 with the document's length, no socket error: "
+        + ("yes" if clean else "NO")
+    )
+    return clean
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def print_heading(
+    wrk: str, args: argparse.Namespace, backend_note: str, warmup: int, duration: int
+) -> None:
+    command = [os.path.relpath(sys.executable), "-m", "bench.http_fetch", *sys.argv[1:]]
+    packages = ("fastapi", "starlette", "uvicorn", "httptools", "uvloop", "eventsourcing")
+    print(f"civicvault HTTP fetch benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"command: {shlex.join(command)}")
+    print(
+        f"machine: {os.cpu_count()} cores ({cpu_model()}), {platform.platform()}; "
+        f"load average {load_average()} at the start"
     )
     print(
-        f"goal: ours p99 < {GOAL_TAIL:.0f} x p50 at {GOAL_LEVEL} clients: {p99:.1f} ms vs "
-        f"{GOAL_TAIL:.0f} x {p50:.1f} = {GOAL_TAIL * p50:.1f} ms -> {'yes' if tail_met else 'no'}"
+        f"versions: Python {platform.python_version()}, "
+        + ", ".join(f"{p} {version(p)}" for p in packages)
+        + f", wrk {wrk_version(wrk)} ({wrk})"
     )
-    met = ratio_met and tail_met and clean
+    print(f"store: {backend_note}")
     print(
-        f"goal met: {'yes' if met else 'no'}"
-        + ("" if clean else f" (ours had {goal.ours.failed} failed request(s))")
+        f"load: wrk with bench/http_fetch.lua, {WRK_THREADS} threads (1 at one connection); "
+        f"{warmup} s warm-up + {duration} s timed per server and row"
+        f"{' (quick)' if args.quick else ''}; {args.residents} residents, "
+        f"{DOCUMENT_BYTES // KiB} KiB documents; {args.workers} uvicorn worker"
+        f"{'' if args.workers == 1 else 's'} per server (ours and bare alike)"
     )
-    return met
+    print()
 
 
 # Main
@@ -688,40 +634,71 @@ def positive_int(text: str) -> int:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="short runs for a smoke test")
-    parser.add_argument("--duration", type=float, help="timed seconds per server and level")
-    parser.add_argument("--warmup", type=float, help="untimed seconds before each timed run")
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument(
         "--workers", type=positive_int, default=1,
         help="uvicorn worker processes for each server, ours and bare alike (default 1)",
     )
+    parser.add_argument("--quick", action="store_true", help="1 s warm-up + 3 s runs")
+    parser.add_argument("--duration", type=positive_int, help="timed seconds per server and row")
+    parser.add_argument("--warmup", type=int, help="untimed seconds before each timed run")
+    parser.add_argument(
+        "--residents", type=positive_int, default=RESIDENTS,
+        help=f"residents, one document and consent each (default {RESIDENTS}; at least 64)",
+    )
     parser.add_argument("--serve", choices=("ours", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.residents < SPREAD_ROW.connections:
+        parser.error(f"--residents must be at least {SPREAD_ROW.connections}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     workers: int = args.workers
     if args.serve is not None:
         serve(OURS_FACTORY if args.serve == "ours" else BARE_FACTORY, args.port, workers)
         return 0
-    duration: float = args.duration or (2.0 if args.quick else 8.0)
-    warmup: float = args.warmup if args.warmup is not None else (0.5 if args.quick else 2.0)
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        print(
+            "wrk is not installed; this bench measures with it and nothing else. "
+            f"Install it with: {INSTALL_WRK}",
+            file=sys.stderr,
+        )
+        return 2
+    duration: int = args.duration or (3 if args.quick else 10)
+    warmup: int = args.warmup if args.warmup is not None else (1 if args.quick else 2)
 
-    print(
-        f"civicvault HTTP fetch benchmark — fastapi {version('fastapi')}, "
-        f"uvicorn {version('uvicorn')}, httpx {version('httpx')}; "
-        f"{DOCUMENT_BYTES // KiB} KiB document, {warmup:g} s warm-up + {duration:g} s timed per "
-        f"run{' (quick)' if args.quick else ''}; {workers} uvicorn worker"
-        f"{'' if workers == 1 else 's'} per server (ours and bare alike)"
-    )
-    print()
-    with tempfile.TemporaryDirectory(prefix="civicvault-bench-") as tmp:
-        root = Path(tmp)
-        fixture = set_up(root)
-        results = measure(fixture, root, warmup, duration, workers)
+    with ExitStack() as stack:
+        database_url = None
+        if args.backend == "postgres":
+            dsn = test_dsn()
+            server_version = postgres_reachable(dsn)
+            if server_version is None:
+                return 2
+            schema = f"bench_{secrets.token_hex(4)}"
+            stack.callback(drop_schema, dsn, schema)
+            database_url = with_schema(dsn, schema)
+            note = (
+                f"PostgreSQL {server_version} at {redact(dsn)}, schema {schema} (dropped at "
+                "the end), blobs in a temporary directory"
+            )
+        else:
+            note = f"SQLite {sqlite3.sqlite_version} file and blobs in a temporary directory"
+        print_heading(wrk, args, note, warmup, duration)
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="civicvault-bench-")))
+        started = time.perf_counter()
+        fixture = set_up(root, args.residents, database_url)
+        print(f"  set up {args.residents} residents in {time.perf_counter() - started:.1f} s")
+        results = measure(wrk, fixture, root, workers, warmup, duration)
         print()
-        report(results)
-    return 0
+        clean = report(results, args.backend, workers)
+        print(f"load average {load_average()} at the end")
+    return 0 if clean else 1
 
 
 if __name__ == "__main__":
