@@ -105,6 +105,14 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[SHARED_VAR] = tempfile.mkdtemp(prefix="civicvault-tests-")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first: under ``--dist worksteal`` they open the first worker's share,
+    so they start at once, one after another, while the other worker runs the quick ones
+    and then takes over the first's remaining share — instead of a long one starting late
+    and running on alone at the end, or two long ones crowding the two cores at once."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The controller stops the S3 server by its pid, and fails the run if it had died."""
     if hasattr(session.config, "workerinput") or SHARED_VAR not in os.environ:
