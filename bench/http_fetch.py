@@ -101,7 +101,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
@@ -434,11 +434,9 @@ def measure_side(
     return Side(run, warmup_failed, warmup_failures)
 
 
-@contextmanager
-def servers(
-    fixture: Fixture, root: Path, workers: int
-) -> Iterator[tuple[Server, Server]]:
-    ours_env = {
+def ours_env(fixture: Fixture) -> dict[str, str]:
+    """The environment ours is started with: the fixture's vault, the fetch limit lifted."""
+    env = {
         "CIVICVAULT_DATA_DIR": str(fixture.data_dir),
         "CIVICVAULT_MASTER_KEY": fixture.master_key,
         # One officer's token drives the load: the per-officer fetch limit is lifted
@@ -446,14 +444,35 @@ def servers(
         "CIVICVAULT_RATE_LIMIT_FETCHES": "100000000/minute",
     }
     if fixture.database_url:
-        ours_env["CIVICVAULT_DATABASE_URL"] = fixture.database_url
+        env["CIVICVAULT_DATABASE_URL"] = fixture.database_url
+    return server_env(env)
+
+
+def running_ours(fixture: Fixture, root: Path, workers: int) -> AbstractContextManager[Server]:
+    return running(
+        "ours", serve_command("ours", workers), workers, ours_env(fixture), "/healthz",
+        root / "ours.log",
+    )
+
+
+def write_paths(fixture: Fixture, root: Path) -> dict[bool, Path]:
+    """wrk's paths files: every resident's document (True), or the first one only (False)."""
+    paths = {True: root / "many.txt", False: root / "one.txt"}
+    paths[True].write_text("".join(f"{t.path}\n" for t in fixture.documents))
+    paths[False].write_text(f"{fixture.documents[0].path}\n")
+    return paths
+
+
+def wrk_environment(fixture: Fixture) -> dict[str, str]:
+    return {**server_env({}), AUTHORIZATION_ENV: f"Bearer {fixture.token}"}
+
+
+@contextmanager
+def servers(
+    fixture: Fixture, root: Path, workers: int
+) -> Iterator[tuple[Server, Server]]:
     with ExitStack() as stack:
-        ours = stack.enter_context(
-            running(
-                "ours", serve_command("ours", workers), workers, server_env(ours_env),
-                "/healthz", root / "ours.log",
-            )
-        )
+        ours = stack.enter_context(running_ours(fixture, root, workers))
         bare = stack.enter_context(
             running(
                 "bare", serve_command("bare", workers), workers,
@@ -467,13 +486,10 @@ def servers(
 def measure(
     wrk: str, fixture: Fixture, root: Path, workers: int, warmup: int, duration: int
 ) -> list[RowResult]:
-    paths = {True: root / "many.txt", False: root / "one.txt"}
-    paths[True].write_text("".join(f"{t.path}\n" for t in fixture.documents))
-    paths[False].write_text(f"{fixture.documents[0].path}\n")
-    authorization = f"Bearer {fixture.token}"
-    wrk_env = {**server_env({}), AUTHORIZATION_ENV: authorization}
+    paths = write_paths(fixture, root)
+    wrk_env = wrk_environment(fixture)
     with servers(fixture, root, workers) as (ours, bare):
-        check_answers(ours, fixture.documents, {"Authorization": authorization})
+        check_answers(ours, fixture.documents, {"Authorization": f"Bearer {fixture.token}"})
         bare_digest = hashlib.sha256(fixture.bare_file.read_bytes()).digest()
         check_answers(bare, [Target(fixture.documents[0].path, bare_digest)], {})
         results: list[RowResult] = []
