@@ -8,6 +8,7 @@ its receipt (受理回执), to print."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import partial
 
 from fastapi import APIRouter, Request
@@ -117,10 +118,23 @@ def window(request: Request) -> Response:
     return _start(request, *clerk)
 
 
-@router.post("/window/preview")
-async def preview(request: Request, applications: ApplicationsDep) -> Response:
-    """What accepting would take, before anything is recorded: the code is checked first
-    (nothing of the resident is shown without it) and stays unspent."""
+@dataclass(frozen=True)
+class _Previewed:
+    """A window's form that passed its checks: who sent it, what it says, and what
+    accepting it would take (the code checked, not spent)."""
+
+    session: Session
+    unit: str
+    form: dict[str, str]
+    resident_id: str
+    service_id: str
+    code: str
+    found: Preview
+
+
+async def _previewed(request: Request, applications: Applications) -> _Previewed | Response:
+    """The clerk's form, its CSRF token and its code checked, and the preview — or the
+    page to answer instead (to /signin, refused, or the start again with the reason)."""
     clerk = _clerk(request)
     if clerk is None:
         return see_other("/signin")
@@ -128,34 +142,39 @@ async def preview(request: Request, applications: ApplicationsDep) -> Response:
     form = await checked_form(request, session)
     if form is None:
         return render(request, "refused.html", status=403, session=session)
-    asked = {k: form.get(k, "") for k in ("resident_id", "service_id")}
     try:
         resident_id, service_id, code = _asked(form)
         await _fresh(request)
         found = await _preview(applications, unit, resident_id, service_id, code)
     except VaultError as e:
-        return _start(request, session, unit, status=_status(e), error=e, asked=asked)
-    return _shown_preview(request, session, unit, found, code)
+        return _start(request, session, unit, status=_status(e), error=e,
+                      asked=_asked_back(form))
+    return _Previewed(session, unit, form, resident_id, service_id, code, found)
+
+
+def _asked_back(form: dict[str, str]) -> dict[str, str]:
+    """What the start page shows again when it is shown with a reason."""
+    return {k: form.get(k, "") for k in ("resident_id", "service_id")}
+
+
+@router.post("/window/preview")
+async def preview(request: Request, applications: ApplicationsDep) -> Response:
+    """What accepting would take, before anything is recorded: the code is checked first
+    (nothing of the resident is shown without it) and stays unspent."""
+    done = await _previewed(request, applications)
+    if isinstance(done, Response):
+        return done
+    return _shown_preview(request, done.session, done.unit, done.found, done.code)
 
 
 @router.post("/window/accept")
 async def accept(request: Request, applications: ApplicationsDep) -> Response:
     """Accept the application (一口受理) as ``POST /v1/applications`` does, spending the
     code; then its receipt."""
-    clerk = _clerk(request)
-    if clerk is None:
-        return see_other("/signin")
-    session, unit = clerk
-    form = await checked_form(request, session)
-    if form is None:
-        return render(request, "refused.html", status=403, session=session)
-    asked = {k: form.get(k, "") for k in ("resident_id", "service_id")}
-    try:
-        resident_id, service_id, code = _asked(form)
-        await _fresh(request)
-        found = await _preview(applications, unit, resident_id, service_id, code)
-    except VaultError as e:
-        return _start(request, session, unit, status=_status(e), error=e, asked=asked)
+    done = await _previewed(request, applications)
+    if isinstance(done, Response):
+        return done
+    session, unit, form, found, code = done.session, done.unit, done.form, done.found, done.code
     typed = {f.removeprefix("form-"): v.strip() for f, v in form.items()
              if f.startswith("form-")}
     chosen = {f.removeprefix("material-"): v for f, v in form.items()
@@ -164,7 +183,7 @@ async def accept(request: Request, applications: ApplicationsDep) -> Response:
         if any(v not in CHOICES for v in chosen.values()):
             raise InvalidInput("materials", "choose 容缺 (missing) or 告知承诺 (commitment)")
         accepted = await run_in_threadpool(partial(
-            applications.apply, resident_id, service_id,
+            applications.apply, done.resident_id, done.service_id,
             missing=tuple(d for d, v in chosen.items() if v == "missing"),
             commitments=tuple(d for d, v in chosen.items() if v == "commitment"),
             form=_given(typed, found), unit=unit, clerk=session.principal.subject,
@@ -174,7 +193,8 @@ async def accept(request: Request, applications: ApplicationsDep) -> Response:
         return _shown_preview(request, session, unit, found, code, status=422, error=e,
                               typed=typed, chosen=chosen)
     except VaultError as e:
-        return _start(request, session, unit, status=_status(e), error=e, asked=asked)
+        return _start(request, session, unit, status=_status(e), error=e,
+                      asked=_asked_back(form))
     return see_other(f"/window/applications/{accepted.application.id}")
 
 
