@@ -99,6 +99,7 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
     metrics.watch_lag(services.view_runner.lag)
     metrics.watch_ledger(lambda: ledger_lag(services))
     install_problem_handlers(app)
+    pages.install_page_handlers(app)
     # The last added runs first: every request is observed, then guarded.
     app.state.limits = limits = limits_from(settings)
     async def signed_in(cookie: str | None) -> Principal | None:

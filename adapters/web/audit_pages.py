@@ -279,8 +279,6 @@ async def readjudicate(request: Request, audit: AuditDep) -> Response:
     if session is None:
         return see_other("/signin")
     form = await checked_form(request, session)
-    if form is None:
-        return render(request, "refused.html", status=403, session=session)
     since, until = form.get("since", ""), form.get("until", "")
     try:
         filters = Search(since=since, until=until)
@@ -306,8 +304,6 @@ async def evidence(request: Request, views: ViewsDep, ledger: LedgerDep,
     if session is None:
         return see_other("/signin")
     form = await checked_form(request, session)
-    if form is None:
-        return render(request, "refused.html", status=403, session=session)
     services = _services(request)
     try:
         resident_id, since, until = await run_in_threadpool(_period_of, views, form)

@@ -185,8 +185,7 @@ async def withdraw(
     session = await run_in_threadpool(_resident, request, residents)
     if not isinstance(session, Session):
         return session
-    if await checked_form(request, session) is None:
-        return render(request, "refused.html", status=403, session=session)
+    await checked_form(request, session)
     try:
         await run_in_threadpool(documents.withdraw, session.principal.subject, document_id)
     except VaultError as e:
@@ -275,8 +274,6 @@ async def preview_consent(
     if not isinstance(session, Session):
         return session
     form = await checked_form(request, session)
-    if form is None:
-        return render(request, "refused.html", status=403, session=session)
     try:
         asked = _consent_request(form)
     except InvalidInput as e:
@@ -297,8 +294,6 @@ async def grant_consent(
     if not isinstance(session, Session):
         return session
     form = await checked_form(request, session)
-    if form is None:
-        return render(request, "refused.html", status=403, session=session)
     try:
         granted = await run_in_threadpool(
             consents.grant, session.principal.subject, _consent_request(form)
@@ -320,8 +315,7 @@ async def revoke_consent(
     session = await run_in_threadpool(_resident, request, residents)
     if not isinstance(session, Session):
         return session
-    if await checked_form(request, session) is None:
-        return render(request, "refused.html", status=403, session=session)
+    await checked_form(request, session)
     try:
         await run_in_threadpool(consents.revoke, session.principal.subject, consent_id)
     except VaultError as e:
@@ -347,8 +341,6 @@ async def erase(request: Request, residents: ResidentsDep) -> Response:
     if not isinstance(session, Session):
         return session
     form = await checked_form(request, session)
-    if form is None:
-        return render(request, "refused.html", status=403, session=session)
     resident_id = session.principal.subject
     if form.get("confirm", "").strip() != resident_id:
         return render(request, "me_erase.html", status=422, session=session, wrong=True)

@@ -170,8 +170,6 @@ async def apply_online(
     if session is None:
         return see_other("/signin")
     form = await checked_form(request, session)
-    if form is None:
-        return _refused(request, session)
     service_id = form.get("service_id", "")
     how = {k.removeprefix("how-"): v for k, v in form.items() if k.startswith("how-")}
     typed = {k.removeprefix("form-"): v.strip() for k, v in form.items()
@@ -208,8 +206,6 @@ async def make_code(
     if session is None:
         return see_other("/signin")
     form = await checked_form(request, session)
-    if form is None:
-        return _refused(request, session)
     service_id = form.get("service_id", "")
     try:
         made = await run_in_threadpool(applications.authorization_code,
@@ -286,8 +282,6 @@ async def supply(
             doc_type, document_id = chosen
         else:
             form = await checked_form(request, session)
-            if form is None:
-                return _refused(request, session)
             await run_in_threadpool(applications.seen_by, Viewer("resident", resident),
                                     application_id)
             doc_type, document_id = form.get("doc_type", ""), form.get("document_id", "")
@@ -358,8 +352,6 @@ async def commit(
     if session is None:
         return see_other("/signin")
     form = await checked_form(request, session)
-    if form is None:
-        return _refused(request, session)
     again = partial(_application, request, session, applications, views, clock.now(),
                     application_id)
     try:
@@ -395,9 +387,7 @@ async def withdraw(
     session = signed_in(request, "resident")
     if session is None:
         return see_other("/signin")
-    form = await checked_form(request, session)
-    if form is None:
-        return _refused(request, session)
+    await checked_form(request, session)
     again = partial(_application, request, session, applications, views, clock.now(),
                     application_id)
     try:
@@ -418,8 +408,6 @@ async def rate(
     if session is None:
         return see_other("/signin")
     form = await checked_form(request, session)
-    if form is None:
-        return _refused(request, session)
     again = partial(_application, request, session, applications, views, clock.now(),
                     application_id)
     score = form.get("score", "")

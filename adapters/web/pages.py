@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -202,10 +202,32 @@ def error_page(request: Request, session: Session, error: VaultError) -> HTMLRes
                    message=str(error), code=error.code)
 
 
-async def checked_form(request: Request, session: Session) -> dict[str, str] | None:
-    """A state-changing form of the session's, if it carries the session's CSRF token."""
+class FormRefused(Exception):
+    """A state-changing form without the session's CSRF token: answered with the refusal
+    page (403), nothing done (:func:`install_page_handlers`)."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__("the form does not carry the session's CSRF token")
+        self.session = session
+
+
+async def checked_form(request: Request, session: Session) -> dict[str, str]:
+    """A state-changing form of the session's; :class:`FormRefused` unless it carries the
+    session's CSRF token."""
     form = await read_form(request)
-    return form if _same(form.get("csrf"), session.csrf) else None
+    if not _same(form.get("csrf"), session.csrf):
+        raise FormRefused(session)
+    return form
+
+
+def install_page_handlers(app: FastAPI) -> None:
+    """Every page's refused form answered alike: the refusal page, 403."""
+
+    async def refused(request: Request, error: Exception) -> Response:
+        assert isinstance(error, FormRefused)
+        return render(request, "refused.html", status=403, session=error.session)
+
+    app.add_exception_handler(FormRefused, refused)
 
 
 def see_other(location: str) -> RedirectResponse:

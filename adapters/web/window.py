@@ -140,8 +140,6 @@ async def _previewed(request: Request, applications: Applications) -> _Previewed
         return see_other("/signin")
     session, unit = clerk
     form = await checked_form(request, session)
-    if form is None:
-        return render(request, "refused.html", status=403, session=session)
     try:
         resident_id, service_id, code = _asked(form)
         await _fresh(request)

@@ -93,8 +93,6 @@ async def decide(
     if session is None:
         return see_other("/signin")
     form = await checked_form(request, session)
-    if form is None:
-        return render(request, "refused.html", status=403, session=session)
     principal = session.principal
     try:
         await run_in_threadpool(applications.seen_by, viewer_of(session.principal), application_id)
