@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import partial
 
 from fastapi import APIRouter, Request, Response
@@ -11,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from adapters.formats import ACCEPTED_TYPES
+from adapters.http.access_log import logged_accesses
 from adapters.http.contract import problems
 from adapters.http.deps import (
     ClockDep,
@@ -33,20 +33,12 @@ from adapters.http.schemas import (
     ConsentOut,
     DocumentOut,
     GrantedConsentOut,
-    LedgerEntryOut,
-    LoggedAccessOut,
-    access_entry_out,
-    b64,
-    checkpoint_out,
     consent_entry_out,
     consent_out,
     document_out,
     entry_out,
-    inclusion_out,
 )
 from adapters.http.uploads import UPLOAD_BODY, read_upload
-from projections.ledger import Ledger
-from projections.queries import AccessEntry
 from vault.inputs import ConsentRequest
 
 router = APIRouter(prefix="/v1/me", tags=["residents"])
@@ -194,35 +186,6 @@ def access_log(
     entries = views.access_log(resident, limit=limit + 1, before=decode_cursor(cursor))
     items, next_cursor = paged(entries, limit)
     return logged_accesses(items, ledger, next_cursor)
-
-
-def logged_accesses(
-    items: Sequence[AccessEntry], ledger: Ledger, next_cursor: str | None = None
-) -> AccessLogPage:
-    """A page of the access log: each entry with its leaf and its inclusion proof in the
-    latest checkpoint, if that covers it (the API's and the resident's page's)."""
-    checkpoint = ledger.latest_checkpoint()
-    covered = [a.position for a in items if checkpoint and a.position <= checkpoint.tree_size]
-    proofs = ledger.inclusions(covered, checkpoint.tree_size) if checkpoint and covered else {}
-    leaves = ledger.records(covered)
-    return AccessLogPage(
-        items=[
-            LoggedAccessOut(
-                **access_entry_out(a).model_dump(),
-                ledger=(
-                    LedgerEntryOut(
-                        **inclusion_out(proofs[a.position]).model_dump(),
-                        leaf=b64(leaves[a.position]),
-                    )
-                    if a.position in proofs and a.position in leaves
-                    else None
-                ),
-            )
-            for a in items
-        ],
-        next_cursor=next_cursor,
-        checkpoint=checkpoint_out(checkpoint) if checkpoint else None,
-    )
 
 
 @router.post("/erase")

@@ -22,10 +22,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from adapters.http.access_log import logged_accesses
 from adapters.http.deps import ApplicationsDep, LedgerDep, ResidentsDep, ViewsDep
 from adapters.http.paging import decode_cursor, paged
 from adapters.http.problems import status_of
-from adapters.http.residents import logged_accesses
 from adapters.web.pages import (
     SECURITY_HEADERS,
     catalogue_names,
