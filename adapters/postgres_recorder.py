@@ -23,6 +23,7 @@ reader's CPU (``bench/readjudicate.py``, ``bench/projections.py`` read this way)
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, Notification, OperationalError
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -125,6 +126,23 @@ class OrderedPostgresApplicationRecorder(PostgresApplicationRecorder):
             " WHERE notification_id = ANY(%s) ORDER BY notification_id"
         )
         return self._notifications(statement, [list(positions)])
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_changes(self, after: int, limit: int) -> Sequence[tuple[int, UUID | str, int]]:
+        """Position, originator id and version of at most ``limit`` events recorded after
+        position ``after``, in log order: what changed, without the events' states."""
+        statement = SQL(
+            "SELECT notification_id, originator_id, originator_version FROM {schema}.{table} "
+            "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        ).format(
+            schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
+        )
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(binary=True, row_factory=tuple_row) as curs,
+        ):
+            curs.execute(statement, [after, limit], prepare=True)
+            return curs.fetchall()
 
     def _notifications(self, statement: Composed, params: list[object]) -> list[Notification]:
         """The notifications a statement selects, read in binary as plain tuples."""

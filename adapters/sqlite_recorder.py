@@ -50,6 +50,18 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                 for row in c.fetchall()
             ]
 
+    def select_changes(self, after: int, limit: int) -> Sequence[tuple[int, UUID | str, int]]:
+        """Position, originator id and version of at most ``limit`` events recorded after
+        position ``after``, in log order: what changed, without the events' states."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT rowid, originator_id, originator_version FROM {self.events_table_name} "
+                "WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (after, limit),
+            )
+            convert = self.convert_originator_id
+            return [(row[0], convert(row[1]), row[2]) for row in c.fetchall()]
+
     def log_table(self) -> LogTable:
         """The events table, for the read models' statements (they count uses and reuses
         in it, inside their own transactions)."""

@@ -32,7 +32,8 @@ class Batcher(Generic[In, Out]):
     began is left out. The thread starts with the first item, ends after ``idle_seconds``
     with nothing to do (so an idle batcher holds no thread, and a forgotten one can be
     collected), starts again with the next item, and stops for good at :meth:`close`, after
-    serving everything submitted before it.
+    serving everything submitted before it. Whenever the thread ends, it calls ``on_idle``
+    last (to let go of what it kept between batches).
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class Batcher(Generic[In, Out]):
         name: str,
         max_batch: int = 64,
         idle_seconds: float = 2.0,
+        on_idle: Callable[[], None] = lambda: None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -49,6 +51,7 @@ class Batcher(Generic[In, Out]):
         self._name = name
         self._max_batch = max_batch
         self._idle_seconds = idle_seconds
+        self._on_idle = on_idle
         self._queue: queue.SimpleQueue[tuple[In, Future[Out]] | object] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -79,6 +82,21 @@ class Batcher(Generic[In, Out]):
             thread.join()
 
     def _run(self) -> None:
+        idled = False
+        try:
+            idled = self._loop()
+        finally:
+            if not idled:
+                self._idle()
+
+    def _idle(self) -> None:
+        try:
+            self._on_idle()
+        except Exception:
+            log.exception("%s: the idle hook failed", self._name)
+
+    def _loop(self) -> bool:
+        """Serve until idle (True: the idle hook has run) or closed (False)."""
         stopping = False
         while not stopping:
             try:
@@ -86,11 +104,12 @@ class Batcher(Generic[In, Out]):
             except queue.Empty:
                 with self._lock:  # submit starts a new thread once this one is unset
                     if self._queue.empty():
+                        self._idle()  # before a new thread can start
                         self._thread = None
-                        return
+                        return True
                 continue
             if first is _STOP:
-                return
+                return False
             batch = [first]
             while len(batch) < self._max_batch:
                 try:
@@ -102,6 +121,7 @@ class Batcher(Generic[In, Out]):
                     break
                 batch.append(item)
             self._serve_batch(batch)  # type: ignore[arg-type]
+        return False
 
     def _serve_batch(self, batch: list[tuple[In, Future[Out]]]) -> None:
         live = [(item, future) for item, future in batch if future.set_running_or_notify_cancel()]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,28 @@ class Store:
     def __init__(self, application: Application[UUID], *, max_attempts: int = 64) -> None:
         self._app = application
         self.max_attempts = max_attempts
+        # The recorders of civicvault's two databases list changes without the events'
+        # states (one narrow query); any other recorder, through its notifications.
+        self._select_changes: Callable[[int, int], Sequence[tuple[int, Any, int]]] = getattr(
+            application.recorder, "select_changes", self._changes_from_notifications
+        )
+
+    def head(self) -> int:
+        """The log position of the last event recorded (0 for an empty log)."""
+        return self._app.recorder.max_notification_id() or 0
+
+    def changes_after(self, position: int, limit: int) -> Sequence[tuple[int, Any, int]]:
+        """``(position, aggregate id, version)`` of at most ``limit`` events recorded after
+        ``position``, in log order: which aggregates changed, without reading the events."""
+        return self._select_changes(position, limit)
+
+    def _changes_from_notifications(
+        self, position: int, limit: int
+    ) -> list[tuple[int, Any, int]]:
+        return [
+            (n.id, n.originator_id, n.originator_version)
+            for n in self._app.recorder.select_notifications(position + 1, limit)
+        ]
 
     def get(self, kind: type[A], aggregate_id: UUID, missing: type[VaultError]) -> A:
         """The aggregate of that id, if it is a ``kind``; else ``missing`` is raised."""
@@ -129,3 +152,95 @@ class Store:
 
     def close(self) -> None:
         self._app.close()
+
+
+_ABSENT = object()
+
+
+class Warm:
+    """Aggregates one thread keeps between its steps, brought up to date through the log.
+
+    A store load reads each aggregate's new events (one query each, even when there are
+    none). Here, before each step, :meth:`refresh` reads what the log recorded since it
+    last looked — positions, ids and versions, one narrow query for all — and drops every
+    aggregate held at an older version than the log now has (or held as missing and since
+    created). Whatever is still held is then exactly what a load would give at that moment,
+    so a step judges on current state with no query per aggregate; anything recorded by any
+    thread or process after the refresh is caught, as it would be after a load, by the
+    versions the step's save expects.
+
+    The aggregates are the holder's own, changed by its steps: a step that does not end
+    saved must :meth:`drop` what it changed. At most ``capacity`` are held, the least
+    recently used going first. Dropping an aggregate drops those ``related`` names too
+    (a resident's documents and consents: their personal fields are opened with the
+    resident's key, so they go when an erasure changes the resident). One thread only:
+    there is no lock.
+    """
+
+    CHANGES_PAGE = 4096
+    """Changes read per query in :meth:`refresh`."""
+    MAX_CHANGES = 16 * CHANGES_PAGE
+    """More changes than this since the last look: forget everything (cheaper than reading)."""
+
+    def __init__(
+        self,
+        store: Store,
+        capacity: int,
+        related: Callable[[object], Iterable[UUID]] = lambda _: (),
+    ) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self._store = store
+        self._capacity = capacity
+        self._related = related
+        self._held: OrderedDict[UUID, object] = OrderedDict()
+        self._seen: int | None = None
+
+    def refresh(self) -> None:
+        """Drop what the log changed since the last refresh."""
+        if self._seen is None:
+            self._seen = self._store.head()
+            self._held.clear()
+            return
+        read = 0
+        while True:
+            changes = self._store.changes_after(self._seen, self.CHANGES_PAGE)
+            for _, aggregate_id, version in changes:
+                held = self._held.get(aggregate_id, _ABSENT)
+                if held is not _ABSENT and getattr(held, "version", 0) < version:
+                    self.drop(aggregate_id)
+            if changes:
+                self._seen = changes[-1][0]
+            read += len(changes)
+            if len(changes) < self.CHANGES_PAGE:
+                return
+            if read >= self.MAX_CHANGES:
+                self._seen = None  # the next refresh starts afresh
+                self.refresh()
+                return
+
+    def get(self, aggregate_id: UUID) -> object | None:
+        """The aggregate (None if there is none), held from before or loaded now."""
+        held = self._held.get(aggregate_id, _ABSENT)
+        if held is _ABSENT:
+            held = self._store.find(aggregate_id)
+            self._held[aggregate_id] = held
+            if len(self._held) > self._capacity:
+                self._held.popitem(last=False)
+        else:
+            self._held.move_to_end(aggregate_id)
+        return held
+
+    def drop(self, *aggregate_ids: UUID) -> None:
+        """Forget these aggregates and those related to them (a step changed them and did
+        not save, or the log has newer versions)."""
+        for aggregate_id in aggregate_ids:
+            held = self._held.pop(aggregate_id, None)
+            if held is not None:
+                for related in self._related(held):
+                    self._held.pop(related, None)
+
+    def clear(self) -> None:
+        """Forget everything (nothing personal is held while the holder is idle)."""
+        self._held.clear()
+        self._seen = None

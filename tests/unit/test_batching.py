@@ -146,6 +146,23 @@ def test_an_idle_batcher_lets_its_thread_go_and_starts_another_when_needed() -> 
     batcher.close()
 
 
+def test_the_idle_hook_runs_on_the_thread_each_time_it_ends_and_before_another_starts() -> None:
+    calls: list[str] = []
+    batcher: Batcher[int, int] = Batcher(
+        Recorder(), name="idle-hook", idle_seconds=0.05,
+        on_idle=lambda: calls.append(threading.current_thread().name),
+    )
+    assert batcher.submit(2).result(10) == 20
+    deadline = time.monotonic() + 10
+    while not calls:
+        assert time.monotonic() < deadline, "the idle hook did not run"
+        time.sleep(0.01)
+    assert calls == ["idle-hook"]
+    assert batcher.submit(4).result(10) == 40
+    batcher.close()  # a thread ended by close runs it too
+    assert calls == ["idle-hook", "idle-hook"]
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     items=st.lists(st.integers(min_value=0, max_value=1000), min_size=1, max_size=60),

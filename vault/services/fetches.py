@@ -7,6 +7,7 @@ import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from copy import copy
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -31,12 +32,17 @@ from vault.ports import Clock
 from vault.resident import Resident
 from vault.services.documents import Documents
 from vault.services.policies import Policies
-from vault.store import Store
+from vault.store import Store, Warm
 
 log = logging.getLogger("civicvault.fetches")
 
 FETCH_BATCH = 64
 """At most this many fetches are judged and committed together (see :meth:`Fetches.submit`)."""
+
+
+WARM_AGGREGATES = 30_000
+"""The batch thread keeps up to this many residents, documents and consents between batches
+(see :class:`vault.store.Warm`)."""
 
 
 @dataclass(frozen=True)
@@ -76,14 +82,25 @@ class Fetched:
 
 class Fetches:
     def __init__(
-        self, store: Store, policies: Policies, documents: Documents, clock: Clock
+        self,
+        store: Store,
+        policies: Policies,
+        documents: Documents,
+        clock: Clock,
+        *,
+        warm_aggregates: int = WARM_AGGREGATES,
     ) -> None:
         self._store = store
         self._policies = policies
         self._documents = documents
         self._clock = clock
+        # The batch thread's own: the residents, documents and consents it judges on, kept
+        # between batches and brought up to date through the log before each attempt.
+        # Dropped with their resident, and all of them whenever the thread goes idle.
+        self._warm = Warm(store, warm_aggregates, related=_held_with)
         self._batcher: Batcher[FetchRequest, RecordedFetch] = Batcher(
-            self._serve, name="vault-fetches", max_batch=FETCH_BATCH
+            self._serve, name="vault-fetches", max_batch=FETCH_BATCH,
+            on_idle=self._warm.clear,
         )
 
     def fetch(
@@ -217,8 +234,21 @@ class Fetches:
     def _record(self, requests: Sequence[FetchRequest]) -> list[RecordedFetch | Exception]:
         """One attempt: load, judge each request in order on the state the ones before it
         left, and save every event in one transaction, each request's events together and
-        its access event first (see :func:`record_fetch`)."""
-        loaded = _Loaded(self._store)
+        its access event first (see :func:`record_fetch`).
+
+        The state comes from the batch thread's warm aggregates, refreshed first. What this
+        attempt loads it may change; unless the attempt ends saved, all of it is dropped."""
+        self._warm.refresh()
+        loaded = _Loaded(self._warm)
+        try:
+            return self._judged_and_saved(requests, loaded)
+        except BaseException:
+            self._warm.drop(*loaded.ids())
+            raise
+
+    def _judged_and_saved(
+        self, requests: Sequence[FetchRequest], loaded: _Loaded
+    ) -> list[RecordedFetch | Exception]:
         point = self._policies.decision_point()
         states = [
             (r, *loaded.state_of(r.resident_id, r.document_id, r.department, r.purpose,
@@ -253,18 +283,13 @@ class Fetches:
         # it does not fast-forward; here ``remember`` below does).
         positions = self._store.record(*events, *aggregates.values())
         # Committed: nothing after this may fail the batch (it would be served again).
-        saved = [a for a in aggregates.values() if loaded.had(a.id)]
-        try:
-            self._store.remember(*saved)
-        except Exception:
-            log.exception("could not cache the aggregates a batch of fetches saved")
-            self._store.forget(*(a.id for a in saved))
         outcomes: list[RecordedFetch | Exception] = []
         for r, access, judgement, document, consented, events_so_far in judged:
             position = positions[events_so_far - 1]
             if access.allowed and document is not None:
                 if access.undelivered is None:
-                    outcomes.append(RecordedFetch(access, document, position))
+                    # A copy: the warm document goes on being changed by later batches.
+                    outcomes.append(RecordedFetch(access, copy(document), position))
                 else:
                     outcomes.append(RangeNotSatisfiable(document.size, access.id, position))
                 continue
@@ -283,22 +308,29 @@ class Fetches:
         return outcomes
 
 
+def _held_with(aggregate: object) -> tuple[UUID, ...]:
+    """What the warm cache drops with an aggregate: a resident's documents and consents."""
+    if isinstance(aggregate, Resident):
+        return (*aggregate.document_ids, *aggregate.consent_ids)
+    return ()
+
+
 class _Loaded:
-    """The aggregates one attempt of a batch has loaded, each loaded once, so that every
+    """The aggregates one attempt of a batch has taken, each taken once, so that every
     request of the batch sees (and changes) the same copy."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, warm: Warm) -> None:
+        self._warm = warm
         self._loaded: dict[UUID, object] = {}
 
     def _get(self, aggregate_id: UUID) -> object:
         if aggregate_id not in self._loaded:
-            self._loaded[aggregate_id] = self._store.find(aggregate_id)
+            self._loaded[aggregate_id] = self._warm.get(aggregate_id)
         return self._loaded[aggregate_id]
 
-    def had(self, aggregate_id: UUID) -> bool:
-        """Whether this aggregate was loaded (rather than created in this attempt)."""
-        return self._loaded.get(aggregate_id) is not None
+    def ids(self) -> list[UUID]:
+        """Every aggregate this attempt has taken."""
+        return list(self._loaded)
 
     def resident(self, resident_id: str) -> Resident | None:
         resident = self._get(resident_aggregate_id(resident_id))
