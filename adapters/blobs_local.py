@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import uuid
@@ -16,6 +17,8 @@ from vault.errors import BlobStoreUnavailable
 from vault.ports import BlobInfo, BlobNotFound
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,127}){0,7}")
+_FOLDERS_KEPT = 65_536
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 READ_BYTES = 1024 * 1024  # sealed chunks span piece ends rarely, so few get copied
 
 
@@ -29,6 +32,7 @@ class LocalBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self._folders: dict[str, Path] = {}
 
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         path = self._path(key)
@@ -55,11 +59,14 @@ class LocalBlobStore:
         return written
 
     def get(self, key: str) -> Iterator[bytes]:
+        path = self._path(key)
         try:
-            f = open(self._path(key), "rb")  # noqa: SIM115 - closed by the generator
+            f = os.fdopen(os.open(path, os.O_RDONLY | _NO_FOLLOW), "rb")
         except FileNotFoundError:
             raise BlobNotFound(key) from None
         except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise InvalidBlobKey(f"blob key {key!r} is a link") from None
             raise BlobStoreUnavailable(
                 f"the blob store could not read a document: {e.strerror}"
             ) from None
@@ -92,12 +99,21 @@ class LocalBlobStore:
 
 
     def _path(self, key: str) -> Path:
+        """The file of a key. No component of a key can be ``.`` or ``..`` (each starts with
+        a letter or digit), so only a symbolic link could lead out of the root: each
+        folder is resolved and checked once (the vault's keys share 256 of them), and the
+        file itself is opened without following a link (:meth:`get`)."""
         if not isinstance(key, str) or not _KEY.fullmatch(key):
             raise InvalidBlobKey(f"invalid blob key {key!r}")
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root):
-            raise InvalidBlobKey(f"blob key {key!r} leaves the store")
-        return path
+        parent, _, name = key.rpartition("/")
+        folder = self._folders.get(parent)
+        if folder is None:
+            folder = (self.root / parent).resolve()
+            if not folder.is_relative_to(self.root):
+                raise InvalidBlobKey(f"blob key {key!r} leaves the store")
+            if len(self._folders) < _FOLDERS_KEPT:
+                self._folders[parent] = folder
+        return folder / name
 
 
 def _remove_if_possible(path: Path) -> None:

@@ -126,6 +126,20 @@ def test_local_store_follows_no_symlink_out_of_its_root(tmp_path: Path) -> None:
     assert list(outside.iterdir()) == []
 
 
+def test_local_store_reads_no_file_through_a_link_in_its_root(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    store.put("documents/ab/real", [b"inside"])
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"outside")
+    (tmp_path / "blobs" / "documents" / "ab" / "planted").symlink_to(secret)
+    assert b"".join(store.get("documents/ab/real")) == b"inside"  # its folder now known
+    with pytest.raises(InvalidBlobKey, match="link"):
+        store.get("documents/ab/planted")
+    (tmp_path / "blobs" / "documents" / "cd").symlink_to(tmp_path)
+    with pytest.raises(InvalidBlobKey, match="leaves"):
+        store.get("documents/cd/secret")
+
+
 def test_the_vault_keeps_documents_on_s3(s3_endpoint: str, tmp_path: Path) -> None:
     clock = MovableClock()
     services = open_services(
