@@ -118,6 +118,9 @@ class Services(Core):
     applications: Applications
     views: Views
     view_runner: ViewRunner
+    database: Database
+    """The event store's database, where the read models, the ledger and the pages'
+    sessions keep their tables."""
     ledger: Ledger
     key_table: SqlKeyTable
     master: MasterKeys
@@ -185,6 +188,7 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> Services
         applications=applications,
         views=views,
         view_runner=view_runner,
+        database=database,
         ledger=ledger,
         key_table=key_table,
         master=master,

@@ -23,9 +23,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from adapters.http.access_log import logged_accesses
-from adapters.http.deps import ApplicationsDep, LedgerDep, ResidentsDep, ViewsDep
+from adapters.http.deps import ApplicationsDep, ClockDep, LedgerDep, ResidentsDep, ViewsDep
 from adapters.http.paging import decode_cursor, paged
 from adapters.http.problems import status_of
+from adapters.web.deps import SigningDep
 from adapters.web.pages import (
     SECURITY_HEADERS,
     catalogue_names,
@@ -35,12 +36,14 @@ from adapters.web.pages import (
     signed_in,
 )
 from adapters.web.sessions import Session
+from keys.signing import SigningKeys
 from projections.evidence import build_bundle
 from projections.ledger import Ledger
 from projections.queries import AccessEntry, Views
 from vault.application import Application
 from vault.errors import AccessNotFound, ResidentErased, VaultError
 from vault.ids import check_resident_id
+from vault.ports import Clock
 from vault.services.applications import Applications
 from vault.services.residents import Residents
 
@@ -160,7 +163,8 @@ def proof(
 
 @router.get("/me/access/{event}/evidence")
 def evidence(
-    request: Request, event: str, views: ViewsDep, ledger: LedgerDep, residents: ResidentsDep
+    request: Request, event: str, views: ViewsDep, ledger: LedgerDep, residents: ResidentsDep,
+    signing: SigningDep, clock: ClockDep,
 ) -> Response:
     """The entry's evidence bundle (``civicvault-evidence/1``), signed, as a file: its
     stored record, its inclusion proof and the checkpoint that covers it."""
@@ -172,7 +176,7 @@ def evidence(
         entry = _entry(views, resident_id, event)
         if entry is None:
             raise AccessNotFound(f"no entry {event} in your access log")
-        bundle = _bundle(request, ledger, entry)
+        bundle = _bundle(ledger, signing, clock, entry)
     except VaultError as e:
         return error_page(request, session, e)
     if bundle is None:
@@ -184,19 +188,20 @@ def evidence(
     })
 
 
-def _bundle(request: Request, ledger: Ledger, entry: AccessEntry) -> dict[str, Any] | None:
+def _bundle(
+    ledger: Ledger, signing: SigningKeys, clock: Clock, entry: AccessEntry
+) -> dict[str, Any] | None:
     """One entry's bundle against the latest checkpoint; None while no checkpoint covers it."""
     checkpoint = ledger.latest_checkpoint()
     if checkpoint is None or entry.position > checkpoint.tree_size:
         return None
-    services = request.app.state.services
-    key = services.signing.current("checkpoints")
+    key = signing.current("checkpoints")
     return build_bundle(
         resident_id=entry.resident_id, since=None, until=None, entries=[entry],
         checkpoint=checkpoint, proofs=ledger.inclusions([entry.position], checkpoint.tree_size),
         leaves=ledger.records([entry.position]),
         sign=lambda message: (key.kid, key.private_key.sign(message)),
-        now=services.clock.now(),
+        now=clock.now(),
     )
 
 

@@ -18,8 +18,10 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from adapters.http.deps import AuditDep, CaughtUp, LedgerDep, ViewsDep
+from adapters.eventstore import RecordedLog
+from adapters.http.deps import AuditDep, CaughtUp, ClockDep, LedgerDep, ViewsDep
 from adapters.http.paging import decode_cursor, paged
+from adapters.web.deps import EventsDep, SigningDep
 from adapters.web.pages import (
     SECURITY_HEADERS,
     catalogue_names,
@@ -30,8 +32,8 @@ from adapters.web.pages import (
     signed_in,
 )
 from adapters.web.sessions import Session
-from adapters.wiring import Services
 from projections.evidence import NothingToExport, export_bundle
+from projections.ledger import Ledger
 from projections.ledger import verify as verify_ledger
 from projections.queries import AccessCount, Views
 from vault.errors import AccessNotFound, InvalidInput, VaultError
@@ -159,11 +161,6 @@ def _auditor(request: Request) -> Session | None:
     return signed_in(request, "auditor")
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
 @router.get("/audit")
 def search_page(
     request: Request, views: ViewsDep, resident_id: str = "", department: str = "",
@@ -192,18 +189,18 @@ def search_page(
 
 
 @router.get("/audit/ledger")
-def ledger_page(request: Request, ledger: LedgerDep) -> Response:
+def ledger_page(request: Request, events: EventsDep, ledger: LedgerDep) -> Response:
     """The ledger's status: how many events it holds of the log's, and its newest signed
     checkpoint."""
     session = _auditor(request)
     if session is None:
         return see_other("/signin")
-    return _ledger(request, session, ledger_status(_services(request)), verdict=None)
+    return _ledger(request, session, ledger_status(events, ledger), verdict=None)
 
 
-def ledger_status(services: Services) -> dict[str, Any]:
-    return {"head": services.events.head(), "size": services.ledger.size(),
-            "checkpoint": services.ledger.latest_checkpoint()}
+def ledger_status(events: RecordedLog, ledger: Ledger) -> dict[str, Any]:
+    return {"head": events.head(), "size": ledger.size(),
+            "checkpoint": ledger.latest_checkpoint()}
 
 
 def _ledger(request: Request, session: Session, status: dict[str, Any], verdict: Any) -> Response:
@@ -213,16 +210,16 @@ def _ledger(request: Request, session: Session, status: dict[str, Any], verdict:
 
 
 @router.get("/audit/ledger/verify")
-def verify_page(request: Request) -> Response:
+def verify_page(
+    request: Request, events: EventsDep, ledger: LedgerDep, signing: SigningDep
+) -> Response:
     """``civicvault audit verify``: the tree recomputed from the event store and checked
     against the ledger and every signed checkpoint. It only reads, so it is a GET."""
     session = _auditor(request)
     if session is None:
         return see_other("/signin")
-    services = _services(request)
-    verdict = verify_ledger(services.events, services.ledger,
-                            services.signing.public_keys("checkpoints"))
-    return _ledger(request, session, ledger_status(services), verdict)
+    verdict = verify_ledger(events, ledger, signing.public_keys("checkpoints"))
+    return _ledger(request, session, ledger_status(events, ledger), verdict)
 
 
 @router.get("/audit/replay")
@@ -294,8 +291,8 @@ async def readjudicate(request: Request, audit: AuditDep) -> Response:
 
 
 @router.post("/audit/evidence")
-async def evidence(request: Request, views: ViewsDep, ledger: LedgerDep,
-                   caught_up: CaughtUp) -> Response:
+async def evidence(request: Request, views: ViewsDep, ledger: LedgerDep, signing: SigningDep,
+                   clock: ClockDep, caught_up: CaughtUp) -> Response:
     """An evidence bundle to download, as ``civicvault audit export`` writes it: a
     resident's access events in a period, or one access event, each with its inclusion
     proof against a signed checkpoint, the whole signed. It may sign a new checkpoint, so
@@ -304,14 +301,13 @@ async def evidence(request: Request, views: ViewsDep, ledger: LedgerDep,
     if session is None:
         return see_other("/signin")
     form = await checked_form(request, session)
-    services = _services(request)
     try:
         resident_id, since, until = await run_in_threadpool(_period_of, views, form)
-        key = services.signing.current("checkpoints")
+        key = signing.current("checkpoints")
         exported = await run_in_threadpool(partial(
             export_bundle, views, ledger, resident_id=resident_id, since=since, until=until,
             sign=lambda message: (key.kid, key.private_key.sign(message)),
-            now=services.clock.now(),
+            now=clock.now(),
         ))
     except VaultError as e:
         return error_page(request, session, e)

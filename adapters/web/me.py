@@ -30,6 +30,7 @@ from adapters.http.deps import (
 )
 from adapters.http.problems import Problem
 from adapters.http.uploads import Gate, read_upload
+from adapters.web.deps import WebSessionsDep
 from adapters.web.i18n import LOCALES, language_of
 from adapters.web.pages import (
     LANGUAGE_COOKIE,
@@ -41,7 +42,7 @@ from adapters.web.pages import (
     see_other,
     signed_in,
 )
-from adapters.web.sessions import Session, WebSessions
+from adapters.web.sessions import Session
 from policy.catalogue import Kind, catalogue
 from projections.queries import Views
 from vault.errors import InvalidInput, VaultError
@@ -334,7 +335,9 @@ def erasing(request: Request, residents: ResidentsDep) -> Response:
 
 
 @router.post("/me/erase")
-async def erase(request: Request, residents: ResidentsDep) -> Response:
+async def erase(
+    request: Request, residents: ResidentsDep, sessions: WebSessionsDep
+) -> Response:
     """Erase the resident (crypto-shredding) once they typed their resident id; the
     session ends with it."""
     session = await run_in_threadpool(_resident, request, residents)
@@ -348,7 +351,6 @@ async def erase(request: Request, residents: ResidentsDep) -> Response:
         await run_in_threadpool(residents.erase, resident_id)
     except VaultError as e:
         return error_page(request, session, e)
-    sessions: WebSessions = request.app.state.web_sessions
     sessions.end(request.cookies.get(SESSION_COOKIE))
     response = render(request, "me_erased.html", session=None, done=True)
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="lax")

@@ -28,6 +28,7 @@ from adapters.http.deps import (
 )
 from adapters.http.problems import Problem
 from adapters.http.uploads import Gate, read_upload
+from adapters.web.deps import WaitForViews
 from adapters.web.pages import (
     catalogue_names,
     checked_form,
@@ -161,7 +162,8 @@ def _new(
 
 @router.post("/me/applications")
 async def apply_online(
-    request: Request, applications: ApplicationsDep, caught_up: CaughtUp
+    request: Request, applications: ApplicationsDep, caught_up: CaughtUp,
+    wait_for_views: WaitForViews,
 ) -> Response:
     """Apply online (as POST /v1/me/applications): each material from the library where
     the tracks allow, those named 容缺 as missing, those named 告知承诺 by the signed
@@ -190,9 +192,7 @@ async def apply_online(
     except VaultError as e:
         return error_page(request, session, e)
     if accepted.position is not None:  # so that the list shows it when the page returns
-        services = request.app.state.services
-        await run_in_threadpool(services.view_runner.wait_for, accepted.position,
-                                services.settings.read_wait_seconds)
+        await run_in_threadpool(wait_for_views, accepted.position)
     return see_other(f"/me/applications/{accepted.application.id}")
 
 

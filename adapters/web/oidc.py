@@ -25,17 +25,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 import httpx
 import jwt
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from adapters.settings import Settings
+from adapters.web.deps import DatabaseDep, SettingsDep, WebSessionsDep
 from adapters.web.pages import HOMES, SESSION_COOKIE, render, see_other
-from adapters.web.sessions import WebSessions
 from keys.tokens import InvalidToken, Principal, principal_of
 from projections.database import Database
 from projections.schema import stamp, unstamp
@@ -258,17 +258,22 @@ def principal_from(claims: Mapping[str, Any], settings: Settings) -> Principal:
 _SETUP = threading.Lock()
 
 
-def _city(request: Request) -> tuple[CityProvider, Flows] | None:
-    """The provider and the flows of this service, if the settings name a provider."""
-    settings: Settings = request.app.state.services.settings
+def _city(
+    request: Request, settings: SettingsDep, db: DatabaseDep
+) -> tuple[CityProvider, Flows] | None:
+    """The provider and the flows of this service, if the settings name a provider (made
+    once per application, off the event loop: the flows make their table)."""
     if not settings.oidc_issuer or not settings.oidc_client_id:
         return None
     with _SETUP:
         city: tuple[CityProvider, Flows] | None = getattr(request.app.state, "oidc", None)
         if city is None:
-            city = (CityProvider(settings), Flows(request.app.state.services.view_runner.db))
+            city = (CityProvider(settings), Flows(db))
             request.app.state.oidc = city
     return city
+
+
+City = Annotated[tuple[CityProvider, Flows] | None, Depends(_city)]
 
 
 def _refusal(request: Request, refused: Refused) -> Response:
@@ -278,13 +283,11 @@ def _refusal(request: Request, refused: Refused) -> Response:
 
 
 @router.get("/signin/oidc")
-def begin(request: Request) -> Response:
+def begin(request: Request, city: City, settings: SettingsDep) -> Response:
     """Off to the city's identity provider, with a new flow."""
-    city = _city(request)
     if city is None:
         return _refusal(request, Refused(404, "not-configured", "no provider configured"))
     provider, flows = city
-    settings: Settings = request.app.state.services.settings
     redirect_uri = settings.oidc_redirect_uri or str(request.url_for("oidc_callback"))
     try:
         provider.metadata()
@@ -298,17 +301,16 @@ def begin(request: Request) -> Response:
 
 
 @router.get("/signin/oidc/callback", name="oidc_callback")
-def finish(request: Request, code: str | None = None, state: str | None = None,
+def finish(request: Request, city: City, settings: SettingsDep, sessions: WebSessionsDep,
+           code: str | None = None, state: str | None = None,
            error: str | None = None, error_description: str | None = None,
            error_uri: str | None = None, iss: str | None = None,
            session_state: str | None = None) -> Response:
     """Back from the provider: the flow taken back, the code exchanged, the ID token
     verified, and a session for whom it names."""
-    city = _city(request)
     if city is None:
         return _refusal(request, Refused(404, "not-configured", "no provider configured"))
     provider, flows = city
-    settings: Settings = request.app.state.services.settings
     try:
         flow = flows.finish(state, request.cookies.get(FLOW_COOKIE))
         if error is not None:
@@ -322,7 +324,6 @@ def finish(request: Request, code: str | None = None, state: str | None = None,
         principal = principal_from(claims, settings)
     except Refused as refused:
         return _refusal(request, refused)
-    sessions: WebSessions = request.app.state.web_sessions
     cookie, session = sessions.start(principal)
     response = see_other(HOMES[principal.role])
     response.set_cookie(SESSION_COOKIE, cookie, httponly=True, secure=True, samesite="lax",
@@ -333,14 +334,12 @@ def finish(request: Request, code: str | None = None, state: str | None = None,
 
 
 @router.get("/signin/oidc/signout")
-def sign_out_at_provider(request: Request) -> Response:
+def sign_out_at_provider(request: Request, city: City, settings: SettingsDep) -> Response:
     """Off to the provider's end-session endpoint (RP-initiated logout), which asks the person
     to confirm and sends them back to /signin. No ID token goes along: it would be in a URL."""
-    city = _city(request)
     if city is None:
         return _refusal(request, Refused(404, "not-configured", "no provider configured"))
     provider, _ = city
-    settings: Settings = request.app.state.services.settings
     try:
         end_session = provider.metadata().end_session_endpoint
     except Refused as refused:

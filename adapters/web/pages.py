@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from adapters.http.problems import status_of
+from adapters.web.deps import SettingsDep
 from adapters.web.i18n import Language, day, language_of, translations, when
 from adapters.web.sessions import Session, WebSessions
 from keys.tokens import Principal, Role
@@ -243,11 +244,10 @@ def home(request: Request) -> Response:
 
 
 @router.get("/signin")
-def signin(request: Request) -> Response:
+def signin(request: Request, settings: SettingsDep) -> Response:
     """Sign in: the demo's people to pick from (under ``--demo``); in production the
     city's identity provider."""
     token = secrets.token_urlsafe(24)
-    settings = request.app.state.services.settings
     response = _render(request, "signin.html", personas=PERSONAS if settings.demo else (),
                        csrf=token, oidc=settings.oidc_issuer is not None)
     _signin_cookie(response, token)
@@ -255,8 +255,8 @@ def signin(request: Request) -> Response:
 
 
 @router.post("/signin/persona")
-async def signin_as(request: Request) -> Response:
-    if not request.app.state.services.settings.demo:
+async def signin_as(request: Request, settings: SettingsDep) -> Response:
+    if not settings.demo:
         return _refused(request)
     form = await read_form(request)
     if not _same(form.get("csrf"), request.cookies.get(SIGNIN_COOKIE)):
