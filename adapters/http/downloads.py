@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Literal
 from urllib.parse import quote
+from weakref import WeakKeyDictionary
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import Query, Request
 from fastapi.responses import Response, StreamingResponse
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool
 
 from adapters.http.problems import Problem
 from vault.document import Document
@@ -87,12 +90,31 @@ async def content_response(
         base["Content-Range"] = f"bytes {piece[0]}-{piece[1] - 1}/{size}"
         status = 206
     base["Content-Length"] = str(piece[1] - piece[0] if piece else size)
-    first, rest = await run_in_threadpool(_opened, open_content, piece)
+    first, rest = await to_thread.run_sync(_opened, open_content, piece, limiter=_opening())
     if rest is None:  # it was all in the first piece: nothing left to stream
         return Response(first, status_code=status, media_type=document.content_type, headers=base)
     return StreamingResponse(
         _body(first, rest), status_code=status, media_type=document.content_type, headers=base
     )
+
+
+OPENING_THREADS = 4
+"""At most this many documents are opened (key unwrapped, blob read, first piece decrypted)
+at once. The reads and the decryption let go of the interpreter, so a few threads keep two
+cores busy; forty (AnyIO's default), under load, mostly queue for the interpreter lock
+behind the event loop and the thread that records the fetches."""
+
+
+_LIMITERS: WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = WeakKeyDictionary()
+
+
+def _opening() -> CapacityLimiter:
+    """The running event loop's limiter (a limiter belongs to one loop)."""
+    loop = asyncio.get_running_loop()
+    limiter = _LIMITERS.get(loop)
+    if limiter is None:
+        limiter = _LIMITERS[loop] = CapacityLimiter(OPENING_THREADS)
+    return limiter
 
 
 def _opened(
