@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
@@ -22,7 +21,12 @@ from adapters.http.deps import (
     ViewsDep,
     answer_position,
 )
-from adapters.http.downloads import Disposition, content_response, requested_range
+from adapters.http.downloads import (
+    Disposition,
+    first_pieces,
+    read_response,
+    requested_range,
+)
 from adapters.http.fields import (
     DocumentIdPath,
     PurposeQuery,
@@ -157,8 +161,11 @@ async def answer_fetch(
     metrics: Metrics = request.app.state.metrics
     wanted = requested_range(request)
     try:
-        recorded = await asyncio.wrap_future(
-            fetches.submit(
+        # Judged, recorded and read in one hop: the bytes are read while the events are
+        # committed, and handed over only after.
+        read = await asyncio.wrap_future(
+            fetches.submit_reading(
+                first_pieces(wanted),
                 officer=officer,
                 department=department,
                 resident_id=resident_id,
@@ -173,14 +180,12 @@ async def answer_fetch(
         metrics.decided(False, denied.reason_codes)
         raise
     metrics.decided(True, ())
+    recorded = read.recorded
     headers = {
         "X-Access-Id": str(recorded.access.id),
         "X-Log-Position": str(recorded.position),
     }
-    return await content_response(
-        request, recorded.document, partial(fetches.open, recorded), headers, wanted,
-        disposition,
-    )
+    return read_response(recorded.document, read.value, headers, wanted, disposition)
 
 
 @router.post(

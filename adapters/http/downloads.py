@@ -69,6 +69,41 @@ async def content_response(
     with reading the first piece, so that an error in either is still a problem response.
     A document (or range) of up to :data:`SEND_BYTES` is then sent as it is, in one hop to
     a worker thread in all; a larger one streams, a piece at a time."""
+    status, framing, piece = _framing(document, headers, wanted, disposition)
+    first, rest = await to_thread.run_sync(_opened, open_content, piece, limiter=_opening())
+    return _response(document, status, framing, first, rest)
+
+
+def read_response(
+    document: Document,
+    read: FirstPieces,
+    headers: dict[str, str],
+    wanted: ByteRange | None = None,
+    disposition: str = "attachment",
+) -> Response:
+    """:func:`content_response` for content already read with :func:`first_pieces`."""
+    status, framing, _ = _framing(document, headers, wanted, disposition)
+    return _response(document, status, framing, *read)
+
+
+FirstPieces = tuple[bytes, Iterator[bytes] | None]
+"""The first piece of a document's bytes (or of the range asked for), and the rest, unless
+they ended within the first."""
+
+
+def first_pieces(wanted: ByteRange | None) -> Callable[[Document, Iterator[bytes]], FirstPieces]:
+    """A reader of the first piece of a document's content (or of the range ``wanted``)."""
+
+    def read(document: Document, content: Iterator[bytes]) -> FirstPieces:
+        return _first(content, wanted.span(document.size) if wanted is not None else None)
+
+    return read
+
+
+def _framing(
+    document: Document, headers: dict[str, str], wanted: ByteRange | None, disposition: str
+) -> tuple[int, dict[str, str], tuple[int, int] | None]:
+    """The status, the headers and the span of the response (416 if there is none)."""
     size = document.size
     base = {**headers, **DOCUMENT_HEADERS, "Accept-Ranges": "bytes"}
     if not isinstance(document.content_sha256, Erased):
@@ -90,11 +125,23 @@ async def content_response(
         base["Content-Range"] = f"bytes {piece[0]}-{piece[1] - 1}/{size}"
         status = 206
     base["Content-Length"] = str(piece[1] - piece[0] if piece else size)
-    first, rest = await to_thread.run_sync(_opened, open_content, piece, limiter=_opening())
+    return status, base, piece
+
+
+def _response(
+    document: Document,
+    status: int,
+    headers: dict[str, str],
+    first: bytes,
+    rest: Iterator[bytes] | None,
+) -> Response:
     if rest is None:  # it was all in the first piece: nothing left to stream
-        return Response(first, status_code=status, media_type=document.content_type, headers=base)
+        return Response(
+            first, status_code=status, media_type=document.content_type, headers=headers
+        )
     return StreamingResponse(
-        _body(first, rest), status_code=status, media_type=document.content_type, headers=base
+        _body(first, rest), status_code=status, media_type=document.content_type,
+        headers=headers,
     )
 
 
@@ -119,10 +166,13 @@ def _opening() -> CapacityLimiter:
 
 def _opened(
     open_content: Callable[[], Iterator[bytes]], piece: tuple[int, int] | None
-) -> tuple[bytes, Iterator[bytes] | None]:
-    """Open the content and read up to the second piece: the first, and the rest unless
-    the content ended within the first (then it was read to its end, checks included)."""
-    content = open_content()
+) -> FirstPieces:
+    return _first(open_content(), piece)
+
+
+def _first(content: Iterator[bytes], piece: tuple[int, int] | None) -> FirstPieces:
+    """Read up to the second piece: the first, and the rest unless the content ended within
+    the first (then it was read to its end, checks included)."""
     pieces = _regrouped(content if piece is None else _slice(content, *piece))
     first = next(pieces, b"")
     second = next(pieces, None)

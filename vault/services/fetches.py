@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from copy import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID, uuid4
 
 from vault.access import AccessAttempt
@@ -35,6 +35,12 @@ from vault.services.policies import Policies
 from vault.store import Store, Warm
 
 log = logging.getLogger("civicvault.fetches")
+R = TypeVar("R")
+
+READING_THREADS = 4
+"""Threads reading the bytes of allowed fetches (:meth:`Fetches.submit_reading`): the key
+unwrap, the blob read and the decryption let go of the interpreter, so a few keep two
+cores busy, and fewer compete for it with the thread that records the fetches."""
 
 FETCH_BATCH = 64
 """At most this many fetches are judged and committed together (see :meth:`Fetches.submit`)."""
@@ -58,6 +64,9 @@ class FetchRequest:
     byte_range: ByteRange | None = None
     consent_id: UUID | None = None
     """Judge under this consent only (an application's reads are under its own)."""
+    read: Callable[[Document, Iterator[bytes]], Any] | None = None
+    """Read the bytes of an allowed fetch with this while it is committed
+    (:meth:`Fetches.submit_reading`)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,16 @@ class RecordedFetch:
     document: Document
     position: int
     """Where the fetch's last event landed in the log (for read-your-writes)."""
+    reading: Future[tuple[Iterator[bytes], Any]] | None = field(default=None, compare=False)
+    """The read of its bytes begun before the commit, if one was asked for."""
+
+
+@dataclass(frozen=True)
+class Read(Generic[R]):
+    """An allowed fetch, committed, and what was read of its bytes."""
+
+    recorded: RecordedFetch
+    value: R
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,7 @@ class Fetches:
             self._serve, name="vault-fetches", max_batch=FETCH_BATCH,
             on_idle=self._warm.clear,
         )
+        self._readers = ThreadPoolExecutor(READING_THREADS, thread_name_prefix="vault-read")
 
     def fetch(
         self,
@@ -152,6 +172,7 @@ class Fetches:
         request_id: str | None = None,
         byte_range: ByteRange | None = None,
         consent_id: UUID | None = None,
+        read: Callable[[Document, Iterator[bytes]], Any] | None = None,
     ) -> Future[RecordedFetch]:
         """Ask to fetch a resident's document for a purpose; the future ends with the
         committed fetch, or :class:`AccessDenied` with the reasons the officer is told, or
@@ -183,8 +204,69 @@ class Fetches:
             request_id=check_text("request_id", request_id or uuid4().hex, 128),
             byte_range=byte_range,
             consent_id=consent_id,
+            read=read,
         )
         return self._batcher.submit(request)
+
+    def submit_reading(
+        self, read: Callable[[Document, Iterator[bytes]], R], **request: Any
+    ) -> Future[Read[R]]:
+        """:meth:`submit` (``request`` are its arguments), and read the document's bytes with
+        ``read`` — on one of this service's reading threads, as soon as the fetch is judged
+        allowed, while its events are committed — so that the future ends with both.
+
+        Nothing read is handed over before the fetch's events are committed, so the bytes
+        still go out only after them. If the bytes cannot be read, the fetch is noted
+        undelivered and charged nothing (as :meth:`open`) and the future ends with the
+        error; if the commit fails, what was read is dropped."""
+        committed = self.submit(**request, read=read)
+        done: Future[Read[R]] = Future()
+
+        def deliver(reading: Future[tuple[Iterator[bytes], Any]], recorded: RecordedFetch) -> None:
+            try:
+                content, value = reading.result()
+            except VaultError as e:
+                self._readers.submit(self._undelivered, recorded, e, done)
+                return
+            except BaseException as e:
+                _settle(done, exception=e)
+                return
+            if not _settle(done, result=Read(recorded, value)):
+                _close(content)  # nobody waits for it any more
+
+        def committed_then(future: Future[RecordedFetch]) -> None:
+            try:
+                recorded = future.result()
+            except BaseException as e:
+                _settle(done, exception=e)
+                return
+            reading = recorded.reading
+            assert reading is not None  # an allowed fetch asked to be read is being read
+            reading.add_done_callback(partial(deliver, recorded=recorded))
+
+        committed.add_done_callback(committed_then)
+        return done
+
+    def _read(
+        self, document: Document, read: Callable[[Document, Iterator[bytes]], Any]
+    ) -> tuple[Iterator[bytes], Any]:
+        content = self._documents.content(document)
+        try:
+            return content, read(document, content)
+        except BaseException:
+            _close(content)
+            raise
+
+    def _undelivered(
+        self, recorded: RecordedFetch, error: VaultError, done: Future[Read[Any]]
+    ) -> None:
+        try:
+            reached = self.undeliver(recorded, error.code)
+            error.position = max(recorded.position, reached or 0)
+        except BaseException as e:
+            _settle(done, exception=e)
+            return
+        _settle(done, exception=error)
 
     def undeliver(self, fetched: RecordedFetch, reason: str) -> int | None:
         """An allowed fetch whose bytes could not go out after all (the blob store could not
@@ -211,8 +293,9 @@ class Fetches:
         return self._store.retrying(undeliver)
 
     def close(self) -> None:
-        """Serve the fetches already asked for, then stop the serving thread."""
+        """Serve the fetches already asked for, then stop the serving and reading threads."""
         self._batcher.close()
+        self._readers.shutdown(wait=True)
 
     def _serve(self, requests: Sequence[FetchRequest]) -> list[RecordedFetch | Exception]:
         """Judge and record a batch in one transaction. If that fails other than by a
@@ -240,14 +323,20 @@ class Fetches:
         attempt loads it may change; unless the attempt ends saved, all of it is dropped."""
         self._warm.refresh()
         loaded = _Loaded(self._warm)
+        readings: list[Future[tuple[Iterator[bytes], Any]]] = []
         try:
-            return self._judged_and_saved(requests, loaded)
+            return self._judged_and_saved(requests, loaded, readings)
         except BaseException:
             self._warm.drop(*loaded.ids())
+            for reading in readings:  # judged in an attempt that did not end saved
+                reading.add_done_callback(_discard)
             raise
 
     def _judged_and_saved(
-        self, requests: Sequence[FetchRequest], loaded: _Loaded
+        self,
+        requests: Sequence[FetchRequest],
+        loaded: _Loaded,
+        readings: list[Future[tuple[Iterator[bytes], Any]]],
     ) -> list[RecordedFetch | Exception]:
         point = self._policies.decision_point()
         states = [
@@ -258,7 +347,10 @@ class Fetches:
         now = self._clock.now()  # after loading: later than anything loaded
         events: list[Any] = []
         aggregates: dict[UUID, Any] = {}
-        judged: list[tuple[FetchRequest, AccessAttempt, Judgement, Document | None, bool, int]] = []
+        judged: list[tuple[
+            FetchRequest, AccessAttempt, Judgement, Document | None, bool, int,
+            Future[tuple[Iterator[bytes], Any]] | None,
+        ]] = []
         for r, resident, document, consents in states:
             access, judgement, changed = record_fetch(
                 resident=resident,
@@ -277,19 +369,26 @@ class Fetches:
             for aggregate in changed:
                 events.extend(aggregate.collect_events())
                 aggregates[aggregate.id] = aggregate
-            judged.append((r, access, judgement, document, bool(consents), len(events)))
+            reading = None
+            if r.read is not None and document is not None and _delivers(access, document):
+                # Read while the events are committed; handed over only after.
+                reading = self._readers.submit(self._read, copy(document), r.read)
+                readings.append(reading)
+            judged.append(
+                (r, access, judgement, document, bool(consents), len(events), reading)
+            )
         # The events in their order; then the aggregates, their events collected already,
         # so that the application knows them as saved (it caches them itself only when
         # it does not fast-forward; here ``remember`` below does).
         positions = self._store.record(*events, *aggregates.values())
         # Committed: nothing after this may fail the batch (it would be served again).
         outcomes: list[RecordedFetch | Exception] = []
-        for r, access, judgement, document, consented, events_so_far in judged:
+        for r, access, judgement, document, consented, events_so_far, reading in judged:
             position = positions[events_so_far - 1]
             if access.allowed and document is not None:
-                if access.undelivered is None:
+                if _delivers(access, document):
                     # A copy: the warm document goes on being changed by later batches.
-                    outcomes.append(RecordedFetch(access, copy(document), position))
+                    outcomes.append(RecordedFetch(access, copy(document), position, reading))
                 else:
                     outcomes.append(RangeNotSatisfiable(document.size, access.id, position))
                 continue
@@ -306,6 +405,38 @@ class Fetches:
                 )
             )
         return outcomes
+
+
+def _delivers(access: AccessAttempt, document: Document | None) -> bool:
+    """Whether a judged fetch's bytes are to go out (allowed, and not noted undelivered)."""
+    return access.allowed and document is not None and access.undelivered is None
+
+
+def _settle(
+    future: Future[Any], *, result: Any = None, exception: BaseException | None = None
+) -> bool:
+    """End a future unless it has ended (cancelled by a caller that went away); whether it
+    was this call that ended it."""
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        return False
+    return True
+
+
+def _close(content: Iterator[bytes]) -> None:
+    close = getattr(content, "close", None)
+    if close is not None:
+        close()
+
+
+def _discard(reading: Future[tuple[Iterator[bytes], Any]]) -> None:
+    """Close what a reading opened, for a fetch whose attempt did not end saved."""
+    if not reading.cancelled() and reading.exception() is None:
+        _close(reading.result()[0])
 
 
 def _held_with(aggregate: object) -> tuple[UUID, ...]:
