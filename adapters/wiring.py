@@ -1,6 +1,7 @@
 """Builds a running vault from settings: the event store, the key table, the blob store and
-the signing keys, and over them the six services, the read models and the ledger, each
-given only what it uses."""
+the signing keys, and over them the services (residents, documents, consents, fetches,
+policies, catalogues, audit; applications over the read models), the read models and the
+ledger, each given only what it uses."""
 
 from __future__ import annotations
 
@@ -166,6 +167,7 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> Services
         sign_checkpoint,
         checkpoint_events=settings.checkpoint_events,
         checkpoint_seconds=settings.checkpoint_seconds,
+        now=core.clock.now,
     )
     channel = core.application.notify_channel()
     view_runner = ViewRunner(
