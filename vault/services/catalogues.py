@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from policy.catalogue import (
     Catalogue,
@@ -23,9 +24,14 @@ CATALOGUE_REFRESH_SECONDS = 1.0
 
 
 class Catalogues:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        """``monotonic`` (seconds) says when the catalogue in force is due to be read
+        again; a test moves it instead of waiting."""
         self._store = store
         self._clock = clock
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._read_at: float | None = None
         self._in_force: Catalogue | None = None
@@ -62,7 +68,7 @@ class Catalogues:
     def stale(self) -> bool:
         """Whether :meth:`current` would read the store again (cheap; no I/O)."""
         read_at = self._read_at
-        return read_at is None or time.monotonic() - read_at >= CATALOGUE_REFRESH_SECONDS
+        return read_at is None or self._monotonic() - read_at >= CATALOGUE_REFRESH_SECONDS
 
     def current(self) -> Catalogue:
         """The catalogue in force, read again at most every second (another process may
@@ -81,7 +87,7 @@ class Catalogues:
                 assert isinstance(published, Publication), record.current
                 self._put_in_force(parse_catalogue(published.text))
             else:
-                self._read_at = time.monotonic()
+                self._read_at = self._monotonic()
         assert self._in_force is not None
         return self._in_force
 
@@ -102,5 +108,5 @@ class Catalogues:
     def _put_in_force(self, found: Catalogue) -> None:
         with self._lock:
             self._in_force = found
-            self._read_at = time.monotonic()
+            self._read_at = self._monotonic()
         put_in_force(found)
