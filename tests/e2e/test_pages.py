@@ -11,9 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import LiveApi
 from tests.e2e.pages import browser, demo, open_page, shot, sign_in
+
+pytestmark = pytest.mark.slow  # a browser, seconds a test: `make test-quick` leaves them out
 
 __all__ = ["browser", "demo"]  # fixtures
 

@@ -21,6 +21,8 @@ from tests.e2e.conftest import LiveApi
 from tests.e2e.pages import browser, demo, open_page, shot, sign_in
 from vault.errors import AccessDenied
 
+pytestmark = pytest.mark.slow  # a browser, seconds a test: `make test-quick` leaves them out
+
 __all__ = ["browser", "demo"]  # fixtures
 
 

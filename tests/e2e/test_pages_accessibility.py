@@ -16,6 +16,8 @@ from adapters.web.pages import HOMES, NAVIGATION, PERSONAS
 from tests.e2e.conftest import LiveApi
 from tests.e2e.pages import browser, demo, open_page, sign_in
 
+pytestmark = pytest.mark.slow  # a browser, seconds a test: `make test-quick` leaves them out
+
 __all__ = ["browser", "demo"]  # fixtures
 
 DETAILS = re.compile(r"^/(work|me)/applications/[0-9a-f-]{36}$")

@@ -27,6 +27,8 @@ from vault.errors import AccessDenied
 from vault.inputs import ConsentRequest
 from vault.workdays import CHINA
 
+pytestmark = pytest.mark.slow  # a browser, seconds a test: `make test-quick` leaves them out
+
 __all__ = ["browser", "demo"]  # fixtures
 
 OFFICER = "officer-audit-e2e"

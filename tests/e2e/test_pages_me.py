@@ -22,6 +22,8 @@ from tests.e2e.pages import browser, demo, open_page, shot, sign_in
 from vault.errors import ResidentErased
 from vault.workdays import CHINA
 
+pytestmark = pytest.mark.slow  # a browser, seconds a test: `make test-quick` leaves them out
+
 __all__ = ["browser", "demo"]  # fixtures
 RESIDENT = "zhang-wei"
 OTHER = "li-na"

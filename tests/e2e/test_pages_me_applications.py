@@ -17,6 +17,8 @@ from tests.e2e.conftest import LiveApi
 from tests.e2e.pages import browser, demo, open_page, shot, sign_in
 from vault.errors import CodeRefused
 
+pytestmark = pytest.mark.slow  # a browser, seconds a test: `make test-quick` leaves them out
+
 __all__ = ["browser", "demo"]  # fixtures
 
 

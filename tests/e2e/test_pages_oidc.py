@@ -30,6 +30,8 @@ from tests.e2e.conftest import LiveApi
 from tests.e2e.pages import browser, open_page, shot
 from tests.oidc_provider import Client, Provider, start_provider, stop_provider
 
+pytestmark = pytest.mark.slow  # a browser, seconds a test: `make test-quick` leaves them out
+
 __all__ = ["browser"]  # fixtures
 
 CLIENT = Client(

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 import httpx
+import pytest
 from axe_playwright_python.sync_playwright import Axe
 from babel.dates import format_date
 from babel.numbers import format_decimal
@@ -23,6 +24,8 @@ from tests.e2e.conftest import LiveApi
 from tests.e2e.pages import browser, demo, open_page, shot, sign_in
 from vault.supervision import BY, Figures, figures, scope
 from vault.workdays import CHINA
+
+pytestmark = pytest.mark.slow  # a browser, seconds a test: `make test-quick` leaves them out
 
 __all__ = ["browser", "demo"]  # fixtures
 

@@ -11,12 +11,15 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 from axe_playwright_python.sync_playwright import Axe
 
 from adapters.web.i18n import day
 from keys.tokens import Principal
 from tests.e2e.conftest import LiveApi
 from tests.e2e.pages import browser, demo, open_page, shot, sign_in
+
+pytestmark = pytest.mark.slow  # a browser, seconds a test: `make test-quick` leaves them out
 
 __all__ = ["browser", "demo"]  # fixtures
 
