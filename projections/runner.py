@@ -46,12 +46,15 @@ REBUILD_BATCH = 5000  # while rebuilding: large, so fewer round trips and commit
 SPAN = 2
 """A batch covers at most this many times its size of the log (the events it reads
 are fewer: uses and reuses are counted by the database)."""
-GATHER_SECONDS = 0.05
+GATHER_SECONDS = 0.25
 """After a round that found fewer events than a batch, the follower waits this long
-before the next: under a steady load each round then applies what a few dozen requests
-wrote in one transaction, rather than three events per commit (each round costs two
-write transactions, the views' and the ledger's, whatever it holds). It adds at most
-this much to the lag."""
+before the next — unless someone waits for a position it has not reached
+(:meth:`ViewRunner.wait_for`, a read-your-writes read), which ends the wait at once.
+Under a steady load each round then applies what many requests wrote in one
+transaction, rather than three events per commit: each round costs two write
+transactions, the views' and the ledger's, and a few milliseconds of the interpreter
+whatever it holds. It adds at most this much to the lag of a read that names no
+position."""
 log = logging.getLogger("civicvault.views")
 
 
@@ -87,6 +90,8 @@ class ViewRunner:
         self.ledger = ledger
         self._ledger_retry_at = 0.0
         self._ledger_pause = 0.5
+        self._hurry = threading.Event()
+        """Set by a reader waiting for a position the views have not reached."""
         self.batch = batch
         self.rebuild_batch = rebuild_batch
         create_common(db)
@@ -304,12 +309,22 @@ class ViewRunner:
                         if applied == 0:
                             wakeup.wait(stop)
                         elif applied < self.batch:
-                            stop.wait(GATHER_SECONDS)
+                            self._gather(stop)
+                        self._hurry.clear()
                         pause = 0.5
             except Exception:
                 log.exception("read models: a batch failed; retrying in %.1f s", pause)
                 stop.wait(pause)
                 pause = min(pause * 2, 60.0)
+
+    def _gather(self, stop: threading.Event) -> None:
+        """Wait up to :data:`GATHER_SECONDS` for more events, less if a reader is waiting
+        for a position (or the follower is stopped)."""
+        deadline = time.monotonic() + GATHER_SECONDS
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._hurry.wait(min(left, 0.05)):
+                return
 
     def _grow_ledger(self, stop: threading.Event) -> int:
         if self.ledger is None or time.monotonic() < self._ledger_retry_at:
@@ -330,6 +345,7 @@ class ViewRunner:
         while self.position() < target:
             if time.monotonic() >= deadline:
                 return False
+            self._hurry.set()  # a follower gathering events goes on at once
             time.sleep(0.01)
         return True
 

@@ -567,3 +567,28 @@ def test_a_library_read_for_some_types_at_a_moment_leaves_out_the_rest(
         "expires later", "never expires"
     }
     assert read(unexpired_at=now + timedelta(days=1)) == set(filed) - {"expires soon"}
+
+
+def test_a_reader_waiting_for_a_position_ends_the_followers_gathering(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between rounds the follower gathers events for a while; a read-your-writes read
+    waiting for a position it has not reached ends that wait, whatever its length."""
+    from projections import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "GATHER_SECONDS", 600.0)  # the test would time out
+    runner = services.view_runner
+    stop = threading.Event()
+    follower = threading.Thread(target=runner.follow, args=(stop,), daemon=True)
+    services.documents.submit("r1", [b"a"], DocumentDetails("id-card", "t"))
+    follower.start()
+    try:
+        assert runner.wait_for(services.events.head(), timeout=60)
+        # The round that applied the upload found less than a batch: the follower gathers.
+        position = services.documents.submit("r1", [b"b"], DocumentDetails("id-card", "u"))
+        assert position.position is not None
+        assert runner.wait_for(position.position, timeout=60)
+    finally:
+        stop.set()
+        follower.join(60)
+    assert not follower.is_alive()
