@@ -412,11 +412,11 @@ def profile(args: argparse.Namespace, wrk: str, py_spy: str, output: Path) -> Me
         env = wrk_environment(fixture)
         ours = stack.enter_context(running_ours(fixture, root, 1))
         check_answers(ours, fixture.documents, {"Authorization": f"Bearer {fixture.token}"})
-        run_wrk(wrk, ours, paths[True], SPREAD_ROW.connections, args.warmup, env)
+        run_wrk(wrk, ours, paths[True], args.connections, args.warmup, env)
         spy = record(py_spy, ours.process.pid, args.duration, output, args.mode, args.rate)
         time.sleep(0.5)  # py-spy attaches before the load starts
         before, total_before = thread_cpu(ours)
-        run: WrkRun = run_wrk(wrk, ours, paths[True], SPREAD_ROW.connections, args.duration, env)
+        run: WrkRun = run_wrk(wrk, ours, paths[True], args.connections, args.duration, env)
         after, total_after = thread_cpu(ours)
         _, errors = spy.communicate(timeout=args.duration + 60)
         if spy.returncode != 0:
@@ -443,6 +443,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, help="seconds of load before (2; --quick 1)")
     parser.add_argument("--quick", action="store_true", help="1 s warm-up + 3 s profiled")
     parser.add_argument("--residents", type=int, default=RESIDENTS)
+    parser.add_argument(
+        "--connections", type=int, default=SPREAD_ROW.connections,
+        help=f"wrk's connections ({SPREAD_ROW.connections}; 1 for the latency row)",
+    )
     parser.add_argument("--output", type=Path, default=Path("fetch-profile.folded"))
     parser.add_argument("--stacks", type=Path, help="re-read folded stacks; no run")
     parser.add_argument(
@@ -457,8 +461,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--top", type=int, default=0, help="print each bucket's N top leaves")
     args = parser.parse_args(argv)
-    if args.residents < SPREAD_ROW.connections:
-        parser.error(f"--residents must be at least {SPREAD_ROW.connections}")
+    if args.connections < 1:
+        parser.error("--connections must be at least 1")
+    if args.residents < args.connections:
+        parser.error(f"--residents must be at least {args.connections}")
     if args.duration is None:
         args.duration = 3 if args.quick else 10
     if args.warmup is None:

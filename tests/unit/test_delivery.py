@@ -163,6 +163,7 @@ def test_bytes_read_while_the_fetch_is_committed_are_handed_over_only_after_it()
 def test_what_was_read_for_an_attempt_that_did_not_commit_is_closed() -> None:
     vault, document, _ = _world()
     closed: list[bool] = []
+    first_closed = threading.Event()
     content = vault.documents.content
 
     opened: list[Iterator[bytes]] = []  # held here: only a close, not the collector, ends them
@@ -173,6 +174,7 @@ def test_what_was_read_for_an_attempt_that_did_not_commit_is_closed() -> None:
                 yield from content(document)
             finally:
                 closed.append(True)
+                first_closed.set()
         opened.append(chunks())
         return opened[-1]
 
@@ -193,10 +195,8 @@ def test_what_was_read_for_an_attempt_that_did_not_commit_is_closed() -> None:
     done = _submit_reading(vault, document, read_first).result(10)
     assert len(attempts) == 2
     assert done.value == b"0123456789"
-    deadline = time.monotonic() + 10
-    while not closed:  # the first attempt's read is closed; the second's is handed over
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    # The first attempt's read is closed; the second's is handed over, open.
+    assert first_closed.wait(60)
     assert closed == [True]
 
 
