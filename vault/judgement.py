@@ -111,6 +111,8 @@ class Judgement:
     """The consent the fetch would use (the usable one that ends soonest)."""
     decision: Decision | None
     """The policy decision, when there was a document and a resident to decide on."""
+    consent_refused: Reason | None = None
+    """Why no consent lets the department fetch the document now, when none does."""
 
     @property
     def allowed(self) -> bool:
@@ -122,8 +124,11 @@ class Judgement:
         """The reasons a refused fetch gives the officer who asked. Where the resident gave
         the department no consent for the purpose (``consented`` is False) — or is unknown,
         or erased — only that: an officer cannot tell who is registered, nor learn anything
-        of a resident who consented to nothing. Otherwise every reason, worded as the
-        requirement, never the resident's credit grade."""
+        of a resident who consented to nothing. Where no consent lets the department fetch
+        the document now (revoked, expired, not yet valid, used up, or not covering it),
+        only why: a department without a live consent learns nothing more, so it cannot
+        watch the resident's grade change through denials. Otherwise every reason, worded
+        as the requirement, never the resident's credit grade."""
         if not consented:
             return (
                 Reason(
@@ -132,6 +137,8 @@ class Judgement:
                     f"{purpose}",
                 ),
             )
+        if self.consent_refused is not None:
+            return (Reason(self.consent_refused.code, self.consent_refused.for_officer),)
         return tuple(Reason(r.code, r.for_officer) for r in self.reasons)
 
 
@@ -179,7 +186,7 @@ def judge_fetch(
         )
         if not decision.allowed:
             reasons.extend(decision.reasons)
-    return Judgement(tuple(reasons), consent, decision)
+    return Judgement(tuple(reasons), consent, decision, consent_reason)
 
 
 def record_fetch(

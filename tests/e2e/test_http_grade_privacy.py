@@ -6,6 +6,8 @@ Two residents alike in everything but their grades are fetched, listed, verified
 and asked about by officers, and found in the department's list of consents it holds;
 wherever the two decisions come out the same, the two responses (bodies, headers,
 problems) must be the same too, but for the ids in them; and no response names a grade.
+Where their consents are over (revoked or expired), every response must be the same: a
+department without a live consent must not watch the grade change through its denials.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.samples import sample_pdf
 from policy.scales import Grade
 from tests.e2e.conftest import LiveApi
+from tests.support import MovableClock
 
 CARD = sample_pdf("an ID card")
 VOLATILE_HEADERS = {
@@ -34,7 +38,21 @@ CONSENT_TIMES = {"valid_from", "expires_at", "granted_at"}
 _count = itertools.count()
 
 
-def _resident(api: LiveApi, name: str, grade: Grade | None, verified: bool) -> dict[str, str]:
+CONSENTS = ("live", "revoked", "expired")
+
+
+@pytest.fixture
+def clocked(
+    stack: dict[str, Any], live_api_factory: Any
+) -> tuple[LiveApi, MovableClock]:
+    """A server on each stack, on a clock the test moves (to let consents expire)."""
+    clock = MovableClock()
+    return live_api_factory(clock=clock, **stack), clock
+
+
+def _resident(
+    api: LiveApi, name: str, grade: Grade | None, verified: bool, consents: str
+) -> dict[str, str]:
     me = api.client("resident", name)
     document = me.post(
         "/v1/me/documents",
@@ -45,24 +63,29 @@ def _resident(api: LiveApi, name: str, grade: Grade | None, verified: bool) -> d
         api.client("officer", "officer-zhou", "housing").post(
             f"/v1/residents/{name}/documents/{document}/verify"
         )
-    until = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    until = (api.services.clock.now() + timedelta(days=1)).isoformat()
+    granted_ids: dict[str, str] = {}
     for department, purpose in (
         ("housing", "housing-subsidy"),
         ("civil-affairs", "subsistence-allowance"),
         ("public-security", "residence-permit"),
     ):
-        me.post(
+        granted = me.post(
             "/v1/me/consents",
             json={"department": department, "doc_types": ["id-card"], "purpose": purpose,
                   "expires_at": until},
         )
+        assert granted.status_code == 201, granted.text
+        granted_ids[f"consent-{department}"] = granted.json()["consent_id"]
+        if consents == "revoked":
+            me.post(f"/v1/me/consents/{granted.json()['consent_id']}/revoke")
     if grade is not None:
         api.client("credit-platform", "credit-platform").post(
             "/v1/credit/grades",
             json={"updates": [{"resident_id": name, "grade": grade.value, "sequence": 1,
-                               "effective_at": datetime.now(UTC).isoformat()}]},
+                               "effective_at": api.services.clock.now().isoformat()}]},
         )
-    return {"resident": name, "document": document}
+    return {"resident": name, "document": document, **granted_ids}
 
 
 def _asks(api: LiveApi, who: dict[str, str]) -> dict[str, httpx.Response]:
@@ -146,7 +169,9 @@ def _seen(response: httpx.Response, who: dict[str, str]) -> Any:
     if not response.headers.get("content-type", "").startswith(("application/json",
                                                                 "application/problem+json")):
         return response.status_code, headers, response.content
-    text = response.text.replace(who["resident"], "R").replace(who["document"], "D")
+    text = response.text
+    for name, value in who.items():
+        text = text.replace(value, name)
     body = json.loads(text)
 
     def scrub(value: Any) -> Any:
@@ -166,24 +191,30 @@ grades = st.sampled_from([None, *Grade])
     max_examples=12,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(first=grades, second=grades, verified=st.booleans())
+@given(
+    first=grades, second=grades, verified=st.booleans(), consents=st.sampled_from(CONSENTS)
+)
 def test_what_an_officer_is_told_never_depends_on_the_grade_but_through_the_decision(
-    api: LiveApi, first: Grade | None, second: Grade | None, verified: bool
+    clocked: tuple[LiveApi, MovableClock], first: Grade | None, second: Grade | None,
+    verified: bool, consents: str,
 ) -> None:
+    api, clock = clocked
     n = next(_count)
-    a = _resident(api, f"ra-{n:04d}", first, verified)
-    b = _resident(api, f"rb-{n:04d}", second, verified)
+    a = _resident(api, f"ra-{n:04d}", first, verified, consents)
+    b = _resident(api, f"rb-{n:04d}", second, verified, consents)
+    if consents == "expired":
+        clock.advance(timedelta(days=2))
     asked_a, asked_b = _asks(api, a), _asks(api, b)
     for what in asked_a:
         one, other = asked_a[what], asked_b[what]
-        if _decision(one) == _decision(other):
-            assert _seen(one, a) == _seen(other, b), (what, first, second)
+        if consents != "live" or _decision(one) == _decision(other):
+            assert _seen(one, a) == _seen(other, b), (what, consents, first, second)
         told = one.text + other.text + str(one.headers) + str(other.headers)
         for grade in {first, second} - {None}:
             assert grade is not None
             assert not _names_a_grade(told, grade), (what, told)
     (held_a, text_a), (held_b, _) = _consents_held(api, a), _consents_held(api, b)
-    assert len(held_a) == len(held_b) == 1, (held_a, held_b)
+    assert len(held_a) == len(held_b) == (consents == "live"), (held_a, held_b)
     if _decision(asked_a["civil fetch"]) != _decision(asked_b["civil fetch"]):
         for entry in (*held_a, *held_b):  # one fetch was allowed and used the consent once
             del entry["uses"]

@@ -212,6 +212,34 @@ def test_a_consent_that_no_longer_allows_is_named(
     assert _denied_for(vault, document.id) == (code,)
 
 
+@pytest.mark.parametrize("setup", ["revoke", "expire", "future", "use-up"])
+def test_without_a_live_consent_the_officer_is_told_only_the_consent_reason(
+    vault: Core, clock: MovableClock, setup: str
+) -> None:
+    """A department whose consent is over learns nothing of the resident's grade from a
+    denial: it would otherwise watch the grade change without the resident's consent."""
+    document = vault.documents.submit("r1", [b"card"], ID_CARD).value
+    if setup == "future":
+        _grant(vault, clock, valid_from=clock.now() + timedelta(days=1))
+    else:
+        consent = _grant(vault, clock, max_uses=1)
+        if setup == "use-up":
+            _fetch(vault, document.id)
+    vault.residents.record_grades([GradeUpdate("r1", Grade.D, clock.now(), 1)])
+    if setup == "revoke":
+        vault.consents.revoke("r1", consent.id)
+    elif setup == "expire":
+        clock.advance(timedelta(days=31))
+    told = _denied(vault, document.id)
+    [code] = told.reason_codes
+    assert code.startswith("consent-")
+    assert "grade" not in " ".join(told.reasons)
+    # The resident and auditors see every reason.
+    assert _accesses(vault)[-1].reason_codes == (code, "grade-too-low")
+    vault.residents.record_grades([GradeUpdate("r1", Grade.B, clock.now(), 2)])
+    assert _denied(vault, document.id).reason_codes == (code,)
+
+
 def test_a_consent_for_another_department_or_purpose_does_not_count(
     vault: Core, clock: MovableClock
 ) -> None:
