@@ -7,7 +7,8 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import (
     ApplicationRecorder,
     InfrastructureFactory,
@@ -66,6 +67,28 @@ class VaultApplication(Application[UUID]):
             compressor=self.factory.compressor(),
             cipher=self.factory.cipher(),
         )
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """The library's save, with the vault's own aggregates and events told apart by
+        their classes. The library tells them apart by ``isinstance`` against two
+        runtime-checkable protocols, which inspects every attribute of the protocol on every
+        call: half a millisecond for a fetch's six objects, on the thread that records
+        every fetch. Anything else still goes the library's way."""
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        for obj in objs:
+            if isinstance(obj, DomainEvent):
+                processing.events.append(obj)
+            elif isinstance(obj, Aggregate):
+                processing.events.extend(obj.collect_events())
+                processing.aggregates[obj.id] = obj
+            else:
+                processing.collect_events(obj)
+        processing.saved_kwargs.update(kwargs)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        self.notify(processing.events)  # the library's deprecated hook, as its save calls it
+        return recordings
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         for observer in self.on_recorded:
