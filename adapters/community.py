@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TextIO
 
 from adapters.demo_city import (
@@ -50,11 +50,14 @@ def seed(services: Services, clock: DemoClock | None = None) -> bool:
         return False
     except ResidentNotFound:
         pass
-    start = services.clock.now() - HISTORY
+    ends = services.clock.now()
+    start = ends - HISTORY
     if clock is not None:
         clock.wind_to(start)
     try:
-        _seed_community(services)
+        # The demo's consents last a month from when the seeding ends (real time), not from
+        # the start of its history, which would leave them expired when serving begins.
+        _seed_community(services, consents_until=ends + timedelta(days=30))
         seed_applications(services, clock, start)
     finally:
         if clock is not None:
@@ -62,7 +65,7 @@ def seed(services: Services, clock: DemoClock | None = None) -> bool:
     return True
 
 
-def _seed_community(services: Services) -> None:
+def _seed_community(services: Services, *, consents_until: datetime) -> None:
     residents, documents = services.residents, services.documents
     now = services.clock.now()
     residents.record_grades(
@@ -96,7 +99,6 @@ def _seed_community(services: Services) -> None:
         "chen-jie", io.BytesIO(sample_pdf("Diploma")),
         DocumentDetails("diploma", "毕业证书 陈杰", "application/pdf", "diploma.pdf"),
     )
-    month = now + timedelta(days=30)
     for resident_id, department, doc_types, purpose in (
         ("zhang-wei", "civil-affairs", ("id-card", "household-register", "income-proof"),
          "subsistence-allowance"),
@@ -106,7 +108,7 @@ def _seed_community(services: Services) -> None:
     ):
         services.consents.grant(
             resident_id,
-            ConsentRequest(department, doc_types, purpose, valid_until=month),
+            ConsentRequest(department, doc_types, purpose, valid_until=consents_until),
         )
 
 

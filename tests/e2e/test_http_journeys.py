@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 
+from adapters.community import print_welcome, seed
+from adapters.demo_city import DemoClock
 from adapters.http.downloads import SEND_BYTES
 from adapters.samples import sample_pdf, sample_png
 from keys.receipts import verify_consent_receipt
@@ -568,3 +572,48 @@ def test_to_a_department_an_unknown_or_erased_resident_lists_like_one_without_co
     )
     assert listing.status_code == 200, listing.text
     assert listing.json() == {"items": [], "next_cursor": None}
+
+
+def test_the_readme_demo_journey_denies_wang_fang_for_her_grade_then_allows_after_a_push(
+    live_api_factory: Callable[..., LiveApi],
+) -> None:
+    """`make run`'s demo, as the README walks it: the printed curl lines work as they say —
+    民政局's fetch of 张伟's ID card is allowed; 住建局's of 王芳's is denied for her grade D
+    (her consent is live, not expired by the six weeks of history the seed winds back), and
+    allowed once the credit platform pushes B as the README shows."""
+    clock = DemoClock()
+    api = live_api_factory(demo=True, clock=clock,
+                           before_serving=lambda services: seed(services, clock))
+    out = io.StringIO()
+    print_welcome(api.services, api.base_url, out)
+    fetches = re.findall(
+        r"-H 'Authorization: Bearer ([^']+)' '([^']+/content\?purpose=[a-z-]+)'", out.getvalue()
+    )
+    (civil, zhang_card), (housing, wang_card) = fetches
+    assert "/residents/zhang-wei/" in zhang_card
+    assert "/residents/wang-fang/" in wang_card
+
+    def bearer(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    assert httpx.get(zhang_card, headers=bearer(civil)).status_code == 200
+
+    denied = httpx.get(wang_card, headers=bearer(housing))
+    assert denied.status_code == 403, denied.text
+    assert denied.json()["reasons"] == ["grade-too-low"]
+    wang = api.client("resident", "wang-fang")
+    log = wang.get("/v1/me/access-log",
+                   headers={"X-Min-Log-Position": denied.headers["x-log-position"]})
+    [seen] = [a for a in log.json()["items"] if a["department"] == "housing"]
+    assert seen["reasons"] == ["grade-too-low"]  # not consent-expired
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    [push] = re.findall(r"-d '(\{\"updates\": \[\{\"resident_id\": \"wang-fang\".*?\})'",
+                        readme, re.DOTALL)
+    platform = api.client("credit-platform", "credit-platform")
+    pushed = platform.post("/v1/credit/grades", content=push,
+                           headers={"Content-Type": "application/json"})
+    assert pushed.json()["applied"] == 1, pushed.text
+    allowed = httpx.get(wang_card, headers=bearer(housing))
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.headers["content-type"] == "image/png"
