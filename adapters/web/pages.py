@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -221,14 +221,47 @@ async def checked_form(request: Request, session: Session) -> dict[str, str]:
     return form
 
 
+class CrossSiteRefused(Exception):
+    """A request another site made the browser send, to a page that records something:
+    answered with the refusal page (403), nothing judged or recorded."""
+
+
+ALLOWED_SITES = ("same-origin", "none")
+"""Who may make the browser ask for a page that records something, as its
+``Sec-Fetch-Site`` tells: a page of ours, or the person (an address typed, a bookmark)."""
+
+
+def not_cross_site(request: Request) -> None:
+    """For a GET page that records something (a fetch judged, charged and logged in the
+    officer's name): :class:`CrossSiteRefused` when the browser says another site (or a
+    sibling subdomain) made the request. The session cookie is SameSite=Lax, which a
+    link on any site still carries, and a GET carries no CSRF token: Fetch Metadata is
+    what tells. A request without ``Sec-Fetch-Site`` (a client that is no browser, a
+    browser older than Fetch Metadata) is let through."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site.strip().lower() not in ALLOWED_SITES:
+        raise CrossSiteRefused()
+
+
+SameOriginOnly = Depends(not_cross_site)
+"""Declared on each GET page that records something (``dependencies=[SameOriginOnly]``):
+checked before anything else the page does."""
+
+
 def install_page_handlers(app: FastAPI) -> None:
-    """Every page's refused form answered alike: the refusal page, 403."""
+    """Every page's refused form, and every cross-site request to a page that records,
+    answered alike: the refusal page, 403."""
 
     async def refused(request: Request, error: Exception) -> Response:
         assert isinstance(error, FormRefused)
         return render(request, "refused.html", status=403, session=error.session)
 
+    async def cross_site(request: Request, error: Exception) -> Response:
+        return render(request, "refused.html", status=403, session=_session(request),
+                      cross_site=True)
+
     app.add_exception_handler(FormRefused, refused)
+    app.add_exception_handler(CrossSiteRefused, cross_site)
 
 
 def see_other(location: str) -> RedirectResponse:

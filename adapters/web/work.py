@@ -22,6 +22,7 @@ from adapters.http.deps import (
     viewer_of,
 )
 from adapters.web.pages import (
+    SameOriginOnly,
     catalogue_names,
     checked_form,
     error_page,
@@ -111,7 +112,8 @@ async def decide(
     return see_other(f"/work/applications/{application_id}")
 
 
-@router.get("/work/applications/{application_id}/materials/{doc_type}")
+@router.get("/work/applications/{application_id}/materials/{doc_type}",
+            dependencies=[SameOriginOnly])
 async def material(
     request: Request, application_id: str, doc_type: str, applications: ApplicationsDep,
     fetches: FetchesDep,
@@ -175,7 +177,7 @@ def fetch_for_purpose(
                   **catalogue_names())
 
 
-@router.get("/work/fetch/{resident_id}/{document_id}")
+@router.get("/work/fetch/{resident_id}/{document_id}", dependencies=[SameOriginOnly])
 async def fetch_document(
     request: Request, resident_id: str, document_id: str, fetches: FetchesDep,
     purpose: str = "",
