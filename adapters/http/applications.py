@@ -9,7 +9,6 @@ else it does not exist (404), so an id tells a stranger nothing.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any
 
@@ -56,6 +55,7 @@ from adapters.http.downloads import Disposition
 from adapters.http.fields import UNIT_IDS, DocTypePath, OptionalDay
 from adapters.http.paging import Cursor, Limit, Page, decode_cursor
 from adapters.http.problems import Problem
+from adapters.http.strict_json import NotStrictJson, is_json_media, loads_strict
 from adapters.http.uploads import UPLOAD_BODY, read_upload
 from projections.queries import QueuedEntry
 from vault.application import Application
@@ -207,7 +207,11 @@ async def supply(
 
 async def _json_body(request: Request, cap: int) -> SupplementIn:
     """A supplement's JSON body, read up to ``cap`` bytes (the route takes uploads too, so
-    the guard bounds it by the upload's size)."""
+    the guard bounds it by the upload's size and leaves its JSON unread) as strictly as any
+    other JSON body."""
+    if not is_json_media(request.headers.get("content-type")):
+        raise Problem(415, "unsupported-media-type", "Unsupported media type",
+                      "a supplement is multipart/form-data or application/json")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -215,7 +219,9 @@ async def _json_body(request: Request, cap: int) -> SupplementIn:
             raise Problem(413, "too-large", "Payload too large",
                           f"the body is over the {cap}-byte limit for this route")
     try:
-        return SupplementIn.model_validate(json.loads(body))
+        return SupplementIn.model_validate(loads_strict(bytes(body)))
+    except NotStrictJson as e:
+        raise InvalidInput("body", str(e)) from None
     except ValueError as e:  # not JSON, or not this shape
         problem = e.errors()[0] if isinstance(e, ValidationError) else None
         where = ".".join(str(p) for p in problem["loc"]) if problem else "body"

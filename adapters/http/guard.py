@@ -13,7 +13,6 @@ process's memory (with several workers, each counts apart).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -30,6 +29,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.problems import problem_response
+from adapters.http.strict_json import NotStrictJson, is_json_media, loads_strict
 from adapters.http.uploads import UploadBounds
 from keys.tokens import InvalidToken, Principal, TokenVerifier
 
@@ -307,23 +307,6 @@ async def _read_bounded(receive: Receive, cap: int) -> bytes | None:
     return b"".join(pieces)
 
 
-class _Refused(ValueError):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise _Refused(f"the JSON object names {key[:64]!r} twice")
-        seen[key] = value
-    return seen
-
-
-def _not_a_number(constant: str) -> None:
-    raise _Refused(f"{constant} is not JSON")
-
-
 def _routed(scope: Scope) -> bool:
     """Whether some route of the app answers this method at this path (else the router
     answers 404 or 405, whatever the body)."""
@@ -333,23 +316,19 @@ def _routed(scope: Scope) -> bool:
 
 
 def _json_refusal(scope: Scope, body: bytes) -> JSONResponse | None:
-    """A body other than an upload is JSON, said so, with each object's keys once (two
-    parsers may keep different ones of a repeated key), no NaN or Infinity, and nested
-    no deeper than the parser can follow."""
+    """A body other than an upload is JSON, said so, and strict
+    (:func:`adapters.http.strict_json.loads_strict`)."""
     if not body or not _routed(scope):
         return None
-    media = (_header(scope, b"content-type") or "").partition(";")[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
+    if not is_json_media(_header(scope, b"content-type")):
         return problem_response(
             415, "unsupported-media-type", "Unsupported media type",
             "a request body here must be application/json",
         )
     try:
-        json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_not_a_number)
-    except _Refused as e:
+        loads_strict(body)
+    except NotStrictJson as e:
         problem = str(e)
-    except RecursionError:
-        problem = "the JSON nests too deep"
     except ValueError:  # not JSON at all: the framework names where it breaks
         return None
     else:

@@ -15,7 +15,9 @@ import pytest
 
 from adapters.samples import sample_pdf, sample_png
 from policy.catalogue import catalogue, shipped_catalogue_text
+from policy.scales import Grade
 from tests.e2e.conftest import LiveApi
+from vault.inputs import GradeUpdate
 
 SOON = (datetime.now(UTC) + timedelta(days=7)).isoformat()
 
@@ -102,6 +104,47 @@ def test_a_body_that_is_not_plain_json_is_refused(
     )
     _refused(response, status)
     _nothing_granted(resident)
+
+
+def _returned_for_a_supplement(api: LiveApi) -> tuple[httpx.Client, str]:
+    """A resident's online application, returned by its reviewer for a new ID card."""
+    resident = api.client("resident", "li-lei")
+    assert _upload(resident).status_code == 201
+    api.services.residents.record_grades([GradeUpdate("li-lei", Grade.C, datetime.now(UTC), 1)])
+    applied = resident.post("/v1/me/applications", json={"service_id": "elderly-card"})
+    assert applied.status_code == 201, applied.text
+    application_id = applied.json()["application_id"]
+    returned = api.client("officer", "officer-li", "civil-affairs").post(
+        f"/v1/applications/{application_id}/decisions",
+        json={"decision": "return", "reason": "证件不清晰", "materials": ["id-card"]},
+    )
+    assert returned.status_code == 200, returned.text
+    return resident, f"/v1/me/applications/{application_id}"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        ('{"doc_type": "diploma", "doc_type": "id-card", "document_id": "D"}',
+         "application/json", 422),
+        ('{"doc_type": NaN, "document_id": "D"}', "application/json", 422),
+        ("[" * 30_000 + "]" * 30_000, "application/json", 422),
+        ('{"doc_type": "id-card", "document_id": "D"}', "text/plain", 415),
+        ('{"doc_type": "id-card", "document_id": "D"}', "", 415),
+    ],
+    ids=["key-twice", "nan", "nested-too-deep", "text-plain", "no-content-type"],
+)
+def test_a_json_supplement_is_read_as_strictly_as_any_json_body(
+    api: LiveApi, body: str, content_type: str, status: int
+) -> None:
+    """The supplements route takes uploads too, so the guard bounds its body by the
+    upload's size; its JSON is read as strictly as every other JSON body all the same."""
+    resident, url = _returned_for_a_supplement(api)
+    fresh = _upload(resident).json()["document_id"]
+    response = resident.post(f"{url}/supplements", content=body.replace('"D"', f'"{fresh}"'),
+                             headers={"Content-Type": content_type})
+    _refused(response, status, "body" if status == 422 else None)
+    assert resident.get(url.replace("/v1/me/", "/v1/")).json()["status"] == "returned"
 
 
 def _upload(
