@@ -3,7 +3,6 @@ size limit is enforced while receiving, and the declared type is checked against
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from adapters.formats import ACCEPTED_TYPES, UnsupportedContent, identify
 from adapters.http.fields import DOC_TYPE_SCHEMA, TITLE_SCHEMA
 from adapters.http.problems import Problem
+from adapters.http.strict_json import NotStrictJson, loads_strict
 from vault.errors import InvalidInput
 from vault.inputs import RFC3339_PATTERN, DocumentDetails, parse_rfc3339
 
@@ -149,7 +149,9 @@ def _attributes(text: str | None) -> dict[str, str]:
     if text is None:
         return {}
     try:
-        found = json.loads(text)
+        found = loads_strict(text)
+    except NotStrictJson as e:
+        raise InvalidInput("attributes", str(e)) from None
     except ValueError:
         raise InvalidInput("attributes", "is not JSON") from None
     if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):

@@ -178,11 +178,15 @@ def _polyglot() -> bytes:
         ({"file": _polyglot()}, 415, None),
         ({"file": sample_pdf()[:200]}, 415, None),
         ({"file": sample_png(), "content_type": "application/pdf"}, 415, None),
+        ({"data": {"attributes": "[" * 5_000}}, 422, "attributes"),
+        ({"data": {"attributes": '{"name": "张伟", "name": "李娜"}'}}, 422, "attributes"),
+        ({"data": {"attributes": '{"name": NaN}'}}, 422, "attributes"),
     ],
     ids=[
         "unknown-doc-type", "expiry-past", "expiry-unix-time", "bidi-title",
         "zero-width-title", "bidi-filename", "pdf-zip-polyglot", "truncated-pdf",
-        "png-declared-pdf",
+        "png-declared-pdf", "attributes-nested-too-deep", "attributes-key-twice",
+        "attributes-nan",
     ],
 )
 def test_an_upload_that_is_not_what_it_says_is_refused_and_stores_nothing(
