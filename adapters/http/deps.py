@@ -111,6 +111,11 @@ async def current_principal(
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         raise _unauthorized("the request was not authenticated")
+    if principal.unit is not None:  # a clerk's, a supervisor's, or an officer's
+        try:
+            check_known("unit", "unit", principal.unit)
+        except InvalidInput:
+            raise _unauthorized("the token's unit is no unit of the catalogue") from None
     return principal
 
 

@@ -431,6 +431,20 @@ def test_a_token_for_a_department_the_catalogue_does_not_know_is_refused(api: Li
     assert api.client("resident", "r-nowhere").get("/v1/me/documents").json()["items"] == []
 
 
+@pytest.mark.parametrize("path", ["/v1/department/consents", "/v1/work/queue",
+                                  "/v1/catalogue"])
+def test_an_officers_token_for_a_unit_the_catalogue_does_not_know_is_refused(
+    api: LiveApi, path: str
+) -> None:
+    """As a clerk's or a supervisor's: the docs say an unknown unit is a 401."""
+    officer = api.client("officer", "officer-li", "civil-affairs", unit="nowhere")
+    response = officer.get(path)
+    assert response.status_code == 401, response.text[:300]
+    assert response.headers["content-type"].startswith("application/problem+json")
+    at_home = api.client("officer", "officer-li", "civil-affairs", unit="heping-lane")
+    assert at_home.get(path).status_code == 200
+
+
 @pytest.mark.parametrize("department", ALL_DEPARTMENTS)
 def test_each_department_issues_and_verifies_only_what_the_policy_names(
     api: LiveApi, department: str
