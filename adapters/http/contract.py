@@ -10,7 +10,9 @@ what every ``/v1`` route shares is added here, from the same rules the code foll
 - 422 on every route that takes input, as problem+json (FastAPI's own 422 schema, which
   this API never sends, is dropped);
 - 400, 413, 415 on every route with a request body; 429 (with ``Retry-After`` and
-  ``RateLimit-*``) on the routes the guard counts (:func:`adapters.http.guard.counted`);
+  ``RateLimit-*``) on every ``/v1`` route: an address over its budget of failed
+  authentications is refused on any, a caller over their own limit on the routes the guard
+  counts (:func:`adapters.http.guard.counted`);
 - 503 ``busy`` on writes; 409 ``position-not-reached`` and 503 ``read-models-behind``
   where a read waits for a log position; ``X-Log-Position`` on the answers of writes.
 """
@@ -24,7 +26,6 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.http.fields import CATALOGUE_MARK
-from adapters.http.guard import counted
 from adapters.http.problems import PROBLEM_JSON
 from policy.catalogue import Catalogue, Kind, catalogue
 
@@ -42,7 +43,8 @@ WHY: dict[int, str] = {
     415: "the body is not of a type this route takes",
     416: "the range is malformed, or the document has none of its bytes",
     422: "a field is invalid; `field` and `errors` name it",
-    429: "over the caller's rate limit; retry after `Retry-After` seconds",
+    429: "over a rate limit (the caller's, or this address's failed authentications); "
+    "retry after `Retry-After` seconds",
     503: "a store is unreachable or busy; retry after `Retry-After` seconds",
 }
 
@@ -155,8 +157,10 @@ def _complete_operation(path: str, method: str, operation: dict[str, Any]) -> No
             _add(responses, 403)
         if path.startswith("/v1/me/") and path != "/v1/me/erase":  # for one erased
             _add(responses, 410)
-        if counted(method.upper(), path):
-            _add(responses, 429, headers={"Retry-After": _RETRY_AFTER, **_RATE})
+        # Every /v1 route: the guard answers 429 to an address that has used its budget of
+        # failed authentications, whatever it asks for; the routes it counts, to a caller
+        # over their own limit too.
+        _add(responses, 429, headers={"Retry-After": _RETRY_AFTER, **_RATE})
     if has_input:
         _add(responses, 422)
     if "requestBody" in operation:

@@ -254,6 +254,30 @@ def test_failed_authentications_per_address_are_limited(
     assert good.get("/v1/me/documents").status_code == 200
 
 
+def test_every_route_that_can_answer_429_documents_it(
+    live_api_factory: Callable[..., LiveApi],
+) -> None:
+    """Once an address has used its budget of failed authentications, every /v1 route
+    answers it 429 — counted or not — so every one documents 429 with Retry-After."""
+    api = _limited(live_api_factory, rate_limit_failed_authentications="1/minute")
+    forged = {"Authorization": "Bearer forged"}
+    anyone = api.client()
+    assert anyone.get("/v1/me/documents", headers=forged).status_code == 401
+    answer = anyone.get(f"/v1/me/documents/{'0' * 8}-0000-4000-8000-{'0' * 12}",
+                        headers=forged)
+    assert answer.status_code == 429
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert int(answer.headers["Retry-After"]) >= 1
+    paths = anyone.get("/openapi.json").json()["paths"]
+    undocumented = [
+        (method, path)
+        for path, item in paths.items() if path.startswith("/v1/")
+        for method, operation in item.items()
+        if "Retry-After" not in operation["responses"].get("429", {}).get("headers", {})
+    ]
+    assert undocumented == []
+
+
 @pytest.mark.parametrize("value", ["lots", "ten/minute", "0/minute", "10/fortnight"])
 def test_a_rate_limit_setting_that_does_not_parse_is_refused(value: str) -> None:
     from pydantic import ValidationError
