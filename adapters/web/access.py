@@ -16,7 +16,6 @@ leaf ``event - 1``); another resident's event, or no entry's, is 404.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,6 +33,7 @@ from adapters.web.pages import (
     render,
     see_other,
     signed_in,
+    whole_number,
 )
 from adapters.web.sessions import Session
 from keys.signing import SigningKeys
@@ -41,7 +41,7 @@ from projections.evidence import build_bundle
 from projections.ledger import Ledger
 from projections.queries import AccessEntry, Views
 from vault.application import Application
-from vault.errors import AccessNotFound, ResidentErased, VaultError
+from vault.errors import AccessNotFound, InvalidInput, ResidentErased, VaultError
 from vault.ids import check_resident_id
 from vault.ports import Clock
 from vault.services.applications import Applications
@@ -50,7 +50,6 @@ from vault.services.residents import Residents
 router = APIRouter(include_in_schema=False)
 PAGE = 20
 """Entries a page shows (the API's default is 50; a page checks each one in the browser)."""
-_EVENT = re.compile(r"[1-9][0-9]{0,17}")
 _RECENT_APPLICATIONS = 100
 """How many of the resident's newest applications may explain an entry's consent."""
 
@@ -68,10 +67,12 @@ def _resident(session: Session, residents: Residents) -> str:
 def _entry(views: Views, resident_id: str, event: str) -> AccessEntry | None:
     """The resident's own entry at ``event``, read with the API's query and cursor (the
     newest of theirs before ``event + 1``); None when it is not theirs, or none at all."""
-    if not _EVENT.fullmatch(event):
+    try:
+        position = whole_number("event", event, minimum=1)
+    except InvalidInput:
         return None
-    found = views.access_log(resident_id, limit=1, before=int(event) + 1)
-    return found[0] if found and found[0].position == int(event) else None
+    found = views.access_log(resident_id, limit=1, before=position + 1)
+    return found[0] if found and found[0].position == position else None
 
 
 

@@ -41,12 +41,13 @@ from adapters.web.pages import (
     render,
     see_other,
     signed_in,
+    whole_number,
 )
 from adapters.web.sessions import Session
 from policy.catalogue import Kind, catalogue
 from projections.queries import Views
 from vault.errors import InvalidInput, VaultError
-from vault.inputs import MAX_TITLE, ConsentRequest
+from vault.inputs import MAX_TITLE, MAX_USES_LIMIT, ConsentRequest
 from vault.services.residents import Residents
 from vault.workdays import CHINA
 
@@ -250,14 +251,12 @@ def _consent_request(form: dict[str, str]) -> ConsentRequest:
     except ValueError:
         raise InvalidInput("valid_until", "must be a date") from None
     uses = form.get("max_uses", "").strip()
-    if uses and not uses.isdigit():
-        raise InvalidInput("max_uses", "must be a whole number")
     return ConsentRequest(
         department=form.get("department", ""),
         doc_types=tuple(k.removeprefix(_DOC) for k in form if k.startswith(_DOC)),
         purpose=form.get("purpose", ""),
         valid_until=datetime.combine(until, time(23, 59, 59), tzinfo=CHINA),
-        max_uses=int(uses) if uses else None,
+        max_uses=whole_number("max_uses", uses, 1, MAX_USES_LIMIT) if uses else None,
     )
 
 

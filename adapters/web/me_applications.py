@@ -36,6 +36,7 @@ from adapters.web.pages import (
     render,
     see_other,
     signed_in,
+    whole_number,
 )
 from adapters.web.sessions import Session
 from policy.catalogue import catalogue
@@ -105,9 +106,11 @@ def my_applications(
     session = signed_in(request, "resident")
     if session is None:
         return see_other("/signin")
-    if before and not (before.isdigit() and len(before) <= 18):
-        return error_page(request, session, InvalidInput("before", "is not a page's place"))
-    return _list(request, session, applications, views, before=int(before) if before else None)
+    try:
+        place = whole_number("before", before) if before else None
+    except InvalidInput as e:
+        return error_page(request, session, e)
+    return _list(request, session, applications, views, before=place)
 
 
 PAGE = 20
@@ -413,10 +416,8 @@ async def rate(
     score = form.get("score", "")
     comment = form.get("comment", "").strip() or None
     try:
-        if not score.isdigit() or len(score) > 1:
-            raise InvalidInput("score", "must be a whole number from 1 to 5")
         await run_in_threadpool(applications.rate, session.principal.subject, application_id,
-                                int(score), comment)
+                                whole_number("score", score, 1, 5), comment)
     except VaultError as e:
         return await _failed(request, session, again, e)
     return see_other(f"/me/applications/{application_id}")

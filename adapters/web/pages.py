@@ -19,14 +19,16 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic_core import PydanticCustomError
 
+from adapters.http.fields import MAX_WHOLE, WholeBetween
 from adapters.http.problems import status_of
 from adapters.web.deps import SettingsDep
 from adapters.web.i18n import Language, day, language_of, translations, when
 from adapters.web.sessions import Session, WebSessions
 from keys.tokens import Principal, Role
 from policy.catalogue import catalogue
-from vault.errors import VaultError
+from vault.errors import InvalidInput, VaultError
 
 router = APIRouter(include_in_schema=False)
 SESSION_COOKIE = "cv_session"
@@ -165,6 +167,21 @@ async def read_form(request: Request) -> dict[str, str]:
     except (UnicodeDecodeError, ValueError):
         return {}
     return dict(pairs)
+
+
+def whole_number(field: str, text: str, minimum: int = 0, maximum: int = MAX_WHOLE) -> int:
+    """A whole number typed into a page (a form's field, a query's), read as the API reads
+    one in a query (:class:`WholeBetween`): ASCII digits only — not ``²`` or ``١٢``, which
+    ``str.isdigit`` takes and ``int`` chokes on or reads — at most 18 of them, from
+    ``minimum`` to ``maximum``; :class:`InvalidInput` naming ``field`` (the page's 422)
+    otherwise."""
+    try:
+        number = WholeBetween(minimum, maximum).check(text)
+    except PydanticCustomError as e:
+        raise InvalidInput(field, e.message()) from None
+    if number is None:  # (only for a value left out, which text never is)
+        raise InvalidInput(field, "is missing")
+    return number
 
 
 def _same(given: str | None, expected: str | None) -> bool:
