@@ -14,6 +14,7 @@ from adapters.http.fields import (
     ReasonField,
     ServiceField,
     StrictIn,
+    Whole,
 )
 from policy.catalogue import display_name
 from vault.application import Application
@@ -92,7 +93,7 @@ class CommitmentIn(StrictIn):
 
 
 class RatingIn(StrictIn):
-    score: int = Field(ge=1, le=5, description="1 (very poor) to 5 (very good) (好差评)")
+    score: Whole = Field(ge=1, le=5, description="1 (very poor) to 5 (very good) (好差评)")
     comment: str | None = Field(default=None, max_length=500,
                                 json_schema_extra={"pattern": printable_text_pattern()})
 

@@ -105,6 +105,18 @@ Position = Annotated[int | None, WholeBetween()]
 """A log position, e.g. X-Min-Log-Position (left out: none)."""
 
 
+def _integral(value: object) -> object:
+    """A JSON number with no fraction as the integer it is (JSON Schema's "integer" takes
+    5.0); anything else as it came, for the strict check to refuse ``"5"``, true or 5.5."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_integral)]
+"""An integer field of a JSON body: 5 or 5.0, never ``"5"``, true or 5.5."""
+
+
 class StrictIn(BaseModel):
     """A JSON body: every field of its declared JSON type (no ``"5"`` for 5, no ``1`` for
     true) and no field the API does not name."""

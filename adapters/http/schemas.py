@@ -14,6 +14,7 @@ from adapters.http.fields import (
     Instant,
     ServiceField,
     StrictIn,
+    Whole,
 )
 from adapters.http.paging import Page
 from policy.catalogue import display_name
@@ -58,7 +59,7 @@ class ConsentIn(StrictIn):
     expires_at: Instant = Field(description="when the consent ends (RFC 3339, with offset)")
     valid_from: Instant | None = Field(default=None, description="when it starts (default now)")
     max_uses: Annotated[
-        int | None,
+        Whole | None,
         WithJsonSchema({"anyOf": [
             {"type": "integer", "minimum": 1, "maximum": MAX_USES_LIMIT}, {"type": "null"},
         ]}),
@@ -228,7 +229,7 @@ class GradeRowIn(StrictIn):
     grade: Literal["A", "B", "C", "D"]
     effective_at: Instant
     sequence: Annotated[
-        int, WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_SEQUENCE})
+        Whole, WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_SEQUENCE})
     ] = Field(ge=0, le=MAX_SEQUENCE, description="newer rows have larger ones")
 
 

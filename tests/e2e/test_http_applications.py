@@ -161,7 +161,10 @@ def test_a_window_application_from_acceptance_to_rating(api: LiveApi) -> None:
     [result] = [d for d in library if d["document_id"] == approved["result_document_id"]]
     assert (result["doc_type"], result["trust_level"]) == ("subsistence-certificate", "A")
     rate = f"/v1/me/applications/{application_id}/rating"
-    assert _ok(resident.post(rate, json={"score": 5, "comment": "很快"}))["rating"]["score"] == 5
+    for bad in (4.5, True, "5"):
+        _problem(resident.post(rate, json={"score": bad}), 422, "invalid-input")
+    # JSON Schema's "integer" takes 5.0, and so does the route.
+    assert _ok(resident.post(rate, json={"score": 5.0, "comment": "很快"}))["rating"]["score"] == 5
     _problem(resident.post(rate, json={"score": 1}), 409, "already-rated")
     mine = _ok(resident.get("/v1/me/applications"))["items"]
     assert [(a["application_id"], a["status"]) for a in mine] == [(application_id, "approved")]

@@ -55,7 +55,8 @@ def _nothing_granted(resident: httpx.Client) -> None:
         ({"doc_types": ["id-card", "no-such-type"]}, "doc_types"),
         ({"max_uses": "5"}, "max_uses"),
         ({"max_uses": True}, "max_uses"),
-        ({"max_uses": 5.0}, "max_uses"),
+        ({"max_uses": 5.5}, "max_uses"),
+        ({"max_uses": 0.0}, "max_uses"),
         ({"department": 7}, "department"),
         ({"doc_types": "id-card"}, "doc_types"),
         ({"expires_at": 1893456000}, "expires_at"),
@@ -72,6 +73,23 @@ def test_a_consent_naming_what_does_not_exist_or_of_the_wrong_type_is_refused(
     resident = api.client("resident", "zhang-wei")
     _refused(resident.post("/v1/me/consents", json=_consent(**overrides)), 422, field)
     _nothing_granted(resident)
+
+
+def test_an_integral_number_is_an_integer_as_the_schema_says(api: LiveApi) -> None:
+    """JSON Schema's "integer" takes 5.0; so does every integer field of a body, while
+    "5", true and 5.5 stay refused."""
+    resident = api.client("resident", "zhang-wei")
+    granted = resident.post("/v1/me/consents", json=_consent(max_uses=5.0))
+    assert granted.status_code == 201, granted.text
+    assert granted.json()["max_uses"] == 5
+    platform = api.client("credit-platform", "credit-platform")
+    row = {"resident_id": "zhang-wei", "grade": "B", "effective_at": SOON}
+    pushed = platform.post("/v1/credit/grades", json={"updates": [row | {"sequence": 2.0}]})
+    assert pushed.status_code == 200, pushed.text
+    for sequence in ("3", True, 3.5):
+        _refused(platform.post("/v1/credit/grades",
+                               json={"updates": [row | {"sequence": sequence}]}),
+                 422, "sequence")
 
 
 def test_a_json_object_naming_a_key_twice_is_refused(api: LiveApi) -> None:
