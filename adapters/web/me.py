@@ -7,6 +7,7 @@ what its API route does, through the same service: ``POST /v1/me/documents``, ``
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import date, datetime, time
@@ -47,7 +48,7 @@ from adapters.web.sessions import Session
 from policy.catalogue import Kind, catalogue
 from projections.queries import Views
 from vault.errors import InvalidInput, VaultError
-from vault.inputs import MAX_TITLE, MAX_USES_LIMIT, ConsentRequest
+from vault.inputs import MAX_TITLE, MAX_USES_LIMIT, ConsentRequest, parse_rfc3339
 from vault.services.residents import Residents
 from vault.workdays import CHINA
 
@@ -55,6 +56,7 @@ router = APIRouter(include_in_schema=False)
 _CONSENT_FIELDS = ("department", "purpose", "until", "max_uses")
 _DOC = "doc-"
 """A consent form's document types, one checkbox each: ``doc-<type>``."""
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 
@@ -245,17 +247,22 @@ def _consents(request: Request, session: Session, views: Views, now: datetime,
 
 
 def _consent_request(form: dict[str, str]) -> ConsentRequest:
-    """The consent a form asks for: until the end of its day in China time."""
+    """The consent a form asks for: until the end of its day in China time, read as the
+    API reads ``expires_at`` (:func:`parse_rfc3339`: a year from 1900 to 2199), its uses
+    as the API bounds them, and the rest checked by the same :class:`ConsentRequest`."""
+    until = form.get("until", "")
     try:
-        until = date.fromisoformat(form.get("until", ""))
+        if not _DAY.fullmatch(until):  # (not 20261231, not 2026-W53-1, which Python reads)
+            raise ValueError(until)
+        end = datetime.combine(date.fromisoformat(until), time(23, 59, 59), tzinfo=CHINA)
     except ValueError:
-        raise InvalidInput("valid_until", "must be a date") from None
+        raise InvalidInput("valid_until", "must be a date written YYYY-MM-DD") from None
     uses = form.get("max_uses", "").strip()
     return ConsentRequest(
         department=form.get("department", ""),
         doc_types=tuple(k.removeprefix(_DOC) for k in form if k.startswith(_DOC)),
         purpose=form.get("purpose", ""),
-        valid_until=datetime.combine(until, time(23, 59, 59), tzinfo=CHINA),
+        valid_until=parse_rfc3339("valid_until", end.isoformat()),
         max_uses=whole_number("max_uses", uses, 1, MAX_USES_LIMIT) if uses else None,
     )
 
