@@ -306,10 +306,10 @@ def test_the_pages_proof_is_the_apis_entry(demo: LiveApi) -> None:
 def test_another_residents_entries_are_not_found(demo: LiveApi) -> None:
     card = next(d for d in demo.services.views.library("li-na", limit=50)
                 if d.doc_type == "id-card")
-    with pytest.raises(AccessDenied) as asked:  # 住建局 for 李娜's, on a consent run out
+    with pytest.raises(AccessDenied) as asked:  # 人社局 for 李娜's, with no consent of hers
         demo.services.fetches.fetch(
-            officer="officer-zhou", department="housing", resident_id="li-na",
-            document_id=card.document_id, purpose="housing-subsidy",
+            officer="officer-qian", department="human-resources", resident_id="li-na",
+            document_id=card.document_id, purpose="employment-subsidy",
         )
     _signed(demo)
     [theirs] = demo.services.views.access_log("li-na", limit=1)
