@@ -6,6 +6,8 @@ and a number in a query or header is plain decimal digits (never ``1.0``, ``+1``
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -115,6 +117,18 @@ def _integral(value: object) -> object:
 
 Whole = Annotated[int, BeforeValidator(_integral)]
 """An integer field of a JSON body: 5 or 5.0, never ``"5"``, true or 5.5."""
+
+
+@contextmanager
+def named_as_sent(names: Mapping[str, str]) -> Iterator[None]:
+    """Name a field the vault refuses (:class:`InvalidInput`) as the request named it
+    (``{"valid_until": "expires_at"}``): a 422 names what the caller sent."""
+    try:
+        yield
+    except InvalidInput as e:
+        if e.field not in names:
+            raise
+        raise InvalidInput(names[e.field], e.problem) from None
 
 
 class StrictIn(BaseModel):

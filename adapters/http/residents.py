@@ -25,7 +25,7 @@ from adapters.http.deps import (
     answer_position,
 )
 from adapters.http.downloads import Disposition, content_response, requested_range
-from adapters.http.fields import ConsentIdPath, DocumentIdPath
+from adapters.http.fields import ConsentIdPath, DocumentIdPath, named_as_sent
 from adapters.http.paging import Cursor, Limit, Page, decode_cursor, paged
 from adapters.http.schemas import (
     AccessLogPage,
@@ -134,17 +134,18 @@ def grant_consent(
     """Let one department fetch some document types for one purpose, until a time.
 
     Beyond the schema: `expires_at` must lie ahead and after `valid_from` (422)."""
-    granted = consents.grant(
-        resident,
-        ConsentRequest(
-            department=body.department,
-            doc_types=tuple(body.doc_types),
-            purpose=body.purpose,
-            valid_until=body.expires_at,
-            valid_from=body.valid_from,
-            max_uses=body.max_uses,
-        ),
-    )
+    with named_as_sent({"valid_until": "expires_at"}):
+        granted = consents.grant(
+            resident,
+            ConsentRequest(
+                department=body.department,
+                doc_types=tuple(body.doc_types),
+                purpose=body.purpose,
+                valid_until=body.expires_at,
+                valid_from=body.valid_from,
+                max_uses=body.max_uses,
+            ),
+        )
     answer_position(response, granted.position)
     out = consent_out(granted.consent, clock.now())
     return GrantedConsentOut(**out.model_dump(), receipt=granted.receipt)

@@ -75,6 +75,23 @@ def test_a_consent_naming_what_does_not_exist_or_of_the_wrong_type_is_refused(
     _nothing_granted(resident)
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [{"expires_at": "2020-01-01T00:00:00+08:00"},
+     {"valid_from": "2030-01-02T00:00:00+08:00", "expires_at": "2030-01-01T00:00:00+08:00"}],
+    ids=["expiry-past", "expiry-before-start"],
+)
+def test_a_consents_expiry_is_refused_under_the_name_the_request_used(
+    api: LiveApi, overrides: dict[str, str]
+) -> None:
+    resident = api.client("resident", "zhang-wei")
+    response = resident.post("/v1/me/consents", json=_consent(**overrides))
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "expires_at"
+    assert response.json()["detail"].startswith("expires_at: ")
+    _nothing_granted(resident)
+
+
 def test_an_integral_number_is_an_integer_as_the_schema_says(api: LiveApi) -> None:
     """JSON Schema's "integer" takes 5.0; so does every integer field of a body, while
     "5", true and 5.5 stay refused."""
