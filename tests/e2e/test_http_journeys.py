@@ -22,6 +22,9 @@ from adapters.samples import sample_pdf, sample_png
 from keys.receipts import verify_consent_receipt
 from projections import queries
 from tests.e2e.conftest import LiveApi
+from tests.e2e.pages import browser
+
+__all__ = ["browser"]  # a fixture
 
 PDF = sample_pdf("a resident's document")
 
@@ -519,6 +522,42 @@ def test_the_api_docs_load_nothing_from_outside_the_service(api: LiveApi, page: 
         assert httpx.get(f"{api.base_url}{url}").status_code == 200, url
     assert "cdn." not in html
     assert "fonts.googleapis" not in html
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_docs_carry_a_policy_that_runs_only_the_services_scripts_and_forbids_framing(
+    api: LiveApi, page: str
+) -> None:
+    answer = httpx.get(f"{api.base_url}{page}")
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in answer.headers["Content-Security-Policy"].split(";")
+    )
+    assert policy["frame-ancestors"] == "'none'"
+    assert policy["default-src"] == "'none'"
+    sources = policy["script-src"].split()
+    assert sources[0] == "'self'"
+    assert all(s.startswith("'sha256-") for s in sources[1:])  # its own inline script only
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("page", "shown"), [("/docs", ".swagger-ui .info"),
+                                             ("/redoc", "redoc h1")])
+def test_the_api_docs_work_in_a_browser_under_their_policy(
+    browser: Any, api: LiveApi, page: str, shown: str
+) -> None:
+    """Chromium renders each page; its policy refuses nothing of the service's own (only
+    ReDoc's logo from cdn.redoc.ly, which an intranet could not reach anyway)."""
+    refused: list[str] = []
+    tab = browser.new_page()
+    tab.on("console", lambda m: refused.append(m.text)
+           if "Content Security Policy" in m.text else None)
+    tab.goto(f"{api.base_url}{page}")
+    tab.wait_for_selector(shown, timeout=15_000)
+    assert "civicvault" in tab.locator(shown).first.inner_text().lower()
+    tab.close()
+    assert all(re.search(r"'https://(?!127\.0\.0\.1)", r) for r in refused), refused
 
 
 def test_every_issue_and_verification_shows_in_the_audit_and_the_residents_log(
