@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from adapters.progress import Progress
-from adapters.settings import Settings
+from adapters.settings import DEFAULT_DATA_DIR, Settings
 from adapters.wiring import Services, next_key_file, open_services, previous_key_file
 from keys.errors import BadMasterKey, KeyLayerError
 from keys.files import fsync_dir
@@ -46,6 +46,17 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+_DATA_DIR_IS = "where the embedded database, blobs and key file live"
+
+
+def _data_dir_default() -> str:
+    """The data directory a command uses without --data-dir, as it is here and now."""
+    named = os.environ.get("CIVICVAULT_DATA_DIR")
+    if named:
+        return f"{Path(named).absolute()}, from $CIVICVAULT_DATA_DIR"
+    return f"{Path.cwd() / DEFAULT_DATA_DIR}; $CIVICVAULT_DATA_DIR names another"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="civicvault", description="civicvault e-credential vault")
     common = _Parser(add_help=False)
@@ -53,14 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir",
         type=Path,
         default=None,
-        help="where the embedded database, blobs and key file live "
-        "(default: $CIVICVAULT_DATA_DIR, else ./.civicvault)",
+        help=f"{_DATA_DIR_IS} (default: {_data_dir_default()})".replace("%", "%%"),
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = commands.add_parser("serve", parents=[common], help="run the HTTP API")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=_port, default=8000, help="port to listen on")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8000,
+                       help="port to listen on (default 8000)")
     serve.add_argument(
         "--demo", action="store_true", help="seed a demo community and print tokens to try it"
     )
@@ -82,9 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(run=_token)
 
     demo = commands.add_parser(
-        "demo", parents=[common],
+        "demo",
         help="a narrated walk through the vault, on a scratch store of its own (removed "
         "afterwards) unless --data-dir names one",
+    )
+    demo.add_argument(
+        "--data-dir", type=Path, default=None,
+        help=f"{_DATA_DIR_IS} (default: a scratch directory of its own, removed afterwards)",
     )
     demo.set_defaults(run=_demo)
 

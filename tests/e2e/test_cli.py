@@ -360,3 +360,22 @@ def test_the_demo_welcome_never_sends_document_bytes_to_the_terminal(tmp_path: P
     for line in fetches:
         assert line.strip().startswith("curl ")
         assert " -o " in line, line
+
+
+def test_serve_help_says_the_data_directory_it_would_use(tmp_path: Path) -> None:
+    """The --data-dir default named in the help is the one serve would use here and now."""
+
+    def said(*args: str, env: dict[str, str] | None = None) -> str:
+        return "".join(civicvault(*args, env=env).stdout.split())  # however it is wrapped
+
+    def squeezed(text: str) -> str:
+        return "".join(text.split())
+
+    plain = said("serve", "--help")
+    assert squeezed(f"(default: {Path.cwd() / '.civicvault'};") in plain, plain
+    assert squeezed("(default 127.0.0.1)") in plain
+    assert squeezed("(default 8000)") in plain
+    named = said("serve", "--help", env={"CIVICVAULT_DATA_DIR": str(tmp_path)})
+    assert squeezed(f"(default: {tmp_path}, from $CIVICVAULT_DATA_DIR") in named, named
+    demo = said("demo", "--help")
+    assert squeezed("(default: a scratch directory") in demo, demo
