@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.requests import cookie_parser
 from starlette.responses import HTMLResponse, JSONResponse
@@ -29,6 +28,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.problems import problem_response
+from adapters.http.rate_storage import SweptMemoryStorage
 from adapters.http.strict_json import NotStrictJson, is_json_media, loads_strict
 from adapters.http.uploads import UploadBounds
 from keys.tokens import InvalidToken, Principal, TokenVerifier
@@ -96,7 +96,7 @@ class Guard:
         self.limits = limits
         self.signed_in = signed_in
         self.session_cookie = session_cookie
-        self._window = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self._window = SlidingWindowCounterRateLimiter(SweptMemoryStorage())
         self._fetches = parse(limits.fetches)
         self._writes = parse(limits.writes)
         self._failures = parse(limits.failed_authentications)
