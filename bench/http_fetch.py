@@ -254,8 +254,10 @@ def bare_app() -> FastAPI:
     """
     from fastapi import FastAPI, Response
 
+    from adapters.http.app import NO_TELEMETRY
+
     content = Path(os.environ[BARE_FILE_ENV]).read_bytes()
-    app = FastAPI()
+    app = FastAPI(telemetry=NO_TELEMETRY)  # as ours: FastAPI's OpenTelemetry hooks off
 
     @app.get(DOCUMENT_ROUTE)
     async def bare(resident: str, document: str) -> Response:

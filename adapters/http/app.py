@@ -13,6 +13,7 @@ from pathlib import Path
 from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
+from fastapi.telemetry import TelemetryConfig
 
 from adapters.http import (
     applications,
@@ -56,6 +57,12 @@ def ledger_lag(services: Services) -> tuple[int, int]:
     return head - services.ledger.size(), head - (signed.tree_size if signed else 0)
 
 
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+"""FastAPI's own OpenTelemetry hooks, off: the service exports Prometheus metrics and JSON
+logs; left on, every request asks OpenTelemetry whether a provider is configured (a few
+lookups in the environment each time)."""
+
+
 def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
     """The HTTP service over open services; it keeps the read models up to date itself
     unless ``CIVICVAULT_PROJECTIONS_IN_PROCESS`` is false."""
@@ -89,6 +96,7 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         dependencies=[Depends(catalogue_in_force), Depends(no_unknown_query)],
+        telemetry=NO_TELEMETRY,
     )
     install_api_docs(app)
     metrics = Metrics()
