@@ -4,7 +4,7 @@ or acceptance the document does not describe fails the suite.
 
 It runs the ``schemathesis`` command itself, as anyone would against a deployment, on a
 server with the rate limits lifted (a fuzzer is faster than any limit meant for people).
-``CIVICVAULT_SCHEMATHESIS_EXAMPLES`` (default 20) sets the examples per operation and
+``CIVICVAULT_SCHEMATHESIS_EXAMPLES`` (default 12) sets the examples per operation and
 ``CIVICVAULT_SCHEMATHESIS_SEED`` the seed (default fixed, so that CI is repeatable; set
 it to ``random`` to explore).
 """
@@ -29,10 +29,11 @@ from policy.scales import Grade
 from tests.e2e.conftest import LiveApi
 from vault.inputs import ConsentRequest, DocumentDetails, GradeUpdate
 
-EXAMPLES = int(os.environ.get("CIVICVAULT_SCHEMATHESIS_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("CIVICVAULT_SCHEMATHESIS_EXAMPLES", "12"))
 """Examples per operation on the embedded stack; PostgreSQL + S3, the same contract over
-other stores, gets half as many (the suite must stay within its time). Most of the run is
-the coverage phase, whatever this is: 12 examples saved only ~7 s of ~160 here."""
+other stores, gets half as many (the suite must stay within its ten minutes on two cores:
+at 20 the two runs took 230 s and 175 s of them on a slow machine, most in the fuzzing
+phase). Set it higher, and the seed to ``random``, to explore."""
 SEED = os.environ.get("CIVICVAULT_SCHEMATHESIS_SEED", "20261206")
 
 # Where the answer depends on more than each field alone, a request the schema allows
@@ -158,6 +159,9 @@ def test_the_api_does_what_its_openapi_document_says(
         "--phases", "examples,coverage,fuzzing,stateful",
         "--max-examples", str(EXAMPLES if not stack else max(EXAMPLES // 2, 1)),
         "--workers", "1",
+        # Hypothesis' timing of its own data generation, not a check of the API: on a
+        # loaded machine the upload's multipart schema failed it (2026-12-07).
+        "--suppress-health-check", "too_slow",
         "--output-truncate", "false",
         "--report", "junit", "--report-dir", str(tmp_path / "report"),
     ]

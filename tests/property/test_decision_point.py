@@ -310,7 +310,7 @@ def test_partitioning_is_exact(large: tuple[PolicyRules, DecisionPoint, dict[str
 
 
 @pytest.mark.slow
-@settings(max_examples=100)
+@settings(max_examples=50)  # each example is REQUESTS_PER_EXAMPLE requests
 @given(data=st.data())
 def test_large_policy_decides_like_casbin(
     large: tuple[PolicyRules, DecisionPoint, dict[str, Any]], data: st.DataObject
