@@ -8,7 +8,6 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from copy import deepcopy
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import takewhile
@@ -108,21 +107,6 @@ class Store:
             except ResidentKeyShredded as e:
                 raise ResidentErased(str(e)) from None
         raise Contention("too many concurrent changes; try again")
-
-    def remember(self, *aggregates: Aggregate) -> None:
-        """Put copies of aggregates just saved in this process's cache.
-
-        The library leaves its cache alone on a save when it fast-forwards cached
-        aggregates (as here, for several processes on one store), so the next load would
-        read back and replay the events this process just wrote. A copy of the saved state
-        is a correct start for that fast-forward: anything written since, by any process,
-        is still read and applied. Copies, so that what callers hold is never changed by
-        a fast-forward."""
-        cache = self._app.repository.cache
-        if cache is None:
-            return
-        for aggregate in aggregates:
-            cache.put(aggregate.id, deepcopy(aggregate))
 
     def forget(self, *aggregate_ids: UUID) -> None:
         """Drop aggregates from this process's cache."""
