@@ -27,6 +27,7 @@ class SqlKeyTable:
         self._signing = self._db.table(SIGNING_KEYS)
         blob = self._db.blob
         with self._transaction() as run:
+            run.schema_lock()
             run(
                 f"CREATE TABLE IF NOT EXISTS {self._residents} ("
                 "resident_id TEXT PRIMARY KEY, "

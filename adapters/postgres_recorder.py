@@ -31,7 +31,7 @@ from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
-from adapters.sql import quoted
+from adapters.sql import SCHEMA_LOCK, quoted
 from projections.database import LogTable
 
 
@@ -85,6 +85,19 @@ class OrderedPostgresApplicationRecorder(PostgresApplicationRecorder):
         ).format(
             schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
         )
+
+    def create_table(self) -> None:
+        """The library's, while any other process making the same tables waits: its
+        ``CREATE … IF NOT EXISTS`` statements and its types (made in transactions of their
+        own) are not safe against a concurrent maker, so two processes started at once on
+        a new database could fail one of them. The lock (:data:`adapters.sql.SCHEMA_LOCK`)
+        is held on a connection of its own for the whole of it."""
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            try:
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_notifications(

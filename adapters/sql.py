@@ -38,6 +38,9 @@ class Write:
             self._cursor.executemany(self._sql(statement), rows)
 
 
+SCHEMA_LOCK = 0x63_76_5F_64_64_6C  # "cv_ddl": the advisory lock of schema changes
+
+
 class Run:
     """Runs statements in one transaction: ``run(statement, params=())`` -> rows as tuples
     (empty for statements without a result)."""
@@ -62,6 +65,14 @@ class Run:
             return []
         rows = cursor.fetchall() or []
         return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
+
+    def schema_lock(self) -> None:
+        """Make this transaction's schema changes wait for any other process's, until it
+        ends. PostgreSQL's ``CREATE TABLE IF NOT EXISTS`` is not safe against a concurrent
+        one: both may find the table missing, and one then fails on the catalogue's unique
+        index (two processes started at once). SQLite has one writer at a time anyway."""
+        if not self._sqlite:
+            self(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
 
     def locked(
         self, table: str, column: str, where: str, params: Params

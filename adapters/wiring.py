@@ -22,7 +22,7 @@ from adapters.eventstore import RecordedLog, VaultApplication
 from adapters.keytable import SqlKeyTable
 from adapters.notices import PdfNotices
 from adapters.settings import Settings
-from adapters.sql import Database, LogWakeups
+from adapters.sql import SCHEMA_LOCK, Database, LogWakeups
 from keys.errors import BadMasterKey
 from keys.master import MasterKey, MasterKeys, load_or_create_key_file
 from keys.receipts import ConsentTerms, sign_consent_receipt
@@ -255,11 +255,21 @@ def event_store_env(settings: Settings) -> dict[str, str]:
 
 
 def ensure_postgres_schema(database_url: str, schema: str) -> None:
+    from psycopg import sql  # the postgres extra
+
+    with _connected(database_url) as conn, conn.transaction():
+        # Two processes started at once: CREATE … IF NOT EXISTS is not safe against a
+        # concurrent one, so each waits for the other (adapters.sql.SCHEMA_LOCK).
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
+def _connected(database_url: str) -> Any:
+    """A connection of its own to the configured PostgreSQL, in autocommit."""
     import psycopg  # the postgres extra
-    from psycopg import sql
 
     url = urlparse(database_url)
-    with psycopg.connect(
+    return psycopg.connect(
         dbname=unquote(url.path.lstrip("/")) or "postgres",
         host=url.hostname or "127.0.0.1",
         port=url.port or 5432,
@@ -267,8 +277,7 @@ def ensure_postgres_schema(database_url: str, schema: str) -> None:
         password=unquote(url.password or ""),
         autocommit=True,
         connect_timeout=10,
-    ) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    )
 
 
 def blob_store(settings: Settings) -> BlobStore:

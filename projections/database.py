@@ -29,6 +29,11 @@ class Run(Protocol):
         """The statement's rows as tuples (none for a statement without a result)."""
         ...
 
+    def schema_lock(self) -> None:
+        """Make this transaction's schema changes (``CREATE … IF NOT EXISTS``) wait for any
+        other process's, until it ends."""
+        ...
+
     def locked(
         self, table: str, column: str, where: str, params: Params
     ) -> list[tuple[Any, ...]]:

@@ -175,6 +175,7 @@ class Ledger:
         self.state_table = db.table(STATE)
         self.checkpoints_table = db.table(CHECKPOINTS)
         with db.transaction() as run:
+            run.schema_lock()
             run(
                 f"CREATE TABLE IF NOT EXISTS {self.nodes_table} (level INTEGER NOT NULL, "
                 f"idx BIGINT NOT NULL, hash {db.blob} NOT NULL, PRIMARY KEY (level, idx))"

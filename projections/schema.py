@@ -23,6 +23,7 @@ def view_table(db: Database, view: str, generation: int) -> str:
 def create_common(db: Database) -> None:
     """The tables every generation shares: positions reached, and which generation serves."""
     with db.transaction() as run:
+        run.schema_lock()
         run(
             f"CREATE TABLE IF NOT EXISTS {db.table(TRACKING)} ("
             "name TEXT NOT NULL, generation INTEGER NOT NULL, position BIGINT NOT NULL, "

@@ -95,6 +95,7 @@ class Flows:
         self._db = db
         self._table = db.table(TABLE)
         with db.transaction() as run:
+            run.schema_lock()
             run(f"CREATE TABLE IF NOT EXISTS {self._table} (state_hash TEXT PRIMARY KEY, "
                 "browser_hash TEXT NOT NULL, verifier TEXT NOT NULL, nonce TEXT NOT NULL, "
                 "redirect_uri TEXT NOT NULL, expires_at TEXT NOT NULL)")

@@ -33,6 +33,7 @@ class WebSessions:
         self._lifetime = lifetime
         self._table = db.table(TABLE)
         with db.transaction() as run:
+            run.schema_lock()
             run(f"CREATE TABLE IF NOT EXISTS {self._table} (id_hash TEXT PRIMARY KEY, "
                 "claims TEXT NOT NULL, csrf TEXT NOT NULL, expires_at TEXT NOT NULL)")
 
