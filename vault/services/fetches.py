@@ -241,7 +241,9 @@ class Fetches:
                 _settle(done, exception=e)
                 return
             reading = recorded.reading
-            assert reading is not None  # an allowed fetch asked to be read is being read
+            if reading is None:  # every allowed fetch asked to be read is being read
+                _settle(done, exception=RuntimeError("an allowed fetch was not read"))
+                return
             reading.add_done_callback(partial(deliver, recorded=recorded))
 
         committed.add_done_callback(committed_then)
