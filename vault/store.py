@@ -210,7 +210,9 @@ class Warm:
             held = self._store.find(aggregate_id)
             self._held[aggregate_id] = held
             if len(self._held) > self._capacity:
-                self._held.popitem(last=False)
+                # With those related to it: a resident's documents are never held without
+                # the resident, whose change (an erasure) drops them.
+                self.drop(next(iter(self._held)))
         else:
             self._held.move_to_end(aggregate_id)
         return held

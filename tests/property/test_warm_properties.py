@@ -169,3 +169,23 @@ def test_the_least_recently_used_go_first_and_a_flood_of_changes_forgets_everyth
     warm.refresh()
     assert warm.get(a) is not held_a  # more than MAX_CHANGES: everything forgotten
     vault.close()
+
+
+def test_a_resident_that_makes_room_takes_its_documents_and_consents_with_it() -> None:
+    world = _World()
+    vault = world.vault
+    world.write("upload", "r1")
+    world.write("grant", "r1")
+    world.write("upload", "r2")
+    resident = vault.store.find(resident_aggregate_id("r1"))
+    other = vault.store.find(resident_aggregate_id("r2"))
+    assert isinstance(resident, Resident)
+    assert isinstance(other, Resident)
+    warm = Warm(vault.store, capacity=3, related=_held_with)
+    warm.refresh()
+    held = [warm.get(i) for i in (resident.id, *resident.document_ids, *resident.consent_ids)]
+    # Over capacity: r1, the least recently used, goes, and its document and consent with
+    # it, though they were used later.
+    warm.get(other.id)
+    assert warm.get(resident.document_ids[0]) is not held[1]
+    assert warm.get(resident.consent_ids[0]) is not held[2]
