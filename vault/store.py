@@ -75,9 +75,10 @@ class Store:
     def find(self, aggregate_id: UUID) -> object | None:
         """The aggregate of that id, of whatever kind, or None."""
         try:
-            return self._app.repository.get(aggregate_id)
+            found: object = self._app.repository.get(aggregate_id, projector_func=_replayed)
         except AggregateNotFoundError:
             return None
+        return found
 
     def has_events(self, aggregate_id: UUID) -> bool:
         """Whether anything was ever recorded for that id (read from the store itself)."""
@@ -136,6 +137,16 @@ class Store:
 
     def close(self) -> None:
         self._app.close()
+
+
+def _replayed(state: Any, events: Iterable[Any]) -> Any:
+    """Each event applied to the state the one before left: the library's own projector
+    does the same, but first checks each event against a runtime-checkable Protocol, an
+    ``isinstance`` that cost a tenth of an application's acceptance (every event here is
+    an aggregate event the mapper made)."""
+    for event in events:
+        state = event.mutate(state)
+    return state
 
 
 _ABSENT = object()

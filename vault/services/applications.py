@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -21,13 +22,11 @@ from vault.application import Application, AuthorizationCode, Decision
 from vault.consent import Consent
 from vault.document import Document, has_expired
 from vault.errors import (
-    ApplicationClosed,
     ApplicationNotFound,
     CodeRefused,
     DocumentNotFound,
     InvalidInput,
     ServiceNotAcceptedHere,
-    StepMoved,
 )
 from vault.ids import check_resident_id, parse_uuid
 from vault.inputs import DocumentDetails, check_known, check_text
@@ -455,31 +454,36 @@ class Applications:
             check_known("materials", "doc_type", doc_type)
             if doc_type not in needs:
                 raise InvalidInput("materials", f"{doc_type} is no material of {service_id}")
-        issued: list[str] = []
+
+        def decided(application: Application, result_document_id: str | None) -> Application:
+            application.decide(
+                department=department, officer=officer, decision=decision, reason=reason,
+                asked_for=list(asked_for), result_document_id=result_document_id,
+                at=self._clock.now(), calendar=self._calendar,
+            )
+            return application
 
         def decide() -> Written[Application]:
             application = self.application(application_id)
             last = decision == "approve" and application.at_current_step(department) and (
                 application.is_last_approval(department)
             )
-            if last and not issued:  # (in the loop: a side-by-side step may become last)
-                issued.append(self._issue_result(application, officer))
-            application.decide(
-                department=department, officer=officer, decision=decision, reason=reason,
-                asked_for=list(asked_for), result_document_id=issued[0] if last else None,
-                at=self._clock.now(), calendar=self._calendar,
-            )
-            return Written(application, self._store.save(application))
+            if not last:
+                return Written(decided(application, None),
+                               self._store.save(application))
+            # The last approval and the notice it issues are one transaction: both or
+            # neither (another reviewer deciding first ends it with nothing filed). Each
+            # attempt of the filing decides the application as it stands then.
+            approved: list[Application] = []
 
-        try:
-            return self._store.retrying(decide)
-        except (StepMoved, ApplicationClosed):
-            if issued:  # another reviewer decided first: take the notice back
-                application = self.application(application_id)
-                owner = self._catalogues.current().service(application.service_id).department
-                self._documents.revoke(owner, issued[0], "another reviewer decided the "
-                                       "application first")
-            raise
+            def approve(document: Document) -> list[Application]:
+                approved[:] = [decided(self.application(application_id), str(document.id))]
+                return approved
+
+            issued = self._issue_result(application, officer, approve)
+            return Written(approved[0], issued.position)
+
+        return self._store.retrying(decide)
 
     def supply(
         self, resident_id: str, application_id: UUID | str, doc_type: str,
@@ -657,16 +661,18 @@ class Applications:
                 return document
         return None
 
-    def _issue_result(self, application: Application, officer: str) -> str:
+    def _issue_result(
+        self, application: Application, officer: str,
+        together: Callable[[Document], Sequence[object]],
+    ) -> Written[Document]:
         service = self._catalogues.current().service(application.service_id)
         content, content_type = self._printer.notice(service, application)
-        issued = self._documents.issue(
+        return self._documents.issue(
             service.department, officer, application.resident_id, [content],
             DocumentDetails(service.issues, f"{service.name_zh} {application.number}",
                             content_type),
-            request_id=f"application:{application.id}",
+            request_id=f"application:{application.id}", together=together,
         )
-        return str(issued.value.id)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
@@ -110,10 +110,16 @@ class Documents:
         *,
         replaces: UUID | str | None = None,
         request_id: str | None = None,
+        together: Callable[[Document], Sequence[object]] = lambda _: (),
     ) -> Written[Document]:
         """A department issues a document into a resident's library (trust level A), if
         the policy lets it issue that document type. Every attempt is recorded; a refused
-        one is :class:`AttestationDenied` and stores nothing of the document."""
+        one is :class:`AttestationDenied` and stores nothing of the document.
+
+        ``together`` gives what else changes with the filing, saved in its transaction
+        (the approval that issues an application's notice): called again on each attempt
+        of the save, with the document about to be filed; if it raises, nothing is filed
+        and the sealed content is discarded."""
         check_known("department", "department", department)
         check_text("officer", officer, 128)
         check_resident_id(resident_id)
@@ -146,7 +152,7 @@ class Documents:
             )
             return [attempt, document]
 
-        return self._file(resident_id, content, details, replaces, issue)
+        return self._file(resident_id, content, details, replaces, issue, together)
 
     def verify(
         self,
@@ -309,6 +315,7 @@ class Documents:
         details: DocumentDetails,
         replaces: UUID | str | None,
         create: Callable[..., list[Any]],
+        together: Callable[[Document], Sequence[object]] = lambda _: (),
     ) -> Written[Document]:
         replaced_id = parse_uuid("replaces", replaces) if replaces is not None else None
         if details.expires_at is not None and details.expires_at <= self._clock.now():
@@ -331,16 +338,20 @@ class Documents:
                 "replaces": replaced_id,
                 **stored,
             }
-            return self._store.retrying(lambda: self._record_filing(document_id, fields, create))
+            return self._store.retrying(
+                lambda: self._record_filing(document_id, fields, create, together)
+            )
         except BaseException:
             self._discard_unfiled_blob(document_id, blob_key)
             raise
 
     def _record_filing(
-        self, document_id: UUID, fields: dict[str, Any], create: Callable[..., list[Any]]
+        self, document_id: UUID, fields: dict[str, Any], create: Callable[..., list[Any]],
+        together: Callable[[Document], Sequence[object]],
     ) -> Written[Document]:
         """Event second: the document (after the attempt that issued it, if one did), the
-        resident's index and any older version, atomically."""
+        resident's index, any older version and what changes ``together`` with it,
+        atomically."""
         resident = self._residents.active(fields["resident_id"])
         old = (
             self._check_replaceable(fields["resident_id"], fields["replaces"], fields["doc_type"])
@@ -354,6 +365,7 @@ class Documents:
         if old is not None:
             old.supersede(document.id, now)
             changed.append(old)
+        changed.extend(together(document))
         return Written(document, self._store.save(*changed))
 
     def _check_replaceable(self, resident_id: str, document_id: UUID, doc_type: str) -> Document:
