@@ -42,6 +42,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.policy
 	$(BIN)/python -m bench.fetch
 	$(BIN)/python -m bench.http_fetch
+	$(BIN)/python -m bench.http_applications
 	$(BIN)/python -m bench.projections
 	$(BIN)/python -m bench.ledger
 	$(BIN)/python -m bench.readjudicate

@@ -307,6 +307,7 @@ class WrkRun:
     wrong_length: int
     socket_errors: dict[str, int]
     latency_us: dict[str, float]
+    accepted: int  # applications accepted (bench/http_applications.lua; 0 for a fetch)
     server_cpu: float
     client_cpu: float
     per_worker: list[int]  # connections each server worker held one second in, most first
@@ -344,14 +345,16 @@ def wrk_version(wrk: str) -> str:
 
 def run_wrk(
     wrk: str, server: Server, paths_file: Path, connections: int, seconds: int,
-    env: dict[str, str],
+    env: dict[str, str], *, script: Path = LUA_SCRIPT, argument: str = str(DOCUMENT_BYTES),
 ) -> WrkRun:
-    """One wrk run of ``seconds`` against ``server``, with the CPU both sides spent."""
+    """One wrk run of ``seconds`` against ``server``, with the CPU both sides spent:
+    ``script`` is given the file, ``argument`` (by default this bench's script and the
+    document's length) and the number of wrk's threads."""
     threads = min(WRK_THREADS, connections)
     command = [
         wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
-        "--timeout", WRK_TIMEOUT, "-s", str(LUA_SCRIPT), server.base_url,
-        "--", str(paths_file), str(DOCUMENT_BYTES), str(threads),
+        "--timeout", WRK_TIMEOUT, "-s", str(script), server.base_url,
+        "--", str(paths_file), argument, str(threads),
     ]
     server_cpu = server.cpu_seconds()
     client = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -381,6 +384,7 @@ def run_wrk(
         wrong_length=int(result["wrong_length"]),
         socket_errors={str(k): int(v) for k, v in result["errors"].items()},
         latency_us={str(k): float(v) for k, v in result["latency_us"].items()},
+        accepted=int(result.get("accepted", 0)),
         server_cpu=server_cpu,
         client_cpu=client_cpu,
         per_worker=per_worker,
