@@ -6,6 +6,7 @@ ledger, each given only what it uses."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -205,9 +206,11 @@ class ViewsLibrary:
     def __init__(self, views: Views) -> None:
         self._views = views
 
-    def current_documents(self, resident_id: str, doc_type: str) -> list[UUID]:
-        entries = self._views.library(resident_id, limit=20, doc_types={doc_type})
-        return [UUID(e.document_id) for e in entries]
+    def current_documents(
+        self, resident_id: str, doc_types: Set[str]
+    ) -> dict[str, list[UUID]]:
+        found = self._views.current_documents(resident_id, doc_types, per_type=20)
+        return {doc_type: [UUID(i) for i in ids] for doc_type, ids in found.items()}
 
     def applications(self, resident_id: str) -> list[UUID]:
         """The resident's ten newest applications: enough to fill a form from."""

@@ -44,6 +44,9 @@ class SigningKeys:
     def __init__(self, table: KeyTable, master: MasterKeys) -> None:
         self._table = table
         self._master = master
+        # Private keys unwrapped before, by key id and wrapped bytes: a receipt signed per
+        # consent then costs the key table's query, not an unwrap each time.
+        self._unwrapped: dict[tuple[str, bytes], Ed25519PrivateKey] = {}
 
     def current(self, purpose: str) -> SigningKey:
         """The key that signs for ``purpose`` now, created on first use."""
@@ -99,6 +102,12 @@ class SigningKeys:
         return record
 
     def _private(self, record: SigningKeyRecord) -> Ed25519PrivateKey:
-        context = wrap_context("signing", record.kid)
-        raw = self._master.unwrap(record.wrapped_private, record.master_key_id, context=context)
-        return Ed25519PrivateKey.from_private_bytes(raw)
+        held = (record.kid, record.wrapped_private)
+        private = self._unwrapped.get(held)
+        if private is None:
+            context = wrap_context("signing", record.kid)
+            raw = self._master.unwrap(
+                record.wrapped_private, record.master_key_id, context=context
+            )
+            private = self._unwrapped[held] = Ed25519PrivateKey.from_private_bytes(raw)
+        return private

@@ -222,6 +222,26 @@ class Views:
         rows = self._query(LIBRARY, f"{where} ORDER BY position DESC LIMIT ?", (*params, limit))
         return [self._library_entry(row) for row in rows]
 
+    def current_documents(
+        self, resident_id: str, doc_types: Set[str], *, per_type: int
+    ) -> dict[str, list[str]]:
+        """The ids of the resident's active documents of each of ``doc_types``, newest
+        first, at most ``per_type`` of each: one query, nothing opened."""
+        if not doc_types:
+            return {}
+        rows = self._select(
+            LIBRARY, "document_id, doc_type",
+            "WHERE document_id IN (SELECT document_id FROM (SELECT document_id, ROW_NUMBER() "
+            f"OVER (PARTITION BY doc_type ORDER BY position DESC) AS n FROM {JOINED} "
+            f"WHERE resident_id = ? AND status = 'active' AND doc_type IN ({_marks(doc_types)})"
+            ") AS ranked WHERE n <= ?) ORDER BY position DESC",
+            (resident_id, *sorted(doc_types), per_type), joined=LIBRARY,
+        )
+        found: dict[str, list[str]] = {doc_type: [] for doc_type in doc_types}
+        for document_id, doc_type in rows:
+            found[doc_type].append(document_id)
+        return found
+
     def fetchable(
         self,
         resident_id: str,

@@ -569,6 +569,39 @@ def test_a_library_read_for_some_types_at_a_moment_leaves_out_the_rest(
     assert read(unexpired_at=now + timedelta(days=1)) == set(filed) - {"expires soon"}
 
 
+def test_current_documents_by_type_are_the_newest_active_ones_of_each_type_alone(
+    services: Services,
+) -> None:
+    """What an acceptance looks its materials up in: one read for all the service's
+    document types, each type's newest active documents first, at most so many of each,
+    however many of another type the resident holds."""
+    def submit(resident: str, doc_type: str) -> str:
+        return str(services.documents.submit(
+            resident, [doc_type.encode()], DocumentDetails(doc_type, doc_type)
+        ).value.id)
+
+    cards = [submit("r1", "id-card") for _ in range(3)]
+    registers = [submit("r1", "household-register") for _ in range(5)]
+    withdrawn = submit("r1", "income-proof")
+    services.documents.withdraw("r1", withdrawn)
+    submit("r2", "id-card")
+    submit("r1", "diploma")
+    services.view_runner.catch_up()
+
+    found = services.views.current_documents(
+        "r1", {"id-card", "household-register", "income-proof"}, per_type=2
+    )
+    assert found == {
+        "id-card": cards[::-1][:2],
+        "household-register": registers[::-1][:2],
+        "income-proof": [],
+    }
+    assert services.views.current_documents("r1", set(), per_type=2) == {}
+    assert services.views.current_documents("nobody", {"id-card"}, per_type=2) == {
+        "id-card": []
+    }
+
+
 def test_a_reader_waiting_for_a_position_ends_the_followers_gathering(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:

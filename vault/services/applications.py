@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -60,10 +60,13 @@ its reviewers can still read what they decided on."""
 
 
 class Library(Protocol):
-    """Where a resident's current documents of a type are found (newest first), and their
-    earlier applications (newest first); each is read again from its events."""
+    """Where a resident's current documents of some types are found (newest first, by
+    type), and their earlier applications (newest first); each is read again from its
+    events."""
 
-    def current_documents(self, resident_id: str, doc_type: str) -> list[UUID]: ...
+    def current_documents(
+        self, resident_id: str, doc_types: Set[str]
+    ) -> dict[str, list[UUID]]: ...
 
     def applications(self, resident_id: str) -> list[UUID]: ...
 
@@ -250,9 +253,10 @@ class Applications:
             resident = self._residents.active(resident_id)
             tracks = point.tracks(service_id, resident.grade).tracks
             attached: dict[str, Attached] = {}
+            held = self._reusable(resident_id, service, tracks, now)
             materials = [
-                self._material(resident_id, m, _Asked(missing, commitments), tracks, now,
-                               attached)
+                self._material(m, held.get(m.doc_type), _Asked(missing, commitments), tracks,
+                               now, attached)
                 for m in service.materials
             ]
             values = fill_form(service.form, given, "resident" if window is None else "clerk",
@@ -315,8 +319,9 @@ class Applications:
         tracks = decided.tracks
         attached: dict[str, Attached] = {}
         outlook: list[MaterialOutlook] = []
+        held = self._reusable(resident_id, service, tracks, now)
         for material in service.materials:
-            document = self._held(resident_id, material, tracks, now)
+            document = held.get(material.doc_type)
             if document is not None and isinstance(document.attributes, dict):
                 attached[material.doc_type] = Attached(str(document.id), document.attributes)
             outlook.append(MaterialOutlook(material, document, may_be_missing(material, tracks),
@@ -613,13 +618,13 @@ class Applications:
         return forms
 
     def _material(
-        self, resident_id: str, material: ServiceMaterial, asked: _Asked,
+        self, material: ServiceMaterial, document: Document | None, asked: _Asked,
         tracks: tuple[str, ...], now: datetime, attached: dict[str, Attached],
     ) -> dict[str, object]:
-        """How the application has a material: from the library (the document then joins
-        ``attached``, with what it says, for the form), committed to, or missing."""
+        """How the application has a material: from the library, ``document`` if there is
+        one (it then joins ``attached``, with what it says, for the form), committed to,
+        or missing."""
         doc_type, min_trust = material.doc_type, material.min_trust
-        document = self._held(resident_id, material, tracks, now)
         if document is not None:
             if isinstance(document.attributes, dict):
                 attached[doc_type] = Attached(str(document.id), document.attributes)
@@ -646,20 +651,23 @@ class Applications:
         return {"doc_type": doc_type, "source": "missing", "document_id": None,
                 "trust_level": None, "due_at": due}
 
-    def _held(
-        self, resident_id: str, material: ServiceMaterial, tracks: tuple[str, ...],
-        now: datetime,
-    ) -> Document | None:
-        """The library's document a material is taken from (证件复用), where the tracks
-        allow reuse and one is attachable."""
+    def _reusable(
+        self, resident_id: str, service: Service, tracks: tuple[str, ...], now: datetime,
+    ) -> dict[str, Document]:
+        """The library's document each material is taken from (证件复用), by document
+        type, where the tracks allow reuse and one is attachable."""
         if "reuse" not in tracks:
-            return None
-        for document_id in self._library.current_documents(resident_id, material.doc_type):
-            document = self._store.find(document_id)
-            if attachable(document, resident_id, material, now):
-                assert isinstance(document, Document)
-                return document
-        return None
+            return {}
+        candidates = self._library.current_documents(resident_id, set(service.needs))
+        held: dict[str, Document] = {}
+        for material in service.materials:
+            for document_id in candidates.get(material.doc_type, ()):
+                document = self._store.find(document_id)
+                if attachable(document, resident_id, material, now):
+                    assert isinstance(document, Document)
+                    held[material.doc_type] = document
+                    break
+        return held
 
     def _issue_result(
         self, application: Application, officer: str,

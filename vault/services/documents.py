@@ -42,8 +42,9 @@ from vault.errors import (
 from vault.ids import check_resident_id, parse_uuid
 from vault.inputs import DocumentDetails, check_known, check_text
 from vault.ports import BlobNotFound, BlobStore, Clock, DataKeys, EventLog
+from vault.resident import Resident
 from vault.services.policies import Policies
-from vault.services.residents import Residents
+from vault.services.residents import Residents, still_active
 from vault.store import Store, Written
 
 DEFAULT_MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
@@ -93,12 +94,12 @@ class Documents:
         replaces: UUID | str | None = None,
     ) -> Written[Document]:
         """A resident uploads a document (trust level C), optionally replacing an older one."""
-        self._residents.register(resident_id)
+        resident = self._residents.register(resident_id).value
 
         def submit(document_id: UUID, at: datetime, **fields: Any) -> list[Any]:
             return [Document.submit(document_id, at=at, **fields)]
 
-        return self._file(resident_id, content, details, replaces, submit)
+        return self._file(resident, content, details, replaces, submit)
 
     def issue(
         self,
@@ -152,7 +153,7 @@ class Documents:
             )
             return [attempt, document]
 
-        return self._file(resident_id, content, details, replaces, issue, together)
+        return self._file(resident, content, details, replaces, issue, together)
 
     def verify(
         self,
@@ -310,7 +311,7 @@ class Documents:
 
     def _file(
         self,
-        resident_id: str,
+        resident: Resident,
         content: Source,
         details: DocumentDetails,
         replaces: UUID | str | None,
@@ -320,7 +321,7 @@ class Documents:
         replaced_id = parse_uuid("replaces", replaces) if replaces is not None else None
         if details.expires_at is not None and details.expires_at <= self._clock.now():
             raise InvalidInput("expires_at", "is already past")
-        self._residents.active(resident_id)
+        resident_id = still_active(resident).resident_id  # (checked again as it is saved)
         if replaced_id is not None:
             self._check_replaceable(resident_id, replaced_id, details.doc_type)
         document_id = uuid4()

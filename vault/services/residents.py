@@ -59,10 +59,7 @@ class Residents:
 
     def active(self, resident_id: str) -> Resident:
         """A registered resident who has not been erased."""
-        resident = self.resident(resident_id)
-        if resident.is_erased:
-            raise ResidentErased(f"resident {resident_id} was erased")
-        return resident
+        return still_active(self.resident(resident_id))
 
     def record_grades(self, updates: Sequence[GradeUpdate]) -> GradeOutcome:
         """Apply credit grades in few transactions; older or equal sequences are stale.
@@ -135,3 +132,10 @@ class Residents:
             return self._store.save(resident)
 
         return Written(None, self._store.retrying(record))
+
+
+def still_active(resident: Resident) -> Resident:
+    """The resident, if not erased; else :class:`ResidentErased`."""
+    if resident.is_erased:
+        raise ResidentErased(f"resident {resident.resident_id} was erased")
+    return resident
