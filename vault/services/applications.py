@@ -453,12 +453,14 @@ class Applications:
         check_text("reason", reason, 2000)
         if decision not in ("approve", "return", "reject"):
             raise InvalidInput("decision", "must be approve, return or reject")
-        service_id = self.application(application_id).service_id
-        needs = self._catalogues.current().service(service_id).needs
-        for doc_type in asked_for:
-            check_known("materials", "doc_type", doc_type)
-            if doc_type not in needs:
-                raise InvalidInput("materials", f"{doc_type} is no material of {service_id}")
+        if asked_for:
+            service_id = self.application(application_id).service_id
+            needs = self._catalogues.current().service(service_id).needs
+            for doc_type in asked_for:
+                check_known("materials", "doc_type", doc_type)
+                if doc_type not in needs:
+                    raise InvalidInput("materials", f"{doc_type} is no material of "
+                                       f"{service_id}")
 
         def decided(application: Application, result_document_id: str | None) -> Application:
             application.decide(
@@ -480,9 +482,11 @@ class Applications:
             # neither (another reviewer deciding first ends it with nothing filed). Each
             # attempt of the filing decides the application as it stands then.
             approved: list[Application] = []
+            loaded = [application]  # for the first attempt; a later one loads it again
 
             def approve(document: Document) -> list[Application]:
-                approved[:] = [decided(self.application(application_id), str(document.id))]
+                current = loaded.pop() if loaded else self.application(application_id)
+                approved[:] = [decided(current, str(document.id))]
                 return approved
 
             issued = self._issue_result(application, officer, approve)

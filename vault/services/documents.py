@@ -339,9 +339,10 @@ class Documents:
                 "replaces": replaced_id,
                 **stored,
             }
-            return self._store.retrying(
-                lambda: self._record_filing(document_id, fields, create, together)
-            )
+            loaded = [resident]  # for the first attempt; a later one loads it again
+            return self._store.retrying(lambda: self._record_filing(
+                document_id, fields, create, together, loaded.pop() if loaded else None
+            ))
         except BaseException:
             self._discard_unfiled_blob(document_id, blob_key)
             raise
@@ -349,11 +350,16 @@ class Documents:
     def _record_filing(
         self, document_id: UUID, fields: dict[str, Any], create: Callable[..., list[Any]],
         together: Callable[[Document], Sequence[object]],
+        resident: Resident | None,
     ) -> Written[Document]:
         """Event second: the document (after the attempt that issued it, if one did), the
         resident's index, any older version and what changes ``together`` with it,
-        atomically."""
-        resident = self._residents.active(fields["resident_id"])
+        atomically. ``resident`` as loaded before, or None to load it now: a save on a
+        stale one fails on its version, and the step is tried again."""
+        resident = (
+            self._residents.active(fields["resident_id"]) if resident is None
+            else still_active(resident)
+        )
         old = (
             self._check_replaceable(fields["resident_id"], fields["replaces"], fields["doc_type"])
             if fields["replaces"] is not None
