@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -41,25 +43,46 @@ class SigningKeys:
     token key ends the tokens it signed.
     """
 
-    def __init__(self, table: KeyTable, master: MasterKeys) -> None:
+    def __init__(
+        self,
+        table: KeyTable,
+        master: MasterKeys,
+        *,
+        cache_seconds: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._table = table
         self._master = master
+        self._cache_seconds = cache_seconds
+        self._monotonic = monotonic
+        # purpose -> (when read, the key that signs for it): a receipt for each consent,
+        # and a token for each sign-in, then cost no key-table query. This process's own
+        # rotate and retire take effect at once; another's within ``cache_seconds``.
+        self._current: dict[str, tuple[float, SigningKey]] = {}
         # Private keys unwrapped before, by key id and wrapped bytes: a receipt signed per
         # consent then costs the key table's query, not an unwrap each time.
         self._unwrapped: dict[tuple[str, bytes], Ed25519PrivateKey] = {}
 
     def current(self, purpose: str) -> SigningKey:
         """The key that signs for ``purpose`` now, created on first use."""
+        now = self._monotonic()
+        cached = self._current.get(purpose)
+        if cached is not None and now - cached[0] < self._cache_seconds:
+            return cached[1]
         live = [r for r in self._table.signing_keys(purpose) if r.retired_at is None]
         record = live[-1] if live else self._create(purpose)
-        return SigningKey(record.kid, self._private(record))
+        key = SigningKey(record.kid, self._private(record))
+        self._current[purpose] = (now, key)
+        return key
 
     def rotate(self, purpose: str) -> SigningKey:
         """Start signing with a fresh key; older ones keep verifying."""
+        self._current.clear()
         record = self._create(purpose)
         return SigningKey(record.kid, self._private(record))
 
     def retire(self, kid: str) -> None:
+        self._current.clear()
         self._table.retire_signing_key(kid, datetime.now(UTC))
 
     def public_keys(self, purpose: str, *, retired: bool = True) -> dict[str, Ed25519PublicKey]:

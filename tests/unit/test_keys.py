@@ -305,6 +305,20 @@ def test_signing_key_is_created_once_and_rotation_keeps_old_keys_verifying() -> 
     assert signing.current("receipts").kid == first.kid
 
 
+def test_a_rotation_elsewhere_signs_here_once_the_current_key_is_read_again() -> None:
+    """The key that signs is read again after ``cache_seconds``: a rotation made by
+    another process (its own SigningKeys on the same table) takes over then."""
+    table, master = MemoryKeyTable(), MasterKeys(MasterKey.generate())
+    clock = [0.0]
+    here = SigningKeys(table, master, cache_seconds=1.0, monotonic=lambda: clock[0])
+    first = here.current("receipts")
+    rotated = SigningKeys(table, master).rotate("receipts")
+    clock[0] = 0.5
+    assert here.current("receipts").kid == first.kid
+    clock[0] = 1.0
+    assert here.current("receipts").kid == rotated.kid != first.kid
+
+
 def test_receipt_verifies_with_the_public_key_alone_and_carries_the_terms() -> None:
     key = SigningKey("k1", Ed25519PrivateKey.generate())
     receipt = sign_consent_receipt(key, _terms())
