@@ -36,7 +36,7 @@ from vault.services.catalogues import Catalogues
 from vault.services.consents import receipt_for
 from vault.services.documents import Documents
 from vault.services.policies import Policies
-from vault.services.residents import Residents
+from vault.services.residents import Residents, still_active
 from vault.store import Store, Written
 from vault.workdays import (
     ClockState,
@@ -241,8 +241,9 @@ class Applications:
             raise InvalidInput("commitments", "a material is either missing or committed to, "
                                "not both")
         given = self._given(service, form or {})
-        if window is None:
-            self._residents.register(resident_id)
+        # Online, the resident is registered on first use; the first attempt takes them as
+        # registered (a later one, after a concurrent write, loads them again).
+        registered = [] if window is not None else [self._residents.register(resident_id).value]
         point = self._policies.decision_point()
 
         def accept() -> Accepted:
@@ -250,7 +251,10 @@ class Applications:
             # At a window the code comes first: without it the clerk learns nothing of the
             # resident (not even whether the library holds what the service needs).
             spent = [] if window is None else [self._redeemed(window, service_id, now)]
-            resident = self._residents.active(resident_id)
+            resident = (
+                still_active(registered.pop()) if registered
+                else self._residents.active(resident_id)
+            )
             tracks = point.tracks(service_id, resident.grade).tracks
             attached: dict[str, Attached] = {}
             held = self._reusable(resident_id, service, tracks, now)
