@@ -40,19 +40,33 @@ b. the baseline: audited fetches of each resident's 1 KiB ``id-card`` in turn (`
    /v1/residents/{rid}/documents/{id}/content?purpose=elderly-card`` with the officer's
    token, ``bench/http_fetch.lua``): judged, three events committed, decrypted, sent.
 
+The size of history (issue 18, item 4: "measured the same way" as the fetch at 1,000 and
+at 1,000,000 residents over a 10,000,000-event log): with ``--history N`` a second store,
+"large", is set up beside the first, "small", and measured the same way in the same run. Its
+log first holds N events of ``--history-residents`` (default N / 10) other residents, written
+by ``bench.projections.Filler`` (registrations with data keys and grades, documents sealed
+into real blobs, consents, judged fetches; ``ANALYZE`` after it on PostgreSQL); then the same
+R residents are seeded into it, and the read models and the ledger catch up on all of it
+before its server starts. Both servers run at once; each row measures each store in turn, the
+order alternating. A last table gives each rate with the history ÷ the small store's, beside
+the goal ≥ 0.8 (within 20%). The residents who apply are the seeded ones on both stores: it
+measures what a long log costs an application, not a cold cache (``bench.scale`` draws its
+fetches over all the residents).
+
 Rows: 64 connections over all the residents, and 1 connection (latency). Printed per row:
 fetches/s and applications/s with wrk's p50/p99 latency (for applications, acceptances and
 decisions alike), the ratio applications/s ÷ fetches/s (how many fetches' worth of work one
 application, accepted and decided, is), and the server's CPU milliseconds per fetch and per
 application. Every response must be the right one (201 with an application id, 200; for the
 fetch, a 200 of 1 KiB), and there must be no socket error, or the exit status is 1. There is
-no goal: the figures are for information (issue 18, item 4).
+no goal for one store: the figures are for information (issue 18, item 4).
 
 Run from the project root::
 
     .venv/bin/python -m bench.http_applications                                  # SQLite, 1 worker
     .venv/bin/python -m bench.http_applications --backend postgres --workers 2
-    .venv/bin/python -m bench.http_applications --quick                          # 50 residents
+    .venv/bin/python -m bench.http_applications --quick                          # 64 residents
+    .venv/bin/python -m bench.http_applications --backend postgres --workers 2 --history 10000000
 """
 
 from __future__ import annotations
@@ -92,6 +106,7 @@ from bench.http_fetch import (
     wrk_version,
 )
 from bench.postgres import drop_schema, postgres_reachable, redact, test_dsn, with_schema
+from bench.projections import Filler, analyze_the_log
 from bench.servers import Server, running, server_env
 from bench.tables import print_table
 from keys.master import MasterKey
@@ -104,11 +119,14 @@ SCRIPT = Path(__file__).with_suffix(".lua")
 FETCH_ROUTE = "/v1/residents/{resident}/documents/{document}/content?purpose={purpose}"
 ROWS = ((64, "64 connections, many residents"), (1, "1 connection"))
 TOKEN_LIFETIME = timedelta(hours=2)
+HISTORY_SEED = 18
+SCALE_GOAL = 0.8  # issue 18: the rate with the history within 20% of the small store's
 UNLIMITED = "100000000/minute"
 
 
 @dataclass(frozen=True)
 class Fixture:
+    name: str  # "small", or "large" with the history
     data_dir: Path
     master_key: str
     database_url: str | None
@@ -118,9 +136,14 @@ class Fixture:
     first_resident_token: str
 
 
-def set_up(root: Path, residents: int, database_url: str | None) -> Fixture:
-    """The residents seeded as bench.applications seeds them; their tokens and the officer's."""
-    data_dir = root / "vault"
+def set_up(
+    root: Path, name: str, residents: int, database_url: str | None, history: int,
+    history_residents: int,
+) -> Fixture:
+    """The residents seeded as bench.applications seeds them — after ``history`` events of
+    ``history_residents`` others written by bench.projections' filler, if any — the read
+    models and the ledger caught up; their tokens and the officer's."""
+    data_dir = root / name
     master_key = MasterKey.generate().to_base64()
     settings = Settings(
         data_dir=data_dir, master_key=SecretStr(master_key), database_url=database_url,
@@ -128,9 +151,22 @@ def set_up(root: Path, residents: int, database_url: str | None) -> Fixture:
     )
     services = open_services(settings)
     try:
+        if history:
+            fill = Filler(services, history_residents, HISTORY_SEED).run(history)
+            analyze_the_log(services)
+            print(f"  {name}: history of {fill.events:,} events ({fill.residents:,} residents, "
+                  f"{fill.documents:,} documents, {fill.consents:,} consents, "
+                  f"{fill.allowed + fill.denied:,} fetches) written in {fill.seconds:.0f} s "
+                  f"({fill.events / fill.seconds:,.0f} events/s)", flush=True)
         now = datetime.now(UTC)
         names = [f"bench-resident-{n:05d}" for n in range(residents)]
-        cards = seed(services, names, now + timedelta(days=1), "set-up")
+        started = time.perf_counter()
+        cards = seed(services, names, now + timedelta(days=1), f"{name}: set-up")
+        services.ledger.catch_up()
+        analyze_the_log(services)
+        print(f"  {name}: {residents:,} residents seeded, read models and ledger caught up on "
+              f"{services.events.head():,} events in {time.perf_counter() - started:.0f} s",
+              flush=True)
         services.policies.current_version()
         key = services.signing.current("tokens")
 
@@ -144,15 +180,15 @@ def set_up(root: Path, residents: int, database_url: str | None) -> Fixture:
         officer_token = token("officer", OFFICER, DEPARTMENT)
     finally:
         services.close()
-    tokens_file = root / "residents.txt"
+    tokens_file = root / f"{name}-residents.txt"
     tokens_file.write_text("".join(f"{t}\n" for t in resident_tokens))
-    paths_file = root / "fetches.txt"
+    paths_file = root / f"{name}-fetches.txt"
     paths_file.write_text("".join(
         FETCH_ROUTE.format(resident=r, document=d, purpose=BASELINE_PURPOSE) + "\n"
         for r, d in cards.items()
     ))
-    return Fixture(data_dir, master_key, database_url, officer_token, tokens_file, paths_file,
-                   resident_tokens[0])
+    return Fixture(name, data_dir, master_key, database_url, officer_token, tokens_file,
+                   paths_file, resident_tokens[0])
 
 
 def server_environment(fixture: Fixture) -> dict[str, str]:
@@ -223,7 +259,7 @@ def measure_load(
     failed = once(warmup)[1] if warmup else 0
     run, timed_failed = once(duration)
     failed += timed_failed
-    print(f"  {connections} connection{'s' if connections > 1 else ''}, {kind}: "
+    print(f"  {fixture.name}, {connections} connection{'s' if connections > 1 else ''}, {kind}: "
           f"{run.rate:,.1f}/s, p50 {run.p_ms('p50'):.2f} ms"
           + (f", {failed} failed ({run.failures()})" if failed else ""), flush=True)
     return Measured(run, failed)
@@ -231,6 +267,7 @@ def measure_load(
 
 @dataclass(frozen=True)
 class RowResult:
+    store: str
     name: str
     order: str
     fetches: Measured
@@ -243,22 +280,22 @@ class RowResult:
 
 
 def report(results: list[RowResult]) -> bool:
-    header = ["load (order)", "fetches/s", "p50 / p99 ms", "applications/s", "accepted/s",
-              "p50 / p99 ms", "ratio", "server CPU ms: fetch / application"]
+    header = ["store", "load (order)", "fetches/s", "p50 / p99 ms", "applications/s",
+              "accepted/s", "p50 / p99 ms", "ratio", "server CPU ms: fetch / application"]
     rows = []
     clean = True
     for result in results:
         f, a = result.fetches.run, result.applications.run
         clean = clean and result.fetches.failed == result.applications.failed == 0
         rows.append([
-            f"{result.name} ({result.order})", f"{f.rate:,.1f}",
+            result.store, f"{result.name} ({result.order})", f"{f.rate:,.1f}",
             f"{f.p_ms('p50'):.2f} / {f.p_ms('p99'):.2f}", f"{a.rate:,.1f}",
             f"{a.accepted / a.seconds:,.1f}", f"{a.p_ms('p50'):.2f} / {a.p_ms('p99'):.2f}",
             f"{result.ratio:.3f}", f"{f.cpu_ms(f.server_cpu):.2f} / {a.cpu_ms(a.server_cpu):.2f}",
         ])
     print_table(header, rows)
     for result in results:
-        line = result.name
+        line = f"{result.store}, {result.name}"
         fetched, applied = result.fetches, result.applications
         print(f"  {line}: one application (accepted and decided) costs as much as "
               f"{1 / result.ratio:.1f} fetches" if result.ratio else f"  {line}: no ratio")
@@ -266,8 +303,30 @@ def report(results: list[RowResult]) -> bool:
             print(f"  {line}: FAILED — fetches: {fetched.failed} "
                   f"({fetched.run.failures() or '-'}); applications: {applied.failed} "
                   f"({applied.run.failures() or '-'})")
+    report_scale(results)
     print(f"answers: {'all right' if clean else 'SOME WRONG (exit status 1)'}")
     return clean
+
+
+def report_scale(results: list[RowResult]) -> None:
+    """With a history: each rate on the large store against the small one's, same row."""
+    small = {r.name: r for r in results if r.store == "small"}
+    large = [r for r in results if r.store == "large"]
+    if not large:
+        return
+    print()
+    rows = []
+    for result in large:
+        base = small[result.name]
+        for kind, ours, theirs in (
+            ("applications/s", result.applications.run.rate, base.applications.run.rate),
+            ("fetches/s", result.fetches.run.rate, base.fetches.run.rate),
+        ):
+            ratio = ours / theirs if theirs else 0.0
+            rows.append([result.name, kind, f"{theirs:,.1f}", f"{ours:,.1f}", f"{ratio:.2f}",
+                         f">= {SCALE_GOAL}", "yes" if ratio >= SCALE_GOAL else "no"])
+    print_table(["load", "rate", "small store", "with the history", "ratio", "goal", "met"],
+                rows)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -275,13 +334,24 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (default 1)")
     parser.add_argument("--residents", type=int, help="residents (default 1,000; quick 64)")
+    parser.add_argument(
+        "--history", type=int, default=0,
+        help="also measure a second store whose log first holds this many events of other "
+        "residents (bench.projections' fill), against the first (default 0: no second store)",
+    )
+    parser.add_argument(
+        "--history-residents", type=int,
+        help="residents in that history (default: one per 10 events)",
+    )
     parser.add_argument("--quick", action="store_true", help="64 residents, 1 s + 3 s runs")
     parser.add_argument("--duration", type=int, help="timed seconds per load and row")
     parser.add_argument("--warmup", type=int, help="untimed seconds before each timed run")
     args = parser.parse_args(argv)
     args.residents = args.residents or (64 if args.quick else 1000)
-    if args.residents < ROWS[0][0] or args.workers < 1:
-        parser.error(f"--residents must be at least {ROWS[0][0]}, --workers at least 1")
+    args.history_residents = args.history_residents or max(1, args.history // 10)
+    if args.residents < ROWS[0][0] or args.workers < 1 or args.history < 0:
+        parser.error(f"--residents must be at least {ROWS[0][0]}, --workers at least 1, "
+                     "--history at least 0")
     return args
 
 
@@ -294,19 +364,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     duration: int = args.duration or (3 if args.quick else 10)
     warmup: int = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    stores = [("small", 0)] + ([("large", args.history)] if args.history else [])
     with ExitStack() as stack:
-        database_url = None
+        urls: dict[str, str | None] = {name: None for name, _ in stores}
         if args.backend == "postgres":
             dsn = test_dsn()
             server_version = postgres_reachable(dsn)
             if server_version is None:
                 return 2
-            schema = f"bench_{secrets.token_hex(4)}"
-            stack.callback(drop_schema, dsn, schema)
-            database_url = with_schema(dsn, schema)
-            store = f"PostgreSQL {server_version} at {redact(dsn)}, schema {schema} (dropped)"
+            for name, _ in stores:
+                schema = f"bench_{secrets.token_hex(4)}"
+                stack.callback(drop_schema, dsn, schema)
+                urls[name] = with_schema(dsn, schema)
+            where = f"PostgreSQL {server_version} at {redact(dsn)}, a schema each (dropped)"
         else:
-            store = f"SQLite {sqlite3.sqlite_version} file in a temporary directory"
+            where = f"SQLite {sqlite3.sqlite_version}, a file each in a temporary directory"
         command = [os.path.relpath(sys.executable), "-m", "bench.http_applications",
                    *sys.argv[1:]]
         print(f"civicvault HTTP applications benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
@@ -315,38 +387,47 @@ def main(argv: list[str] | None = None) -> int:
               f"load average {load_average()} at the start")
         print(f"versions: Python {platform.python_version()}, eventsourcing "
               f"{version('eventsourcing')}, fastapi {version('fastapi')}, wrk {wrk_version(wrk)}")
-        print(f"store: {store}; blobs in a temporary directory; {args.workers} uvicorn "
-              f"worker{'' if args.workers == 1 else 's'}")
+        history = (f"; the large store's log first holds {args.history:,} events of "
+                   f"{args.history_residents:,} other residents" if args.history else "")
+        print(f"stores: {where}; blobs in a temporary directory; {args.workers} uvicorn "
+              f"worker{'' if args.workers == 1 else 's'} each{history}")
         print(f"load: wrk, {WRK_THREADS} threads (1 at one connection), {warmup} s warm-up + "
-              f"{duration} s timed per load and row; {args.residents} residents; applications "
-              f"for {SERVICE}, each decided by {DEPARTMENT}; fetches of 1 KiB id-cards")
+              f"{duration} s timed per load, row and store; {args.residents} residents apply; "
+              f"applications for {SERVICE}, each decided by {DEPARTMENT}; fetches of 1 KiB "
+              "id-cards")
         print()
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="civicvault-bench-")))
-        started = time.perf_counter()
-        fixture = set_up(root, args.residents, database_url)
-        print(f"  set up {args.residents} residents in {time.perf_counter() - started:.1f} s",
-              flush=True)
-        results: list[RowResult] = []
-        with running("ours", serve_command("ours", args.workers), args.workers,
-                     server_environment(fixture), "/healthz", root / "ours.log") as server:
+        fixtures = [
+            set_up(root, name, args.residents, urls[name], events, args.history_residents)
+            for name, events in stores
+        ]
+        servers = [
+            (fixture, stack.enter_context(running(
+                fixture.name, serve_command("ours", args.workers), args.workers,
+                server_environment(fixture), "/healthz", root / f"{fixture.name}.log",
+            )))
+            for fixture in fixtures
+        ]
+        for fixture, server in servers:
             check(server, fixture)
-            for n, (connections, name) in enumerate(ROWS):
-                kinds = ("applications", "fetches") if n % 2 == 0 else ("fetches",
-                                                                        "applications")
+        results: list[RowResult] = []
+        for n, (connections, name) in enumerate(ROWS):
+            kinds = ("applications", "fetches") if n % 2 == 0 else ("fetches", "applications")
+            for fixture, server in servers if n % 2 == 0 else servers[::-1]:
                 measured = {
                     kind: measure_load(wrk, server, fixture, kind, connections, warmup,
                                        duration)
                     for kind in kinds
                 }
-                results.append(RowResult(name, ", ".join(kinds), measured["fetches"],
-                                         measured["applications"]))
+                results.append(RowResult(fixture.name, name, ", ".join(kinds),
+                                         measured["fetches"], measured["applications"]))
+        for _, server in servers:
             if server.exited():
-                print(f"  the server exited early:\n{server.log_tail()}")
+                print(f"  the {server.name} server exited early:\n{server.log_tail()}")
         print()
         clean = report(results)
         print(f"load average {load_average()} at the end")
     return 0 if clean else 1
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
