@@ -77,16 +77,17 @@ A check: the city's figures over the year must count N accepted and every applic
 in full; otherwise the exit status is 1. Progress (rate, time left) goes to stderr every few
 seconds during the seed, the year and the measurements.
 
-Duration, from runs of 3,000 applications on this 2-core machine (2026-12-07): the year took
-10–12 ms an application on SQLite and 15–16 ms on PostgreSQL (acceptance, decisions, its
-fetch, following), with the 10,000-aggregate cache holding everything. At full size it will
-not (30,000 residents): with the cache cut to 50 (``CIVICVAULT_AGGREGATE_CACHE_SIZE=50``)
-to miss as it would then, about 16 and 22 ms. A full 600,000 run therefore takes about
-3–4 h on SQLite and 4–5 h on PostgreSQL (the seed of 30,000 residents, about 7 and 10 min,
-included), 7–9 h for both; the SQLite file grows to about 7.5 GB and the blobs to about
-1.1 GB. Run from the project root::
+Duration, from runs of 3,000 applications on this 2-core machine (2026-12-07 13:21, with the
+aggregate cache cut to 50 — ``CIVICVAULT_AGGREGATE_CACHE_SIZE=50`` — so that it misses as it
+will at full size, 30,000 residents, the machine shared with another benchmark): the year took
+10.1 ms an application on SQLite and 16.9 ms on PostgreSQL (acceptance, decisions, its fetch,
+following), the seed 62 and 45 residents a second. A full 600,000 run therefore takes about
+1.5–2 h on SQLite and 2.5–3 h on PostgreSQL (seeds and the measurements on the loaded history
+included; ``--backend`` runs one of them); the SQLite file grows to about 7.5 GB and the
+blobs to about 1.1 GB. Run from the project root::
 
-    .venv/bin/python -m bench.applications                       # 600,000: 7-9 hours
+    .venv/bin/python -m bench.applications --backend sqlite      # 600,000: 1.5-2 hours
+    .venv/bin/python -m bench.applications --backend postgres    # 600,000: 2.5-3 hours
     .venv/bin/python -m bench.applications --quick               # 300: a smoke test, ~10 s
     .venv/bin/python -m bench.applications --applications 3000 --backend sqlite
 """
