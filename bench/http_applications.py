@@ -92,7 +92,7 @@ import httpx
 from pydantic import SecretStr
 
 from adapters.settings import Settings
-from adapters.wiring import open_services
+from adapters.wiring import Services, open_services
 from bench.applications import BASELINE_PURPOSE, DEPARTMENT, DOCUMENT_BYTES, seed
 from bench.http_fetch import (
     AUTHORIZATION_ENV,
@@ -163,7 +163,7 @@ def set_up(
         started = time.perf_counter()
         cards = seed(services, names, now + timedelta(days=1), f"{name}: set-up")
         services.ledger.catch_up()
-        analyze_the_log(services)
+        analyze_every_table(services)
         print(f"  {name}: {residents:,} residents seeded, read models and ledger caught up on "
               f"{services.events.head():,} events in {time.perf_counter() - started:.0f} s",
               flush=True)
@@ -189,6 +189,21 @@ def set_up(
     ))
     return Fixture(name, data_dir, master_key, database_url, officer_token, tokens_file,
                    paths_file, resident_tokens[0])
+
+
+def analyze_every_table(services: Services) -> None:
+    """On PostgreSQL, the statistics of every table of the store's schema (the log, the
+    read models, the ledger, the keys) gathered, as autovacuum would after a load; the
+    test server runs without it, and a planner without statistics may scan a whole table
+    of the history for a row."""
+    db = services.database
+    if db.sqlite:
+        return
+    with db.transaction() as run:
+        names = run("SELECT tablename FROM pg_tables WHERE schemaname = ?",
+                    (db.datastore.schema,))
+        for (table,) in names:
+            run(f"ANALYZE {db.table(table)}")
 
 
 def server_environment(fixture: Fixture) -> dict[str, str]:
@@ -424,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
         for _, server in servers:
             if server.exited():
                 print(f"  the {server.name} server exited early:\n{server.log_tail()}")
+            elif any(r.store == server.name and (r.fetches.failed or r.applications.failed)
+                     for r in results):
+                print(f"  the {server.name} server's log ends:\n{server.log_tail(40)}")
         print()
         clean = report(results)
         print(f"load average {load_average()} at the end")
