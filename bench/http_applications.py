@@ -44,10 +44,11 @@ The size of history (issue 18, item 4: "measured the same way" as the fetch at 1
 at 1,000,000 residents over a 10,000,000-event log): with ``--history N`` a second store,
 "large", is set up beside the first, "small", and measured the same way in the same run. Its
 log first holds N events of ``--history-residents`` (default N / 10) other residents, written
-by ``bench.projections.Filler`` (registrations with data keys and grades, documents sealed
-into real blobs, consents, judged fetches; ``ANALYZE`` after it on PostgreSQL); then the same
-R residents are seeded into it, and the read models and the ledger catch up on all of it
-before its server starts. Both servers run at once; each row measures each store in turn, the
+by ``bench.projections.Filler`` as ``bench.scale`` runs it (registrations with data keys and
+grades, documents sealed into real blobs, consents, judged fetches; progress on stderr, the
+fill's objects kept out of the garbage collector's passes until it is over); then the same R
+residents are seeded into it, the read models and the ledger catch up on all of it, and on
+PostgreSQL every table of the store is analyzed, before its server starts. Both servers run at once; each row measures each store in turn, the
 order alternating. A last table gives each rate with the history ÷ the small store's, beside
 the goal ≥ 0.8 (within 20%). The residents who apply are the seeded ones on both stores: it
 measures what a long log costs an application, not a cold cache (``bench.scale`` draws its
@@ -91,6 +92,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from adapters.progress import Progress
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services
 from bench.applications import BASELINE_PURPOSE, DEPARTMENT, DOCUMENT_BYTES, seed
@@ -106,7 +108,7 @@ from bench.http_fetch import (
     wrk_version,
 )
 from bench.postgres import drop_schema, postgres_reachable, redact, test_dsn, with_schema
-from bench.projections import Filler, analyze_the_log
+from bench.scale import ShownFiller, thaw
 from bench.servers import Server, running, server_env
 from bench.tables import print_table
 from keys.master import MasterKey
@@ -152,8 +154,10 @@ def set_up(
     services = open_services(settings)
     try:
         if history:
-            fill = Filler(services, history_residents, HISTORY_SEED).run(history)
-            analyze_the_log(services)
+            progress = Progress(f"{name}: history, events", stream=sys.stderr, total=history)
+            fill = ShownFiller(services, history_residents, HISTORY_SEED, progress).run(history)
+            progress.done()
+            thaw()
             print(f"  {name}: history of {fill.events:,} events ({fill.residents:,} residents, "
                   f"{fill.documents:,} documents, {fill.consents:,} consents, "
                   f"{fill.allowed + fill.denied:,} fetches) written in {fill.seconds:.0f} s "
