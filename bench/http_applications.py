@@ -40,19 +40,19 @@ b. the baseline: audited fetches of each resident's 1 KiB ``id-card`` in turn (`
    /v1/residents/{rid}/documents/{id}/content?purpose=elderly-card`` with the officer's
    token, ``bench/http_fetch.lua``): judged, three events committed, decrypted, sent.
 
-The size of history (issue 18, item 4: "measured the same way" as the fetch at 1,000 and
-at 1,000,000 residents over a 10,000,000-event log): with ``--history N`` a second store,
-"large", is set up beside the first, "small", and measured the same way in the same run. Its
-log first holds N events of ``--history-residents`` (default N / 10) other residents, written
-by ``bench.projections.Filler`` as ``bench.scale`` runs it (registrations with data keys and
+The size of history (issue 18, item 4: "measured the same way" as the fetch at 1,000 and at
+1,000,000 residents over a 10,000,000-event log): with ``--history N`` a second store, "large",
+is set up beside the first, "small", and measured the same way in the same run. Its log first
+holds N events of ``--history-residents`` (default N / 10) other residents, written by
+``bench.projections.Filler`` as ``bench.scale`` runs it (registrations with data keys and
 grades, documents sealed into real blobs, consents, judged fetches; progress on stderr, the
 fill's objects kept out of the garbage collector's passes until it is over); then the same R
 residents are seeded into it, the read models and the ledger catch up on all of it, and on
-PostgreSQL every table of the store is analyzed, before its server starts. Both servers run at once; each row measures each store in turn, the
-order alternating. A last table gives each rate with the history ÷ the small store's, beside
-the goal ≥ 0.8 (within 20%). The residents who apply are the seeded ones on both stores: it
-measures what a long log costs an application, not a cold cache (``bench.scale`` draws its
-fetches over all the residents).
+PostgreSQL every table of the store is analyzed, before its server starts. Both servers run at
+once; each row measures each store in turn, the order alternating. A last table gives each rate
+with the history ÷ the small store's, beside the goal ≥ 0.8 (within 20%). The residents who
+apply are the seeded ones on both stores: it measures what a long log costs an application, not
+a cold cache (``bench.scale`` draws its fetches over all the residents).
 
 Rows: 64 connections over all the residents, and 1 connection (latency). Printed per row:
 fetches/s and applications/s with wrk's p50/p99 latency (for applications, acceptances and
