@@ -83,7 +83,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -94,6 +94,7 @@ from uuid import UUID
 from adapters.progress import Progress
 from adapters.wiring import Core, Services
 from bench.backends import Scratch, postgres_services, sqlite_services
+from bench.fetch import Timing, drain
 from bench.postgres import postgres_reachable, test_dsn
 from bench.projections import EVENTS_PER_RESIDENT, SEED, Fill, Filler, Person, analyze_the_log
 from bench.tables import print_table
@@ -160,7 +161,7 @@ class Store:
     warmup: list[Target] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     draws: int = 0  # residents drawn to find the targets
-    latencies: list[float] = field(default_factory=list)
+    timing: Timing = field(default_factory=lambda: Timing("fetch"))
     denied: Counter[str] = field(default_factory=Counter)
     fetched: set[str] = field(default_factory=set)  # residents
 
@@ -168,13 +169,6 @@ class Store:
     def services(self) -> Services:
         return self.scratch.services
 
-    @property
-    def rate(self) -> float:
-        return len(self.latencies) / sum(self.latencies)
-
-    def percentile_ms(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 def fill(store: Store, residents: int, events: int, seed: int) -> list[Person]:
@@ -255,13 +249,6 @@ def choose(store: Store, people: list[Person], count: int, rng: random.Random) -
 # The timed fetches
 
 
-def drain(chunks: Iterable[bytes]) -> int:
-    total = 0
-    for chunk in chunks:
-        total += len(chunk)
-    return total
-
-
 def fetch(store: Store, target: Target) -> float | None:
     """One fetch and its content drained: seconds taken, or None if it was denied."""
     began = time.perf_counter()
@@ -296,7 +283,7 @@ def measure(stores: list[Store], block: int) -> None:
             for target in store.targets[start : start + block]:
                 seconds = fetch(store, target)
                 if seconds is not None:
-                    store.latencies.append(seconds)
+                    store.timing.latencies.append(seconds)
 
 
 # The run
@@ -393,24 +380,24 @@ def report(small: Store, large: Store, options: Options) -> None:
                 store.name,
                 f"{store.fill.residents:,}",
                 f"{store.events_in_log:,}",
-                f"{len(store.latencies):,}",
+                f"{len(store.timing.latencies):,}",
                 f"{sum(store.denied.values()):,}",
-                f"{store.rate:,.1f}",
-                f"{store.percentile_ms(0.5):.2f}",
-                f"{store.percentile_ms(0.99):.2f}",
+                f"{store.timing.rate:,.1f}",
+                f"{store.timing.percentile_ms(0.5):.2f}",
+                f"{store.timing.percentile_ms(0.99):.2f}",
             ]
             for store in (small, large)
         ],
     )
     print()
-    ratio = large.rate / small.rate
+    ratio = large.timing.rate / small.timing.rate
     print_table(
         ["goal", "measured", "baseline", "ratio", "goal", "met"],
         [
             [
                 "fetches/s, LARGE vs SMALL (same run)",
-                f"{large.rate:,.1f}",
-                f"{small.rate:,.1f}",
+                f"{large.timing.rate:,.1f}",
+                f"{small.timing.rate:,.1f}",
                 f"{ratio:.2f}",
                 f"≥ {GOAL_RATIO}",
                 "yes" if ratio >= GOAL_RATIO else "no",
@@ -464,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     report(small, large, options)
     denied = sum(sum(store.denied.values()) for store in (small, large))
     print(
-        f"goal met: {'yes' if large.rate / small.rate >= GOAL_RATIO else 'no'} "
+        f"goal met: {'yes' if large.timing.rate / small.timing.rate >= GOAL_RATIO else 'no'} "
         f"(LARGE / SMALL fetches/s >= {GOAL_RATIO}); denied: {denied}"
     )
     return 1 if denied else 0
