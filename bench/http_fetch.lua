@@ -11,7 +11,10 @@
 --
 -- Every response is counted by status, and a 200 counts as ok only if its body has the
 -- expected length. done() prints one line, "BENCH-RESULT {json}", with wrk's totals, its
--- socket errors, latency percentiles in microseconds and these counts.
+-- socket errors, latency percentiles in microseconds and these counts (bench/wrk_report.lua,
+-- loaded from beside this script).
+
+dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "wrk_report.lua")
 
 local threads = {}
 
@@ -57,27 +60,5 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-   local ok_total, wrong_total, by_status = 0, 0, {}
-   for _, thread in ipairs(threads) do
-      ok_total = ok_total + thread:get("ok")
-      wrong_total = wrong_total + thread:get("wrong_length")
-      for status, count in pairs(thread:get("statuses")) do
-         by_status[status] = (by_status[status] or 0) + count
-      end
-   end
-   local statuses_json = {}
-   for status, count in pairs(by_status) do
-      statuses_json[#statuses_json + 1] = string.format('"%s": %.0f', status, count)
-   end
-   local e = summary.errors
-   io.write(string.format(
-      'BENCH-RESULT {"duration_us": %.0f, "requests": %.0f, "bytes": %.0f, '
-         .. '"ok": %.0f, "wrong_length": %.0f, "statuses": {%s}, '
-         .. '"errors": {"connect": %.0f, "read": %.0f, "write": %.0f, "timeout": %.0f}, '
-         .. '"latency_us": {"p50": %.1f, "p90": %.1f, "p99": %.1f, "max": %.1f, "mean": %.1f}}\n',
-      summary.duration, summary.requests, summary.bytes,
-      ok_total, wrong_total, table.concat(statuses_json, ", "),
-      e.connect, e.read, e.write, e.timeout,
-      latency:percentile(50), latency:percentile(90), latency:percentile(99),
-      latency.max, latency.mean))
+   report(threads, summary, latency, {"ok", "wrong_length"})
 end
