@@ -139,6 +139,14 @@ class Store:
         self._app.close()
 
 
+def first_then(first: T, load: Callable[[], T]) -> Callable[[], T]:
+    """For a step that :meth:`Store.retrying` runs: ``first`` to its first attempt, ``load()``
+    to each later one. What was loaded just before the step serves its first attempt; an
+    attempt after a concurrent write (a save that failed on a version) loads afresh."""
+    held = [first]
+    return lambda: held.pop() if held else load()
+
+
 def _replayed(state: Any, events: Iterable[Any]) -> Any:
     """Each event applied to the state the one before left: the library's own projector
     does the same, but first checks each event against a runtime-checkable Protocol, an

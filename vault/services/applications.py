@@ -32,12 +32,13 @@ from vault.ids import check_resident_id, parse_uuid
 from vault.inputs import DocumentDetails, check_known, check_text
 from vault.ports import Clock, ReceiptSigner
 from vault.prefill import Attached, EarlierForm, FormValue, fill_form
+from vault.resident import Resident
 from vault.services.catalogues import Catalogues
 from vault.services.consents import receipt_for
 from vault.services.documents import Documents
 from vault.services.policies import Policies
 from vault.services.residents import Residents, still_active
-from vault.store import Store, Written
+from vault.store import Store, Written, first_then
 from vault.workdays import (
     ClockState,
     WorkingCalendar,
@@ -241,9 +242,14 @@ class Applications:
             raise InvalidInput("commitments", "a material is either missing or committed to, "
                                "not both")
         given = self._given(service, form or {})
-        # Online, the resident is registered on first use; the first attempt takes them as
-        # registered (a later one, after a concurrent write, loads them again).
-        registered = [] if window is not None else [self._residents.register(resident_id).value]
+        def active() -> Resident:
+            return self._residents.active(resident_id)
+
+        # Online, the resident is registered on first use, and the first attempt takes them
+        # as registered; at a window they are loaded after the code is checked.
+        resident_now = active if window is not None else first_then(
+            still_active(self._residents.register(resident_id).value), active
+        )
         point = self._policies.decision_point()
 
         def accept() -> Accepted:
@@ -251,10 +257,7 @@ class Applications:
             # At a window the code comes first: without it the clerk learns nothing of the
             # resident (not even whether the library holds what the service needs).
             spent = [] if window is None else [self._redeemed(window, service_id, now)]
-            resident = (
-                still_active(registered.pop()) if registered
-                else self._residents.active(resident_id)
-            )
+            resident = resident_now()
             tracks = point.tracks(service_id, resident.grade).tracks
             attached: dict[str, Attached] = {}
             held = self._reusable(resident_id, service, tracks, now)
@@ -486,11 +489,10 @@ class Applications:
             # neither (another reviewer deciding first ends it with nothing filed). Each
             # attempt of the filing decides the application as it stands then.
             approved: list[Application] = []
-            loaded = [application]  # for the first attempt; a later one loads it again
+            application_now = first_then(application, lambda: self.application(application_id))
 
             def approve(document: Document) -> list[Application]:
-                current = loaded.pop() if loaded else self.application(application_id)
-                approved[:] = [decided(current, str(document.id))]
+                approved[:] = [decided(application_now(), str(document.id))]
                 return approved
 
             issued = self._issue_result(application, officer, approve)

@@ -45,7 +45,7 @@ from vault.ports import BlobNotFound, BlobStore, Clock, DataKeys, EventLog
 from vault.resident import Resident
 from vault.services.policies import Policies
 from vault.services.residents import Residents, still_active
-from vault.store import Store, Written
+from vault.store import Store, Written, first_then
 
 DEFAULT_MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
 MIN_GC_GRACE = timedelta(minutes=5)
@@ -321,7 +321,8 @@ class Documents:
         replaced_id = parse_uuid("replaces", replaces) if replaces is not None else None
         if details.expires_at is not None and details.expires_at <= self._clock.now():
             raise InvalidInput("expires_at", "is already past")
-        resident_id = still_active(resident).resident_id  # (checked again as it is saved)
+        # (an erasure meanwhile fails the save on its version, and the retry finds it)
+        resident_id = still_active(resident).resident_id
         if replaced_id is not None:
             self._check_replaceable(resident_id, replaced_id, details.doc_type)
         document_id = uuid4()
@@ -339,9 +340,9 @@ class Documents:
                 "replaces": replaced_id,
                 **stored,
             }
-            loaded = [resident]  # for the first attempt; a later one loads it again
+            resident_now = first_then(resident, lambda: self._residents.active(resident_id))
             return self._store.retrying(lambda: self._record_filing(
-                document_id, fields, create, together, loaded.pop() if loaded else None
+                document_id, fields, create, together, resident_now()
             ))
         except BaseException:
             self._discard_unfiled_blob(document_id, blob_key)
@@ -350,16 +351,12 @@ class Documents:
     def _record_filing(
         self, document_id: UUID, fields: dict[str, Any], create: Callable[..., list[Any]],
         together: Callable[[Document], Sequence[object]],
-        resident: Resident | None,
+        resident: Resident,
     ) -> Written[Document]:
         """Event second: the document (after the attempt that issued it, if one did), the
         resident's index, any older version and what changes ``together`` with it,
-        atomically. ``resident`` as loaded before, or None to load it now: a save on a
-        stale one fails on its version, and the step is tried again."""
-        resident = (
-            self._residents.active(fields["resident_id"]) if resident is None
-            else still_active(resident)
-        )
+        atomically. A save on a ``resident`` gone stale fails on its version, and the step
+        is tried again."""
         old = (
             self._check_replaceable(fields["resident_id"], fields["replaces"], fields["doc_type"])
             if fields["replaces"] is not None
