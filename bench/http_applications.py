@@ -87,7 +87,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -99,6 +98,7 @@ from bench.applications import BASELINE_PURPOSE, DEPARTMENT, DOCUMENT_BYTES, see
 from bench.http_fetch import (
     AUTHORIZATION_ENV,
     INSTALL_WRK,
+    LUA_SCRIPT,
     WRK_THREADS,
     WrkRun,
     cpu_model,
@@ -264,15 +264,14 @@ def measure_load(
 ) -> Measured:
     if kind == "applications":
         env = {**server_env({}), OFFICER_ENV: fixture.officer_token}
-        arguments: dict[str, Any] = {"script": SCRIPT, "argument": SERVICE}
-        source = fixture.resident_tokens
+        script, argument, source = SCRIPT, SERVICE, fixture.resident_tokens
     else:
         env = {**server_env({}), AUTHORIZATION_ENV: f"Bearer {fixture.officer_token}"}
-        arguments = {"argument": str(DOCUMENT_BYTES)}
-        source = fixture.fetch_paths
+        script, argument, source = LUA_SCRIPT, str(DOCUMENT_BYTES), fixture.fetch_paths
 
     def once(seconds: int) -> tuple[WrkRun, int]:
-        run = run_wrk(wrk, server, source, connections, seconds, env, **arguments)
+        run = run_wrk(wrk, server, source, connections, seconds, env, script=script,
+                      argument=argument)
         return run, applications_failed(run) if kind == "applications" else run.failed
 
     failed = once(warmup)[1] if warmup else 0
