@@ -157,6 +157,22 @@ class Database:
         with self.datastore.transaction(commit=commit) as cursor:
             yield Run(cursor, self.sqlite, self._column_types)
 
+    @contextmanager
+    def read(self) -> Iterator[Run]:
+        """Statements that only read, each seeing everything committed before it began.
+
+        On PostgreSQL they run outside a transaction (the pool's connections are in
+        autocommit mode): one round trip each, without the BEGIN and ROLLBACK that a
+        read-only transaction adds around them, and READ COMMITTED gives every
+        statement of a transaction its own snapshot anyway. On SQLite, in a read
+        transaction (in process: nothing to save)."""
+        if self.sqlite:
+            with self.transaction(commit=False) as run:
+                yield run
+            return
+        with self.datastore.cursor() as cursor:
+            yield Run(cursor, self.sqlite, self._column_types)
+
     def missing_table(self, error: BaseException) -> bool:
         """Whether ``error`` (as the datastore raised it, or what it was raised from) says
         a table is not there."""

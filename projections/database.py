@@ -67,6 +67,12 @@ class Database(Protocol):
 
     def transaction(self, *, commit: bool = True) -> AbstractContextManager[Run]: ...
 
+    def read(self) -> AbstractContextManager[Run]:
+        """Statements that only read, each seeing everything committed before it began.
+        Not one snapshot for the block: a reader that needs one (SQLite gives it) must
+        not count on it."""
+        ...
+
     def missing_table(self, error: BaseException) -> bool:
         """Whether ``error`` says a table is not there."""
         ...

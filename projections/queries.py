@@ -525,7 +525,7 @@ class Views:
     def _select_once(
         self, table: Table, columns: str, rest: str, params: Params, joined: Table | None
     ) -> list[tuple[Any, ...]]:
-        with self.db.transaction(commit=False) as run:
+        with self.db.read() as run:
             generation = active_generation(run, self.db)
             if joined is not None:
                 rest = rest.replace(JOINED, joined.name(self.db, generation))

@@ -113,12 +113,12 @@ class ViewRunner:
             )
 
     def generation(self) -> int:
-        with self.db.transaction(commit=False) as run:
+        with self.db.read() as run:
             return active_generation(run, self.db)
 
     def position(self, generation: int | None = None) -> int:
         """How far the views (of the serving generation, by default) have got in the log."""
-        with self.db.transaction(commit=False) as run:
+        with self.db.read() as run:
             return position(run, self.db, generation or active_generation(run, self.db))
 
     def catch_up(
@@ -160,7 +160,7 @@ class ViewRunner:
         write transaction opens: SQLite's pool hands out one writer, and a writer
         waiting for a reader connection could wait on a thread waiting for it.
         """
-        with self.db.transaction(commit=False) as run:
+        with self.db.read() as run:
             gen = generation or active_generation(run, self.db)
             start = position(run, self.db, gen)
         prepared = self._prepare(gen, start, batch or self.batch)

@@ -8,9 +8,10 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import takewhile
+from itertools import groupby, takewhile
 from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
@@ -80,6 +81,47 @@ class Store:
             return None
         return found
 
+    def find_all(self, aggregate_ids: Iterable[UUID]) -> dict[UUID, object]:
+        """The aggregates of these ids, as :meth:`find` gives each (an id with none is
+        left out). Where the recorder reads many aggregates' events in one query
+        (``select_events_of``: PostgreSQL's, where each query is a round trip), those
+        this process's cache lacks are read together and cached as a load caches them;
+        the others are loaded one by one."""
+        wanted = list(dict.fromkeys(aggregate_ids))
+        together = self._cold(wanted)
+        found = self._loaded_together(together) if together else {}
+        for aggregate_id in wanted:
+            if aggregate_id not in together:
+                aggregate = self.find(aggregate_id)
+                if aggregate is not None:
+                    found[aggregate_id] = aggregate
+        return {i: found[i] for i in wanted if i in found}
+
+    def _cold(self, aggregate_ids: list[UUID]) -> list[UUID]:
+        """Those of ``aggregate_ids`` to read together: the ones the cache lacks, if the
+        recorder can read them in one query and there are two or more."""
+        if not hasattr(self._app.recorder, "select_events_of"):
+            return []
+        cache = self._app.repository.cache
+        cold = [i for i in aggregate_ids if cache is None or not _holds(cache, i)]
+        return cold if len(cold) > 1 else []
+
+    def _loaded_together(self, aggregate_ids: list[UUID]) -> dict[UUID, object]:
+        stored = self._app.recorder.select_events_of(aggregate_ids)  # type: ignore[attr-defined]
+        mapper = self._app.mapper
+        to_events = getattr(mapper, "to_domain_events", None)  # the vault's: keys in one go
+        events = to_events(stored) if to_events else [mapper.to_domain_event(s) for s in stored]
+        repository = self._app.repository
+        found: dict[UUID, object] = {}
+        for aggregate_id, its_events in groupby(events, key=lambda e: e.originator_id):
+            aggregate = _replayed(None, its_events)
+            if repository.cache is not None:
+                repository.cache.put(aggregate_id, aggregate)
+                if repository.deepcopy_from_cache:  # as a load hands it out
+                    aggregate = deepcopy(aggregate)
+            found[aggregate_id] = aggregate
+        return found
+
     def has_events(self, aggregate_id: UUID) -> bool:
         """Whether anything was ever recorded for that id (read from the store itself)."""
         return bool(self._app.recorder.select_events(aggregate_id, limit=1))
@@ -137,6 +179,14 @@ class Store:
 
     def close(self) -> None:
         self._app.close()
+
+
+def _holds(cache: Any, aggregate_id: UUID) -> bool:
+    try:
+        cache.get(aggregate_id)
+    except KeyError:
+        return False
+    return True
 
 
 def first_then(first: T, load: Callable[[], T]) -> Callable[[], T]:

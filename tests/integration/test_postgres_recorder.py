@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
@@ -25,8 +25,9 @@ from keys.master import MasterKey
 from policy.scales import Grade
 from tests.support import MovableClock
 from vault.ids import resident_aggregate_id
-from vault.inputs import GradeUpdate
+from vault.inputs import DocumentDetails, GradeUpdate
 from vault.resident import Resident
+from vault.store import Store
 
 
 @pytest.fixture
@@ -126,3 +127,34 @@ def test_the_binary_read_returns_what_the_library_reads(pg_services: Services) -
         assert ours == library, (args, kwargs)
         assert all(type(n.state) is bytes for n in ours)
     assert len(recorder.select_notifications(1, 100)) == 12
+
+
+def test_several_aggregates_the_cache_lacks_are_read_in_one_query(
+    pg_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = pg_services.application.recorder
+    store = Store(pg_services.application)
+    details = DocumentDetails(doc_type="id-card", title="居民身份证", content_type="image/png")
+    ids = [pg_services.documents.submit("r1", [body], details).value.id
+           for body in (b"one", b"two", b"three")]
+    store.forget(*ids)
+    store.find(ids[0])  # cached: brought up to date by a query of its own
+    queries: list[tuple[str, int]] = []
+    select_events, select_events_of = recorder.select_events, recorder.select_events_of
+
+    def one(originator_id: UUID, **kwargs: object) -> object:
+        queries.append(("one", 1))
+        return select_events(originator_id, **kwargs)  # type: ignore[arg-type]
+
+    def many(originator_ids: list[UUID]) -> object:
+        queries.append(("many", len(originator_ids)))
+        return select_events_of(originator_ids)
+
+    monkeypatch.setattr(recorder, "select_events", one)
+    monkeypatch.setattr(recorder, "select_events_of", many)
+    found = store.find_all(ids)
+    assert sorted(queries) == [("many", 2), ("one", 1)]
+    assert list(found) == ids
+    assert [d.version for d in found.values()] == [  # type: ignore[attr-defined]
+        len(select_events(i)) for i in ids
+    ]

@@ -621,8 +621,8 @@ class Applications:
         """The forms of the resident's earlier applications, newest first (erased ones
         say nothing)."""
         forms: list[EarlierForm] = []
-        for application_id in self._library.applications(resident_id):
-            earlier = self._store.find(application_id)
+        earlier_ones = self._store.find_all(self._library.applications(resident_id))
+        for earlier in earlier_ones.values():
             if isinstance(earlier, Application) and isinstance(earlier.form, dict):
                 forms.append(EarlierForm(earlier.number, earlier.form))
         return forms
@@ -669,10 +669,13 @@ class Applications:
         if "reuse" not in tracks:
             return {}
         candidates = self._library.current_documents(resident_id, set(service.needs))
+        # The newest of each type, loaded together: nearly always the one attached.
+        newest = self._store.find_all(ids[0] for ids in candidates.values() if ids)
         held: dict[str, Document] = {}
         for material in service.materials:
             for document_id in candidates.get(material.doc_type, ()):
-                document = self._store.find(document_id)
+                document = (newest[document_id] if document_id in newest
+                            else self._store.find(document_id))
                 if attachable(document, resident_id, material, now):
                     assert isinstance(document, Document)
                     held[material.doc_type] = document
