@@ -116,6 +116,7 @@ from vault.resident import Resident
 
 KiB = 1024
 SAVE_EVENTS = 5000  # events per store.save in the fill
+ONBOARD_PER_SAVE = SAVE_EVENTS // 10  # newcomers per save at most (about 9 events each)
 EVENTS_PER_RESIDENT = 200  # the default number of residents is N / this
 SEED = 20240611
 GOAL_RATIO = 0.3  # rebuild / raw read, on PostgreSQL
@@ -216,8 +217,14 @@ class Filler:
                 self.target_residents,
                 math.ceil(self.target_residents * (self.fill.events + SAVE_EVENTS) / half),
             )
-            self.onboard(due - len(self.people))
-            while len(self.pending) < SAVE_EVENTS:
+            # At most a save's worth of newcomers at a time: where onboarding every
+            # resident takes more events than half the budget (a million residents in ten
+            # million events), the schedule runs ahead of the saves, and onboarding all
+            # that are due at once made each save larger than the last, until one no
+            # longer fitted in a message to PostgreSQL.
+            self.onboard(min(due - len(self.people), ONBOARD_PER_SAVE))
+            behind = len(self.people) < due
+            while not behind and len(self.pending) < SAVE_EVENTS:
                 left = budget - self.fill.events - len(self.pending)
                 if left <= 0:
                     break
