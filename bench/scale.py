@@ -59,11 +59,10 @@ Exit status 1 if any chosen fetch was denied (the targets are chosen to be allow
 
 How long it takes on the project's 2-core machine (2026-12-07), the fill being nearly all of
 it: ``--quick`` about 35 s; ``--residents 20000 --events 200000`` 2 min; ``--residents 300000
---events 10000000`` 36 min (LARGE filled at 5,040 events/s, peak RSS 1.4 GiB). The default has
-not been run here: onboarding a resident costs about 3.5 ms (about 2,500 events/s, the blob
-writes synced one by one), so 1,000,000 residents take about an hour before their fetches are
-written, about 65 min in all, and the fill holds every resident's aggregates in memory (about
-5 GiB at 1,000,000). See ``docs/benchmarks.md``, "Fetch cost against the size of history".
+--events 10000000`` 36 min (LARGE filled at 5,040 events/s, peak RSS 1.4 GiB); the default
+36 min with ``TMPDIR=/dev/shm`` (the blobs on tmpfs, where a sync costs nothing; LARGE filled
+at 5,501 events/s, peak RSS 4.3 GiB, 4.9 GiB of blobs). See ``docs/benchmarks.md``, "Fetch
+cost against the size of history".
 
 Run from the project root::
 
