@@ -92,10 +92,11 @@ class Table:
             self._create_indexes(run, db, generation)
 
     def add_missing_columns(self, run: Run, db: Database, generation: int) -> list[str]:
-        """Add to a generation's table the columns described since it was made (each with
-        its default); returns their names. A table described since the generation was made
-        is made, empty: its events are newer than the version that made the generation, so
-        none of them has been projected (a rebuild fills it all the same)."""
+        """Add to a generation's table the columns and indexes described since it was made
+        (each column with its default); returns the new columns' names. A table described
+        since the generation was made is made, empty: its events are newer than the
+        version that made the generation, so none of them has been projected (a rebuild
+        fills it all the same)."""
         table = self.name(db, generation)
         there = run.columns(table)
         if not there:
@@ -106,6 +107,7 @@ class Table:
             if column.default is None and not column.null:
                 raise ValueError(f"{self.view}: column {column.name} was added without a default")
             run(f"ALTER TABLE {table} ADD COLUMN {column.ddl(db)}")
+        self._create_indexes(run, db, generation)  # and the indexes described since
         return [c.name for c in missing]
 
     def add_keys(self, run: Run, db: Database, generation: int) -> None:
@@ -295,7 +297,12 @@ WORK_QUEUE = Table(
         Column("position", "bigint"),  # the application's, which orders equal due moments
     ),
     key=("department", "application_id"),
-    indexes=(Index("due", ("department", "due", "position")),),
+    indexes=(
+        Index("due", ("department", "due", "position")),
+        # Each step's requeue deletes the application's rows whatever their department:
+        # without this, every decision scanned the whole queue.
+        Index("application", ("application_id",)),
+    ),
 )
 """Each department's applications waiting on it at their current step (while one is
 returned to the resident, the departments that will review it again)."""

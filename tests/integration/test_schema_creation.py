@@ -1,5 +1,6 @@
 """Processes started at once make the tables they need without tripping over each other
-(PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a concurrent one)."""
+(PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a concurrent one), and a
+start brings tables an earlier version made up to the ones described now."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 
 from adapters.http.app import create_app
 from adapters.settings import Settings
+from adapters.sql import quoted
 from adapters.wiring import open_services
 from keys.master import MasterKey
+from projections.tables import WORK_QUEUE
 
 
 def test_services_and_apps_opened_at_once_on_a_new_schema_all_start(
@@ -42,3 +45,32 @@ def test_services_and_apps_opened_at_once_on_a_new_schema_all_start(
         services.close()
     assert failures == [], [repr(f) for f in failures]
     assert len(opened) == 4
+
+
+def _plan_of_a_requeue(services: Any) -> str:
+    """How the database runs the delete every step's requeue makes."""
+    db = services.database
+    table = WORK_QUEUE.name(db, services.view_runner.generation())
+    statement = f"DELETE FROM {table} WHERE application_id = ?"
+    with db.transaction(commit=False) as run:
+        if db.sqlite:
+            return " ".join(str(row[-1]) for row in run(f"EXPLAIN QUERY PLAN {statement}",
+                                                         ("x",)))
+        run("SET LOCAL enable_seqscan = off")  # the table is tiny: ask whether it could
+        return " ".join(str(row[0]) for row in run(f"EXPLAIN {statement}", ("x",)))
+
+
+def test_a_generation_made_before_an_index_was_described_gets_it_at_the_next_start(
+    backend_settings: Settings,
+) -> None:
+    """The work queue's index by application (without it, each decision's requeue
+    scanned the whole queue) is made on a generation that an earlier version made."""
+    with open_services(backend_settings) as services:
+        assert "work_queue_g1_application" in _plan_of_a_requeue(services)
+        db = services.database
+        index = "cv_work_queue_g1_application"
+        with db.transaction() as run:
+            run(f"DROP INDEX {index if db.sqlite else quoted(db.datastore.schema) + '.' + index}")
+        assert "work_queue_g1_application" not in _plan_of_a_requeue(services)
+    with open_services(backend_settings) as services:
+        assert "work_queue_g1_application" in _plan_of_a_requeue(services)
