@@ -84,7 +84,9 @@ will at full size, 30,000 residents, the machine shared with another benchmark):
 following), the seed 62 and 45 residents a second. A full 600,000 run therefore takes about
 1.5–2 h on SQLite and 2.5–3 h on PostgreSQL (seeds and the measurements on the loaded history
 included; ``--backend`` runs one of them); the SQLite file grows to about 7.5 GB and the
-blobs to about 1.1 GB. Run from the project root::
+blobs to about 1.1 GB. A SQLite run of the default size on 2026-12-07, before the work
+queue was indexed by application, slowed to 53 applications a second by 346,000 (each requeue
+scanned the queue: ``docs/benchmarks.md``, "Applications"). Run from the project root::
 
     .venv/bin/python -m bench.applications --backend sqlite      # 600,000: 1.5-2 hours
     .venv/bin/python -m bench.applications --backend postgres    # 600,000: 2.5-3 hours
