@@ -182,6 +182,7 @@ class Store:
 
 
 def _holds(cache: Any, aggregate_id: UUID) -> bool:
+    """Whether the repository's cache holds the aggregate (its ``get`` raises if not)."""
     try:
         cache.get(aggregate_id)
     except KeyError:
