@@ -86,10 +86,12 @@ following), the seed 62 and 45 residents a second. A full 600,000 run therefore 
 included; ``--backend`` runs one of them); the SQLite file grows to about 7.5 GB and the
 blobs to about 1.1 GB. A SQLite run of the default size on 2026-12-07, before the work
 queue was indexed by application, slowed to 53 applications a second by 346,000 (each requeue
-scanned the queue: ``docs/benchmarks.md``, "Applications"). Run from the project root::
+scanned the queue: ``docs/benchmarks.md``, "Applications"); with the index, 100,000 took 14.0 ms
+of wall time an application on SQLite, its costs still growing over the year, which puts the
+full size nearer 2.5–3 h on SQLite and more on PostgreSQL. Run from the project root::
 
-    .venv/bin/python -m bench.applications --backend sqlite      # 600,000: 1.5-2 hours
-    .venv/bin/python -m bench.applications --backend postgres    # 600,000: 2.5-3 hours
+    .venv/bin/python -m bench.applications --backend sqlite      # 600,000: 2.5-3 hours
+    .venv/bin/python -m bench.applications --backend postgres    # 600,000: 3 hours or more
     .venv/bin/python -m bench.applications --quick               # 300: a smoke test, ~10 s
     .venv/bin/python -m bench.applications --applications 3000 --backend sqlite
 """
