@@ -107,7 +107,7 @@ class Table:
             if column.default is None and not column.null:
                 raise ValueError(f"{self.view}: column {column.name} was added without a default")
             run(f"ALTER TABLE {table} ADD COLUMN {column.ddl(db)}")
-        self._create_indexes(run, db, generation)  # and the indexes described since
+        self._create_indexes(run, db, generation, missing_only=True)  # described since
         return [c.name for c in missing]
 
     def add_keys(self, run: Run, db: Database, generation: int) -> None:
@@ -149,12 +149,29 @@ class Table:
             found.append(f"UNIQUE ({', '.join(self.unique)})")
         return found
 
-    def _create_indexes(self, run: Run, db: Database, generation: int) -> None:
+    def _create_indexes(
+        self, run: Run, db: Database, generation: int, *, missing_only: bool = False
+    ) -> None:
+        """The table's indexes; with ``missing_only``, only those not there, checked first:
+        ``CREATE INDEX IF NOT EXISTS`` on PostgreSQL locks the table against writes until
+        the transaction ends even when the index is there, and a start must not hold up
+        the followers for indexes it already has."""
         for index in self.indexes:
+            name = f"cv_{self.view}_g{generation}_{index.suffix}"
+            if missing_only and _index_exists(run, db, name):
+                continue
             run(
-                f"CREATE INDEX IF NOT EXISTS cv_{self.view}_g{generation}_{index.suffix} "
+                f"CREATE INDEX IF NOT EXISTS {name} "
                 f"ON {self.name(db, generation)} ({', '.join(index.columns)})"
             )
+
+
+def _index_exists(run: Run, db: Database, name: str) -> bool:
+    if db.sqlite:
+        return bool(run("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+                        (name,)))
+    [(found,)] = run("SELECT to_regclass(?) IS NOT NULL", (db.table(name),))
+    return bool(found)
 
 
 def _row_writer(view: str, columns: tuple[Column, ...]) -> Callable[..., tuple[Any, ...]]:
