@@ -23,6 +23,7 @@ reader's CPU (``bench/readjudicate.py``, ``bench/projections.py`` read this way)
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import (
@@ -155,12 +156,7 @@ class OrderedPostgresApplicationRecorder(PostgresApplicationRecorder):
         ).format(
             schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
         )
-        with (
-            self.datastore.get_connection() as conn,
-            conn.cursor(binary=True, row_factory=tuple_row) as curs,
-        ):
-            curs.execute(statement, [after, limit], prepare=True)
-            return curs.fetchall()
+        return self._rows(statement, [after, limit])
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_events_of(self, originator_ids: Collection[UUID | str]) -> list[StoredEvent]:
@@ -172,36 +168,38 @@ class OrderedPostgresApplicationRecorder(PostgresApplicationRecorder):
         ).format(
             schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
         )
-        with (
-            self.datastore.get_connection() as conn,
-            conn.cursor(binary=True, row_factory=tuple_row) as curs,
-        ):
-            curs.execute(statement, [list(originator_ids)], prepare=True)
-            return [
-                StoredEvent(originator_id=originator_id, originator_version=version,
-                            topic=topic, state=state)
-                for originator_id, version, topic, state in curs.fetchall()
-            ]
+        return [
+            StoredEvent(originator_id=originator_id, originator_version=version,
+                        topic=topic, state=state)
+            for originator_id, version, topic, state in self._rows(
+                statement, [list(originator_ids)]
+            )
+        ]
 
     def _notifications(self, statement: Composed, params: list[object]) -> list[Notification]:
         """The notifications a statement selects, read in binary as plain tuples."""
+        return [
+            Notification(
+                id=notification_id,
+                originator_id=originator_id,
+                originator_version=originator_version,
+                topic=topic,
+                state=state,
+            )
+            for notification_id, originator_id, originator_version, topic, state in (
+                self._rows(statement, params)
+            )
+        ]
+
+    def _rows(self, statement: Composed, params: list[object]) -> list[tuple[Any, ...]]:
+        """The rows a statement selects, read in PostgreSQL's binary format as plain tuples
+        (prepared: each of these statements runs again and again)."""
         with (
             self.datastore.get_connection() as conn,
             conn.cursor(binary=True, row_factory=tuple_row) as curs,
         ):
             curs.execute(statement, params, prepare=True)
-            return [
-                Notification(
-                    id=notification_id,
-                    originator_id=originator_id,
-                    originator_version=originator_version,
-                    topic=topic,
-                    state=state,
-                )
-                for notification_id, originator_id, originator_version, topic, state in (
-                    curs.fetchall()
-                )
-            ]
+            return curs.fetchall()
 
     def log_table(self) -> LogTable:
         """The events table, for the read models' statements (they count uses and reuses

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 
 from projections.database import Database, Run
-from projections.tables import ACCESS, TABLES
+from projections.tables import ACCESS, TABLES, exists
 
 TRACKING = "cv_view_tracking"
 GENERATION = "cv_view_generation"
@@ -76,12 +76,7 @@ def drop_generation(run: Run, db: Database, generation: int) -> None:
 
 def generation_exists(run: Run, db: Database, generation: int) -> bool:
     """Whether the generation's tables are there (they are made in one transaction)."""
-    access = ACCESS.name(db, generation)
-    if db.sqlite:
-        return bool(run("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                        (access,)))
-    [(found,)] = run("SELECT to_regclass(?) IS NOT NULL", (access,))
-    return bool(found)
+    return exists(run, db, ACCESS.name(db, generation), "table")
 
 
 def lock_active_generation(run: Run, db: Database) -> int:

@@ -158,7 +158,7 @@ class Table:
         the followers for indexes it already has."""
         for index in self.indexes:
             name = f"cv_{self.view}_g{generation}_{index.suffix}"
-            if missing_only and _index_exists(run, db, name):
+            if missing_only and exists(run, db, db.table(name), "index"):
                 continue
             run(
                 f"CREATE INDEX IF NOT EXISTS {name} "
@@ -166,11 +166,12 @@ class Table:
             )
 
 
-def _index_exists(run: Run, db: Database, name: str) -> bool:
+def exists(run: Run, db: Database, name: str, kind: Literal["table", "index"]) -> bool:
+    """Whether the table or index ``name`` (as :meth:`Database.table` writes it) is there."""
     if db.sqlite:
-        return bool(run("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
-                        (name,)))
-    [(found,)] = run("SELECT to_regclass(?) IS NOT NULL", (db.table(name),))
+        return bool(run("SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?",
+                        (kind, name)))
+    [(found,)] = run("SELECT to_regclass(?) IS NOT NULL", (name,))
     return bool(found)
 
 
