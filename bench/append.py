@@ -73,6 +73,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from adapters.wiring import Core, Services
+from bench import stopping
 from bench.backends import on_each_backend, postgres_services, sqlite_services
 from bench.tables import print_table
 from policy.scales import Grade
@@ -590,4 +591,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    stopping.run(main)

@@ -120,6 +120,7 @@ from uuid import UUID
 from adapters.demo_city import DemoClock
 from adapters.progress import Progress
 from adapters.wiring import Services, open_services
+from bench import stopping
 from bench.backends import scratch_settings
 from bench.postgres import drop_schema, postgres_reachable, redact, test_dsn, with_schema
 from bench.tables import print_table
@@ -683,4 +684,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    stopping.run(main)

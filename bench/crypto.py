@@ -51,6 +51,7 @@ import psutil  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adapters.blobs_local import READ_BYTES
+from bench import stopping
 from bench.tables import print_table
 from keys.envelope import CHUNK_BYTES, new_document_key, open_document, seal_document
 
@@ -341,4 +342,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    stopping.run(main)

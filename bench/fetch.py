@@ -53,6 +53,7 @@ from typing import Any
 from uuid import UUID
 
 from adapters.wiring import Core, Services
+from bench import stopping
 from bench.backends import on_each_backend, postgres_services, sqlite_services
 from bench.tables import print_table
 from vault.document import Document
@@ -304,4 +305,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    stopping.run(main)

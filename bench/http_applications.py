@@ -94,6 +94,7 @@ from pydantic import SecretStr
 from adapters.progress import Progress
 from adapters.settings import Settings
 from adapters.wiring import Services, open_services
+from bench import stopping
 from bench.applications import BASELINE_PURPOSE, DEPARTMENT, DOCUMENT_BYTES, seed
 from bench.http_fetch import (
     AUTHORIZATION_ENV,
@@ -451,4 +452,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if clean else 1
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    stopping.run(main)

@@ -113,6 +113,7 @@ from pydantic import SecretStr
 
 from adapters.settings import Settings
 from adapters.wiring import open_services
+from bench import stopping
 from bench.postgres import drop_schema, postgres_reachable, redact, test_dsn, with_schema
 from bench.servers import HOST, Server, running, server_env
 from bench.tables import print_table
@@ -724,4 +725,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    stopping.run(main)

@@ -73,6 +73,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from adapters.wiring import Services
+from bench import stopping
 from bench.backends import on_each_backend, postgres_services, sqlite_services
 from bench.projections import (
     EVENTS_PER_RESIDENT,
@@ -467,4 +468,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    stopping.run(main)

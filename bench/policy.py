@@ -66,6 +66,7 @@ from typing import Any
 
 from casbin.model import fast_policy_filter
 
+from bench import stopping
 from bench.tables import print_table
 from policy.casbin_oracle import casbin_enforcer
 from policy.decision import DecisionPoint
@@ -520,4 +521,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    stopping.run(main)

@@ -66,6 +66,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import stopping
 from bench.http_fetch import (
     INSTALL_WRK,
     RESIDENTS,
@@ -515,4 +516,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    stopping.run(main)

@@ -100,6 +100,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from adapters.wiring import Core, Services
+from bench import stopping
 from bench.backends import on_each_backend, postgres_services, sqlite_services
 from bench.tables import print_table
 from keys.envelope import new_document_key, seal_document
@@ -887,4 +888,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    stopping.run(main)

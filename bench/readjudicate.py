@@ -63,6 +63,7 @@ from typing import Any
 from eventsourcing.utils import get_topic
 
 from adapters.wiring import Core, Services
+from bench import stopping
 from bench.backends import on_each_backend, postgres_services, sqlite_services
 from bench.projections import EVENTS_PER_RESIDENT, SEED, Fill, Filler, read_log, timed
 from bench.tables import print_table
@@ -283,4 +284,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    stopping.run(main)

@@ -92,6 +92,7 @@ from uuid import UUID
 
 from adapters.progress import Progress
 from adapters.wiring import Core, Services
+from bench import stopping
 from bench.backends import Scratch, postgres_services, sqlite_services
 from bench.fetch import Timing, drain
 from bench.postgres import postgres_reachable, test_dsn
@@ -457,4 +458,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    stopping.run(main)
