@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteDatastore
 
 from projections.database import LockHeld, Params
@@ -283,3 +284,31 @@ class LogWakeups:
 
 def quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
+
+
+def from_snapshot_statement(events: str, snapshots: str, mark: str) -> str:
+    """One query for an aggregate's newest snapshot (its first column 1; none if there is
+    none) and its events after it (0), in version order: the two tables, named as the
+    statement should (schema and quotes), both keyed by (originator_id, originator_version);
+    three ``mark`` placeholders, each the originator id."""
+    columns = "originator_id, originator_version, topic, state"
+    return (
+        f"SELECT 1 AS snapshot, {columns} FROM (SELECT {columns} FROM {snapshots} "
+        f"WHERE originator_id = {mark} ORDER BY originator_version DESC LIMIT 1) AS newest "
+        f"UNION ALL SELECT 0, {columns} FROM {events} WHERE originator_id = {mark} "
+        f"AND originator_version > COALESCE((SELECT MAX(originator_version) FROM {snapshots} "
+        f"WHERE originator_id = {mark}), 0) "
+        "ORDER BY 1 DESC, 3"
+    )
+
+
+def split_snapshot(
+    rows: Sequence[tuple[int, Any, int, str, bytes]],
+) -> tuple[StoredEvent | None, list[StoredEvent]]:
+    """The rows of :func:`from_snapshot_statement` as the snapshot (or None) and the events."""
+    stored = [
+        (flag, StoredEvent(originator_id=i, originator_version=v, topic=t, state=bytes(s)))
+        for flag, i, v, t, s in rows
+    ]
+    snapshot = stored[0][1] if stored and stored[0][0] == 1 else None
+    return snapshot, [event for flag, event in stored if flag == 0]

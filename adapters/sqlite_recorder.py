@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+from adapters.sql import from_snapshot_statement, quoted, split_snapshot
 from adapters.transcoding import uuid_from_hex
 from projections.database import LogTable
 
@@ -49,6 +50,22 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                 )
                 for row in c.fetchall()
             ]
+
+    def select_from_snapshot(
+        self, originator_id: UUID, snapshots_table: str
+    ) -> tuple[StoredEvent | None, list[StoredEvent]]:
+        """The aggregate's newest snapshot in ``snapshots_table`` (None if it has none) and
+        its events after it, in one query."""
+        key = originator_id.hex if self.datastore.originator_id_type == "uuid" else originator_id
+        statement = from_snapshot_statement(
+            quoted(self.events_table_name), quoted(snapshots_table), "?"
+        )
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, (key, key, key))
+            convert = self.convert_originator_id
+            return split_snapshot(
+                [(row[0], convert(row[1]), row[2], row[3], row[4]) for row in c.fetchall()]
+            )
 
     def select_changes(self, after: int, limit: int) -> Sequence[tuple[int, UUID | str, int]]:
         """Position, originator id and version of at most ``limit`` events recorded after

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar, Self
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Snapshot as LibrarySnapshot
+from eventsourcing.utils import get_topic
 
 from policy.scales import UNRATED, Grade
 from vault.aggregate import VaultAggregate
@@ -116,3 +119,57 @@ class Resident(VaultAggregate):
     def _check_not_erased(self) -> None:
         if self.is_erased:
             raise ResidentErased(f"resident {self.resident_id} was erased")
+
+    @dataclass(frozen=True)
+    class Snapshot(LibrarySnapshot):
+        """A resident as of a version, so that a load replays only the events after it.
+
+        The grade is personal, so it is kept out of ``state`` and sealed with the
+        resident's key like the event that recorded it: once the key is shredded it reads
+        back as erased, and the resident loads with no grade, as replaying the events
+        would give. Everything else in ``state`` is in clear in the events too.
+        """
+
+        personal_fields: ClassVar[tuple[str, ...]] = ("grade",)
+        resident_id: str
+        grade: str | Erased | None
+
+        @classmethod
+        def take(cls, aggregate: Any) -> Self:
+            """The snapshot of a resident's state (as the library takes one, the grade
+            apart)."""
+            if not isinstance(aggregate, Resident):
+                raise TypeError(f"not a resident: {type(aggregate).__name__}")
+            state = {
+                name: value
+                for name, value in vars(aggregate).items()
+                if name not in ("_id", "_version", "_pending_events", "grade")
+            }
+            class_version = getattr(type(aggregate), "class_version", 1)
+            if class_version > 1:
+                state["class_version"] = class_version
+            # A JSON object's keys are text: the scopes go as [consent id, department, purpose].
+            state["consent_scopes"] = [
+                [consent_id, *scope] for consent_id, scope in aggregate.consent_scopes.items()
+            ]
+            return cls(
+                originator_id=aggregate.id,
+                originator_version=aggregate.version,
+                timestamp=cls.create_timestamp(),
+                topic=get_topic(type(aggregate)),
+                state=state,
+                resident_id=aggregate.resident_id,
+                grade=aggregate.grade.value if aggregate.grade is not None else None,
+            )
+
+        def mutate(self, _: Any) -> Resident:
+            """The resident as it stood; no grade if the sealed one cannot be read."""
+            resident = super().mutate(None)
+            if not isinstance(resident, Resident):
+                raise TypeError(f"a resident's snapshot of a {type(resident).__name__}")
+            resident.consent_scopes = {
+                consent_id: (department, purpose)
+                for consent_id, department, purpose in self.state["consent_scopes"]
+            }
+            resident.grade = Grade(self.grade) if isinstance(self.grade, str) else None
+            return resident
