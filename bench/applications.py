@@ -83,21 +83,14 @@ A check: the city's figures over the year must count N accepted and every applic
 in full; otherwise the exit status is 1. Progress (rate, time left) goes to stderr every few
 seconds during the seed, the year and the measurements.
 
-Duration, from runs of 3,000 applications on this 2-core machine (2026-12-07 13:21, with the
-aggregate cache cut to 50 — ``CIVICVAULT_AGGREGATE_CACHE_SIZE=50`` — so that it misses as it
-will at full size, 30,000 residents, the machine shared with another benchmark): the year took
-10.1 ms an application on SQLite and 16.9 ms on PostgreSQL (acceptance, decisions, its fetch,
-following), the seed 62 and 45 residents a second. A full 600,000 run therefore takes about
-1.5–2 h on SQLite and 2.5–3 h on PostgreSQL (seeds and the measurements on the loaded history
-included; ``--backend`` runs one of them); the SQLite file grows to about 7.5 GB and the
-blobs to about 1.1 GB. A SQLite run of the default size on 2026-12-07, before the work
-queue was indexed by application, slowed to 53 applications a second by 346,000 (each requeue
-scanned the queue: ``docs/benchmarks.md``, "Applications"); with the index, 100,000 took 14.0 ms
-of wall time an application on SQLite, its costs still growing over the year, which puts the
-full size nearer 2.5–3 h on SQLite and more on PostgreSQL. Run from the project root::
+Duration on this 2-core machine: the default size on SQLite ran in 93 minutes on 2026-12-07
+(the seed 5 minutes, the year 88, 8.8 ms of wall time an application with its fetch and the
+read models' following; ``docs/benchmarks.md``, "Applications"). PostgreSQL took 13.0 ms an
+application at 100,000, which puts the default size at about 2-2.5 hours. Run from the
+project root::
 
-    .venv/bin/python -m bench.applications --backend sqlite      # 600,000: 2.5-3 hours
-    .venv/bin/python -m bench.applications --backend postgres    # 600,000: 3 hours or more
+    .venv/bin/python -m bench.applications --backend sqlite      # 600,000: about 1.5 hours
+    .venv/bin/python -m bench.applications --backend postgres    # 600,000: about 2-2.5 hours
     .venv/bin/python -m bench.applications --quick               # 300: a smoke test, ~10 s
     .venv/bin/python -m bench.applications --applications 3000 --backend sqlite
 """
