@@ -15,6 +15,7 @@ audit, the read models, the ledger and ``Store.as_of`` read only them.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, ClassVar, Protocol, cast, runtime_checkable
 from uuid import UUID
@@ -153,16 +154,19 @@ class VaultApplication(Application[UUID]):
         raised, and the next multiple tries again."""
         if self.snapshots is None:
             return
-        saved: dict[UUID, int] = {}
-        for event in processing_event.events:
-            saved[event.originator_id] = saved.get(event.originator_id, 0) + 1
-        snapshots = []
-        for aggregate_id, aggregate in processing_event.aggregates.items():
-            every = self.snapshotting_intervals.get(type(aggregate))
-            version = getattr(aggregate, "version", 0)
-            before = version - saved.get(aggregate_id, 0)
-            if every is not None and version // every > before // every:
-                snapshots.append(cast(Any, type(aggregate)).Snapshot.take(aggregate))
+        snapshotted = [
+            (aggregate_id, aggregate, every)
+            for aggregate_id, aggregate in processing_event.aggregates.items()
+            if (every := self.snapshotting_intervals.get(type(aggregate))) is not None
+        ]
+        if not snapshotted:  # most saves (every fetch's): nothing to count
+            return
+        saved = Counter(event.originator_id for event in processing_event.events)
+        snapshots = [
+            cast(Any, type(aggregate)).Snapshot.take(aggregate)
+            for aggregate_id, aggregate, every in snapshotted
+            if aggregate.version // every > (aggregate.version - saved[aggregate_id]) // every
+        ]
         if not snapshots:
             return
         try:
