@@ -85,12 +85,14 @@ seconds during the seed, the year and the measurements.
 
 Duration on this 2-core machine: the default size on SQLite ran in 93 minutes on 2026-12-07
 (the seed 5 minutes, the year 88, 8.8 ms of wall time an application with its fetch and the
-read models' following; ``docs/benchmarks.md``, "Applications"). PostgreSQL took 13.0 ms an
-application at 100,000, which puts the default size at about 2-2.5 hours. Run from the
-project root::
+read models' following; ``docs/benchmarks.md``, "Applications"). PostgreSQL took 102 minutes
+for half the default size (300,000 from 15,000 residents: seed 5 minutes, the year 95, 19.0
+ms an application) and goes slower per application at the full size: about 3.5-4 hours for
+600,000. Run from the project root::
 
     .venv/bin/python -m bench.applications --backend sqlite      # 600,000: about 1.5 hours
-    .venv/bin/python -m bench.applications --backend postgres    # 600,000: about 2-2.5 hours
+    .venv/bin/python -m bench.applications --backend postgres    # 600,000: about 3.5-4 hours
+    .venv/bin/python -m bench.applications --applications 300000 --backend postgres  # 1.7 h
     .venv/bin/python -m bench.applications --quick               # 300: a smoke test, ~10 s
     .venv/bin/python -m bench.applications --applications 3000 --backend sqlite
 """
