@@ -22,7 +22,7 @@ reader's CPU (``bench/readjudicate.py``, ``bench/projections.py`` read this way)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -32,13 +32,47 @@ from eventsourcing.persistence import (
     OperationalError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+    PostgresFactory,
+)
 from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from adapters.sql import SCHEMA_LOCK, from_snapshot_statement, quoted, split_snapshot
 from projections.database import LogTable
+
+
+def made_under_lock(datastore: PostgresDatastore, make: Callable[[], None]) -> None:
+    """Run a recorder's table making while any other process making tables waits: the
+    library's ``CREATE … IF NOT EXISTS`` statements and types (made in transactions of
+    their own) are not safe against a concurrent maker, so two processes started at once on
+    a new database could fail one of them. The lock (:data:`adapters.sql.SCHEMA_LOCK`) is
+    held on a connection of its own for the whole of it."""
+    with datastore.get_connection() as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        try:
+            make()
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+
+class LockedPostgresAggregateRecorder(PostgresAggregateRecorder):
+    """The library's recorder of an aggregate table (the residents' snapshots), making its
+    table under the schema lock."""
+
+    def create_table(self) -> None:
+        made_under_lock(self.datastore, super().create_table)
+
+
+class VaultPostgresFactory(PostgresFactory):
+    """The library's factory, whose snapshot store makes its table under the schema lock
+    (the application recorder is chosen by topic: :class:`OrderedPostgresApplicationRecorder`)."""
+
+    aggregate_recorder_class = LockedPostgresAggregateRecorder
 
 
 class OrderedPostgresApplicationRecorder(PostgresApplicationRecorder):
@@ -93,17 +127,8 @@ class OrderedPostgresApplicationRecorder(PostgresApplicationRecorder):
         )
 
     def create_table(self) -> None:
-        """The library's, while any other process making the same tables waits: its
-        ``CREATE … IF NOT EXISTS`` statements and its types (made in transactions of their
-        own) are not safe against a concurrent maker, so two processes started at once on
-        a new database could fail one of them. The lock (:data:`adapters.sql.SCHEMA_LOCK`)
-        is held on a connection of its own for the whole of it."""
-        with self.datastore.get_connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
-            try:
-                super().create_table()
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+        """The library's, under the schema lock (:func:`made_under_lock`)."""
+        made_under_lock(self.datastore, super().create_table)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_notifications(

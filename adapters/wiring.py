@@ -44,6 +44,7 @@ from vault.services.residents import Residents
 from vault.store import Store
 
 # Imported by eventsourcing only when PostgreSQL is configured (psycopg is an optional extra).
+POSTGRES_FACTORY_TOPIC = "adapters.postgres_recorder:VaultPostgresFactory"
 POSTGRES_RECORDER_TOPIC = "adapters.postgres_recorder:OrderedPostgresApplicationRecorder"
 SQLITE_RECORDER_TOPIC = "adapters.sqlite_recorder:SQLiteRecorder"
 
@@ -239,7 +240,7 @@ def event_store_env(settings: Settings) -> dict[str, str]:
     if schema:
         ensure_postgres_schema(settings.database_url, schema)
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": POSTGRES_FACTORY_TOPIC,
         "POSTGRES_DBNAME": unquote(url.path.lstrip("/")) or "postgres",
         "POSTGRES_HOST": url.hostname or "127.0.0.1",
         "POSTGRES_PORT": str(url.port or 5432),

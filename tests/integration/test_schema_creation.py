@@ -10,7 +10,7 @@ from typing import Any
 
 from adapters.http.app import create_app
 from adapters.settings import Settings
-from adapters.sql import quoted
+from adapters.sql import SCHEMA_LOCK, quoted
 from adapters.wiring import open_services
 from keys.master import MasterKey
 from projections.tables import WORK_QUEUE
@@ -45,6 +45,38 @@ def test_services_and_apps_opened_at_once_on_a_new_schema_all_start(
         services.close()
     assert failures == [], [repr(f) for f in failures]
     assert len(opened) == 4
+
+
+def test_the_snapshot_table_is_made_under_the_schema_lock(
+    postgres_url: str, tmp_path: Any
+) -> None:
+    """The residents' snapshots are kept by a recorder the library's factory makes; its
+    table waits for whoever holds the schema lock, as the events' table does (a race of
+    two starts on a new schema once failed one of them on the snapshot table's type)."""
+    import psycopg
+
+    settings = Settings(
+        data_dir=tmp_path, master_key=MasterKey.generate().to_base64(),
+        database_url=f"{postgres_url}?schema=p_{uuid.uuid4().hex[:12]}",
+    )
+    with open_services(settings) as services:
+        snapshots = services.application.snapshots
+        assert snapshots is not None
+        made = threading.Event()
+
+        def make() -> None:
+            snapshots.recorder.create_table()  # type: ignore[attr-defined]
+            made.set()
+
+        with psycopg.connect(postgres_url, autocommit=True) as holder:
+            holder.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            maker = threading.Thread(target=make)
+            maker.start()
+            waited = not made.wait(1.0)
+            holder.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+        maker.join(30)
+        assert waited, "the snapshot table was made while another process held the lock"
+        assert made.is_set()
 
 
 def _plan_of_a_requeue(services: Any) -> str:
