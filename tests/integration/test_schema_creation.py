@@ -5,7 +5,6 @@ start brings tables an earlier version made up to the ones described now."""
 from __future__ import annotations
 
 import threading
-import uuid
 from typing import Any
 
 from adapters.http.app import create_app
@@ -16,13 +15,16 @@ from keys.master import MasterKey
 from projections.tables import WORK_QUEUE
 
 
-def test_services_and_apps_opened_at_once_on_a_new_schema_all_start(
-    postgres_url: str, tmp_path: Any
-) -> None:
-    settings = Settings(
-        data_dir=tmp_path, master_key=MasterKey.generate().to_base64(),
-        database_url=f"{postgres_url}?schema=p_{uuid.uuid4().hex[:12]}",
+def _on_a_new_schema(url: str, data_dir: Any) -> Settings:
+    return Settings(
+        data_dir=data_dir, master_key=MasterKey.generate().to_base64(), database_url=url
     )
+
+
+def test_services_and_apps_opened_at_once_on_a_new_schema_all_start(
+    postgres_schema_url: str, tmp_path: Any
+) -> None:
+    settings = _on_a_new_schema(postgres_schema_url, tmp_path)
     start = threading.Barrier(4)
     failures: list[BaseException] = []
     opened: list[Any] = []
@@ -48,18 +50,14 @@ def test_services_and_apps_opened_at_once_on_a_new_schema_all_start(
 
 
 def test_the_snapshot_table_is_made_under_the_schema_lock(
-    postgres_url: str, tmp_path: Any
+    postgres_url: str, postgres_schema_url: str, tmp_path: Any
 ) -> None:
     """The residents' snapshots are kept by a recorder the library's factory makes; its
     table waits for whoever holds the schema lock, as the events' table does (a race of
     two starts on a new schema once failed one of them on the snapshot table's type)."""
     import psycopg
 
-    settings = Settings(
-        data_dir=tmp_path, master_key=MasterKey.generate().to_base64(),
-        database_url=f"{postgres_url}?schema=p_{uuid.uuid4().hex[:12]}",
-    )
-    with open_services(settings) as services:
+    with open_services(_on_a_new_schema(postgres_schema_url, tmp_path)) as services:
         snapshots = services.application.snapshots
         assert snapshots is not None
         made = threading.Event()
