@@ -17,7 +17,14 @@ SIGNING_KEYS = "civicvault_signing_keys"
 
 
 class SqlKeyTable:
-    """A :class:`keys.store.KeyTable` on the event store's own SQLite or PostgreSQL database."""
+    """A :class:`keys.store.KeyTable` on the event store's own SQLite or PostgreSQL database.
+
+    A key is read on nearly every operation that opens personal fields, so single reads go
+    through :meth:`adapters.sql.Database.read`: on PostgreSQL one round trip, not three
+    (BEGIN, SELECT, ROLLBACK). The ROLLBACK also cost more than its round trip: psycopg
+    forgets every statement it has prepared on a connection when a ROLLBACK passes through
+    it, so each key read made the event store's next statements on that connection be
+    planned afresh."""
 
     def __init__(self, datastore: Any) -> None:
         self._db = Database(datastore)
@@ -77,7 +84,7 @@ class SqlKeyTable:
         return inserted
 
     def resident_key(self, resident_id: str) -> WrappedResidentKey | None:
-        with self._transaction(commit=False) as run:
+        with self._db.read() as run:
             rows = run(
                 "SELECT resident_id, wrapped_key, master_key_id, created_at, shredded_at "
                 f"FROM {self._residents} WHERE resident_id = ?",
@@ -87,7 +94,7 @@ class SqlKeyTable:
 
     def resident_keys(self, resident_ids: Sequence[str]) -> list[WrappedResidentKey]:
         rows: list[Any] = []
-        with self._transaction(commit=False) as run:
+        with self._db.read() as run:
             for start in range(0, len(resident_ids), 500):
                 batch = tuple(resident_ids[start : start + 500])
                 rows += run(
@@ -129,7 +136,7 @@ class SqlKeyTable:
             )
 
     def signing_keys(self, purpose: str) -> list[SigningKeyRecord]:
-        with self._transaction(commit=False) as run:
+        with self._db.read() as run:
             rows = run(
                 "SELECT kid, purpose, public_key, wrapped_private, master_key_id, created_at, "
                 f"retired_at FROM {self._signing} WHERE purpose = ? ORDER BY created_at, kid",
@@ -158,7 +165,7 @@ class SqlKeyTable:
     def count_wrapped(self, *, except_under: str | None = None) -> int:
         other = "" if except_under is None else " AND master_key_id <> ?"
         params = () if except_under is None else (except_under,)
-        with self._transaction(commit=False) as run:
+        with self._transaction(commit=False) as run:  # both counts from one snapshot
             residents = run(
                 f"SELECT COUNT(*) FROM {self._residents} WHERE wrapped_key IS NOT NULL{other}",
                 params,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -101,3 +102,48 @@ def test_master_rotation_rewraps_everything_in_the_database(
     with open_services(only_new, clock=clock) as rotated:
         assert b"".join(read_document(rotated, "r1", document.id)) == b"content"
     assert SigningKeys(services.key_table, MasterKeys(new)).current("receipts")
+
+
+def test_reading_a_key_keeps_the_connections_prepared_statements(
+    postgres_schema_url: str,
+) -> None:
+    """A key is read on nearly every operation. psycopg forgets what it has prepared on a
+    connection when a ROLLBACK passes through it, so a key read in a read-only transaction
+    made the event store's next statements be planned afresh: the read goes without one."""
+    from urllib.parse import parse_qs, urlparse
+
+    from eventsourcing.postgres import PostgresDatastore
+
+    from adapters.keytable import SqlKeyTable
+
+    url = urlparse(postgres_schema_url)
+    datastore = PostgresDatastore(
+        url.path.lstrip("/"), url.hostname or "", url.port or 5432, url.username or "", "",
+        schema=parse_qs(url.query)["schema"][0], pool_size=1, max_overflow=0,
+    )
+    try:
+        with datastore.get_connection() as conn:
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{datastore.schema}"')
+        table = SqlKeyTable(datastore)
+        table.add_resident_key("r1", b"wrapped", "m1", NOW)
+
+        def prepared() -> int:
+            with datastore.get_connection() as conn:  # the pool's only connection
+                for _ in range(6):  # psycopg prepares a statement on its fifth run
+                    conn.execute("SELECT 1 WHERE %s", (True,))
+                return _prepared_here(conn)
+
+        assert prepared() >= 1
+        assert table.resident_key("r1") is not None
+        assert len(table.resident_keys(["r1", "r2"])) == 1
+        with datastore.get_connection() as conn:
+            assert _prepared_here(conn) >= 1
+    finally:
+        datastore.close()
+
+
+def _prepared_here(conn: Any) -> int:
+    """How many statements the connection's session holds prepared on the server."""
+    row = conn.execute("SELECT count(*) AS n FROM pg_prepared_statements").fetchone()
+    assert row is not None
+    return int(row["n"])
