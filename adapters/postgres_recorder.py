@@ -184,21 +184,38 @@ class OrderedPostgresApplicationRecorder(PostgresApplicationRecorder):
         return self._rows(statement, [after, limit])
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def select_events_of(self, originator_ids: Collection[UUID | str]) -> list[StoredEvent]:
+    def select_events_of(
+        self, originator_ids: Collection[UUID | str], snapshots_table: str | None = None
+    ) -> list[StoredEvent]:
         """Every event of these originators, each one's in version order, in one query:
-        several aggregates loaded at the cost of one round trip."""
-        statement = SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
-            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
-        ).format(
-            schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
-        )
+        several aggregates loaded at the cost of one round trip. With ``snapshots_table``,
+        an originator's newest snapshot there comes first, then only its events after it
+        (as :meth:`select_from_snapshot` reads one)."""
+        table = Identifier(self.datastore.schema, self.events_table_name)
+        if snapshots_table is None:
+            statement = SQL(
+                "SELECT originator_id, originator_version, topic, state FROM {table} "
+                "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+            ).format(table=table)
+            params: list[object] = [list(originator_ids)]
+        else:
+            statement = SQL(
+                "WITH newest AS MATERIALIZED (SELECT DISTINCT ON (originator_id) "
+                "originator_id, originator_version, topic, state FROM {snapshots} "
+                "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version DESC) "
+                "SELECT originator_id, originator_version, topic, state, 0 AS kind "
+                "FROM newest UNION ALL "
+                "SELECT e.originator_id, e.originator_version, e.topic, e.state, 1 "
+                "FROM {table} AS e LEFT JOIN newest AS n ON n.originator_id = e.originator_id "
+                "WHERE e.originator_id = ANY(%s) "
+                "AND e.originator_version > COALESCE(n.originator_version, 0) "
+                "ORDER BY 1, 5, 2"
+            ).format(table=table, snapshots=Identifier(self.datastore.schema, snapshots_table))
+            params = [list(originator_ids)] * 2
         return [
-            StoredEvent(originator_id=originator_id, originator_version=version,
-                        topic=topic, state=state)
-            for originator_id, version, topic, state in self._rows(
-                statement, [list(originator_ids)]
-            )
+            StoredEvent(originator_id=row[0], originator_version=row[1], topic=row[2],
+                        state=row[3])
+            for row in self._rows(statement, params)
         ]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)

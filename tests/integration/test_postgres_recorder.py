@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
@@ -146,9 +147,9 @@ def test_several_aggregates_the_cache_lacks_are_read_in_one_query(
         queries.append(("one", 1))
         return select_events(originator_id, **kwargs)  # type: ignore[arg-type]
 
-    def many(originator_ids: list[UUID]) -> object:
+    def many(originator_ids: list[UUID], **kwargs: object) -> object:
         queries.append(("many", len(originator_ids)))
-        return select_events_of(originator_ids)
+        return select_events_of(originator_ids, **kwargs)
 
     monkeypatch.setattr(recorder, "select_events", one)
     monkeypatch.setattr(recorder, "select_events_of", many)
@@ -158,3 +159,47 @@ def test_several_aggregates_the_cache_lacks_are_read_in_one_query(
     assert [d.version for d in found.values()] == [  # type: ignore[attr-defined]
         len(select_events(i)) for i in ids
     ]
+
+
+def test_a_cold_fetch_reads_the_resident_and_the_document_in_one_query(
+    pg_services: Services, tmp_path: Path, clock: MovableClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process that holds nothing yet (another process wrote it all) judges a fetch on
+    the resident, the document and the consent: the first two read together, then the
+    consent the resident names, not one query an aggregate."""
+    from vault.inputs import ConsentRequest
+
+    document = pg_services.documents.submit("r1", [b"card"], DocumentDetails(
+        doc_type="id-card", title="居民身份证", content_type="image/png")).value
+    consent = pg_services.consents.grant("r1", ConsentRequest(
+        department="civil-affairs", doc_types=("id-card",), purpose="elderly-card",
+        valid_until=clock.now() + timedelta(days=30),
+    )).consent
+    resident = resident_aggregate_id("r1")
+    other = open_services(pg_services.settings.model_copy(update={"data_dir": tmp_path}),
+                          clock=clock)
+    try:
+        recorder = other.application.recorder
+        reads: list[tuple[str, set[UUID]]] = []
+        for name in ("select_events_of", "select_from_snapshot", "select_events"):
+            method = getattr(recorder, name)
+
+            def counted(ids: Any, *args: object, _name: str = name, _method: Any = method,
+                        **kwargs: object) -> object:
+                wanted = set(ids) if isinstance(ids, list) else {ids}
+                if wanted & {resident, document.id, consent.id}:  # not the policy's
+                    reads.append((_name, wanted))
+                return _method(ids, *args, **kwargs)
+
+            monkeypatch.setattr(recorder, name, counted)
+        fetched = other.fetches.fetch(
+            officer="officer-li", department="civil-affairs", resident_id="r1",
+            document_id=document.id, purpose="elderly-card",
+        )
+        assert b"".join(fetched.content) == b"card"
+        assert fetched.access.allowed
+        assert reads == [("select_events_of", {resident, document.id}),
+                         ("select_from_snapshot", {consent.id})]
+    finally:
+        other.close()

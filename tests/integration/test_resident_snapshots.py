@@ -103,6 +103,37 @@ def test_a_cold_load_is_one_query_for_the_snapshot_and_the_events_after_it(
     assert read == [(EVERY, 3)]
 
 
+def test_residents_read_together_start_from_their_snapshots(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Store.find_all`` reads the aggregates its cache lacks in one query where the
+    recorder can (PostgreSQL): a snapshotted resident from its newest snapshot on, and
+    each the same as its replay."""
+    snapshotted = _graded(services, "r1", Grade.B)
+    _consents(services, "r1", EVERY + 1)  # versions to EVERY + 3, a snapshot at EVERY
+    other = _graded(services, "r2", Grade.A)  # no snapshot
+    recorder = services.application.recorder
+    read: list[list[tuple[Any, int]]] = []
+    together = getattr(recorder, "select_events_of", None)
+    if together is not None:
+        def counted(ids: list[UUID], **kwargs: Any) -> list[StoredEvent]:
+            stored: list[StoredEvent] = together(ids, **kwargs)
+            read.append([(s.originator_id, s.originator_version) for s in stored])
+            return stored
+
+        monkeypatch.setattr(recorder, "select_events_of", counted)
+    store = Store(services.application)
+    store.forget(snapshotted, other)
+    found = store.find_all([snapshotted, other])
+    assert vars(found[snapshotted]) == vars(_replayed(services, snapshotted))
+    assert vars(found[other]) == vars(_replayed(services, other))
+    if together is not None:  # PostgreSQL: one query, the snapshot and what came after it
+        rows = {i: [v for o, v in read[0] if o == i] for i in (snapshotted, other)}
+        assert len(read) == 1
+        assert rows == {snapshotted: [EVERY, EVERY + 1, EVERY + 2, EVERY + 3],
+                        other: [1, 2]}
+
+
 def test_the_grade_is_sealed_in_the_snapshot_and_reads_as_none_once_erased(
     services: Services,
 ) -> None:
