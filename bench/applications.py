@@ -104,12 +104,13 @@ read models' following; ``docs/benchmarks.md``, "Applications"). PostgreSQL took
 for half the default size (300,000 from 15,000 residents: seed 5 minutes, the year 95, 19.0
 ms an application) and goes slower per application at the full size: about 3.5-4 hours for
 600,000 with one worker. Three workers made the timed year on PostgreSQL take 0.75 of the
-time where the cache misses as at full size (2026-12-08): about 2.5-3 hours for 600,000.
+time where the cache misses as at full size, and seed 30,000 residents in 7 minutes instead
+of 12 (2026-12-08): about 3 hours for 600,000.
 Those runs used the rates of their day (before 2026-12-08: applications decided in full over
 the sum of their calls' times). Run from the project root::
 
     .venv/bin/python -m bench.applications --backend sqlite      # 600,000: about 1.5 hours
-    .venv/bin/python -m bench.applications --backend postgres --workers 3  # 600,000: 2.5-3 h
+    .venv/bin/python -m bench.applications --backend postgres --workers 3  # 600,000: ~3 h
     .venv/bin/python -m bench.applications --applications 300000 --backend postgres  # 1.7 h
     .venv/bin/python -m bench.applications --quick               # 300: a smoke test, ~10 s
     .venv/bin/python -m bench.applications --applications 3000 --backend sqlite
